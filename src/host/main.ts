@@ -1,0 +1,2 @@
+// Model host process entry; built by the trainer work (issue 8).
+export {};
