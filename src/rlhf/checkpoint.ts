@@ -1,0 +1,162 @@
+/**
+ * Atomic checkpoints. A checkpoint is a folder `step-NNNNNNN/` holding its files and a
+ * `manifest.json` with each file's SHA-256; it is written under a temporary name, flushed, and
+ * renamed into place, and only then does the run's `latest` pointer (itself replaced by
+ * rename) move to it. A crash at any moment leaves either the previous checkpoint or the new
+ * one, never a half-written folder that resume would trust.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+function fsyncPath(target: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(target, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Directories cannot be fsynced on every platform (Windows); the rename is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Writes a file by temp + fsync + rename, so readers see the old or new content only. */
+export function writeFileAtomic(filePath: string, data: string | Uint8Array): void {
+  const dir = path.dirname(filePath);
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, filePath);
+  fsyncPath(dir);
+}
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface CheckpointManifest {
+  step: number;
+  /** ISO time the checkpoint was completed. */
+  time: string;
+  files: Record<string, { bytes: number; sha256: string }>;
+  /** Trainer state needed to resume (optimizer step, KL coefficient, RNG seed, ...). */
+  state: Record<string, unknown>;
+}
+
+const POINTER = 'latest';
+
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(7, '0')}`;
+}
+
+/**
+ * Writes `files` as checkpoint `step` under `checkpointsDir` and moves the `latest` pointer to
+ * it. Returns the checkpoint folder. Keeps the newest `keep` checkpoints.
+ */
+export function writeCheckpoint(
+  checkpointsDir: string,
+  step: number,
+  files: Record<string, Uint8Array | string>,
+  state: Record<string, unknown>,
+  keep = 2,
+): string {
+  fs.mkdirSync(checkpointsDir, { recursive: true });
+  const finalDir = path.join(checkpointsDir, checkpointName(step));
+  const tmpDir = `${finalDir}.${process.pid}.tmp`;
+  fs.rmSync(tmpDir, { recursive: true, force: true });
+  fs.mkdirSync(tmpDir);
+  const manifest: CheckpointManifest = { step, time: new Date().toISOString(), files: {}, state };
+  for (const [name, content] of Object.entries(files)) {
+    if (name.includes('/') || name.includes('\\') || name === 'manifest.json') {
+      throw new Error(`checkpoint file name ${JSON.stringify(name)} is not allowed`);
+    }
+    const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    const fd = fs.openSync(path.join(tmpDir, name), 'w');
+    try {
+      fs.writeSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    manifest.files[name] = { bytes: bytes.length, sha256: sha256(bytes) };
+  }
+  writeFileAtomic(path.join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  fs.rmSync(finalDir, { recursive: true, force: true });
+  fs.renameSync(tmpDir, finalDir);
+  fsyncPath(checkpointsDir);
+  writeFileAtomic(path.join(checkpointsDir, POINTER), checkpointName(step) + '\n');
+  pruneCheckpoints(checkpointsDir, keep, checkpointName(step));
+  return finalDir;
+}
+
+function pruneCheckpoints(checkpointsDir: string, keep: number, current: string): void {
+  const names = fs
+    .readdirSync(checkpointsDir)
+    .filter((n) => /^step-\d{7}$/.test(n))
+    .sort();
+  const doomed = names.slice(0, Math.max(0, names.length - keep)).filter((n) => n !== current);
+  for (const name of doomed) fs.rmSync(path.join(checkpointsDir, name), { recursive: true });
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  manifest: CheckpointManifest;
+  read(name: string): Buffer;
+}
+
+/**
+ * Opens the checkpoint `latest` points to, verifying every file against the manifest.
+ * Returns undefined when the run has no checkpoint yet; throws naming the file when a
+ * checkpoint exists but is damaged (resume must never continue from corrupt state).
+ */
+export function loadLatestCheckpoint(checkpointsDir: string): LoadedCheckpoint | undefined {
+  const pointer = path.join(checkpointsDir, POINTER);
+  if (!fs.existsSync(pointer)) return undefined;
+  const name = fs.readFileSync(pointer, 'utf8').trim();
+  if (!/^step-\d{7}$/.test(name)) {
+    throw new Error(
+      `${pointer}: expected a checkpoint name like "step-0000010", got ${JSON.stringify(name)}`,
+    );
+  }
+  const dir = path.join(checkpointsDir, name);
+  const manifestPath = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(manifestPath)) {
+    throw new Error(`${pointer} names ${name}, but ${manifestPath} does not exist`);
+  }
+  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as CheckpointManifest;
+  const cache = new Map<string, Buffer>();
+  for (const [file, info] of Object.entries(manifest.files)) {
+    const filePath = path.join(dir, file);
+    if (!fs.existsSync(filePath)) {
+      throw new Error(`checkpoint ${dir} lists ${file} in its manifest, but the file is missing`);
+    }
+    const bytes = fs.readFileSync(filePath);
+    if (bytes.length !== info.bytes || sha256(bytes) !== info.sha256) {
+      throw new Error(
+        `checkpoint file ${filePath} does not match its manifest (${bytes.length} bytes, ` +
+          `expected ${info.bytes} with sha256 ${info.sha256.slice(0, 12)}...)`,
+      );
+    }
+    cache.set(file, bytes);
+  }
+  return {
+    dir,
+    manifest,
+    read(file: string): Buffer {
+      const bytes = cache.get(file);
+      if (!bytes) {
+        throw new Error(
+          `checkpoint ${dir} has no file ${JSON.stringify(file)}; it has: ${[...cache.keys()].join(', ')}`,
+        );
+      }
+      return bytes;
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Training metrics: names follow TRL so that charts and habits carry over, one fixed-format line
+ * per step for people, and one JSON object per step appended to `metrics.jsonl` for tools.
+ */
+import * as fs from 'fs';
+
+/** PPO metric names (TRL PPOTrainer). */
+export const PPO_METRICS = [
+  'objective/kl',
+  'objective/entropy',
+  'objective/non_score_reward',
+  'objective/rlhf_reward',
+  'objective/scores',
+  'policy/approxkl_avg',
+  'policy/clipfrac_avg',
+  'loss/policy_avg',
+  'loss/value_avg',
+  'val/clipfrac_avg',
+  'policy/entropy_avg',
+  'val/ratio',
+  'val/num_eos_tokens',
+  'val/kl_coef',
+  'lr',
+  'episode',
+] as const;
+
+/** Reward-model metric names (TRL RewardTrainer logs `accuracy` and `margin` at eval). */
+export const RM_METRICS = [
+  'loss/train',
+  'eval/loss',
+  'eval/accuracy',
+  'eval/margin',
+  'eval/ties',
+  'eval/equal_scores',
+  'lr',
+  'epoch',
+] as const;
+
+/** DPO metric names (TRL DPOTrainer). */
+export const DPO_METRICS = [
+  'loss',
+  'rewards/chosen',
+  'rewards/rejected',
+  'rewards/accuracies',
+  'rewards/margins',
+  'logps/chosen',
+  'logps/rejected',
+  'lr',
+  'epoch',
+] as const;
+
+export type MetricRow = Record<string, number>;
+
+/** Running means of per-minibatch statistics, reduced once per step. */
+export class MetricAccumulator {
+  private sums = new Map<string, number>();
+  private counts = new Map<string, number>();
+
+  add(name: string, value: number): void {
+    this.sums.set(name, (this.sums.get(name) ?? 0) + value);
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+  }
+
+  means(): MetricRow {
+    const out: MetricRow = {};
+    for (const [name, sum] of this.sums) out[name] = sum / this.counts.get(name)!;
+    return out;
+  }
+}
+
+function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5)) return v.toExponential(3);
+  return v.toFixed(4);
+}
+
+/** "step 12 | objective/kl 0.0123 | ..." with the names in the given order, then the rest. */
+export function formatMetricLine(step: number, row: MetricRow, order: readonly string[]): string {
+  const names = [
+    ...order.filter((n) => n in row),
+    ...Object.keys(row).filter((n) => !order.includes(n)),
+  ];
+  return [`step ${step}`, ...names.map((n) => `${n} ${formatValue(row[n])}`)].join(' | ');
+}
+
+/** Appends one JSON line per step; NaN/Infinity become null (JSON cannot carry them). */
+export class MetricsWriter {
+  constructor(readonly filePath: string) {}
+
+  append(step: number, row: MetricRow): void {
+    const clean: Record<string, number | null> = { step };
+    for (const [k, v] of Object.entries(row)) clean[k] = Number.isFinite(v) ? v : null;
+    fs.appendFileSync(this.filePath, JSON.stringify({ ...clean, time: Date.now() }) + '\n');
+  }
+
+  /** Reads the file back; a torn last line (crash mid-write) is skipped, others must parse. */
+  static read(filePath: string): Array<Record<string, number | null>> {
+    if (!fs.existsSync(filePath)) return [];
+    const lines = fs.readFileSync(filePath, 'utf8').split('\n');
+    const rows: Array<Record<string, number | null>> = [];
+    lines.forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        rows.push(JSON.parse(line));
+      } catch (error) {
+        if (i === lines.length - 1) return;
+        throw new Error(`${filePath}:${i + 1}: not valid JSON (${(error as Error).message})`);
+      }
+    });
+    return rows;
+  }
+}

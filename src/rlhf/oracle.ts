@@ -1,0 +1,231 @@
+/**
+ * Simulated annotator for tests and the demo. An oracle scores each completion with a rule,
+ * prefers the higher score, and then misbehaves the way people do, by configuration:
+ *
+ * 1. With probability `positionBias` it picks the first shown completion without looking
+ *    (real exports show this skew, see shared/data/README.md).
+ * 2. Otherwise it picks the completion with the higher rule score; scores closer than
+ *    `tieEpsilon` are a tie.
+ * 3. With probability `labelNoise` a non-tie verdict is flipped.
+ *
+ * Rules are pluggable: `loadOracleRule(path)` loads a JavaScript module that exports
+ * `{ name, description, score(prompt, completion) }` (or `score` alone).
+ */
+import * as path from 'path';
+import { createRng } from './random';
+
+/** A preference rule: a higher score is better. Must be deterministic. */
+export interface OracleRule {
+  name: string;
+  /** One or two sentences a person can check verdicts against. */
+  description: string;
+  score(prompt: string, completion: string): number;
+}
+
+export interface OracleConfig {
+  /** Probability that a non-tie verdict is flipped (0 to 0.5). */
+  labelNoise: number;
+  /** Probability that the first shown completion is chosen regardless of the rule (0 to 1). */
+  positionBias: number;
+  /** Absolute score difference at or below which two completions are a tie. */
+  tieEpsilon: number;
+  /** Seed for the noise and bias coin flips. */
+  seed: number;
+}
+
+export const DEFAULT_ORACLE_CONFIG: OracleConfig = {
+  labelNoise: 0,
+  positionBias: 0,
+  tieEpsilon: 1e-9,
+  seed: 0,
+};
+
+export type Verdict = 'a' | 'b' | 'tie';
+
+export interface Judgment {
+  verdict: Verdict;
+  /** What the rule alone says, before bias and noise (for measuring the annotator itself). */
+  ruleVerdict: Verdict;
+  scoreA: number;
+  scoreB: number;
+  flipped: boolean;
+  positional: boolean;
+}
+
+const OPEN = '([{';
+const CLOSE = ')]}';
+
+/**
+ * Bracket problems the completion adds to its prompt: a closing bracket that matches nothing
+ * open (in prompt or completion) or the wrong kind, plus brackets the completion opens and
+ * leaves open. Brackets the prompt left open are allowed to stay open. String and comment
+ * contents are not parsed (Limitation: a bracket inside a string literal counts).
+ */
+export function bracketProblems(prompt: string, completion: string): number {
+  const stack: string[] = [];
+  for (const ch of prompt) {
+    const o = OPEN.indexOf(ch);
+    if (o >= 0) stack.push(ch);
+    else {
+      const c = CLOSE.indexOf(ch);
+      if (c >= 0 && stack.length > 0 && stack[stack.length - 1] === OPEN[c]) stack.pop();
+    }
+  }
+  const promptDepth = stack.length;
+  let problems = 0;
+  for (const ch of completion) {
+    const o = OPEN.indexOf(ch);
+    if (o >= 0) {
+      stack.push(ch);
+      continue;
+    }
+    const c = CLOSE.indexOf(ch);
+    if (c < 0) continue;
+    if (stack.length > 0 && stack[stack.length - 1] === OPEN[c]) stack.pop();
+    else problems++;
+  }
+  return problems + Math.max(0, stack.length - promptDepth);
+}
+
+function countMatches(text: string, pattern: RegExp): number {
+  return (text.match(pattern) ?? []).length;
+}
+
+/** Built-in rule 1: balanced brackets and no leftover debugging. */
+export const cleanCodeRule: OracleRule = {
+  name: 'clean-code',
+  description:
+    'Prefers completions that add no bracket problems (score -1 per unmatched or unclosed ' +
+    'bracket the completion adds) and contain no TODO/FIXME or console.log/print debugging ' +
+    '(score -2 each); among equals, a completion that ends its line (+0.5) and is non-empty.',
+  score(prompt, completion) {
+    let score = -bracketProblems(prompt, completion);
+    score -= 2 * countMatches(completion, /\b(TODO|FIXME)\b/g);
+    score -= 2 * countMatches(completion, /\bconsole\.log\b|\bprint\s*\(/g);
+    if (completion.trim().length === 0) score -= 1;
+    else if (completion.endsWith('\n')) score += 0.5;
+    return score;
+  },
+};
+
+/** Built-in rule 2: short, complete lines. */
+export const shortLinesRule: OracleRule = {
+  name: 'short-lines',
+  description:
+    'Prefers completions that end at a line break (+1) and whose longest line is short ' +
+    '(-1 per 40 characters of the longest line); an empty completion scores -1.',
+  score(_prompt, completion) {
+    if (completion.trim().length === 0) return -1;
+    const longest = Math.max(...completion.split('\n').map((line) => line.length));
+    return (completion.endsWith('\n') ? 1 : 0) - longest / 40;
+  },
+};
+
+export const BUILTIN_RULES: Record<string, OracleRule> = {
+  [cleanCodeRule.name]: cleanCodeRule,
+  [shortLinesRule.name]: shortLinesRule,
+};
+
+/** A rule by built-in name, or loaded from a JavaScript module path. */
+export function resolveOracleRule(nameOrPath: string): OracleRule {
+  const builtin = BUILTIN_RULES[nameOrPath];
+  if (builtin) return builtin;
+  if (!/[/\\]|\.c?js$/.test(nameOrPath)) {
+    throw new Error(
+      `unknown oracle ${JSON.stringify(nameOrPath)}; allowed: ${Object.keys(BUILTIN_RULES)
+        .map((n) => JSON.stringify(n))
+        .join(', ')} or a path to a .js module`,
+    );
+  }
+  return loadOracleRule(nameOrPath);
+}
+
+/** Loads a rule module; throws naming the file and what the export must look like. */
+export function loadOracleRule(modulePath: string): OracleRule {
+  const resolved = path.resolve(modulePath);
+  let loaded: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(resolved);
+  } catch (error) {
+    throw new Error(`cannot load oracle module ${resolved}: ${(error as Error).message}`);
+  }
+  const candidate = (loaded as { default?: unknown })?.default ?? loaded;
+  const shape = 'expected module.exports = { name, description, score(prompt, completion) }';
+  if (typeof candidate === 'function') {
+    return { name: path.basename(resolved), description: `rule from ${resolved}`, score: wrap() };
+  }
+  if (typeof candidate !== 'object' || candidate === null) {
+    throw new Error(`oracle module ${resolved} exports ${typeof candidate}; ${shape}`);
+  }
+  const rule = candidate as Partial<OracleRule>;
+  if (typeof rule.score !== 'function') {
+    throw new Error(`oracle module ${resolved} has no score function; ${shape}`);
+  }
+  return {
+    name: typeof rule.name === 'string' ? rule.name : path.basename(resolved),
+    description: typeof rule.description === 'string' ? rule.description : `rule from ${resolved}`,
+    score: wrap(),
+  };
+
+  function wrap(): OracleRule['score'] {
+    const fn = (typeof candidate === 'function' ? candidate : (candidate as OracleRule).score) as (
+      p: string,
+      c: string,
+    ) => unknown;
+    return (prompt, completion) => {
+      const value = fn.call(candidate, prompt, completion);
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new Error(
+          `oracle module ${resolved} returned ${JSON.stringify(value)} for a completion; ` +
+            'score must return a finite number',
+        );
+      }
+      return value;
+    };
+  }
+}
+
+function checkConfig(config: OracleConfig): void {
+  const inRange = (key: keyof OracleConfig, lo: number, hi: number) => {
+    const v = config[key];
+    if (typeof v !== 'number' || !(v >= lo && v <= hi)) {
+      throw new Error(`oracle config "${key}" is ${v}; allowed: ${lo} to ${hi}`);
+    }
+  };
+  inRange('labelNoise', 0, 0.5);
+  inRange('positionBias', 0, 1);
+  inRange('tieEpsilon', 0, Number.MAX_VALUE);
+}
+
+export class Oracle {
+  readonly config: OracleConfig;
+  private readonly rng: () => number;
+
+  constructor(
+    readonly rule: OracleRule,
+    config: Partial<OracleConfig> = {},
+  ) {
+    this.config = { ...DEFAULT_ORACLE_CONFIG, ...config };
+    checkConfig(this.config);
+    this.rng = createRng(this.config.seed);
+  }
+
+  /** Judges completion `a` (shown first) against `b` for the same prompt. */
+  judge(prompt: string, a: string, b: string): Judgment {
+    const scoreA = this.rule.score(prompt, a);
+    const scoreB = this.rule.score(prompt, b);
+    const diff = scoreA - scoreB;
+    const ruleVerdict: Verdict =
+      Math.abs(diff) <= this.config.tieEpsilon ? 'tie' : diff > 0 ? 'a' : 'b';
+    // Both coins are always drawn so that the stream of verdicts does not depend on outcomes.
+    const biasCoin = this.rng();
+    const noiseCoin = this.rng();
+    if (biasCoin < this.config.positionBias) {
+      return { verdict: 'a', ruleVerdict, scoreA, scoreB, flipped: false, positional: true };
+    }
+    const flip = ruleVerdict !== 'tie' && noiseCoin < this.config.labelNoise;
+    const verdict: Verdict = flip ? (ruleVerdict === 'a' ? 'b' : 'a') : ruleVerdict;
+    return { verdict, ruleVerdict, scoreA, scoreB, flipped: flip, positional: false };
+  }
+}

@@ -1,0 +1,100 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  Oracle,
+  bracketProblems,
+  cleanCodeRule,
+  resolveOracleRule,
+  shortLinesRule,
+} from '../../../src/rlhf/oracle';
+
+describe('rlhf oracle', () => {
+  it('counts bracket problems the completion adds, allowing prompt brackets to stay open', () => {
+    assert.strictEqual(bracketProblems('f(', 'a, b)'), 0);
+    assert.strictEqual(bracketProblems('f(', 'a, b'), 0); // prompt's "(" may stay open
+    assert.strictEqual(bracketProblems('', 'x)'), 1);
+    assert.strictEqual(bracketProblems('', '{[}'), 3); // "}" mismatches "["; "{" and "[" stay open
+    assert.strictEqual(bracketProblems('if (a) {', '\n  g(1\n'), 1);
+  });
+
+  it('clean-code prefers balanced, debug-free, line-ending completions', () => {
+    const p = 'function f(a) {\n';
+    assert.ok(cleanCodeRule.score(p, '  return a;\n') > cleanCodeRule.score(p, '  return g(a;\n'));
+    assert.ok(
+      cleanCodeRule.score(p, '  return a;\n') > cleanCodeRule.score(p, '  console.log(a);\n'),
+    );
+    assert.ok(cleanCodeRule.score(p, '  return a;\n') > cleanCodeRule.score(p, '  // TODO\n'));
+    assert.ok(cleanCodeRule.score(p, '  return a;\n') > cleanCodeRule.score(p, '  return a;'));
+  });
+
+  it('short-lines prefers a complete short line', () => {
+    assert.ok(shortLinesRule.score('', 'x = 1\n') > shortLinesRule.score('', 'x = 1'));
+    assert.ok(
+      shortLinesRule.score('', 'x = 1\n') >
+        shortLinesRule.score('', 'x = ' + '1 + '.repeat(20) + '1\n'),
+    );
+    assert.strictEqual(shortLinesRule.score('', '   '), -1);
+  });
+
+  it('without noise or bias follows the rule exactly, and reports ties', () => {
+    const oracle = new Oracle(shortLinesRule);
+    assert.strictEqual(oracle.judge('', 'a\n', 'a').verdict, 'a');
+    assert.strictEqual(oracle.judge('', 'a', 'a\n').verdict, 'b');
+    assert.strictEqual(oracle.judge('', 'ab\n', 'cd\n').verdict, 'tie');
+  });
+
+  it('flips about labelNoise of verdicts, deterministically by seed', () => {
+    const run = (seed: number) => {
+      const oracle = new Oracle(shortLinesRule, { labelNoise: 0.1, seed });
+      let flips = 0;
+      for (let i = 0; i < 4000; i++) if (oracle.judge('', 'a\n', 'a').verdict === 'b') flips++;
+      return flips;
+    };
+    const flips = run(7);
+    assert.ok(flips > 320 && flips < 480, `flips ${flips} of 4000`);
+    assert.strictEqual(run(7), flips);
+    assert.notStrictEqual(run(8), flips);
+  });
+
+  it('position bias picks the first shown completion', () => {
+    const oracle = new Oracle(shortLinesRule, { positionBias: 0.3, seed: 1 });
+    let first = 0;
+    for (let i = 0; i < 2000; i++) if (oracle.judge('', 'a', 'a\n').verdict === 'a') first++;
+    assert.ok(first > 520 && first < 680, `first chosen ${first} of 2000`);
+  });
+
+  it('rejects out-of-range noise, naming the key', () => {
+    assert.throws(
+      () => new Oracle(shortLinesRule, { labelNoise: 0.7 }),
+      /"labelNoise" is 0.7; allowed: 0 to 0.5/,
+    );
+  });
+
+  it('loads a rule from a JavaScript module, and names a bad one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oracle-'));
+    const good = path.join(dir, 'semicolons.js');
+    fs.writeFileSync(
+      good,
+      "module.exports = { name: 'semicolons', description: 'more semicolons', score: (p, c) => c.split(';').length };",
+    );
+    const rule = resolveOracleRule(good);
+    assert.strictEqual(rule.name, 'semicolons');
+    assert.strictEqual(new Oracle(rule).judge('', 'a;b;', 'a').verdict, 'a');
+    const bad = path.join(dir, 'bad.js');
+    fs.writeFileSync(bad, 'module.exports = { name: "x" };');
+    assert.throws(() => resolveOracleRule(bad), /has no score function/);
+    const nan = path.join(dir, 'nan.js');
+    fs.writeFileSync(nan, 'module.exports = () => "high";');
+    assert.throws(() => resolveOracleRule(nan).score('', ''), /returned "high".*finite number/);
+    assert.throws(
+      () => resolveOracleRule('nicest'),
+      /unknown oracle "nicest"; allowed: "clean-code", "short-lines"/,
+    );
+    assert.throws(
+      () => resolveOracleRule(path.join(dir, 'missing.js')),
+      /cannot load oracle module/,
+    );
+  });
+});

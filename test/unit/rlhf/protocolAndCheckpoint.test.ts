@@ -1,0 +1,192 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseTrainingCommand, parseTrainingEvent } from '../../../src/protocol/training';
+import {
+  loadLatestCheckpoint,
+  writeCheckpoint,
+  writeFileAtomic,
+} from '../../../src/rlhf/checkpoint';
+import {
+  HeadNotFoundError,
+  decodeHead,
+  encodeHead,
+  headDigest,
+  loadHead,
+  saveHead,
+} from '../../../src/rlhf/heads';
+import { MetricsWriter, formatMetricLine, PPO_METRICS } from '../../../src/rlhf/metrics';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-'));
+
+describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
+  it('validates commands and names the bad field', () => {
+    const start = {
+      type: 'train/start',
+      jobId: 'j1',
+      kind: 'ppo',
+      runDir: '/r',
+      resume: false,
+      config: { lr: 1e-4 },
+    };
+    assert.deepStrictEqual(parseTrainingCommand(start), start);
+    assert.deepStrictEqual(parseTrainingCommand({ type: 'train/cancel', jobId: 'j1' }), {
+      type: 'train/cancel',
+      jobId: 'j1',
+    });
+    assert.throws(
+      () => parseTrainingCommand({ ...start, kind: 'sft' }),
+      /"kind" is "sft"; allowed: "rm", "ppo", "dpo"/,
+    );
+    assert.throws(
+      () => parseTrainingCommand({ ...start, resume: 'yes' }),
+      /"resume" must be a boolean/,
+    );
+    assert.throws(
+      () => parseTrainingCommand({ ...start, jobId: '' }),
+      /"jobId" must be a non-empty string/,
+    );
+    assert.throws(
+      () => parseTrainingCommand({ type: 'train/pause', jobId: 'j' }),
+      /unknown type "train\/pause"/,
+    );
+    assert.throws(() => parseTrainingCommand([]), /must be an object/);
+  });
+
+  it('validates events; NaN metrics arrive as null and are kept as NaN', () => {
+    const m = parseTrainingEvent(
+      JSON.parse(
+        JSON.stringify({
+          type: 'train/metrics',
+          jobId: 'j',
+          step: 3,
+          metrics: { 'objective/kl': 0.1, 'loss/value_avg': Number.NaN },
+        }),
+      ),
+    );
+    assert.ok(
+      m.type === 'train/metrics' &&
+        Number.isNaN(m.metrics['loss/value_avg']) &&
+        m.metrics['objective/kl'] === 0.1,
+    );
+    assert.throws(
+      () => parseTrainingEvent({ type: 'train/metrics', jobId: 'j', step: 3, metrics: { a: 'x' } }),
+      /"metrics.a" must be a number/,
+    );
+    assert.throws(
+      () =>
+        parseTrainingEvent({
+          type: 'train/progress',
+          jobId: 'j',
+          phase: 'rollout',
+          step: -1,
+          totalSteps: 3,
+        }),
+      /"step" must be a non-negative integer, got -1/,
+    );
+    assert.throws(
+      () => parseTrainingEvent({ type: 'train/done', jobId: 'j', status: 'failed' }),
+      /needs an "error"/,
+    );
+    assert.throws(
+      () =>
+        parseTrainingEvent({
+          type: 'train/log',
+          jobId: 'j',
+          level: 'loud',
+          message: 'x',
+          time: 't',
+        }),
+      /"level" is "loud"/,
+    );
+    const done = parseTrainingEvent({
+      type: 'train/done',
+      jobId: 'j',
+      status: 'cancelled',
+      summary: { step: 4 },
+    });
+    assert.deepStrictEqual(done, {
+      type: 'train/done',
+      jobId: 'j',
+      status: 'cancelled',
+      summary: { step: 4 },
+    });
+  });
+
+  it('writes files atomically and leaves no temp files', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'active.json');
+    writeFileAtomic(file, '{"a":1}');
+    writeFileAtomic(file, '{"a":2}');
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), '{"a":2}');
+    assert.deepStrictEqual(fs.readdirSync(dir), ['active.json']);
+  });
+
+  it('checkpoints: latest pointer, verification, pruning, damaged file is an error', () => {
+    const dir = tmp();
+    assert.strictEqual(loadLatestCheckpoint(dir), undefined);
+    writeCheckpoint(dir, 1, { 'a.bin': new Uint8Array([1, 2]) }, { klCoef: 0.1 });
+    writeCheckpoint(dir, 2, { 'a.bin': new Uint8Array([3, 4]) }, { klCoef: 0.2 });
+    writeCheckpoint(dir, 3, { 'a.bin': new Uint8Array([5, 6]) }, { klCoef: 0.3 });
+    const ck = loadLatestCheckpoint(dir)!;
+    assert.strictEqual(ck.manifest.step, 3);
+    assert.deepStrictEqual([...ck.read('a.bin')], [5, 6]);
+    assert.deepStrictEqual(ck.manifest.state, { klCoef: 0.3 });
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['latest', 'step-0000002', 'step-0000003']);
+    // a half-written temp folder from a crash is ignored
+    fs.mkdirSync(path.join(dir, 'step-0000004.999.tmp'));
+    assert.strictEqual(loadLatestCheckpoint(dir)!.manifest.step, 3);
+    fs.writeFileSync(path.join(dir, 'step-0000003', 'a.bin'), new Uint8Array([5, 7]));
+    assert.throws(() => loadLatestCheckpoint(dir), /a\.bin does not match its manifest/);
+    assert.throws(() => ck.read('b.bin'), /has no file "b.bin"/);
+  });
+
+  it('R5: heads round-trip bitwise (SHA-256) and a missing head is loud', () => {
+    const dir = tmp();
+    const weight = new Float32Array([0.1, -2.5e-8, 3.4028234e38, Math.PI, -0]);
+    const head = { weight, bias: new Float32Array([1e-7]) };
+    saveHead(dir, 'value', head);
+    const loaded = loadHead(dir, 'value', 5);
+    assert.strictEqual(loaded.initializedFresh, false);
+    assert.strictEqual(headDigest(loaded.head), headDigest(head));
+    assert.ok(Object.is(loaded.head.weight[4], -0));
+    assert.throws(
+      () => loadHead(dir, 'reward', 5),
+      (e: Error) =>
+        e instanceof HeadNotFoundError &&
+        /reward head not found at .*reward_head\.safetensors/.test(e.message),
+    );
+    const fresh = loadHead(dir, 'reward', 5, () => ({
+      weight: new Float32Array(5),
+      bias: new Float32Array(1),
+    }));
+    assert.strictEqual(fresh.initializedFresh, true);
+    assert.throws(() => loadHead(dir, 'value', 6), /hidden size is 6/);
+    const bytes = encodeHead(head, 'value');
+    bytes[bytes.length - 1] ^= 1;
+    assert.throws(() => decodeHead(bytes, 'x'), /do not match the stored sha256/);
+    assert.throws(
+      () =>
+        decodeHead(new TextEncoder().encode('version https://git-lfs.github.com/spec/v1\n'), 'lfs'),
+      /header length .* exceeds file size/,
+    );
+  });
+
+  it('metrics: fixed-format line and JSONL that keeps NaN as null and survives a torn tail', () => {
+    const line = formatMetricLine(
+      4,
+      { 'loss/value_avg': 0.5, 'objective/kl': 0.01234, extra: 2 },
+      PPO_METRICS,
+    );
+    assert.strictEqual(line, 'step 4 | objective/kl 0.0123 | loss/value_avg 0.5000 | extra 2.0000');
+    const file = path.join(tmp(), 'metrics.jsonl');
+    const w = new MetricsWriter(file);
+    w.append(1, { a: 1 });
+    w.append(2, { a: Number.NaN });
+    fs.appendFileSync(file, '{"step":3,"a"');
+    const rows = MetricsWriter.read(file);
+    assert.strictEqual(rows.length, 2);
+    assert.strictEqual(rows[1].a, null);
+  });
+});
