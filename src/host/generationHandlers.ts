@@ -1,0 +1,66 @@
+/**
+ * The model host's generation methods: `load` (switch model folder), `complete` (sample K
+ * candidates) and `ping`. One generator (one set of onnxruntime sessions) lives at a time; a
+ * switch disposes the old one exactly once, after the new one has loaded.
+ */
+import type { CompletionGenerator } from '../generation/api';
+import type { MessageLoop } from './loop';
+import type { RpcServer } from './rpc';
+import type { ModelScheduler } from './scheduler';
+
+export type LoadGenerator = (modelDir: string) => Promise<CompletionGenerator>;
+
+export class NoModelLoadedError extends Error {
+  override name = 'NoModelLoadedError';
+}
+
+export interface GenerationState {
+  /** The loaded generator, for other handlers (training) that share the sessions. */
+  current(): { generator: CompletionGenerator; modelDir: string } | undefined;
+}
+
+export function registerGenerationHandlers(
+  loop: MessageLoop,
+  rpc: RpcServer,
+  scheduler: ModelScheduler,
+  loadGenerator: LoadGenerator,
+): GenerationState {
+  const log = loop.logger('generation');
+  let loaded: { generator: CompletionGenerator; modelDir: string; model: string } | undefined;
+
+  rpc.method('load', (params, signal) =>
+    scheduler.run(
+      'interactive',
+      async () => {
+        if (loaded?.modelDir === params.modelDir) return { model: loaded.model, loadMs: 0 };
+        const started = performance.now();
+        const generator = await loadGenerator(params.modelDir);
+        const previous = loaded;
+        loaded = { generator, modelDir: params.modelDir, model: generator.describe() };
+        if (previous) await previous.generator.dispose();
+        const loadMs = performance.now() - started;
+        log.info(`loaded ${loaded.model} from ${params.modelDir} in ${loadMs.toFixed(0)} ms`);
+        return { model: loaded.model, loadMs };
+      },
+      signal,
+    ),
+  );
+
+  rpc.method('complete', (params, signal) => {
+    const arrived = performance.now();
+    return scheduler.run(
+      'interactive',
+      async () => {
+        if (!loaded) throw new NoModelLoadedError('no model loaded; send "load" first');
+        const { generator, model } = loaded;
+        const candidates = await generator.complete(params, signal);
+        return { candidates, latencyMs: performance.now() - arrived, model };
+      },
+      signal,
+    );
+  });
+
+  rpc.method('ping', async () => ({ pid: process.pid, model: loaded?.model ?? null }));
+
+  return { current: () => loaded && { generator: loaded.generator, modelDir: loaded.modelDir } };
+}
