@@ -1,0 +1,273 @@
+/**
+ * One typed config per trainer, with defaults and a help text per field. `parseConfig` takes the
+ * JSON object of a `train/start` command (or CLI flags) and names any unknown key or bad value.
+ */
+
+type FieldSpec =
+  | { kind: 'number'; min?: number; max?: number; integer?: boolean; help: string }
+  | { kind: 'boolean'; help: string }
+  | { kind: 'string'; help: string }
+  | { kind: 'enum'; values: readonly string[]; help: string };
+
+export type ConfigSpec<T> = { [K in keyof T]-?: FieldSpec };
+
+/** Settings shared by every trainer. */
+export interface CommonConfig {
+  /** Model folder (Hugging Face layout). */
+  modelDir: string;
+  /** Preference store (JSONL) to train on; empty when the caller passes pairs directly. */
+  dataFile: string;
+  seed: number;
+  learningRate: number;
+  /** LoRA rank and alpha (scale alpha / rank, see failure kind R6). */
+  loraRank: number;
+  loraAlpha: number;
+  /** Left-truncate prompts to this many tokens (the end of the prompt is what matters). */
+  maxPromptTokens: number;
+  /** Truncate completions to this many tokens when scoring. */
+  maxCompletionTokens: number;
+  /** Steps between atomic checkpoints (0 = only at the end). */
+  checkpointEvery: number;
+}
+
+export interface RewardModelConfig extends CommonConfig {
+  epochs: number;
+  batchSize: number;
+  /** Fraction of distinct prompts held out for validation. */
+  validationFraction: number;
+  /** Stop after this many evaluations without a better validation accuracy. */
+  patience: number;
+  /** Evaluate every this many optimizer steps (0 = once per epoch). */
+  evalEvery: number;
+  /** Use per-pair margins when the data has them (Llama 2 style). */
+  useMargins: boolean;
+}
+
+export interface PpoConfig extends CommonConfig {
+  /** Folder of a trained reward model run (adapter + reward_head.safetensors). */
+  rewardModelDir: string;
+  /** PPO iterations (rollout + optimisation). */
+  iterations: number;
+  /** Prompts per rollout batch. */
+  promptsPerBatch: number;
+  /** Samples per prompt (K). */
+  samplesPerPrompt: number;
+  /** Sampling temperature; every log-probability is computed at this same temperature. */
+  temperature: number;
+  maxNewTokens: number;
+  ppoEpochs: number;
+  minibatchSize: number;
+  clipRange: number;
+  clipRangeValue: number;
+  valueCoef: number;
+  gamma: number;
+  lambda: number;
+  /** Initial KL coefficient beta. */
+  klCoef: number;
+  /** Adapt beta toward `targetKl` (Ziegler et al.); false keeps it fixed. */
+  adaptiveKl: boolean;
+  /** Target per-sequence KL (nats) for the adaptive controller. */
+  targetKl: number;
+  klHorizon: number;
+  /** Stop the epoch loop of an iteration when approx KL of a minibatch exceeds this (0 = off). */
+  klBudget: number;
+  /** Reward subtracted (or set, see convention) when a completion hits maxNewTokens. */
+  missingEosPenalty: number;
+  missingEosConvention: 'subtract' | 'replace';
+  /** Whiten advantages per batch. */
+  whitenAdvantages: boolean;
+  /** Roll back to the last good adapter when held-out reward drops by more than this. */
+  rollbackRewardDrop: number;
+}
+
+export interface DpoConfig extends CommonConfig {
+  epochs: number;
+  batchSize: number;
+  /** Strength of the implicit KL constraint. */
+  beta: number;
+  validationFraction: number;
+  patience: number;
+}
+
+const common: ConfigSpec<CommonConfig> = {
+  modelDir: { kind: 'string', help: 'model folder (Hugging Face layout)' },
+  dataFile: { kind: 'string', help: 'preference store JSONL to train on' },
+  seed: { kind: 'number', integer: true, min: 0, help: 'random seed' },
+  learningRate: { kind: 'number', min: 0, max: 1, help: 'AdamW learning rate' },
+  loraRank: { kind: 'number', integer: true, min: 1, max: 256, help: 'LoRA rank r' },
+  loraAlpha: { kind: 'number', min: 0, help: 'LoRA alpha (scale alpha / r)' },
+  maxPromptTokens: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    help: 'prompt tokens kept (left-truncated)',
+  },
+  maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
+  checkpointEvery: { kind: 'number', integer: true, min: 0, help: 'steps between checkpoints' },
+};
+
+const COMMON_DEFAULTS: CommonConfig = {
+  modelDir: '',
+  dataFile: '',
+  seed: 0,
+  learningRate: 1e-3,
+  loraRank: 8,
+  loraAlpha: 16,
+  maxPromptTokens: 96,
+  maxCompletionTokens: 32,
+  checkpointEvery: 20,
+};
+
+export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
+  ...common,
+  epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
+  batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
+  validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
+  patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
+  evalEvery: {
+    kind: 'number',
+    integer: true,
+    min: 0,
+    help: 'steps between evaluations (0 = per epoch)',
+  },
+  useMargins: { kind: 'boolean', help: 'use per-pair margins' },
+};
+
+export const RM_DEFAULTS: RewardModelConfig = {
+  ...COMMON_DEFAULTS,
+  epochs: 3,
+  batchSize: 8,
+  validationFraction: 0.2,
+  patience: 3,
+  evalEvery: 0,
+  useMargins: false,
+};
+
+export const PPO_SPEC: ConfigSpec<PpoConfig> = {
+  ...common,
+  rewardModelDir: { kind: 'string', help: 'trained reward model run folder' },
+  iterations: { kind: 'number', integer: true, min: 1, help: 'rollout + optimisation rounds' },
+  promptsPerBatch: { kind: 'number', integer: true, min: 1, help: 'prompts per rollout' },
+  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
+  temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
+  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
+  ppoEpochs: { kind: 'number', integer: true, min: 1, help: 'optimisation epochs per rollout' },
+  minibatchSize: { kind: 'number', integer: true, min: 1, help: 'sequences per minibatch' },
+  clipRange: { kind: 'number', min: 0, max: 1, help: 'policy ratio clip epsilon' },
+  clipRangeValue: { kind: 'number', min: 0, help: 'value clip around old values' },
+  valueCoef: { kind: 'number', min: 0, help: 'value loss weight' },
+  gamma: { kind: 'number', min: 0, max: 1, help: 'discount' },
+  lambda: { kind: 'number', min: 0, max: 1, help: 'GAE lambda' },
+  klCoef: { kind: 'number', min: 0, help: 'initial KL coefficient beta' },
+  adaptiveKl: { kind: 'boolean', help: 'adapt beta toward targetKl' },
+  targetKl: { kind: 'number', min: 0, help: 'target KL per sequence (nats)' },
+  klHorizon: { kind: 'number', min: 1, help: 'adaptive KL horizon (sequences)' },
+  klBudget: { kind: 'number', min: 0, help: 'approx-KL early stop per iteration (0 = off)' },
+  missingEosPenalty: { kind: 'number', min: 0, help: 'penalty for hitting maxNewTokens' },
+  missingEosConvention: { kind: 'enum', values: ['subtract', 'replace'], help: 'penalty form' },
+  whitenAdvantages: { kind: 'boolean', help: 'whiten advantages per batch' },
+  rollbackRewardDrop: {
+    kind: 'number',
+    min: 0,
+    help: 'held-out reward drop that triggers rollback',
+  },
+};
+
+export const PPO_DEFAULTS: PpoConfig = {
+  ...COMMON_DEFAULTS,
+  learningRate: 3e-4,
+  rewardModelDir: '',
+  iterations: 20,
+  promptsPerBatch: 8,
+  samplesPerPrompt: 2,
+  temperature: 0.9,
+  maxNewTokens: 24,
+  ppoEpochs: 2,
+  minibatchSize: 8,
+  clipRange: 0.2,
+  clipRangeValue: 0.2,
+  valueCoef: 0.1,
+  gamma: 1,
+  lambda: 0.95,
+  klCoef: 0.05,
+  adaptiveKl: true,
+  targetKl: 6,
+  klHorizon: 10000,
+  klBudget: 0.5,
+  missingEosPenalty: 1,
+  missingEosConvention: 'subtract',
+  whitenAdvantages: true,
+  rollbackRewardDrop: 1,
+};
+
+export const DPO_SPEC: ConfigSpec<DpoConfig> = {
+  ...common,
+  epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
+  batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
+  beta: { kind: 'number', min: 0, help: 'DPO beta' },
+  validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
+  patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
+};
+
+export const DPO_DEFAULTS: DpoConfig = {
+  ...COMMON_DEFAULTS,
+  learningRate: 5e-4,
+  epochs: 2,
+  batchSize: 8,
+  beta: 0.1,
+  validationFraction: 0.2,
+  patience: 2,
+};
+
+export class ConfigError extends Error {}
+
+/** Merges `input` over `defaults`, checking every key against `spec`. */
+export function parseConfig<T extends object>(
+  input: Record<string, unknown>,
+  spec: ConfigSpec<T>,
+  defaults: T,
+  where = 'config',
+): T {
+  const out = { ...defaults } as Record<string, unknown>;
+  const fields = spec as Record<string, FieldSpec>;
+  for (const [key, value] of Object.entries(input)) {
+    const field = fields[key];
+    if (!field) {
+      throw new ConfigError(
+        `${where}: unknown key "${key}"; allowed: ${Object.keys(fields).sort().join(', ')}`,
+      );
+    }
+    const bad = (allowed: string) =>
+      new ConfigError(`${where}: "${key}" is ${JSON.stringify(value)}; allowed: ${allowed}`);
+    switch (field.kind) {
+      case 'number': {
+        if (typeof value !== 'number' || !Number.isFinite(value)) throw bad('a finite number');
+        if (field.integer && !Number.isInteger(value)) throw bad('an integer');
+        if (field.min !== undefined && value < field.min) throw bad(`>= ${field.min}`);
+        if (field.max !== undefined && value > field.max) throw bad(`<= ${field.max}`);
+        break;
+      }
+      case 'boolean':
+        if (typeof value !== 'boolean') throw bad('true or false');
+        break;
+      case 'string':
+        if (typeof value !== 'string') throw bad('a string');
+        break;
+      case 'enum':
+        if (typeof value !== 'string' || !field.values.includes(value)) {
+          throw bad(field.values.map((v) => JSON.stringify(v)).join(', '));
+        }
+        break;
+    }
+    out[key] = value;
+  }
+  return out as T;
+}
+
+/** "--key value" help lines for the CLI. */
+export function describeConfig<T extends object>(spec: ConfigSpec<T>, defaults: T): string[] {
+  return Object.entries(spec as Record<string, FieldSpec>).map(
+    ([key, field]) =>
+      `  --${key} <${field.kind === 'enum' ? field.values.join('|') : field.kind}>  ${field.help} (default ${JSON.stringify((defaults as Record<string, unknown>)[key])})`,
+  );
+}
