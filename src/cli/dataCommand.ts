@@ -1,0 +1,225 @@
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import {
+  EXPORT_FORMATS,
+  IMPORT_FORMATS,
+  computeStats,
+  exportRecords,
+  formatStats,
+  importFile,
+  importRecords,
+  openStore,
+  writeFileAtomic,
+  type ExportFormat,
+  type ImportFormat,
+  type ImportIssue,
+} from '../data';
+import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
+
+const HELP = `code-rlhf data: preference datasets
+
+usage:
+  code-rlhf data import <file> --out <store.jsonl> [--format F] [--annotator NAME] [--dry-run]
+      Append the judgments in <file> to the store (ids already stored are skipped).
+      F: auto (default), ${IMPORT_FORMATS.join(', ')}
+  code-rlhf data export <store.jsonl> --format F --out <file> [--margins] [--ignored-as-bad] [--force]
+      Write the store as F: ${EXPORT_FORMATS.join(', ')}. Prints what the format could not hold.
+      --margins adds TRL's "margin" column; --ignored-as-bad labels ignored inline suggestions bad (kto).
+  code-rlhf data stats <file> [--format F] [--json]
+      Quality report: counts per annotator, language and source; position bias with 95%
+      intervals; duplicates; self-consistency; inter-annotator disagreement.
+  code-rlhf data validate <file> [--format F]
+      Check every line; exits 1 and names the line and key of each problem.
+`;
+
+const MAX_ISSUES_SHOWN = 20;
+
+function printIssues(io: CliIo, label: string, issues: ImportIssue[], source: string): void {
+  if (issues.length === 0) return;
+  io.err(`${label}: ${issues.length}`);
+  for (const issue of issues.slice(0, MAX_ISSUES_SHOWN)) {
+    io.err(`  ${source}${issue.line > 0 ? `:${issue.line}` : ''}: ${issue.reason}`);
+  }
+  if (issues.length > MAX_ISSUES_SHOWN) io.err(`  … and ${issues.length - MAX_ISSUES_SHOWN} more`);
+}
+
+function formatOption(
+  value: string | true | undefined,
+  allowed: readonly string[],
+  fallback?: string,
+): string {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    throw new UsageError(
+      `--format ${value === undefined ? 'is required' : JSON.stringify(value) + ' is unknown'}; allowed: ${allowed.join(', ')}`,
+    );
+  }
+  return value;
+}
+
+async function mustExist(file: string): Promise<void> {
+  try {
+    const stat = await fsp.stat(file);
+    if (!stat.isFile()) throw new UsageError(`${file} is not a file`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UsageError(`no such file: ${file}`);
+    throw error;
+  }
+}
+
+async function runImport(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, ['out', 'format', 'annotator'], ['dry-run']);
+  const [input, extra] = args.positional;
+  if (!input || extra) throw new UsageError('data import takes exactly one input file');
+  const out = args.options.get('out');
+  const dryRun = args.options.has('dry-run');
+  if (typeof out !== 'string' && !dryRun)
+    throw new UsageError('data import needs --out <store.jsonl> (or --dry-run)');
+  await mustExist(input);
+  const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
+    ImportFormat | 'auto';
+  const annotator = args.options.get('annotator');
+  const result = await importFile(input, format, {
+    source: input,
+    annotator: typeof annotator === 'string' ? annotator : undefined,
+  });
+  printIssues(io, 'rejected', result.rejected, input);
+  printIssues(io, 'warnings', result.warnings, input);
+  if (dryRun || typeof out !== 'string') {
+    io.out(
+      `${input} (${result.format}): ${result.records.length} records would be imported, ${result.rejected.length} rejected`,
+    );
+    return 0;
+  }
+  if (path.resolve(out) === path.resolve(input))
+    throw new UsageError('--out must differ from the input file');
+  const store = await openStore(out);
+  const appended = await store.appendMany(result.records);
+  const written = appended.filter((a) => a.written).length;
+  io.out(
+    `${input} (${result.format}): ${result.records.length} records read, ${written} appended to ${out}, ` +
+      `${result.records.length - written} already stored, ${result.rejected.length} rejected`,
+  );
+  return 0;
+}
+
+async function runExport(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, ['out', 'format'], ['margins', 'ignored-as-bad', 'force']);
+  const [input, extra] = args.positional;
+  if (!input || extra) throw new UsageError('data export takes exactly one store file');
+  const out = args.options.get('out');
+  if (typeof out !== 'string') throw new UsageError('data export needs --out <file>');
+  const format = formatOption(args.options.get('format'), EXPORT_FORMATS) as ExportFormat;
+  await mustExist(input);
+  if (path.resolve(out) === path.resolve(input))
+    throw new UsageError('--out must differ from the store file');
+  if (!args.options.has('force') && (await fsp.stat(out).catch(() => null))) {
+    throw new UsageError(`${out} exists; pass --force to replace it`);
+  }
+  const read = await importRecords(input);
+  if (read.rejected.length > 0) {
+    printIssues(io, 'invalid lines', read.rejected, input);
+    io.err(`not exporting: ${input} has invalid lines (see above; run "code-rlhf data validate")`);
+    return 1;
+  }
+  const result = exportRecords(read.records, format, {
+    margins: args.options.has('margins'),
+    ignoredAsBad: args.options.has('ignored-as-bad'),
+  });
+  await writeFileAtomic(
+    out,
+    result.lines.map((l) => l + '\n'),
+  );
+  io.out(
+    `${out} (${format}): ${result.lines.length} lines from ${result.recordsUsed} of ${read.records.length} records`,
+  );
+  for (const note of result.notHeld) io.out(`  not held: ${note}`);
+  return 0;
+}
+
+async function runStats(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, ['format'], ['json']);
+  const [input, extra] = args.positional;
+  if (!input || extra) throw new UsageError('data stats takes exactly one file');
+  await mustExist(input);
+  const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
+    ImportFormat | 'auto';
+  const result = await importFile(input, format, { source: input });
+  printIssues(io, 'rejected', result.rejected, input);
+  printIssues(io, 'warnings', result.warnings, input);
+  const stats = computeStats(result.records);
+  if (args.options.has('json')) {
+    io.out(
+      JSON.stringify(
+        { file: input, format: result.format, rejected: result.rejected, stats },
+        null,
+        2,
+      ),
+    );
+  } else {
+    io.out(`${input} (${result.format}), ${result.rejected.length} rows/lines rejected`);
+    io.out(formatStats(stats));
+  }
+  return 0;
+}
+
+async function runValidate(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, ['format'], []);
+  const [input, extra] = args.positional;
+  if (!input || extra) throw new UsageError('data validate takes exactly one file');
+  await mustExist(input);
+  const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
+    ImportFormat | 'auto';
+  const result = await importFile(input, format, { source: input });
+  const issues = [...result.rejected];
+  const seen = new Map<string, number>();
+  if (result.format === 'records') {
+    result.records.forEach((r, i) => {
+      if (seen.has(r.id))
+        issues.push({
+          line: 0,
+          reason: `id ${JSON.stringify(r.id)} stored twice (records ${seen.get(r.id)! + 1} and ${i + 1})`,
+        });
+      seen.set(r.id, i);
+    });
+  }
+  printIssues(io, 'problems', issues, input);
+  printIssues(io, 'warnings', result.warnings, input);
+  io.out(
+    `${input} (${result.format}): ${result.records.length} valid records, ${issues.length} problems`,
+  );
+  return issues.length === 0 ? 0 : 1;
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
+  import: runImport,
+  export: runExport,
+  stats: runStats,
+  validate: runValidate,
+};
+
+export const dataCommand: CliCommand = {
+  name: 'data',
+  summary: 'import, export, validate and report on preference datasets',
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (
+      sub === undefined ||
+      sub === '--help' ||
+      sub === '-h' ||
+      sub === 'help' ||
+      rest.includes('--help')
+    ) {
+      io.out(HELP);
+      return sub === undefined ? 2 : 0;
+    }
+    const handler = SUBCOMMANDS[sub];
+    if (!handler) {
+      throw new UsageError(
+        `unknown data subcommand ${JSON.stringify(sub)}; allowed: ${Object.keys(SUBCOMMANDS).join(', ')}`,
+      );
+    }
+    return handler(rest, io);
+  },
+};

@@ -1,0 +1,158 @@
+/**
+ * Unpaired good/bad labels in TRL's KTO form: `{"prompt", "completion", "label": true|false}`
+ * (strings, or message lists in the conversational form). From judgments: a pick labels the
+ * best good and the others bad; a ranking labels its top group good and its bottom group bad
+ * (middle groups are left out); "none good" labels every candidate bad. Implicit signals:
+ * accepted is good, rejected is bad, ignored is left out unless `ignoredAsBad`.
+ * Imported labels become implicit-signal records (accepted / rejected).
+ */
+import type {
+  CandidateShown,
+  ChatMessage,
+  PreferenceRecord,
+  PromptSnapshot,
+} from '../../protocol/records';
+import { readLines } from '../jsonl';
+import { contentId, importedCandidate, importedImplicit } from '../recordFactory';
+import {
+  countNote,
+  type ExportResult,
+  type ImportOptions,
+  type ImportResult,
+} from './importResult';
+
+export interface KtoExportOptions {
+  /** Label ignored inline suggestions as bad (default: leave them out). */
+  ignoredAsBad?: boolean;
+}
+
+export function exportKto(
+  records: readonly PreferenceRecord[],
+  options: KtoExportOptions = {},
+): ExportResult {
+  const lines: string[] = [];
+  let middle = 0;
+  let skipped = 0;
+  let ignored = 0;
+  let used = 0;
+  const emit = (prompt: PromptSnapshot, candidate: CandidateShown, label: boolean) => {
+    const row: Record<string, unknown> = prompt.messages
+      ? {
+          prompt: prompt.messages,
+          completion: candidate.messages ?? [{ role: 'assistant', content: candidate.text }],
+        }
+      : { prompt: prompt.prefix, completion: candidate.text };
+    if (!prompt.messages && prompt.suffix !== '') row.suffix = prompt.suffix;
+    row.label = label;
+    lines.push(JSON.stringify(row));
+  };
+  for (const record of records) {
+    const before = lines.length;
+    if (record.type === 'implicit') {
+      if (record.outcome === 'ignored' && !options.ignoredAsBad) ignored++;
+      else emit(record.prompt, record.candidate, record.outcome === 'accepted');
+    } else {
+      const j = record.judgment;
+      const byId = new Map(record.candidates.map((c) => [c.id, c]));
+      if (j.kind === 'pick') {
+        for (const c of record.candidates) emit(record.prompt, c, c.id === j.best);
+      } else if (j.kind === 'ranking') {
+        j.groups[0].forEach((id) => emit(record.prompt, byId.get(id)!, true));
+        if (j.groups.length > 1)
+          j.groups[j.groups.length - 1].forEach((id) => emit(record.prompt, byId.get(id)!, false));
+        for (const g of j.groups.slice(1, -1)) middle += g.length;
+      } else if (j.kind === 'none-good') {
+        for (const c of record.candidates) emit(record.prompt, c, false);
+      } else {
+        skipped++;
+      }
+    }
+    if (lines.length > before) used++;
+  }
+  return {
+    format: 'kto',
+    lines,
+    recordsUsed: used,
+    notHeld: [
+      'preferences between candidates are reduced to good/bad labels (pairs and ties are not held)',
+      ...countNote(
+        middle,
+        'middle-ranked candidate',
+        'middle-ranked candidates',
+        'left out (neither good nor bad)',
+      ),
+      ...countNote(skipped, 'skipped judgment', 'skipped judgments', 'left out'),
+      ...countNote(
+        ignored,
+        'ignored inline suggestion',
+        'ignored inline suggestions',
+        'left out (use --ignored-as-bad)',
+      ),
+    ],
+  };
+}
+
+class LineError extends Error {}
+
+function isMessages(value: unknown): value is ChatMessage[] {
+  return (
+    Array.isArray(value) &&
+    value.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')
+  );
+}
+
+export async function importKto(file: string, options: ImportOptions = {}): Promise<ImportResult> {
+  const result: ImportResult = { format: 'kto', records: [], rejected: [], warnings: [] };
+  for await (const line of readLines(file)) {
+    if (line.text.trim() === '') continue;
+    try {
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(line.text) as Record<string, unknown>;
+      } catch (error) {
+        throw new LineError(`not valid JSON (${(error as Error).message})`);
+      }
+      if (typeof o !== 'object' || o === null || Array.isArray(o))
+        throw new LineError('line must hold a JSON object');
+      if (typeof o.label !== 'boolean')
+        throw new LineError(`key "label" must be true or false, got ${JSON.stringify(o.label)}`);
+      let prefix = '';
+      let messages: ChatMessage[] | undefined;
+      let candidate: CandidateShown;
+      if (typeof o.prompt === 'string' && typeof o.completion === 'string') {
+        prefix = o.prompt;
+        candidate = importedCandidate('c0', o.completion);
+      } else if (isMessages(o.prompt) && isMessages(o.completion)) {
+        messages = o.prompt;
+        candidate = importedCandidate(
+          'c0',
+          o.completion.map((m) => m.content).join('\n'),
+          'unknown',
+          null,
+          o.completion,
+        );
+      } else {
+        throw new LineError(
+          'keys "prompt" and "completion" must both be strings or both be message lists',
+        );
+      }
+      const suffix = typeof o.suffix === 'string' ? o.suffix : '';
+      result.records.push(
+        importedImplicit({
+          id: contentId('kto', [line.line, o]),
+          origin: 'import:kto',
+          annotator: options.annotator ?? 'imported',
+          prefix,
+          suffix,
+          messages,
+          candidate,
+          outcome: o.label ? 'accepted' : 'rejected',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof LineError)) throw error;
+      result.rejected.push({ line: line.line, reason: error.message });
+    }
+  }
+  return result;
+}
