@@ -1,0 +1,116 @@
+/**
+ * From stored judgments to training pairs, and from oracle verdicts to stored judgments.
+ * Rankings expand through `src/data/pairs.ts` (A > B = C > D gives 5 pairs and 1 tie); a tie
+ * becomes a pair with target 0.5, never a win.
+ */
+import { expandJudgment } from '../data/pairs';
+import { contentId, importedCandidate, importedJudgment } from '../data/recordFactory';
+import type { JudgmentRecord, PreferenceRecord } from '../protocol/records';
+import type { Oracle, Judgment as OracleJudgment } from './oracle';
+
+/** One comparison the reward model or DPO trains on. */
+export interface TrainingPair {
+  recordId: string;
+  /** Text before the cursor. Limitation: the suffix (fill-in-the-middle context) is not used. */
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  /** 1 = chosen preferred, 0.5 = tie (then chosen/rejected is an arbitrary order). */
+  target: 1 | 0.5;
+  /** Required reward gap (Llama 2 margins), from record meta "margin"; 0 when absent. */
+  margin: number;
+}
+
+export interface PairSummary {
+  pairs: TrainingPair[];
+  strictPairs: number;
+  tiePairs: number;
+  /** Pairs dropped because both sides had identical text. */
+  degenerate: number;
+  /** Records without pairs: implicit signals, none-good, skipped, conversational. */
+  unusableRecords: number;
+}
+
+export function pairsFromRecords(records: readonly PreferenceRecord[]): PairSummary {
+  const out: PairSummary = {
+    pairs: [],
+    strictPairs: 0,
+    tiePairs: 0,
+    degenerate: 0,
+    unusableRecords: 0,
+  };
+  for (const record of records) {
+    // Limitation: conversational records (chat messages) are not trained on; code completion
+    // prompts are plain prefixes.
+    if (record.type !== 'judgment' || record.prompt.messages) {
+      out.unusableRecords++;
+      continue;
+    }
+    const expansion = expandJudgment(record);
+    out.degenerate += expansion.degenerate;
+    if (expansion.pairs.length === 0 && expansion.ties.length === 0) out.unusableRecords++;
+    const margin = typeof record.meta?.margin === 'number' ? record.meta.margin : 0;
+    for (const p of expansion.pairs) {
+      out.pairs.push({
+        recordId: record.id,
+        prompt: record.prompt.prefix,
+        chosen: p.chosen.text,
+        rejected: p.rejected.text,
+        target: 1,
+        margin,
+      });
+      out.strictPairs++;
+    }
+    for (const t of expansion.ties) {
+      out.pairs.push({
+        recordId: record.id,
+        prompt: record.prompt.prefix,
+        chosen: t.a.text,
+        rejected: t.b.text,
+        target: 0.5,
+        margin: 0,
+      });
+      out.tiePairs++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Asks the oracle about two candidates shown in the order given and returns the judgment as a
+ * store record (origin "oracle:<rule>"), so simulated judgments go through the same path as a
+ * developer's.
+ */
+export function oracleRecord(
+  oracle: Oracle,
+  prompt: string,
+  first: string,
+  second: string,
+  meta: { model: string; index: number },
+): { record: JudgmentRecord; judgment: OracleJudgment } {
+  const judgment = oracle.judge(prompt, first, second);
+  const candidates = [
+    importedCandidate('c0', first, meta.model, 0),
+    importedCandidate('c1', second, meta.model, 1),
+  ];
+  const record = importedJudgment({
+    id: contentId('oracle', [
+      oracle.rule.name,
+      oracle.config.seed,
+      meta.index,
+      prompt,
+      first,
+      second,
+    ]),
+    origin: `oracle:${oracle.rule.name}`,
+    annotator: `oracle:${oracle.rule.name}`,
+    prefix: prompt,
+    candidates,
+    judgment:
+      judgment.verdict === 'tie'
+        ? { kind: 'ranking', groups: [['c0', 'c1']] }
+        : { kind: 'pick', best: judgment.verdict === 'a' ? 'c0' : 'c1' },
+    meta: { oracleScores: [judgment.scoreA, judgment.scoreB], flipped: judgment.flipped },
+  });
+  return { record, judgment };
+}
