@@ -1,0 +1,67 @@
+/**
+ * Prompt building: left-to-right (prefix only) or fill-in-the-middle in prefix-suffix-middle
+ * order (`<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>`, StarCoder and Qwen2.5-Coder
+ * use this order with their own token names). User text is always encoded as plain text, so
+ * text that looks like a control token stays text.
+ */
+import type { CodeTokenizer } from '../model/tokenizer';
+
+export interface BuiltPrompt {
+  ids: number[];
+  mode: 'left-to-right' | 'fill-in-the-middle';
+  /** Tokens dropped from the start of the prefix / end of the suffix to fit the context. */
+  truncatedPrefixTokens: number;
+  truncatedSuffixTokens: number;
+}
+
+/**
+ * Builds the prompt ids. `budget` is the most prompt tokens the model can take (context length
+ * minus the tokens to generate). When the suffix is empty, or the tokenizer has no FIM tokens,
+ * the prompt is left-to-right.
+ * Limitation: with no FIM tokens the suffix is ignored rather than rejected, so a FIM request
+ * to a plain model still completes.
+ */
+export function buildPrompt(
+  tokenizer: CodeTokenizer,
+  prefix: string,
+  suffix: string,
+  budget: number,
+): BuiltPrompt {
+  const start = [...tokenizer.promptPrefixIds];
+  const prefixIds = tokenizer.encodePlain(prefix);
+  const fim = tokenizer.fim;
+  if (suffix.length === 0 || !fim) {
+    const room = Math.max(1, budget - start.length);
+    const dropped = Math.max(0, prefixIds.length - room);
+    return {
+      ids: [...start, ...prefixIds.slice(dropped)],
+      mode: 'left-to-right',
+      truncatedPrefixTokens: dropped,
+      truncatedSuffixTokens: 0,
+    };
+  }
+  const suffixIds = tokenizer.encodeContinuation(suffix);
+  const room = Math.max(2, budget - start.length - 3);
+  // The suffix gets at most a quarter of the room when both do not fit: text before the cursor
+  // matters more for what comes next.
+  let suffixKeep = suffixIds.length;
+  let prefixKeep = prefixIds.length;
+  if (prefixKeep + suffixKeep > room) {
+    suffixKeep = Math.min(suffixKeep, Math.max(1, Math.floor(room / 4)));
+    prefixKeep = Math.min(prefixKeep, room - suffixKeep);
+    suffixKeep = Math.min(suffixIds.length, room - prefixKeep);
+  }
+  return {
+    ids: [
+      ...start,
+      fim.prefix,
+      ...prefixIds.slice(prefixIds.length - prefixKeep),
+      fim.suffix,
+      ...suffixIds.slice(0, suffixKeep),
+      fim.middle,
+    ],
+    mode: 'fill-in-the-middle',
+    truncatedPrefixTokens: prefixIds.length - prefixKeep,
+    truncatedSuffixTokens: suffixIds.length - suffixKeep,
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Logits processing and sampling: temperature, top-k, top-p (nucleus), a seeded PRNG.
+ * Same seed and same logits give the same token on every platform (no Math.random).
+ */
+
+/** SplitMix32-seeded xoshiro128** (Blackman and Vigna): small, fast, reproducible. */
+export class Rng {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+
+  constructor(seed: number, stream = 0) {
+    let x = (Math.trunc(seed) ^ Math.imul(stream + 1, 0x9e3779b9)) >>> 0;
+    const next = () => {
+      // SplitMix32 (a 32-bit variant of Steele et al.'s SplitMix64) to spread the seed.
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s0 = next();
+    this.s1 = next();
+    this.s2 = next();
+    this.s3 = next();
+  }
+
+  /** Uniform in [0, 1) with 32 bits of resolution. */
+  next(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result / 4294967296;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+export interface SamplingSettings {
+  /** 0 means greedy. */
+  temperature: number;
+  /** 0 means off. */
+  topK: number;
+  /** 1 means off. */
+  topP: number;
+}
+
+export interface SampledToken {
+  id: number;
+  /**
+   * log p(id) under softmax(logits / temperature) over the whole vocabulary (temperature 1 for
+   * greedy), i.e. before top-k/top-p filtering: the same quantity the log-probs graph computes.
+   */
+  logprob: number;
+}
+
+/** Checks settings and names the bad field. */
+export function validateSampling(settings: SamplingSettings): void {
+  const { temperature, topK, topP } = settings;
+  if (!(Number.isFinite(temperature) && temperature >= 0)) {
+    throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
+  }
+  if (!(Number.isInteger(topK) && topK >= 0)) {
+    throw new RangeError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
+  }
+  if (!(topP > 0 && topP <= 1))
+    throw new RangeError(`topP must be in (0, 1] (1 = off), got ${topP}`);
+}
+
+/**
+ * Picks one token from `logits` (length = vocabulary). `allowed` limits the choice to the first
+ * n ids (checkpoints often pad the embedding past the tokenizer's vocabulary).
+ */
+export function sampleToken(
+  logits: Float32Array,
+  settings: SamplingSettings,
+  rng: Rng,
+  allowed = logits.length,
+): SampledToken {
+  const temperature = settings.temperature > 0 ? settings.temperature : 1;
+  let max = -Infinity;
+  let argmax = 0;
+  for (let i = 0; i < allowed; i++) {
+    if (logits[i] > max) {
+      max = logits[i];
+      argmax = i;
+    }
+  }
+  // log-sum-exp at the temperature, over the allowed ids.
+  let sum = 0;
+  for (let i = 0; i < allowed; i++) sum += Math.exp((logits[i] - max) / temperature);
+  const logZ = Math.log(sum);
+  const logprobOf = (id: number) => (logits[id] - max) / temperature - logZ;
+  if (settings.temperature === 0) return { id: argmax, logprob: logprobOf(argmax) };
+
+  // Candidates in descending probability (ties by lower id); only as many as the filters need.
+  const candidates = nucleusCandidates(logits, allowed, max, temperature, sum, settings);
+  let total = 0;
+  for (const c of candidates) total += Math.exp((logits[c] - max) / temperature);
+  let u = rng.next() * total;
+  for (const c of candidates) {
+    u -= Math.exp((logits[c] - max) / temperature);
+    if (u < 0) return { id: c, logprob: logprobOf(c) };
+  }
+  const last = candidates[candidates.length - 1];
+  return { id: last, logprob: logprobOf(last) };
+}
+
+/**
+ * The ids top-k and top-p keep, sorted by descending probability (ties by lower id). As in
+ * transformers' warpers, top-k runs first and top-p then works on the renormalised survivors.
+ * To avoid sorting a large vocabulary at every step, only ids above a probability threshold are
+ * sorted: they form a prefix of the full sorted order, so if that prefix holds k ids (top-k) or
+ * at least topP of the mass (top-p alone), the answer lies inside it.
+ */
+function nucleusCandidates(
+  logits: Float32Array,
+  allowed: number,
+  max: number,
+  temperature: number,
+  sum: number,
+  settings: SamplingSettings,
+): number[] {
+  const k = settings.topK > 0 ? Math.min(settings.topK, allowed) : 0;
+  const topP = settings.topP;
+  if (k === 0 && topP >= 1) return Array.from({ length: allowed }, (_, i) => i);
+  for (let threshold = 1e-3; ; threshold *= 1e-3) {
+    const exhaustive = threshold < 1e-30;
+    const ids: number[] = [];
+    let mass = 0;
+    for (let i = 0; i < allowed; i++) {
+      const p = Math.exp((logits[i] - max) / temperature) / sum;
+      if (exhaustive || p >= threshold) {
+        ids.push(i);
+        mass += p;
+      }
+    }
+    const enough = k > 0 ? ids.length >= k : topP < 1 && mass >= topP;
+    if (!exhaustive && !enough) continue;
+    ids.sort((a, b) => logits[b] - logits[a] || a - b);
+    const kept = k > 0 ? ids.slice(0, k) : ids;
+    if (topP >= 1) return kept;
+    let keptMass = 0;
+    for (const id of kept) keptMass += Math.exp((logits[id] - max) / temperature);
+    const out: number[] = [];
+    let cumulative = 0;
+    for (const id of kept) {
+      out.push(id);
+      cumulative += Math.exp((logits[id] - max) / temperature) / keptMass;
+      if (cumulative >= topP) break;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,54 @@
+import * as assert from 'assert';
+import * as path from 'path';
+import { buildPrompt } from '../../../src/generation/prompt';
+import { CodeTokenizer } from '../../../src/model/tokenizer';
+
+const FIXTURES = path.join(__dirname, '../../fixtures/model');
+
+describe('prompt building', () => {
+  const llama = CodeTokenizer.load(path.join(FIXTURES, 'tiny-llama'));
+  const starcoder = CodeTokenizer.load(path.join(FIXTURES, 'tiny-llama3rope'));
+
+  it('left-to-right: BOS (when the tokenizer adds one) and the plain prefix', () => {
+    const prompt = buildPrompt(llama, 'def f(x):\r\n', '', 100);
+    assert.strictEqual(prompt.mode, 'left-to-right');
+    assert.deepStrictEqual(prompt.ids, [
+      llama.tokenId('<s>'),
+      ...llama.encodePlain('def f(x):\r\n'),
+    ]);
+  });
+
+  it('fill-in-the-middle in both naming families', () => {
+    for (const [tokenizer, names] of [
+      [llama, ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>']],
+      [starcoder, ['<fim_prefix>', '<fim_suffix>', '<fim_middle>']],
+    ] as const) {
+      const prompt = buildPrompt(tokenizer, 'a = <|fim_suffix|>', '\nb = 2', 100);
+      const [p, s, m] = names.map((n) => tokenizer.tokenId(n) as number);
+      assert.strictEqual(prompt.mode, 'fill-in-the-middle');
+      assert.deepStrictEqual(prompt.ids, [
+        ...tokenizer.promptPrefixIds,
+        p,
+        ...tokenizer.encodePlain('a = <|fim_suffix|>'),
+        s,
+        ...tokenizer.encodePlain('\nb = 2'),
+        m,
+      ]);
+      // The control-looking text in the prefix did not become a control id.
+      assert.strictEqual(prompt.ids.filter((id) => id === s).length, 1);
+    }
+  });
+
+  it('keeps the end of the prefix and the start of the suffix when truncating', () => {
+    const prefix = 'x = 1\n'.repeat(40);
+    const prompt = buildPrompt(starcoder, prefix, 'y = 2\n'.repeat(40), 40);
+    assert.ok(prompt.ids.length <= 40);
+    assert.ok(prompt.truncatedPrefixTokens > 0 && prompt.truncatedSuffixTokens > 0);
+    const fim = starcoder.fim!;
+    const prefixPart = prompt.ids.slice(1, prompt.ids.indexOf(fim.suffix));
+    const full = starcoder.encodePlain(prefix);
+    assert.deepStrictEqual(prefixPart, full.slice(full.length - prefixPart.length));
+    const left = buildPrompt(starcoder, prefix, '', 10);
+    assert.deepStrictEqual(left.ids, full.slice(full.length - 10));
+  });
+});
