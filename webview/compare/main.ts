@@ -1,2 +1,6 @@
-// The comparison webview; built by the compare-completions work (issue 7).
-export {};
+// Entry of the comparison webview bundle (dist/webview/compare.js).
+import { startCompareApp, type VsCodeApi } from './app';
+
+declare function acquireVsCodeApi(): VsCodeApi;
+
+startCompareApp(window, acquireVsCodeApi());
