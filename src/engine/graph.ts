@@ -285,6 +285,7 @@ export class Graph {
     if (this.outputs.some((o) => o.name === name)) {
       throw new GraphBuildError(`output "${name}" is declared twice`);
     }
+    this.claim(name, 'output');
     this.outputs.push({ name, tensor });
   }
 
@@ -297,11 +298,18 @@ export class Graph {
   }
 
   /** Serializes the nodes needed by the outputs into an ONNX ModelProto (opset 18). */
-  build(): BuiltModel {
-    if (this.outputs.length === 0) throw new GraphBuildError(`graph "${this.name}" has no outputs`);
+  build(options: { outputs?: readonly string[] } = {}): BuiltModel {
+    const selected = options.outputs
+      ? options.outputs.map((name) => {
+          const found = this.outputs.find((o) => o.name === name);
+          if (!found) throw new GraphBuildError(`graph "${this.name}" has no output "${name}"`);
+          return found;
+        })
+      : this.outputs;
+    if (selected.length === 0) throw new GraphBuildError(`graph "${this.name}" has no outputs`);
     const needed = new Set<Node>();
     const neededTensors = new Set<string>();
-    const stack: Tensor[] = this.outputs.map((o) => o.tensor);
+    const stack: Tensor[] = selected.map((o) => o.tensor);
     while (stack.length > 0) {
       const t = stack.pop()!;
       if (neededTensors.has(t.name)) continue;
@@ -324,8 +332,7 @@ export class Graph {
     }
     // Outputs get their public names through Identity nodes.
     const outputSpecs: TensorSpec[] = [];
-    for (const o of this.outputs) {
-      this.claimOutputName(o.name);
+    for (const o of selected) {
       nodes.push({
         opType: 'Identity',
         domain: '',
@@ -367,15 +374,6 @@ export class Graph {
       externalFiles,
       externalDataDir,
     };
-  }
-
-  private claimOutputName(name: string): void {
-    if (!this.usedNames.has(name)) this.claim(name, 'output');
-    else if (!this.outputs.some((o) => o.name === name)) {
-      throw new GraphBuildError(
-        `output name "${name}" collides with a tensor of graph "${this.name}"`,
-      );
-    }
   }
 }
 
