@@ -22,6 +22,8 @@ export interface CommonConfig {
   /** LoRA rank and alpha (scale alpha / rank, see failure kind R6). */
   loraRank: number;
   loraAlpha: number;
+  /** Comma-separated projections that get LoRA factors, e.g. "q_proj,v_proj". */
+  loraTargets: string;
   /** Left-truncate prompts to this many tokens (the end of the prompt is what matters). */
   maxPromptTokens: number;
   /** Truncate completions to this many tokens when scoring. */
@@ -55,6 +57,8 @@ export interface PpoConfig extends CommonConfig {
   /** Sampling temperature; every log-probability is computed at this same temperature. */
   temperature: number;
   maxNewTokens: number;
+  /** A completion ends after this many lines (0 = only at a stop token or maxNewTokens). */
+  maxLines: number;
   ppoEpochs: number;
   minibatchSize: number;
   clipRange: number;
@@ -96,6 +100,7 @@ const common: ConfigSpec<CommonConfig> = {
   learningRate: { kind: 'number', min: 0, max: 1, help: 'AdamW learning rate' },
   loraRank: { kind: 'number', integer: true, min: 1, max: 256, help: 'LoRA rank r' },
   loraAlpha: { kind: 'number', min: 0, help: 'LoRA alpha (scale alpha / r)' },
+  loraTargets: { kind: 'string', help: 'comma-separated LoRA target projections' },
   maxPromptTokens: {
     kind: 'number',
     integer: true,
@@ -113,6 +118,7 @@ const COMMON_DEFAULTS: CommonConfig = {
   learningRate: 1e-3,
   loraRank: 8,
   loraAlpha: 16,
+  loraTargets: 'q_proj,v_proj',
   maxPromptTokens: 96,
   maxCompletionTokens: 32,
   checkpointEvery: 20,
@@ -151,6 +157,7 @@ export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
   temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
   maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
+  maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
   ppoEpochs: { kind: 'number', integer: true, min: 1, help: 'optimisation epochs per rollout' },
   minibatchSize: { kind: 'number', integer: true, min: 1, help: 'sequences per minibatch' },
   clipRange: { kind: 'number', min: 0, max: 1, help: 'policy ratio clip epsilon' },
@@ -182,6 +189,7 @@ export const PPO_DEFAULTS: PpoConfig = {
   samplesPerPrompt: 2,
   temperature: 0.9,
   maxNewTokens: 24,
+  maxLines: 1,
   ppoEpochs: 2,
   minibatchSize: 8,
   clipRange: 0.2,
@@ -270,4 +278,22 @@ export function describeConfig<T extends object>(spec: ConfigSpec<T>, defaults: 
     ([key, field]) =>
       `  --${key} <${field.kind === 'enum' ? field.values.join('|') : field.kind}>  ${field.help} (default ${JSON.stringify((defaults as Record<string, unknown>)[key])})`,
   );
+}
+
+/** Parses the comma-separated LoRA target list, naming a bad entry. */
+export function parseLoraTargets(value: string, allowed: readonly string[]): string[] {
+  const targets = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (targets.length === 0)
+    throw new ConfigError('"loraTargets" is empty; name at least one projection');
+  for (const t of targets) {
+    if (!allowed.includes(t)) {
+      throw new ConfigError(
+        `"loraTargets" has ${JSON.stringify(t)}; allowed: ${allowed.join(', ')}`,
+      );
+    }
+  }
+  return targets;
 }
