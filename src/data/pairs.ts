@@ -64,25 +64,32 @@ function levelsOf(record: JudgmentRecord): { groups: CandidateShown[][]; tiesInG
  * a worse group, and candidates in the same ranking group are ties. A > B = C > D gives the
  * pairs (A,B), (A,C), (A,D), (B,D), (C,D) and the tie (B,C); a strict ranking of K gives
  * K(K-1)/2 pairs. Pairs with identical texts are dropped (counted in `degenerate`) and the same
- * (chosen text, rejected text) is emitted once per record. "none-good" and "skipped" give none.
+ * (chosen text, rejected text) is emitted once per record: a text shown twice keeps only its
+ * best-ranked copy (the other copy counts in `degenerate`). "none-good" and "skipped" give none.
  */
 export function expandJudgment(record: JudgmentRecord): Expansion {
-  const { groups, tiesInGroups } = levelsOf(record);
+  const levels = levelsOf(record);
   const out: Expansion = { pairs: [], ties: [], degenerate: 0 };
-  const seen = new Set<string>();
+  // A text shown twice keeps only its best-ranked occurrence: the copy adds no information,
+  // and ranking it elsewhere would contradict the first (B > C and C > B').
+  const firstSeen = new Set<string>();
+  const groups = levels.groups
+    .map((group) =>
+      group.filter((c) => {
+        const key = candidateContentKey(c);
+        if (firstSeen.has(key)) {
+          out.degenerate++;
+          return false;
+        }
+        firstSeen.add(key);
+        return true;
+      }),
+    )
+    .filter((group) => group.length > 0);
   for (let i = 0; i < groups.length; i++) {
     for (let j = i + 1; j < groups.length; j++) {
       for (const chosen of groups[i]) {
         for (const rejected of groups[j]) {
-          const ck = candidateContentKey(chosen);
-          const rk = candidateContentKey(rejected);
-          if (ck === rk) {
-            out.degenerate++;
-            continue;
-          }
-          const key = JSON.stringify([ck, rk]);
-          if (seen.has(key)) continue;
-          seen.add(key);
           out.pairs.push({
             recordId: record.id,
             prompt: record.prompt,
@@ -93,19 +100,10 @@ export function expandJudgment(record: JudgmentRecord): Expansion {
         }
       }
     }
-    if (!tiesInGroups) continue;
+    if (!levels.tiesInGroups) continue;
     const group = groups[i];
     for (let a = 0; a < group.length; a++) {
       for (let b = a + 1; b < group.length; b++) {
-        const ak = candidateContentKey(group[a]);
-        const bk = candidateContentKey(group[b]);
-        if (ak === bk) {
-          out.degenerate++;
-          continue;
-        }
-        const key = JSON.stringify(['tie', ...[ak, bk].sort()]);
-        if (seen.has(key)) continue;
-        seen.add(key);
         out.ties.push({ recordId: record.id, prompt: record.prompt, a: group[a], b: group[b] });
       }
     }
