@@ -351,3 +351,45 @@ function encodeTensorData(name: string, tensor: TensorToWrite): Buffer {
   }
   throw new Error(`tensor "${name}": cannot write ${data.constructor.name} as ${dtype}`);
 }
+
+/** A tensor written by `writeSafetensorsStreaming`: its data is produced when written. */
+export interface LazyTensor {
+  name: string;
+  dtype: 'F32' | 'F16' | 'BF16';
+  shape: number[];
+  produce: () => Float32Array;
+}
+
+/**
+ * Writes tensors one at a time (only one tensor's data in memory), for checkpoints larger than
+ * is comfortable to assemble in one buffer. Atomic: temporary file, then rename.
+ */
+export function writeSafetensorsStreaming(
+  file: string,
+  tensors: readonly LazyTensor[],
+  metadata: Record<string, string> = {},
+): void {
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of sorted) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  json = Buffer.concat([json, Buffer.alloc(Math.ceil(json.length / 8) * 8 - json.length, 0x20)]);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  const temporary = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(fd, length);
+    fs.writeSync(fd, json);
+    for (const t of sorted) fs.writeSync(fd, encodeTensorData(t.name, { ...t, data: t.produce() }));
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temporary, file);
+}

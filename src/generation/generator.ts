@@ -1,0 +1,263 @@
+/**
+ * Completion generation with a KV cache: one prefill of the prompt, the cache copied to K rows,
+ * then batched decode steps for the K candidates. Finished candidates leave the batch. Each
+ * candidate has its own seeded stream (seed, candidate index), so the same request gives the
+ * same candidates.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadPeftAdapter, type LoraAdapter } from '../model/lora';
+import { ModelRuntime, type KvCache } from '../model/runtime';
+import type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
+import { StreamingDetokenizer } from './detokenizer';
+import { buildPrompt } from './prompt';
+import { Rng, sampleToken, validateSampling } from './sampling';
+import { checkStop, validateStopping, type StopSettings } from './stopping';
+
+/** Most candidates one request may ask for. */
+export const MAX_COUNT = 64;
+
+/** A candidate plus what the RLHF side needs to score it again. */
+export interface DetailedCandidate extends GeneratedCandidate {
+  /** The stop id that ended it, when stopReason is 'stop-token' (not part of tokenIds). */
+  stopTokenId?: number;
+  /** Per-token log-probabilities (same temperature as `logprob`), aligned with tokenIds. */
+  tokenLogprobs: number[];
+}
+
+export interface DetailedResult {
+  promptIds: number[];
+  promptMode: 'left-to-right' | 'fill-in-the-middle';
+  candidates: DetailedCandidate[];
+  timings: { prefillMs: number; decodeMs: number; decodeSteps: number };
+}
+
+export class AbortError extends Error {
+  override name = 'AbortError';
+  constructor() {
+    super('generation was aborted');
+  }
+}
+
+interface CandidateState {
+  index: number;
+  rng: Rng;
+  detokenizer: StreamingDetokenizer;
+  tokens: number[];
+  logprobs: number[];
+  done?: { reason: StopReason; keepChars: number; stopTokenId?: number };
+}
+
+export class LlamaGenerator implements CompletionGenerator {
+  private readonly adapters = new Map<string, { mtimeMs: number; adapter: LoraAdapter }>();
+
+  constructor(
+    readonly runtime: ModelRuntime,
+    private readonly ownsRuntime = true,
+  ) {}
+
+  describe(): string {
+    return this.runtime.model.name;
+  }
+
+  async complete(request: CompletionRequest, signal?: AbortSignal): Promise<GeneratedCandidate[]> {
+    const result = await this.completeDetailed(request, signal);
+    return result.candidates.map(({ text, tokenIds, logprob, stopReason }) => ({
+      text,
+      tokenIds,
+      logprob,
+      stopReason,
+    }));
+  }
+
+  /** Like `complete`, with prompt ids, per-token log-probs and timings. */
+  async completeDetailed(
+    request: CompletionRequest,
+    signal?: AbortSignal,
+  ): Promise<DetailedResult> {
+    validateRequest(request);
+    const { model } = this.runtime;
+    const adapter = request.adapterPath ? this.adapter(request.adapterPath) : undefined;
+    const budget = model.contextLength - request.maxNewTokens;
+    if (budget < 1) {
+      throw new RangeError(
+        `maxNewTokens ${request.maxNewTokens} leaves no room for a prompt in the model's ` +
+          `${model.contextLength}-token context`,
+      );
+    }
+    const prompt = buildPrompt(model.tokenizer, request.prefix, request.suffix, budget);
+    const stop: StopSettings = {
+      stopIds: model.stopIds,
+      stopStrings: request.stopStrings ?? [],
+      maxNewTokens: request.maxNewTokens,
+      maxLines: request.maxLines,
+    };
+    // Padded embedding rows past the tokenizer have no text: never sample them.
+    const allowed = Math.min(model.config.vocabSize, model.tokenizer.vocabSize);
+    const v = model.config.vocabSize;
+    const throwIfAborted = () => {
+      if (signal?.aborted) throw new AbortError();
+    };
+    throwIfAborted();
+
+    const started = Date.now();
+    const n = prompt.ids.length;
+    const prefill = await this.runtime.step(
+      this.runtime.emptyCache(1),
+      prompt.ids,
+      prompt.ids.map((_, i) => i),
+      { adapter },
+    );
+    const prefillMs = Date.now() - started;
+    const states: CandidateState[] = Array.from({ length: request.count }, (_, index) => ({
+      index,
+      rng: new Rng(request.seed, index),
+      detokenizer: new StreamingDetokenizer((id) => model.tokenizer.tokenBytes(id)),
+      tokens: [],
+      logprobs: [],
+    }));
+    // Every candidate starts from the prompt's last-position logits.
+    let rowLogits: Float32Array[] = states.map(() => prefill.logits);
+    let cache = repeatRows(prefill.cache, request.count);
+    let active = states;
+    let decodeSteps = 0;
+    const decodeStart = Date.now();
+    for (let step = 0; ; step++) {
+      const next: CandidateState[] = [];
+      const nextIds: number[] = [];
+      active.forEach((state, row) => {
+        const token = sampleToken(rowLogits[row], request, state.rng, allowed);
+        const before = state.detokenizer.text.length;
+        if (model.stopIds.has(token.id)) {
+          state.done = { reason: 'stop-token', keepChars: before, stopTokenId: token.id };
+          return;
+        }
+        state.tokens.push(token.id);
+        state.logprobs.push(token.logprob);
+        state.detokenizer.push(token.id);
+        const decision = checkStop(
+          stop,
+          state.detokenizer.text,
+          before,
+          state.tokens.length,
+          token.id,
+        );
+        if (decision) state.done = decision;
+        else {
+          next.push(state);
+          nextIds.push(token.id);
+        }
+      });
+      if (next.length === 0) break;
+      // Let an abort signal fire between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      throwIfAborted();
+      const keep = next.map((s) => active.indexOf(s));
+      cache = keep.length === active.length ? cache : selectRows(cache, keep);
+      const positions = new Array(next.length).fill(n + step);
+      const result = await this.runtime.step(cache, nextIds, positions, { adapter });
+      decodeSteps++;
+      cache = result.cache;
+      rowLogits = next.map((_, row) => result.logits.subarray(row * v, (row + 1) * v));
+      active = next;
+    }
+    const candidates = states.map((state) => finish(state));
+    return {
+      promptIds: prompt.ids,
+      promptMode: prompt.mode,
+      candidates,
+      timings: { prefillMs, decodeMs: Date.now() - decodeStart, decodeSteps },
+    };
+  }
+
+  private adapter(adapterPath: string): LoraAdapter {
+    const weights = path.join(adapterPath, 'adapter_model.safetensors');
+    let mtimeMs = -1;
+    try {
+      mtimeMs = fs.statSync(weights).mtimeMs;
+    } catch {
+      // loadPeftAdapter reports the missing file with its path.
+    }
+    const cached = this.adapters.get(adapterPath);
+    if (cached && cached.mtimeMs === mtimeMs) return cached.adapter;
+    const adapter = loadPeftAdapter(adapterPath, this.runtime.model);
+    this.adapters.set(adapterPath, { mtimeMs, adapter });
+    return adapter;
+  }
+
+  async dispose(): Promise<void> {
+    this.adapters.clear();
+    if (this.ownsRuntime) await this.runtime.dispose();
+  }
+}
+
+function finish(state: CandidateState): DetailedCandidate {
+  const done = state.done!;
+  const text = state.detokenizer.text.slice(0, done.keepChars);
+  // Keep the fewest tokens whose bytes cover the kept text (a stop string or a line end can sit
+  // inside a token, so text is a prefix of decode(tokenIds)).
+  const keptBytes = Buffer.byteLength(text, 'utf8');
+  let count = state.tokens.length;
+  if (done.reason === 'stop-string' || done.reason === 'max-lines') {
+    count =
+      keptBytes === 0 ? 0 : state.detokenizer.byteEnds.findIndex((end) => end >= keptBytes) + 1;
+  }
+  const tokenLogprobs = state.logprobs.slice(0, count);
+  return {
+    text,
+    tokenIds: state.tokens.slice(0, count),
+    logprob: tokenLogprobs.reduce((a, b) => a + b, 0),
+    stopReason: done.reason,
+    stopTokenId: done.stopTokenId,
+    tokenLogprobs,
+  };
+}
+
+function validateRequest(request: CompletionRequest): void {
+  if (typeof request.prefix !== 'string') throw new TypeError('request.prefix must be a string');
+  if (typeof request.suffix !== 'string') throw new TypeError('request.suffix must be a string');
+  if (!(Number.isInteger(request.count) && request.count >= 1 && request.count <= MAX_COUNT)) {
+    throw new RangeError(
+      `request.count must be an integer from 1 to ${MAX_COUNT}, got ${request.count}`,
+    );
+  }
+  if (!Number.isFinite(request.seed))
+    throw new RangeError(`request.seed must be a number, got ${request.seed}`);
+  validateSampling(request);
+  validateStopping({
+    stopStrings: request.stopStrings ?? [],
+    maxNewTokens: request.maxNewTokens,
+    maxLines: request.maxLines,
+  });
+}
+
+/** Copies a one-row cache to `count` rows. */
+function repeatRows(cache: KvCache, count: number): KvCache {
+  const repeat = (data: Float32Array) => {
+    const out = new Float32Array(data.length * count);
+    for (let i = 0; i < count; i++) out.set(data, i * data.length);
+    return out;
+  };
+  return {
+    batch: count,
+    length: cache.length,
+    keys: cache.keys.map(repeat),
+    values: cache.values.map(repeat),
+  };
+}
+
+/** Keeps the given batch rows of a cache. */
+function selectRows(cache: KvCache, rows: number[]): KvCache {
+  const pick = (data: Float32Array) => {
+    const rowSize = data.length / cache.batch;
+    const out = new Float32Array(rowSize * rows.length);
+    rows.forEach((r, i) => out.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+    return out;
+  };
+  return {
+    batch: rows.length,
+    length: cache.length,
+    keys: cache.keys.map(pick),
+    values: cache.values.map(pick),
+  };
+}

@@ -1,0 +1,184 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { createGenerator, loadGenerator, LlamaGenerator } from '../../../src/generation';
+import type { CompletionRequest } from '../../../src/generation/api';
+import { loadModel } from '../../../src/model/loader';
+import type { KvCache, ModelRuntime } from '../../../src/model/runtime';
+
+const FIXTURES = path.join(__dirname, '../../fixtures/model');
+const MODEL = path.join(FIXTURES, 'tiny-llama');
+
+const request: CompletionRequest = {
+  prefix: 'def add(a, b):\n    return',
+  suffix: '',
+  count: 4,
+  maxNewTokens: 12,
+  maxLines: 0,
+  temperature: 0.9,
+  topK: 0,
+  topP: 0.95,
+  seed: 5,
+};
+
+/**
+ * A runtime whose "model" emits a fixed script of token ids (one script per candidate row),
+ * using the real tiny-llama tokenizer and stop ids.
+ */
+function scriptedRuntime(scripts: number[][]): ModelRuntime {
+  const model = loadModel(MODEL);
+  const v = model.config.vocabSize;
+  let calls = 0;
+  // Which candidates are still in the batch: the generator drops finished rows, so match the
+  // fed ids against each live candidate's script to keep rows and scripts aligned.
+  let alive = scripts.map((_, i) => i);
+  const emptyCache = (batch: number): KvCache => ({ batch, length: 0, keys: [], values: [] });
+  const fake = {
+    model,
+    vocabSize: v,
+    emptyCache,
+    async step(cache: KvCache, ids: readonly number[]) {
+      const step = calls++;
+      if (step > 0 && cache.batch < alive.length) {
+        const remaining: number[] = [];
+        for (const id of ids) {
+          const c = alive.find((i) => !remaining.includes(i) && scripts[i][step - 1] === id);
+          remaining.push(c as number);
+        }
+        alive = remaining;
+      }
+      const logits = new Float32Array(cache.batch * v);
+      for (let row = 0; row < cache.batch; row++) {
+        const script = scripts[step === 0 ? 0 : alive[row]];
+        logits[row * v + script[Math.min(step, script.length - 1)]] = 100;
+      }
+      return { logits, cache: { ...cache, length: cache.length + ids.length / cache.batch } };
+    },
+  };
+  return fake as unknown as ModelRuntime;
+}
+
+describe('generator on the tiny checkpoint', () => {
+  let generator: LlamaGenerator;
+  before(async () => (generator = await loadGenerator(MODEL, { threads: 1 })));
+  after(() => generator.dispose());
+
+  it('greedy decoding gives the reference ids for the reference prompt', async () => {
+    const reference = JSON.parse(
+      fs.readFileSync(path.join(FIXTURES, 'reference/tiny-llama.json'), 'utf8'),
+    );
+    const result = await generator.completeDetailed({ ...request, count: 2, temperature: 0 });
+    assert.deepStrictEqual(result.promptIds, reference.prompts[0].ids);
+    for (const candidate of result.candidates) {
+      assert.deepStrictEqual(candidate.tokenIds, reference.prompts[0].greedy);
+      assert.strictEqual(candidate.stopReason, 'max-tokens');
+    }
+  });
+
+  it('the same seed reproduces the candidates; another seed changes them', async () => {
+    const first = await generator.complete(request);
+    const again = await generator.complete(request);
+    assert.strictEqual(first.length, 4);
+    assert.deepStrictEqual(again, first);
+    const other = await generator.complete({ ...request, seed: 6 });
+    assert.notDeepStrictEqual(
+      other.map((c) => c.tokenIds),
+      first.map((c) => c.tokenIds),
+    );
+    // Candidate 0 of a batch equals the same candidate generated alone.
+    const alone = await generator.complete({ ...request, count: 1 });
+    assert.deepStrictEqual(alone[0].tokenIds, first[0].tokenIds);
+  });
+
+  it('reports log-probs that the log-probs graph reproduces', async () => {
+    const result = await generator.completeDetailed({ ...request, count: 2, topP: 1 });
+    const scored = await generator.runtime.completionLogprobs(
+      result.candidates.map((c) => ({ prompt: result.promptIds, completion: c.tokenIds })),
+      { temperature: request.temperature },
+    );
+    result.candidates.forEach((c, i) => {
+      c.tokenLogprobs.forEach((lp, j) => assert.ok(Math.abs(lp - scored[i].logprobs[j]) < 1e-4));
+    });
+  });
+
+  it('builds a fill-in-the-middle prompt and applies a PEFT adapter', async () => {
+    const result = await generator.completeDetailed({
+      ...request,
+      suffix: '\n\nprint(add(1, 2))\n',
+      adapterPath: path.join(FIXTURES, 'tiny-llama-lora'),
+    });
+    assert.strictEqual(result.promptMode, 'fill-in-the-middle');
+    const base = await generator.completeDetailed({ ...request, suffix: '\n\nprint(add(1, 2))\n' });
+    assert.notDeepStrictEqual(result.candidates, base.candidates);
+  });
+
+  it('rejects bad requests by field, and aborts with an AbortError', async () => {
+    await assert.rejects(generator.complete({ ...request, count: 0 }), /request.count/);
+    await assert.rejects(generator.complete({ ...request, topP: 2 }), /topP/);
+    await assert.rejects(generator.complete({ ...request, maxNewTokens: 10_000 }), /context/);
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(generator.complete(request, controller.signal), { name: 'AbortError' });
+    const late = new AbortController();
+    const pending = generator.complete({ ...request, maxNewTokens: 200 }, late.signal);
+    setImmediate(() => late.abort());
+    await assert.rejects(pending, { name: 'AbortError' });
+  });
+});
+
+describe('generator stopping with a scripted model (C5)', () => {
+  const model = loadModel(MODEL);
+  const tok = model.tokenizer;
+  const [x, y, z] = tok.encodePlain('x y');
+  const run = (scripts: number[][], extra: Partial<CompletionRequest> = {}) =>
+    createGenerator(scriptedRuntime(scripts)).complete({
+      ...request,
+      count: scripts.length,
+      ...extra,
+    });
+
+  it('(c) stops on an id only generation_config.json lists, hiding it and what follows', async () => {
+    const fileSep = tok.tokenId('<|file_sep|>') as number;
+    const [candidate] = await run([[x, y, fileSep, z]]);
+    assert.strictEqual(candidate.text, tok.decode([x, y]));
+    assert.deepStrictEqual(candidate.tokenIds, [x, y]);
+    assert.strictEqual(candidate.stopReason, 'stop-token');
+  });
+
+  it('(d) a FIM control token ends the completion and never shows', async () => {
+    const pad = tok.tokenId('<|fim_pad|>') as number;
+    const [candidate] = await run([[x, pad, y]]);
+    assert.strictEqual(candidate.text, 'x');
+    assert.ok(!candidate.text.includes('<|'));
+  });
+
+  it('cuts at stop strings and line limits inside a token, and never returns half a character', async () => {
+    const newline = tok.encodePlain('\n')[0];
+    const [lines] = await run([[x, newline, y, newline, z]], { maxLines: 2 });
+    assert.strictEqual(lines.text, 'x\n y\n');
+    assert.strictEqual(lines.stopReason, 'max-lines');
+    const [stopped] = await run([[x, y, z, newline]], { stopStrings: [' y'] });
+    assert.strictEqual(stopped.text, 'x');
+    assert.strictEqual(stopped.stopReason, 'stop-string');
+    // The fewest tokens whose text covers the kept text.
+    assert.deepStrictEqual(stopped.tokenIds, [x]);
+    const euro = [...Buffer.from('€', 'utf8')]; // byte tokens: ids equal byte values here
+    const [half] = await run([[x, euro[0], euro[1], euro[2]]], { maxNewTokens: 3 });
+    assert.strictEqual(half.text, 'x');
+    const [whole] = await run([[x, euro[0], euro[1], euro[2]]], { maxNewTokens: 4 });
+    assert.strictEqual(whole.text, 'x€');
+  });
+
+  it('finished candidates leave the batch while the others continue', async () => {
+    const eos = tok.eosId as number;
+    const out = await run(
+      [
+        [x, eos],
+        [x, y, z, x, y],
+      ],
+      { maxNewTokens: 5 },
+    );
+    assert.strictEqual(out[0].stopReason, 'stop-token');
+    assert.strictEqual(out[1].tokenIds.length, 5);
+  });
+});
