@@ -297,8 +297,12 @@ export class Graph {
     return this.outputs;
   }
 
-  /** Serializes the nodes needed by the outputs into an ONNX ModelProto (opset 18). */
-  build(options: { outputs?: readonly string[] } = {}): BuiltModel {
+  /**
+   * Serializes the nodes needed by the outputs. `outputs` selects a subset of the declared
+   * outputs; `pruneInputs` then drops inputs those outputs do not read (the runner only expects
+   * the remaining ones).
+   */
+  build(options: { outputs?: readonly string[]; pruneInputs?: boolean } = {}): BuiltModel {
     const selected = options.outputs
       ? options.outputs.map((name) => {
           const found = this.outputs.find((o) => o.name === name);
@@ -349,11 +353,14 @@ export class Graph {
       ...new Set(initializers.flatMap((e) => (e.external ? [e.external.file] : []))),
     ];
     const externalDataDir = externalFiles.length > 0 ? commonDirectory(externalFiles) : null;
+    const inputs = (
+      options.pruneInputs ? this.inputs.filter((t) => neededTensors.has(t.name)) : this.inputs
+    ).map(specOf);
     const bytes = encodeModel({
       name: this.name,
       opset: OPSET,
       nodes,
-      inputs: this.inputs.map(specOf),
+      inputs,
       outputs: outputSpecs,
       initializers: initializers.map((e) => ({
         name: e.tensor.name,
@@ -369,7 +376,7 @@ export class Graph {
     return {
       name: this.name,
       bytes,
-      inputs: this.inputs.map(specOf),
+      inputs,
       outputs: outputSpecs,
       externalFiles,
       externalDataDir,

@@ -12,3 +12,16 @@ export { gradients } from './autodiff';
 export type { GradientOptions } from './autodiff';
 export { EngineSession, InputValidationError, validateFeeds, hostTensor } from './runner';
 export type { HostTensor, SessionConfig } from './runner';
+export { buildTraining, scheduledLearningRate } from './optim';
+export type {
+  TrainingConfig,
+  TrainingGraph,
+  OptimizerConfig,
+  AdamWConfig,
+  SgdConfig,
+  ScheduleConfig,
+  TrainableParam,
+} from './optim';
+export { Trainer } from './trainer';
+export type { StepMetrics, TrainerState } from './trainer';
+export { Rng } from './random';

@@ -35,7 +35,7 @@ export class InputValidationError extends Error {
     readonly got: string,
     modelName: string,
   ) {
-    super(`model "${modelName}": input "${input}" expects ${expected}, got ${got}`);
+    super(`model "${modelName}": feed "${input}": expected ${expected}, got ${got}`);
   }
 }
 
@@ -65,10 +65,11 @@ export function validateFeeds(
   const boundBy = new Map<string, string>();
   for (const name of Object.keys(feeds)) {
     if (!specs.some((s) => s.name === name)) {
+      const names = specs.map((s) => s.name).join(', ');
       throw new InputValidationError(
         name,
-        `no such input (inputs: ${specs.map((s) => s.name).join(', ')})`,
-        'a feed',
+        `to be one of the model's inputs (${names})`,
+        'an unknown feed',
         modelName,
       );
     }

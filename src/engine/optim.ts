@@ -1,0 +1,247 @@
+/**
+ * Optimizers emitted into the graph: the training step takes parameters, optimizer moments and
+ * the step number as inputs and returns their updated values, so one session.run is one update.
+ * AdamW follows Loshchilov & Hutter 2019 (decoupled weight decay) as torch.optim.AdamW computes
+ * it; SGD follows torch.optim.SGD (L2 weight decay added to the gradient, optional momentum).
+ */
+import { gradients } from './autodiff';
+import { Dim } from './dims';
+import { BuiltModel, Graph, GraphBuildError, Tensor } from './graph';
+import * as op from './ops';
+
+export interface AdamWConfig {
+  kind: 'adamw';
+  /** Peak learning rate (before the schedule). */
+  learningRate: number;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.999. */
+  beta2?: number;
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay, applied as p *= 1 - lr * weightDecay (default 0.01, torch's). */
+  weightDecay?: number;
+}
+
+export interface SgdConfig {
+  kind: 'sgd';
+  learningRate: number;
+  /** Momentum factor (default 0: no momentum buffers). */
+  momentum?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+  /** Nesterov momentum (default false). */
+  nesterov?: boolean;
+}
+
+export type OptimizerConfig = AdamWConfig | SgdConfig;
+
+/** Linear warmup to the peak rate, then cosine decay to `minLearningRate` at `totalSteps`. */
+export interface ScheduleConfig {
+  /** Updates with linearly rising rate: lr * t / warmupSteps for t <= warmupSteps. */
+  warmupSteps: number;
+  /** Update at which the cosine reaches its floor; 0 keeps the rate constant after warmup. */
+  totalSteps: number;
+  /** Floor of the cosine (default 0). */
+  minLearningRate?: number;
+}
+
+export interface TrainingConfig {
+  optimizer: OptimizerConfig;
+  schedule?: ScheduleConfig;
+  /** Clip the global L2 norm of all gradients to this value (torch clip_grad_norm_); 0 = off. */
+  maxGradNorm?: number;
+  /** Micro-batches whose gradients are averaged into one update (default 1). */
+  accumulationSteps?: number;
+}
+
+export interface TrainableParam {
+  tensor: Tensor;
+  /** Apply weight decay to this parameter (default: true for rank >= 2, false for vectors). */
+  weightDecay?: boolean;
+}
+
+/** Names of the inputs and outputs of a training graph, for the host-side Trainer. */
+export interface TrainingGraph {
+  config: TrainingConfig;
+  params: { name: string; shape: Dim[]; next: string }[];
+  /** Optimizer state slots (AdamW m and v, SGD momentum), zero-initialized. */
+  state: { param: string; slot: string; input: string; next: string }[];
+  /** Gradient accumulators (only with accumulationSteps > 1). */
+  accumulators: { param: string; input: string; next: string }[];
+  /** Float scalar input: the 1-based index of this update. */
+  stepInput: string;
+  /** Float scalar input: 1 / accumulationSteps (only with accumulationSteps > 1). */
+  gradScaleInput: string | null;
+  lossOutput: string;
+  gradNormOutput: string;
+  learningRateOutput: string;
+  /** Runs forward, backward and the optimizer update. */
+  update: BuiltModel;
+  /** Runs forward and backward and adds gradients to the accumulators (accumulation only). */
+  accumulate: BuiltModel | null;
+}
+
+export const STEP_INPUT = 'train.step';
+export const GRAD_SCALE_INPUT = 'train.grad_scale';
+export const LOSS_OUTPUT = 'train.loss';
+export const GRAD_NORM_OUTPUT = 'train.grad_norm';
+export const LR_OUTPUT = 'train.lr';
+
+/** The scheduled learning rate at 1-based update `step` (a float scalar tensor). */
+export function scheduledLearningRate(
+  step: Tensor,
+  peak: number,
+  schedule?: ScheduleConfig,
+): Tensor {
+  const g = step.graph;
+  if (!schedule) return op.identity(g.scalar(peak, step.dtype));
+  const { warmupSteps, totalSteps } = schedule;
+  const floor = schedule.minLearningRate ?? 0;
+  const warm = warmupSteps > 0 ? op.minimum(op.div(step, warmupSteps), 1) : g.scalar(1, step.dtype);
+  if (totalSteps <= 0) return op.mul(warm, peak);
+  if (totalSteps <= warmupSteps) {
+    throw new GraphBuildError(
+      `schedule: totalSteps ${totalSteps} must exceed warmupSteps ${warmupSteps}`,
+    );
+  }
+  const progress = op.clip(op.div(op.sub(step, warmupSteps), totalSteps - warmupSteps), 0, 1);
+  // floor + (peak - floor) * (1 + cos(pi * progress)) / 2
+  const cosine = op.add(
+    op.mul(op.add(op.cos(op.mul(progress, Math.PI)), 1), (peak - floor) / 2),
+    floor,
+  );
+  return op.mul(warm, cosine);
+}
+
+/**
+ * Adds backward and optimizer nodes for `loss` with respect to `params` (graph inputs; anything
+ * else, such as external-data base weights, stays frozen) and builds the training models.
+ */
+export function buildTraining(
+  loss: Tensor,
+  params: readonly (Tensor | TrainableParam)[],
+  config: TrainingConfig,
+): TrainingGraph {
+  const g: Graph = loss.graph;
+  const list = params.map((p) => (p instanceof Tensor ? { tensor: p } : p));
+  for (const { tensor } of list) {
+    if (tensor.kind !== 'input') {
+      throw new GraphBuildError(
+        `buildTraining: trainable ${tensor} must be a graph input, so its value can flow in and out`,
+      );
+    }
+  }
+  const accumulation = config.accumulationSteps ?? 1;
+  if (!Number.isInteger(accumulation) || accumulation < 1) {
+    throw new GraphBuildError(
+      `buildTraining: accumulationSteps must be a positive integer, got ${accumulation}`,
+    );
+  }
+  const dtype = loss.dtype;
+  const step = g.input(STEP_INPUT, dtype, []);
+  let grads = gradients(
+    loss,
+    list.map((p) => p.tensor),
+  );
+  g.output(LOSS_OUTPUT, loss);
+
+  const accumulators: TrainingGraph['accumulators'] = [];
+  let gradScaleInput: string | null = null;
+  if (accumulation > 1) {
+    const scale = g.input(GRAD_SCALE_INPUT, dtype, []);
+    gradScaleInput = scale.name;
+    grads = grads.map((d, i) => {
+      const p = list[i].tensor;
+      const acc = g.input(`${p.name}.grad_acc`, p.dtype, p.shape);
+      const sum = op.add(acc, d);
+      g.output(`${acc.name}.next`, sum);
+      accumulators.push({ param: p.name, input: acc.name, next: `${acc.name}.next` });
+      return op.mul(sum, scale);
+    });
+  }
+
+  // Global-norm clipping: coef = min(maxNorm / (norm + 1e-6), 1), as torch clip_grad_norm_.
+  const squares = grads.map((d) => op.reduceSum(op.mul(d, d)));
+  const norm = op.sqrt(squares.reduce((a, b) => op.add(a, b)));
+  g.output(GRAD_NORM_OUTPUT, norm);
+  if (config.maxGradNorm && config.maxGradNorm > 0) {
+    const coef = op.minimum(op.div(config.maxGradNorm, op.add(norm, 1e-6)), 1);
+    grads = grads.map((d) => op.mul(d, coef));
+  }
+
+  const opt = config.optimizer;
+  const lr = scheduledLearningRate(step, opt.learningRate, config.schedule);
+  g.output(LR_OUTPUT, lr);
+
+  const state: TrainingGraph['state'] = [];
+  const slot = (p: Tensor, name: string): Tensor => {
+    const t = g.input(`${p.name}.${name}`, p.dtype, p.shape);
+    state.push({ param: p.name, slot: name, input: t.name, next: `${t.name}.next` });
+    return t;
+  };
+  const outParams: TrainingGraph['params'] = [];
+  list.forEach(({ tensor: p, weightDecay }, i) => {
+    const d = grads[i];
+    const decay = weightDecay ?? p.rank >= 2;
+    let next: Tensor;
+    if (opt.kind === 'adamw') {
+      const beta1 = opt.beta1 ?? 0.9;
+      const beta2 = opt.beta2 ?? 0.999;
+      const eps = opt.eps ?? 1e-8;
+      const wd = decay ? (opt.weightDecay ?? 0.01) : 0;
+      const m = slot(p, 'adam_m');
+      const v = slot(p, 'adam_v');
+      const m2 = op.add(op.mul(m, beta1), op.mul(d, 1 - beta1));
+      const v2 = op.add(op.mul(v, beta2), op.mul(op.mul(d, d), 1 - beta2));
+      g.output(`${m.name}.next`, m2);
+      g.output(`${v.name}.next`, v2);
+      const correction1 = op.sub(1, op.pow(g.scalar(beta1, dtype), step));
+      const correction2 = op.sub(1, op.pow(g.scalar(beta2, dtype), step));
+      // torch: denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= lr / (1 - beta1^t) * m / denom
+      const denom = op.add(op.div(op.sqrt(v2), op.sqrt(correction2)), eps);
+      const decayed = wd > 0 ? op.mul(p, op.sub(1, op.mul(lr, wd))) : p;
+      next = op.sub(decayed, op.mul(op.div(lr, correction1), op.div(m2, denom)));
+    } else {
+      const momentum = opt.momentum ?? 0;
+      const wd = decay ? (opt.weightDecay ?? 0) : 0;
+      let direction = wd > 0 ? op.add(d, op.mul(p, wd)) : d;
+      if (momentum > 0) {
+        const buffer = slot(p, 'momentum');
+        // torch: b = momentum * b + g (b starts at g, which zero-init reproduces)
+        const b2 = op.add(op.mul(buffer, momentum), direction);
+        g.output(`${buffer.name}.next`, b2);
+        direction = opt.nesterov ? op.add(direction, op.mul(b2, momentum)) : b2;
+      }
+      next = op.sub(p, op.mul(direction, lr));
+    }
+    g.output(`${p.name}.next`, next);
+    outParams.push({ name: p.name, shape: [...p.shape], next: `${p.name}.next` });
+  });
+
+  const updateOutputs = [
+    LOSS_OUTPUT,
+    GRAD_NORM_OUTPUT,
+    LR_OUTPUT,
+    ...outParams.map((p) => p.next),
+    ...state.map((s) => s.next),
+  ];
+  const update = g.build({ outputs: updateOutputs, pruneInputs: true });
+  const accumulate =
+    accumulation > 1
+      ? g.build({ outputs: [LOSS_OUTPUT, ...accumulators.map((a) => a.next)], pruneInputs: true })
+      : null;
+  return {
+    config,
+    params: outParams,
+    state,
+    accumulators,
+    stepInput: step.name,
+    gradScaleInput,
+    lossOutput: LOSS_OUTPUT,
+    gradNormOutput: GRAD_NORM_OUTPUT,
+    learningRateOutput: LR_OUTPUT,
+    update,
+    accumulate,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Host side of training: owns the sessions of a TrainingGraph (created once), the current
+ * parameters and optimizer state, and feeds each step's outputs into the next step.
+ */
+import { allocate } from './dtype';
+import { EngineSession, HostTensor, SessionConfig } from './runner';
+import { TrainingGraph } from './optim';
+
+export interface StepMetrics {
+  /** 1-based index of the update just applied. */
+  step: number;
+  /** Mean loss over the step's micro-batches. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  learningRate: number;
+}
+
+/** Everything needed to resume training exactly: parameters, optimizer slots, step count. */
+export interface TrainerState {
+  step: number;
+  params: Record<string, HostTensor>;
+  slots: Record<string, HostTensor>;
+}
+
+function zerosLike(t: HostTensor): HostTensor {
+  return { dtype: t.dtype, shape: [...t.shape], data: allocate(t.dtype, t.data.length) };
+}
+
+function scalar(dtype: HostTensor['dtype'], value: number): HostTensor {
+  const data = allocate(dtype, 1) as Float32Array;
+  data[0] = value;
+  return { dtype, shape: [], data };
+}
+
+export class Trainer {
+  private params: Record<string, HostTensor>;
+  private slots: Record<string, HostTensor>;
+  private stepCount: number;
+  private readonly lossDType: HostTensor['dtype'];
+
+  private constructor(
+    readonly training: TrainingGraph,
+    private readonly update: EngineSession,
+    private readonly accumulate: EngineSession | null,
+    state: TrainerState,
+  ) {
+    this.params = state.params;
+    this.slots = state.slots;
+    this.stepCount = state.step;
+    this.lossDType = update.outputs.find((o) => o.name === training.lossOutput)!.dtype;
+  }
+
+  /**
+   * Creates the sessions once. `params` holds the initial value of every trainable input;
+   * optimizer slots start at zero unless `resume` gives a saved state.
+   */
+  static async create(
+    training: TrainingGraph,
+    params: Record<string, HostTensor>,
+    config: SessionConfig = {},
+    resume?: TrainerState,
+  ): Promise<Trainer> {
+    for (const p of training.params) {
+      if (!params[p.name]) throw new Error(`Trainer: no initial value for trainable "${p.name}"`);
+    }
+    const slots: Record<string, HostTensor> = {};
+    for (const s of training.state)
+      slots[s.input] = resume?.slots[s.input] ?? zerosLike(params[s.param]);
+    const update = await EngineSession.create(training.update, config);
+    const accumulate = training.accumulate
+      ? await EngineSession.create(training.accumulate, config)
+      : null;
+    return new Trainer(training, update, accumulate, {
+      step: resume?.step ?? 0,
+      params: { ...(resume?.params ?? params) },
+      slots,
+    });
+  }
+
+  /**
+   * One optimizer update from `microBatches` (exactly accumulationSteps of them): gradients of
+   * all micro-batches are averaged, then clipped and applied.
+   */
+  async step(microBatches: readonly Record<string, HostTensor>[]): Promise<StepMetrics> {
+    const k = this.training.config.accumulationSteps ?? 1;
+    if (microBatches.length !== k) {
+      throw new Error(
+        `Trainer.step: expected ${k} micro-batches (accumulationSteps), got ${microBatches.length}`,
+      );
+    }
+    const t = this.stepCount + 1;
+    let lossSum = 0;
+    const accumulators: Record<string, HostTensor> = {};
+    for (const a of this.training.accumulators)
+      accumulators[a.input] = zerosLike(this.params[a.param]);
+    for (let i = 0; i < k - 1; i++) {
+      const out = await this.accumulate!.run({
+        ...microBatches[i],
+        ...this.params,
+        ...accumulators,
+      });
+      lossSum += Number(out[this.training.lossOutput].data[0]);
+      for (const a of this.training.accumulators) accumulators[a.input] = out[a.next];
+    }
+    const feeds: Record<string, HostTensor> = {
+      ...microBatches[k - 1],
+      ...this.params,
+      ...this.slots,
+      ...accumulators,
+    };
+    // The step input is pruned from the model when nothing reads it (constant rate, SGD).
+    if (this.update.inputs.some((i) => i.name === this.training.stepInput)) {
+      feeds[this.training.stepInput] = scalar(this.lossDType, t);
+    }
+    if (this.training.gradScaleInput) {
+      feeds[this.training.gradScaleInput] = scalar(this.lossDType, 1 / k);
+    }
+    const out = await this.update.run(feeds);
+    lossSum += Number(out[this.training.lossOutput].data[0]);
+    for (const p of this.training.params) this.params[p.name] = out[p.next];
+    for (const s of this.training.state) this.slots[s.input] = out[s.next];
+    this.stepCount = t;
+    return {
+      step: t,
+      loss: lossSum / k,
+      gradNorm: Number(out[this.training.gradNormOutput].data[0]),
+      learningRate: Number(out[this.training.learningRateOutput].data[0]),
+    };
+  }
+
+  /** Current parameter values (the arrays are replaced, never mutated, by later steps). */
+  get parameters(): Readonly<Record<string, HostTensor>> {
+    return this.params;
+  }
+
+  /** A snapshot for checkpointing; pass it to create() as `resume` to continue exactly. */
+  state(): TrainerState {
+    return { step: this.stepCount, params: { ...this.params }, slots: { ...this.slots } };
+  }
+
+  async release(): Promise<void> {
+    await this.update.release();
+    await this.accumulate?.release();
+  }
+}
