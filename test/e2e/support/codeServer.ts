@@ -219,6 +219,7 @@ export interface CodeServer {
   /** Root of this server's throwaway folders (user-data, extensions, home, logs). */
   readonly root: string;
   readonly userDataDir: string;
+  readonly extensionsDir: string;
   readonly logFile: string;
   /** Workbench URL for a folder, with an optional development/test payload. */
   url(folder?: string, payload?: [string, string][]): string;
@@ -230,8 +231,8 @@ export interface CodeServer {
   stop(): Promise<void>;
 }
 
-/** Process groups started by this process; stopped on exit even when a test run aborts. */
-const running = new Set<ChildProcess>();
+/** Servers started by this process: stopped, and their folders deleted, even on abort. */
+const running = new Map<ChildProcess, string>();
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
   try {
@@ -240,14 +241,20 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     // group already gone
   }
 }
-process.on('exit', () => {
-  for (const child of running) killGroup(child, 'SIGKILL');
-});
-// Ctrl-C reaches our process group, not the server's: stop the servers, then exit as usual.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+function stopAllSync(): void {
+  for (const [child, root] of running) {
+    killGroup(child, 'SIGKILL');
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 3 });
+  }
+  running.clear();
+}
+process.on('exit', stopAllSync);
+// Ctrl-C reaches our process group, not the server's (it has its own session): stop the
+// servers, then exit with the usual status for the signal.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
-    for (const child of running) killGroup(child, 'SIGKILL');
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    stopAllSync();
+    process.exit(128 + os.constants.signals[signal]);
   });
 }
 
@@ -293,7 +300,12 @@ export async function startCodeServer(options: ServerOptions): Promise<CodeServe
   delete env.VSCODE_IPC_HOOK_CLI;
   const common = ['--extensions-dir', dirs.extensions, '--user-data-dir', dirs.userData];
   if (options.vsix) {
-    runEntry(entry, [...common, '--install-extension', options.vsix], env, 'installing the VSIX');
+    try {
+      runEntry(entry, [...common, '--install-extension', options.vsix], env, 'installing the VSIX');
+    } catch (error) {
+      fs.rmSync(root, { recursive: true, force: true });
+      throw error;
+    }
   }
 
   const logFile = path.join(root, 'code-server.log');
@@ -317,7 +329,7 @@ export async function startCodeServer(options: ServerOptions): Promise<CodeServe
   // group reaches the extension host, file watchers, pty host and anything an extension forked.
   const child = spawn(process.execPath, args, { env, detached: true, stdio: ['ignore', out, out] });
   fs.closeSync(out);
-  running.add(child);
+  running.set(child, root);
   let exited = false;
   child.once('exit', () => (exited = true));
 
@@ -351,6 +363,7 @@ export async function startCodeServer(options: ServerOptions): Promise<CodeServe
     baseUrl,
     root,
     userDataDir: dirs.userData,
+    extensionsDir: dirs.extensions,
     logFile,
     remoteUri,
     url(folder = options.workspace, payload) {

@@ -16,6 +16,8 @@ interface Suite {
   server: CodeServer;
   /** Throwaway copy of `sandbox/`, opened as the workspace folder. */
   workspace: string;
+  /** Where test/e2e/inHost/index.cjs writes its results (inherited by the extension host). */
+  inHostResultsDir: string;
 }
 
 let suite: Suite | undefined;
@@ -64,12 +66,17 @@ export const mochaHooks = {
     fs.mkdirSync(OUTPUT_DIR, { recursive: true });
     const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-workspace-'));
     fs.cpSync(path.join(REPO_ROOT, 'sandbox'), workspace, { recursive: true });
+    const inHostResultsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-inhost-'));
     const started = Date.now();
-    const server = await startCodeServer({ vsix, workspace });
+    const server = await startCodeServer({
+      vsix,
+      workspace,
+      env: { CODE_RLHF_INHOST_RESULTS_DIR: inHostResultsDir },
+    });
     process.stderr.write(
       `[e2e] code-server on ${server.baseUrl} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
-    suite = { server, workspace };
+    suite = { server, workspace, inHostResultsDir };
   },
 
   async afterEach(this: Context) {
@@ -88,6 +95,7 @@ export const mochaHooks = {
     if (!suite) return;
     await suite.server.stop();
     fs.rmSync(suite.workspace, { recursive: true, force: true });
+    fs.rmSync(suite.inHostResultsDir, { recursive: true, force: true });
     suite = undefined;
   },
 };
