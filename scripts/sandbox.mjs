@@ -50,7 +50,7 @@ async function main() {
   // Stopping is done by the signal handlers of codeServer.ts; if the server dies, say so.
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const healthy = await fetch(`${server.baseUrl}/healthz`).then(
+    const healthy = await globalThis.fetch(`${server.baseUrl}/healthz`).then(
       (response) => response.ok,
       () => false,
     );
