@@ -11,7 +11,7 @@ describe('rlhf AdamW', () => {
 
   it('minimises a quadratic, and state round-trips so a resumed run continues identically', () => {
     const run = (steps: number, resumeAt?: number) => {
-      let p = new Float32Array([3, -2]);
+      let p: Float32Array = new Float32Array([3, -2]);
       let opt = new AdamW(new Map([['w', p]]), { learningRate: 0.05, weightDecay: 0.01 });
       for (let s = 0; s < steps; s++) {
         if (s === resumeAt) {

@@ -1,0 +1,108 @@
+/**
+ * Host tensors for the training graphs: right-padded token batches with positions, key mask,
+ * next-token targets, and the response gather index (see trainGraphs.ts for the layout).
+ */
+import type { HostTensor } from '../engine';
+import { buildPrompt } from '../generation/prompt';
+import type { CodeTokenizer } from '../model/tokenizer';
+
+export interface TokenRow {
+  prompt: readonly number[];
+  completion: readonly number[];
+}
+
+function int64(values: ArrayLike<number>, shape: number[]): HostTensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+  return { dtype: 'int64', shape, data };
+}
+
+export function float32(values: ArrayLike<number>, shape: number[]): HostTensor {
+  return { dtype: 'float32', shape, data: Float32Array.from(values) };
+}
+
+export interface SequenceBatch {
+  feeds: Record<string, HostTensor>;
+  /** Padded sequence length T. */
+  length: number;
+  /** Response width R (longest completion, at least 1). */
+  responseWidth: number;
+  /** [B * R] 1 for real completion tokens. */
+  responseMask: Float32Array;
+}
+
+/**
+ * Right-pads prompt + completion rows into [B, T]. `padId` fills padding (any id: padding is
+ * hidden by the key mask and never a target that counts). Response entries past a row's
+ * completion point at a valid position and are masked out.
+ */
+export function sequenceBatch(
+  rows: readonly TokenRow[],
+  padId = 0,
+  withTargets = true,
+): SequenceBatch {
+  if (rows.length === 0) throw new Error('sequenceBatch: no rows');
+  rows.forEach((row, i) => {
+    if (row.prompt.length === 0) throw new Error(`sequenceBatch: row ${i} has an empty prompt`);
+  });
+  const b = rows.length;
+  const t = Math.max(...rows.map((r) => r.prompt.length + r.completion.length));
+  const rWidth = Math.max(1, ...rows.map((r) => r.completion.length));
+  const ids = new Array<number>(b * t).fill(padId);
+  const positions = new Array<number>(b * t).fill(0);
+  const mask = new Array<number>(b * t).fill(0);
+  const targets = new Array<number>(b * t).fill(0);
+  const index = new Array<number>(b * rWidth).fill(0);
+  const responseMask = new Float32Array(b * rWidth);
+  rows.forEach((row, i) => {
+    const seq = [...row.prompt, ...row.completion];
+    seq.forEach((id, p) => {
+      ids[i * t + p] = id;
+      positions[i * t + p] = p;
+      mask[i * t + p] = 1;
+      if (p + 1 < seq.length) targets[i * t + p] = seq[p + 1];
+    });
+    for (let j = 0; j < rWidth; j++) {
+      const real = j < row.completion.length;
+      index[i * rWidth + j] = real ? row.prompt.length - 1 + j : row.prompt.length - 1;
+      responseMask[i * rWidth + j] = real ? 1 : 0;
+    }
+  });
+  const feeds: Record<string, HostTensor> = {
+    input_ids: int64(ids, [b, t]),
+    positions: int64(positions, [b, t]),
+    key_mask: int64(mask, [b, t]),
+  };
+  if (withTargets) {
+    feeds.targets = int64(targets, [b, t]);
+    feeds.response_index = int64(index, [b, rWidth]);
+  }
+  return { feeds, length: t, responseWidth: rWidth, responseMask };
+}
+
+/** Splits a [B * R] array into per-row arrays of each row's completion length. */
+export function unpadRows(
+  data: ArrayLike<number>,
+  rows: readonly TokenRow[],
+  width: number,
+): number[][] {
+  return rows.map((row, i) =>
+    Array.from({ length: row.completion.length }, (_, j) => data[i * width + j]),
+  );
+}
+
+/** Tokenises (prompt, completion) text the way generation does: prompt built left-to-right. */
+export function encodePair(
+  tokenizer: CodeTokenizer,
+  prompt: string,
+  completion: string,
+  maxPromptTokens: number,
+  maxCompletionTokens: number,
+): TokenRow {
+  let promptIds = buildPrompt(tokenizer, prompt, '', maxPromptTokens).ids;
+  // A model without a BOS-style prompt prefix and an empty prompt still needs one position
+  // whose logits predict the first completion token.
+  if (promptIds.length === 0) promptIds = tokenizer.encodePlain('\n');
+  const completionIds = tokenizer.encodeContinuation(completion).slice(0, maxCompletionTokens);
+  return { prompt: promptIds, completion: completionIds };
+}

@@ -1,0 +1,651 @@
+/**
+ * PPO fine-tuning of the policy's LoRA adapter against a trained reward model, following the
+ * InstructGPT recipe (Ouyang et al. 2022) as implemented by TRL's PPOTrainer. One iteration:
+ *
+ *   1. Rollout: K samples per prompt from the current policy at `temperature` (no top-k/top-p,
+ *      so the sampling distribution is exactly softmax(logits / temperature)).
+ *   2. Score: reward model on (prompt, completion text).
+ *   3. Forward: policy log-probs and values, reference log-probs (adapter off), at the same
+ *      temperature.
+ *   4. Rewards: per-token -beta * KL, score on the last real token, length-limit penalty
+ *      (tokenRewards.ts, failure kind R2).
+ *   5. Advantages: GAE with masks, whitened (advantages.ts).
+ *   6. Optimise: `ppoEpochs` epochs of shuffled minibatches of the clipped policy + value loss;
+ *      stop the iteration early when approx KL exceeds `klBudget`.
+ *   7. Adapt beta (Ziegler et al.), log metrics with TRL names, checkpoint atomically.
+ *   8. Every iteration, mean reward on held-out prompts; when it drops by more than
+ *      `rollbackRewardDrop` below the best, or KL explodes, roll back to the last good state.
+ *
+ * The value head reads the policy's trunk (shared LoRA) and starts as a copy of the reward head,
+ * as TRL starts its value model from the reward model.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { EngineSession } from '../engine';
+import type { LlamaGenerator } from '../generation';
+import type { LoadedModel } from '../model/loader';
+import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
+import { PROJECTIONS, type Projection } from '../model/weights';
+import { AdamW, packTensors, unpackTensors } from './adamw';
+import { computeGae, whiten, type Matrix } from './advantages';
+import { float32, sequenceBatch, encodePair, type TokenRow } from './batch';
+import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
+import { parseLoraTargets, type PpoConfig } from './config';
+import { loadHead, saveHead, type Head } from './heads';
+import {
+  AdaptiveKlController,
+  FixedKlController,
+  restoreKlController,
+  type KlController,
+} from './klController';
+import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from './metrics';
+import { createRng, shuffled } from './random';
+import type { RewardScorer } from './rewardModel';
+import { assembleTokenRewards } from './tokenRewards';
+import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import {
+  adapterFeeds,
+  buildPolicyGraph,
+  gradientsFrom,
+  headFeeds,
+  trainableParameters,
+} from './trainGraphs';
+
+export const POLICY_DIR = 'policy';
+
+/** One sampled completion with everything the update needs. */
+export interface Rollout {
+  promptIndex: number;
+  prompt: string;
+  text: string;
+  row: TokenRow;
+  /** Stopped by a stop token (included in row.completion) or a line limit, not the length cap. */
+  hitLengthLimit: boolean;
+  endedWithStopToken: boolean;
+  score: number;
+  logprobs: number[];
+  refLogprobs: number[];
+  values: number[];
+  entropy: number[];
+}
+
+/** Policy-side graphs: forward scoring and the PPO step, sharing one adapter and value head. */
+export class PolicyGraphs {
+  private constructor(
+    readonly model: LoadedModel,
+    private readonly score: EngineSession,
+    private readonly train: EngineSession,
+  ) {}
+
+  static async create(
+    model: LoadedModel,
+    targets: readonly Projection[],
+    config: PpoConfig,
+    threads = 2,
+  ) {
+    const score = await EngineSession.create(buildPolicyGraph(model, targets, 'score'), {
+      threads,
+    });
+    const train = await EngineSession.create(
+      buildPolicyGraph(model, targets, 'ppo', {
+        clipRange: config.clipRange,
+        clipRangeValue: config.clipRangeValue,
+        valueCoef: config.valueCoef,
+      }),
+      { threads },
+    );
+    return new PolicyGraphs(model, score, train);
+  }
+
+  /** Per-token log-probs, entropies and values of each row's completion. */
+  async forward(
+    rows: readonly TokenRow[],
+    adapter: LoraAdapter,
+    valueHead: Head,
+    temperature: number,
+    adapterScale?: number,
+  ): Promise<{ logprobs: number[][]; entropy: number[][]; values: number[][] }> {
+    const batch = sequenceBatch(rows);
+    const out = await this.score.run({
+      ...batch.feeds,
+      ...adapterFeeds(this.model, adapter, adapterScale),
+      ...headFeeds('value_head', valueHead),
+      temperature: float32([temperature], []),
+    });
+    const r = batch.responseWidth;
+    const take = (name: string) =>
+      rows.map((row, i) =>
+        Array.from((out[name].data as Float32Array).subarray(i * r, i * r + row.completion.length)),
+      );
+    return { logprobs: take('logprobs'), entropy: take('entropy'), values: take('values') };
+  }
+
+  async step(
+    rows: readonly TokenRow[],
+    adapter: LoraAdapter,
+    valueHead: Head,
+    temperature: number,
+    tensors: { oldLogprobs: Matrix; advantages: Matrix; oldValues: Matrix; returns: Matrix },
+  ) {
+    const batch = sequenceBatch(rows);
+    const r = batch.responseWidth;
+    const pad = (m: Matrix) => {
+      const out = new Float32Array(rows.length * r);
+      m.forEach((row, i) => out.set(row.slice(0, r), i * r));
+      return { dtype: 'float32' as const, shape: [rows.length, r], data: out };
+    };
+    return this.train.run({
+      ...batch.feeds,
+      ...adapterFeeds(this.model, adapter),
+      ...headFeeds('value_head', valueHead),
+      temperature: float32([temperature], []),
+      response_mask: { dtype: 'float32', shape: [rows.length, r], data: batch.responseMask },
+      old_logprobs: pad(tensors.oldLogprobs),
+      advantages: pad(tensors.advantages),
+      old_values: pad(tensors.oldValues),
+      returns: pad(tensors.returns),
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.score.release();
+    await this.train.release();
+  }
+}
+
+export interface PpoResult {
+  outputDir: string;
+  adapter: LoraAdapter;
+  valueHead: Head;
+  iterations: number;
+  rollbacks: number;
+  /** Metric rows per iteration (TRL names). */
+  history: Record<string, number>[];
+  /** Held-out mean reward before training and of the returned adapter. */
+  heldOutRewardBefore: number;
+  heldOutRewardAfter: number;
+}
+
+function mean(values: readonly number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
+}
+
+function cloneAdapter(adapter: LoraAdapter): LoraAdapter {
+  const factors = new Map(
+    [...adapter.factors].map(([k, f]) => [k, { ...f, a: f.a.slice(), b: f.b.slice() }]),
+  );
+  return { config: { ...adapter.config, targets: [...adapter.config.targets] }, factors };
+}
+
+function copyInto(target: Map<string, Float32Array>, source: Record<string, Float32Array>): void {
+  for (const [name, p] of target) p.set(source[name]);
+}
+
+function snapshot(params: Map<string, Float32Array>): Record<string, Float32Array> {
+  return Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
+}
+
+/**
+ * Samples K completions per prompt with `adapter` (written to `adapterDir` for the generator,
+ * which reads adapters from PEFT folders).
+ */
+export async function sampleRollouts(
+  generator: LlamaGenerator,
+  prompts: readonly string[],
+  adapter: LoraAdapter | undefined,
+  adapterDir: string,
+  options: {
+    samples: number;
+    temperature: number;
+    maxNewTokens: number;
+    maxLines: number;
+    seed: number;
+  },
+  ctx: TrainerContext,
+): Promise<
+  Array<
+    Pick<
+      Rollout,
+      'promptIndex' | 'prompt' | 'text' | 'row' | 'hitLengthLimit' | 'endedWithStopToken'
+    > & { sampleLogprobs: number[] }
+  >
+> {
+  if (adapter) savePeftAdapter(adapterDir, adapter);
+  const out = [];
+  for (let i = 0; i < prompts.length; i++) {
+    throwIfCancelled(ctx.signal);
+    const result = await ctx.step(() =>
+      generator.completeDetailed(
+        {
+          prefix: prompts[i],
+          suffix: '',
+          count: options.samples,
+          maxNewTokens: options.maxNewTokens,
+          maxLines: options.maxLines,
+          temperature: options.temperature,
+          topK: 0,
+          topP: 1,
+          seed: options.seed * 100003 + i,
+          adapterPath: adapter ? adapterDir : undefined,
+        },
+        ctx.signal,
+      ),
+    );
+    for (const c of result.candidates) {
+      const stop = c.stopTokenId !== undefined ? [c.stopTokenId] : [];
+      out.push({
+        promptIndex: i,
+        prompt: prompts[i],
+        text: c.text,
+        row: { prompt: result.promptIds, completion: [...c.tokenIds, ...stop] },
+        hitLengthLimit: c.stopReason === 'max-tokens',
+        endedWithStopToken: stop.length > 0,
+        sampleLogprobs: c.tokenLogprobs,
+      });
+    }
+  }
+  return out;
+}
+
+/** Mean reward-model score of one sample per held-out prompt (seeded, so comparable). */
+async function heldOutReward(
+  generator: LlamaGenerator,
+  scorer: RewardScorer,
+  model: LoadedModel,
+  prompts: readonly string[],
+  adapter: LoraAdapter | undefined,
+  adapterDir: string,
+  config: PpoConfig,
+  ctx: TrainerContext,
+): Promise<number> {
+  if (prompts.length === 0) return Number.NaN;
+  const samples = await sampleRollouts(
+    generator,
+    prompts,
+    adapter,
+    adapterDir,
+    {
+      samples: 1,
+      temperature: config.temperature,
+      maxNewTokens: config.maxNewTokens,
+      maxLines: config.maxLines,
+      seed: config.seed + 777,
+    },
+    ctx,
+  );
+  const rows = samples.map((s) =>
+    encodePair(
+      model.tokenizer,
+      s.prompt,
+      s.text,
+      config.maxPromptTokens,
+      config.maxCompletionTokens,
+    ),
+  );
+  const scores = await ctx.step(() => scorer.score(rows));
+  return mean(Array.from(scores));
+}
+
+export async function trainPpo(options: {
+  model: LoadedModel;
+  generator: LlamaGenerator;
+  rewardScorer: RewardScorer;
+  prompts: readonly string[];
+  heldOutPrompts: readonly string[];
+  config: PpoConfig;
+  runDir: string;
+  resume: boolean;
+  ctx: TrainerContext;
+  threads?: number;
+}): Promise<PpoResult> {
+  const { model, generator, rewardScorer: scorer, config, ctx } = options;
+  if (options.prompts.length === 0) throw new Error('PPO: no training prompts');
+  const started = Date.now();
+  const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
+  const adapter = initLora(
+    model,
+    { rank: config.loraRank, alpha: config.loraAlpha, targets, useRslora: false },
+    config.seed + 1,
+  );
+  const valueHead: Head = { weight: scorer.head.weight.slice(), bias: scorer.head.bias.slice() };
+  const params = trainableParameters(model, adapter, { prefix: 'value_head', head: valueHead });
+  const optimizer = new AdamW(params, { learningRate: config.learningRate });
+  let kl: KlController = config.adaptiveKl
+    ? new AdaptiveKlController(Math.max(config.klCoef, 1e-6), config.targetKl, config.klHorizon)
+    : new FixedKlController(config.klCoef);
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', POLICY_DIR);
+  const adapterDir = path.join(options.runDir, 'rollout-adapter');
+  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'ppo-metrics.jsonl'));
+  const graphs = await PolicyGraphs.create(model, targets, config, options.threads);
+  const history: Record<string, number>[] = [];
+  let iteration = 0;
+  let episode = 0;
+  let rollbacks = 0;
+  let lastGood = snapshot(params);
+  let lastGoodOptimizer = optimizer.state();
+  let bestHeldOut = Number.NaN;
+  let heldOutBefore = Number.NaN;
+
+  if (options.resume) {
+    const ck = loadLatestCheckpoint(checkpointsDir);
+    if (ck) {
+      copyInto(params, unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`));
+      // R5: the value head travels in the checkpoint; a checkpoint without it cannot resume.
+      const head = loadHead(ck.dir, 'value', model.config.hiddenSize);
+      valueHead.weight.set(head.head.weight);
+      valueHead.bias.set(head.head.bias);
+      const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
+      const m: Record<string, Float32Array> = {};
+      const v: Record<string, Float32Array> = {};
+      for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
+      const state = ck.manifest.state as {
+        iteration: number;
+        episode: number;
+        optimizerStep: number;
+        kl: ReturnType<KlController['state']>;
+        bestHeldOut: number | null;
+        heldOutBefore: number | null;
+        rollbacks: number;
+      };
+      optimizer.restore({ step: state.optimizerStep, m, v });
+      kl = restoreKlController(state.kl);
+      iteration = state.iteration;
+      episode = state.episode;
+      rollbacks = state.rollbacks;
+      bestHeldOut = state.bestHeldOut ?? Number.NaN;
+      heldOutBefore = state.heldOutBefore ?? Number.NaN;
+      lastGood = snapshot(params);
+      lastGoodOptimizer = optimizer.state();
+      ctx.log('info', `PPO: resumed from ${ck.dir} at iteration ${iteration}`);
+    } else {
+      ctx.log('warn', `PPO: resume asked, but ${checkpointsDir} has no checkpoint; starting fresh`);
+    }
+  }
+  const saveCheckpoint = () => {
+    const st = optimizer.state();
+    const moments: Record<string, Float32Array> = {};
+    for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
+    for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
+    const tmpHeadDir = fs.mkdtempSync(path.join(options.runDir, '.head-'));
+    const headFile = saveHead(tmpHeadDir, 'value', valueHead);
+    const headBytes = fs.readFileSync(headFile);
+    fs.rmSync(tmpHeadDir, { recursive: true, force: true });
+    const dir = writeCheckpoint(
+      checkpointsDir,
+      iteration,
+      {
+        'params.bin': packTensors(snapshot(params)),
+        'optimizer.bin': packTensors(moments),
+        'value_head.safetensors': headBytes,
+      },
+      {
+        iteration,
+        episode,
+        optimizerStep: st.step,
+        kl: kl.state(),
+        bestHeldOut: Number.isFinite(bestHeldOut) ? bestHeldOut : null,
+        heldOutBefore: Number.isFinite(heldOutBefore) ? heldOutBefore : null,
+        rollbacks,
+      },
+    );
+    ctx.checkpoint(iteration, dir);
+  };
+
+  let lastGoodHeldOut = Number.NaN;
+  try {
+    if (Number.isNaN(heldOutBefore)) {
+      heldOutBefore = await heldOutReward(
+        generator,
+        scorer,
+        model,
+        options.heldOutPrompts,
+        undefined,
+        adapterDir,
+        config,
+        ctx,
+      );
+      bestHeldOut = heldOutBefore;
+      lastGoodHeldOut = heldOutBefore;
+      ctx.log('info', `PPO: held-out reward of the base policy ${heldOutBefore.toFixed(4)}`);
+    }
+    while (iteration < config.iterations) {
+      throwIfCancelled(ctx.signal);
+      iteration++;
+      const iterationStart = Date.now();
+      // Phase 1: rollout. Prompts are drawn by a seeded order so resume replays the same ones.
+      const order = shuffled(options.prompts, createRng(config.seed * 1000 + iteration));
+      const prompts = order.slice(0, Math.min(config.promptsPerBatch, order.length));
+      const sampled = await sampleRollouts(
+        generator,
+        prompts,
+        adapter,
+        adapterDir,
+        {
+          samples: config.samplesPerPrompt,
+          temperature: config.temperature,
+          maxNewTokens: config.maxNewTokens,
+          maxLines: config.maxLines,
+          seed: config.seed + iteration,
+        },
+        ctx,
+      );
+      const usable = sampled.filter((s) => s.row.completion.length > 0);
+      if (usable.length === 0) {
+        ctx.log('warn', `PPO: iteration ${iteration} produced only empty completions; skipped`);
+        continue;
+      }
+      // Phase 2: score with the reward model (text re-encoded as the RM was trained).
+      const rmRows = usable.map((s) =>
+        encodePair(
+          model.tokenizer,
+          s.prompt,
+          s.text,
+          config.maxPromptTokens,
+          config.maxCompletionTokens,
+        ),
+      );
+      const scores = await ctx.step(() => scorer.score(rmRows));
+      // Phase 3: policy and reference forward passes at the sampling temperature.
+      const rows = usable.map((s) => s.row);
+      const policy = await ctx.step(() =>
+        graphs.forward(rows, adapter, valueHead, config.temperature),
+      );
+      const reference = await ctx.step(() =>
+        graphs.forward(rows, adapter, valueHead, config.temperature, 0),
+      );
+      let mismatch = 0;
+      usable.forEach((s, i) =>
+        s.sampleLogprobs.forEach(
+          (lp, j) => (mismatch = Math.max(mismatch, Math.abs(lp - policy.logprobs[i][j]))),
+        ),
+      );
+      // Phase 4: per-token rewards.
+      const beta = kl.value;
+      const rolled = usable.map((s, i) => {
+        const mask = new Array<number>(s.row.completion.length).fill(1);
+        const tr = assembleTokenRewards(
+          {
+            logprobs: policy.logprobs[i],
+            refLogprobs: reference.logprobs[i],
+            mask,
+            score: scores[i],
+            hitLengthLimit: s.hitLengthLimit,
+          },
+          {
+            klCoef: beta,
+            missingEosPenalty: config.missingEosPenalty,
+            missingEosConvention: config.missingEosConvention,
+          },
+        );
+        return { ...tr, mask };
+      });
+      // Phase 5: advantages over a padded [B, R] layout.
+      const width = Math.max(...rows.map((r) => r.completion.length));
+      const padRow = (xs: readonly number[]) => [...xs, ...new Array(width - xs.length).fill(0)];
+      const maskM = rolled.map((r) => padRow(r.mask));
+      const valuesM = policy.values.map(padRow);
+      const gae = computeGae(
+        rolled.map((r) => padRow(r.rewards)),
+        valuesM,
+        maskM,
+        config.gamma,
+        config.lambda,
+      );
+      const advantages = config.whitenAdvantages ? whiten(gae.advantages, maskM) : gae.advantages;
+      // Phase 6: optimise.
+      const acc = new MetricAccumulator();
+      let stoppedEarly = false;
+      let firstMinibatch = true;
+      const shuffleRng = createRng(config.seed * 31 + iteration);
+      epochs: for (let epoch = 0; epoch < config.ppoEpochs; epoch++) {
+        const idx = shuffled(
+          rows.map((_, i) => i),
+          shuffleRng,
+        );
+        for (let start = 0; start < idx.length; start += config.minibatchSize) {
+          throwIfCancelled(ctx.signal);
+          const mb = idx.slice(start, start + config.minibatchSize);
+          const pick = (m: Matrix) => mb.map((i) => m[i]);
+          const out = await ctx.step(() =>
+            graphs.step(
+              mb.map((i) => rows[i]),
+              adapter,
+              valueHead,
+              config.temperature,
+              {
+                oldLogprobs: pick(policy.logprobs.map(padRow)),
+                advantages: pick(advantages),
+                oldValues: pick(valuesM),
+                returns: pick(gae.returns),
+              },
+            ),
+          );
+          const scalar = (name: string) => (out[name].data as Float32Array)[0];
+          const approxKl = scalar('approxKl');
+          if (firstMinibatch) {
+            // Nothing has been updated since the rollout: every ratio must be 1 and the KL 0.
+            const ratio = scalar('ratioMean');
+            if (Math.abs(ratio - 1) > 1e-4 || approxKl > 1e-6) {
+              throw new Error(
+                `PPO invariant: first minibatch ratio ${ratio}, approx KL ${approxKl}; the rollout ` +
+                  'and training log-probs disagree (temperature or adapter mismatch)',
+              );
+            }
+            acc.add('val/first_ratio', ratio);
+            firstMinibatch = false;
+          }
+          if (!Number.isFinite(scalar('loss')))
+            throw new Error(`PPO: loss is ${scalar('loss')} at iteration ${iteration}`);
+          acc.add('policy/approxkl_avg', approxKl);
+          acc.add('policy/clipfrac_avg', scalar('clipfrac'));
+          acc.add('loss/policy_avg', scalar('policyLoss'));
+          acc.add('loss/value_avg', scalar('valueLoss'));
+          acc.add('val/clipfrac_avg', scalar('valueClipfrac'));
+          acc.add('val/ratio', scalar('ratioMean'));
+          acc.add('grad/norm', optimizer.update(gradientsFrom(out, params)));
+          if (config.klBudget > 0 && approxKl > config.klBudget) {
+            ctx.log(
+              'info',
+              `PPO: approx KL ${approxKl.toFixed(4)} over budget ${config.klBudget}; iteration ${iteration} stops early`,
+            );
+            stoppedEarly = true;
+            break epochs;
+          }
+        }
+      }
+      // Phase 7: KL control and metrics (KL logged with the k1 estimator the penalty uses).
+      const seqKl = rolled.map((r) => r.kl.reduce((a, b) => a + b, 0));
+      const meanKl = mean(seqKl);
+      kl.update(meanKl, rows.length);
+      episode += rows.length;
+      const row: Record<string, number> = {
+        'objective/kl': meanKl,
+        'objective/entropy': mean(policy.entropy.map((e) => e.reduce((a, b) => a + b, 0))),
+        'objective/non_score_reward': mean(rolled.map((r) => r.nonScoreReward)),
+        'objective/rlhf_reward': mean(rolled.map((r) => r.nonScoreReward + r.score)),
+        'objective/scores': mean(rolled.map((r) => r.score)),
+        ...acc.means(),
+        'policy/entropy_avg': mean(policy.entropy.flat()),
+        'val/num_eos_tokens': usable.filter((s) => s.endedWithStopToken).length,
+        'val/length_limit_hits': usable.filter((s) => s.hitLengthLimit).length,
+        'val/logprob_mismatch_max': mismatch,
+        'val/kl_coef': beta,
+        'val/stopped_early': stoppedEarly ? 1 : 0,
+        lr: config.learningRate,
+        episode,
+        'time/iteration_s': (Date.now() - iterationStart) / 1000,
+      };
+      // Phase 8: held-out reward and rollback.
+      const heldOut = await heldOutReward(
+        generator,
+        scorer,
+        model,
+        options.heldOutPrompts,
+        adapter,
+        adapterDir,
+        config,
+        ctx,
+      );
+      row['eval/held_out_reward'] = heldOut;
+      const klExploded = meanKl > 4 * config.targetKl;
+      if (
+        Number.isFinite(heldOut) &&
+        (heldOut < bestHeldOut - config.rollbackRewardDrop || klExploded)
+      ) {
+        copyInto(params, lastGood);
+        optimizer.restore(lastGoodOptimizer);
+        rollbacks++;
+        row['eval/rollback'] = 1;
+        ctx.log(
+          'warn',
+          `PPO: rollback at iteration ${iteration} (held-out reward ${heldOut.toFixed(4)}, best ${bestHeldOut.toFixed(4)}, KL ${meanKl.toFixed(3)})`,
+        );
+      } else {
+        if (Number.isFinite(heldOut)) bestHeldOut = Math.max(bestHeldOut, heldOut);
+        lastGood = snapshot(params);
+        lastGoodOptimizer = optimizer.state();
+        lastGoodHeldOut = heldOut;
+      }
+      history.push(row);
+      ctx.metrics(iteration, row);
+      metricsWriter.append(iteration, row);
+      ctx.log('info', formatMetricLine(iteration, row, PPO_METRICS));
+      ctx.progress('ppo', iteration, config.iterations);
+      if (config.checkpointEvery > 0 && iteration % config.checkpointEvery === 0) saveCheckpoint();
+    }
+  } finally {
+    await graphs.release();
+  }
+  const outputDir = path.join(options.runDir, POLICY_DIR);
+  fs.mkdirSync(outputDir, { recursive: true });
+  savePeftAdapter(outputDir, adapter, model.dir);
+  saveHead(outputDir, 'value', valueHead);
+  // After a final rollback the adapter is the last good one, so its held-out reward is reported.
+  const heldOutAfter = Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : heldOutBefore;
+  writeFileAtomic(
+    path.join(outputDir, 'run.json'),
+    JSON.stringify(
+      {
+        kind: 'ppo',
+        config,
+        iterations: iteration,
+        rollbacks,
+        heldOutRewardBefore: heldOutBefore,
+        heldOutRewardAfter: heldOutAfter,
+        seconds: (Date.now() - started) / 1000,
+      },
+      null,
+      2,
+    ),
+  );
+  return {
+    outputDir,
+    adapter: cloneAdapter(adapter),
+    valueHead,
+    iterations: iteration,
+    rollbacks,
+    history,
+    heldOutRewardBefore: heldOutBefore,
+    heldOutRewardAfter: heldOutAfter,
+  };
+}

@@ -1,0 +1,409 @@
+/**
+ * Reward model: base + LoRA + scalar head read at the last real token, trained with the
+ * Bradley-Terry loss (ties as target 0.5, optional margins) on pairs split by prompt, with
+ * validation accuracy, loss and margin logged, early stopping on validation accuracy, atomic
+ * checkpoints and resume. The best adapter and head (by validation accuracy) are the output.
+ *
+ * Output folder: `adapter_config.json` + `adapter_model.safetensors` (PEFT), the head as
+ * `reward_head.safetensors`, and `run.json` with the config and final numbers.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { EngineSession } from '../engine';
+import type { LoadedModel } from '../model/loader';
+import { initLora, loadPeftAdapter, savePeftAdapter, type LoraAdapter } from '../model/lora';
+import { PROJECTIONS, type Projection } from '../model/weights';
+import { AdamW, packTensors, unpackTensors } from './adamw';
+import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
+import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
+import { parseLoraTargets, type RewardModelConfig } from './config';
+import { headDigest, loadHead, saveHead, type Head } from './heads';
+import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
+import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
+import type { TrainingPair } from './preferences';
+import { createRng, normal, shuffled } from './random';
+import { EarlyStopping, splitByPrompt } from './split';
+import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import {
+  adapterFeeds,
+  buildRewardGraph,
+  gradientsFrom,
+  headFeeds,
+  trainableParameters,
+} from './trainGraphs';
+
+export const REWARD_MODEL_DIR = 'reward-model';
+
+interface EncodedPair {
+  pair: TrainingPair;
+  chosen: TokenRow;
+  rejected: TokenRow;
+}
+
+/** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */
+export class RewardScorer {
+  private constructor(
+    private readonly session: EngineSession,
+    readonly model: LoadedModel,
+    readonly adapter: LoraAdapter,
+    readonly head: Head,
+    private readonly batchSize: number,
+  ) {}
+
+  static async create(
+    model: LoadedModel,
+    adapter: LoraAdapter,
+    head: Head,
+    options: { threads?: number; batchSize?: number } = {},
+  ): Promise<RewardScorer> {
+    const session = await EngineSession.create(
+      buildRewardGraph(model, adapter.config.targets, false),
+      { threads: options.threads ?? 2 },
+    );
+    return new RewardScorer(session, model, adapter, head, options.batchSize ?? 16);
+  }
+
+  /** Loads a reward-model output folder; a missing head file is an error (R5). */
+  static async load(
+    model: LoadedModel,
+    dir: string,
+    options: { threads?: number } = {},
+  ): Promise<RewardScorer> {
+    const adapter = loadPeftAdapter(dir, model);
+    const { head } = loadHead(dir, 'reward', model.config.hiddenSize);
+    return RewardScorer.create(model, adapter, head, options);
+  }
+
+  async score(rows: readonly TokenRow[]): Promise<Float32Array> {
+    const out = new Float32Array(rows.length);
+    for (let i = 0; i < rows.length; i += this.batchSize) {
+      const chunk = rows.slice(i, i + this.batchSize);
+      const batch = sequenceBatch(chunk, 0, false);
+      const result = await this.session.run(
+        {
+          ...batch.feeds,
+          ...adapterFeeds(this.model, this.adapter),
+          ...headFeeds('reward_head', this.head),
+        },
+        ['rewards'],
+      );
+      out.set(result.rewards.data as Float32Array, i);
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export interface RewardModelResult {
+  outputDir: string;
+  adapter: LoraAdapter;
+  head: Head;
+  validation: PairEvaluation;
+  trainPairs: number;
+  validationPairs: number;
+  steps: number;
+  firstLoss: number;
+  lastLoss: number;
+  earlyStopped: boolean;
+}
+
+function freshHead(hidden: number, seed: number): Head {
+  const rng = createRng(seed ^ 0x5eed);
+  const weight = new Float32Array(hidden);
+  for (let i = 0; i < hidden; i++) weight[i] = normal(rng) / Math.sqrt(hidden);
+  return { weight, bias: new Float32Array(1) };
+}
+
+function copyParams(params: Map<string, Float32Array>): Record<string, Float32Array> {
+  return Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
+}
+
+function digestParams(params: Map<string, Float32Array>): string {
+  return headDigest({
+    weight: Float32Array.from([...params.values()].flatMap((a) => Array.from(a))),
+    bias: new Float32Array(1),
+  });
+}
+
+export async function evaluateRewardModel(
+  scorer: RewardScorer,
+  pairs: readonly EncodedPair[],
+): Promise<PairEvaluation> {
+  if (pairs.length === 0) return evaluatePairs([]);
+  const scores = await scorer.score(pairs.flatMap((p) => [p.chosen, p.rejected]));
+  return evaluatePairs(
+    pairs.map((p, i) => ({
+      chosen: scores[2 * i],
+      rejected: scores[2 * i + 1],
+      target: p.pair.target,
+      margin: p.pair.margin,
+    })),
+  );
+}
+
+export function encodePairs(
+  model: LoadedModel,
+  pairs: readonly TrainingPair[],
+  config: RewardModelConfig,
+): EncodedPair[] {
+  return pairs.map((pair) => ({
+    pair,
+    chosen: encodePair(
+      model.tokenizer,
+      pair.prompt,
+      pair.chosen,
+      config.maxPromptTokens,
+      config.maxCompletionTokens,
+    ),
+    rejected: encodePair(
+      model.tokenizer,
+      pair.prompt,
+      pair.rejected,
+      config.maxPromptTokens,
+      config.maxCompletionTokens,
+    ),
+  }));
+}
+
+/**
+ * Trains the reward model. With `resume`, continues from the last checkpoint in
+ * `runDir/checkpoints/reward-model` (same data and config required; the split and shuffles are
+ * seeded so the run continues exactly where it stopped).
+ */
+export async function trainRewardModel(options: {
+  model: LoadedModel;
+  pairs: readonly TrainingPair[];
+  config: RewardModelConfig;
+  runDir: string;
+  resume: boolean;
+  ctx: TrainerContext;
+  threads?: number;
+}): Promise<RewardModelResult> {
+  const { model, config, ctx } = options;
+  const started = Date.now();
+  const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
+  const split = splitByPrompt(
+    options.pairs,
+    (p) => p.prompt,
+    config.validationFraction,
+    config.seed,
+  );
+  if (split.train.length === 0) throw new Error('reward model: no training pairs after the split');
+  const train = encodePairs(model, split.train, config);
+  const validation = encodePairs(model, split.validation, config);
+  ctx.log(
+    'info',
+    `reward model: ${train.length} train pairs (${split.trainPrompts} prompts), ` +
+      `${validation.length} validation pairs (${split.validationPrompts} prompts), targets ${targets.join(',')}`,
+  );
+
+  const adapter = initLora(
+    model,
+    { rank: config.loraRank, alpha: config.loraAlpha, targets, useRslora: false },
+    config.seed,
+  );
+  const head = freshHead(model.config.hiddenSize, config.seed);
+  const params = trainableParameters(model, adapter, { prefix: 'reward_head', head });
+  const optimizer = new AdamW(params, { learningRate: config.learningRate });
+  const earlyStopping = new EarlyStopping({
+    patience: config.patience,
+    minDelta: 1e-4,
+    mode: 'max',
+  });
+  const stepsPerEpoch = Math.ceil(train.length / config.batchSize);
+  const totalSteps = stepsPerEpoch * config.epochs;
+  const evalEvery = config.evalEvery > 0 ? config.evalEvery : stepsPerEpoch;
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', REWARD_MODEL_DIR);
+  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'reward-model-metrics.jsonl'));
+
+  let step = 0;
+  let firstLoss = Number.NaN;
+  let lastLoss = Number.NaN;
+  let best = copyParams(params);
+  let bestEval: PairEvaluation | undefined;
+  if (options.resume) {
+    const ck = loadLatestCheckpoint(checkpointsDir);
+    if (ck) {
+      const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
+      for (const [name, p] of params) {
+        if (!saved[name] || saved[name].length !== p.length) {
+          throw new Error(
+            `${ck.dir}: checkpoint has no parameter "${name}" of ${p.length} values; was the config changed?`,
+          );
+        }
+        p.set(saved[name]);
+      }
+      const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
+      const m: Record<string, Float32Array> = {};
+      const v: Record<string, Float32Array> = {};
+      for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
+      const state = ck.manifest.state as {
+        step: number;
+        optimizerStep: number;
+        earlyStopping: { best: number; bestStep: number; sinceBest: number };
+        firstLoss: number;
+        bestEval?: PairEvaluation;
+      };
+      optimizer.restore({ step: state.optimizerStep, m, v });
+      earlyStopping.restore(state.earlyStopping);
+      best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
+      bestEval = state.bestEval;
+      step = state.step;
+      firstLoss = state.firstLoss;
+      ctx.log('info', `reward model: resumed from ${ck.dir} at step ${step}`);
+    } else {
+      ctx.log(
+        'warn',
+        `reward model: resume asked, but ${checkpointsDir} has no checkpoint; starting fresh`,
+      );
+    }
+  }
+  const initialDigest = digestParams(params);
+
+  const session = await EngineSession.create(buildRewardGraph(model, targets, true), {
+    threads: options.threads ?? 2,
+  });
+  const scorer = await RewardScorer.create(model, adapter, head, { threads: options.threads });
+  const saveCheckpoint = () => {
+    const moments: Record<string, Float32Array> = {};
+    const st = optimizer.state();
+    for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
+    for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
+    const dir = writeCheckpoint(
+      checkpointsDir,
+      step,
+      {
+        'params.bin': packTensors(copyParams(params)),
+        'optimizer.bin': packTensors(moments),
+        'best.bin': packTensors(best),
+      },
+      { step, optimizerStep: st.step, earlyStopping: earlyStopping.state(), firstLoss, bestEval },
+    );
+    ctx.checkpoint(step, dir);
+  };
+
+  let earlyStopped = false;
+  try {
+    const evaluate = async () => {
+      const result = await ctx.step(() => evaluateRewardModel(scorer, validation));
+      const row = {
+        'eval/loss': result.loss,
+        'eval/accuracy': result.accuracy,
+        'eval/margin': result.margin,
+        'eval/ties': result.tiePairs,
+        'eval/equal_scores': result.equalScores,
+        epoch: step / stepsPerEpoch,
+      };
+      ctx.metrics(step, row);
+      metricsWriter.append(step, row);
+      ctx.log('info', formatMetricLine(step, row, RM_METRICS));
+      if (earlyStopping.observe(result.accuracy, step) || bestEval === undefined) {
+        best = copyParams(params);
+        bestEval = result;
+      }
+    };
+    if (validation.length > 0 && step === 0) await evaluate();
+    while (step < totalSteps) {
+      throwIfCancelled(ctx.signal);
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const order = shuffled(train, createRng(config.seed * 1000 + epoch));
+      const b = step % stepsPerEpoch;
+      const chunk = order.slice(b * config.batchSize, (b + 1) * config.batchSize);
+      const rows = [...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)];
+      const batch = sequenceBatch(rows, 0, false);
+      const out = await ctx.step(() =>
+        session.run({
+          ...batch.feeds,
+          ...adapterFeeds(model, adapter),
+          ...headFeeds('reward_head', head),
+          pair_target: float32(
+            chunk.map((p) => p.pair.target),
+            [chunk.length],
+          ),
+          pair_margin: float32(
+            chunk.map((p) => (config.useMargins && p.pair.target === 1 ? p.pair.margin : 0)),
+            [chunk.length],
+          ),
+        }),
+      );
+      const loss = (out.loss.data as Float32Array)[0];
+      if (!Number.isFinite(loss)) throw new Error(`reward model: loss is ${loss} at step ${step}`);
+      const gradNorm = optimizer.update(gradientsFrom(out, params));
+      step++;
+      if (Number.isNaN(firstLoss)) firstLoss = loss;
+      lastLoss = loss;
+      const row = {
+        'loss/train': loss,
+        'grad/norm': gradNorm,
+        lr: config.learningRate,
+        epoch: step / stepsPerEpoch,
+      };
+      ctx.metrics(step, row);
+      metricsWriter.append(step, row);
+      ctx.progress('reward-model', step, totalSteps);
+      if (validation.length > 0 && step % evalEvery === 0) {
+        await evaluate();
+        if (earlyStopping.shouldStop) {
+          earlyStopped = true;
+          ctx.log(
+            'info',
+            `reward model: early stop at step ${step}; best accuracy at step ${earlyStopping.bestStep}`,
+          );
+          break;
+        }
+      }
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) saveCheckpoint();
+    }
+    if (validation.length > 0 && step % evalEvery !== 0 && !earlyStopped) await evaluate();
+  } finally {
+    await session.release();
+    await scorer.release();
+  }
+  if (digestParams(params) === initialDigest && step > 0) {
+    throw new Error(
+      'reward model: parameters did not change during training (no gradient reached them)',
+    );
+  }
+  // The output is the best adapter and head by validation accuracy (the last when no validation).
+  if (validation.length > 0) for (const [name, p] of params) p.set(best[name]);
+  const outputDir = path.join(options.runDir, REWARD_MODEL_DIR);
+  fs.mkdirSync(outputDir, { recursive: true });
+  savePeftAdapter(outputDir, adapter, model.dir);
+  saveHead(outputDir, 'reward', head);
+  const finalEval = bestEval ?? evaluatePairs([]);
+  writeFileAtomic(
+    path.join(outputDir, 'run.json'),
+    JSON.stringify(
+      {
+        kind: 'reward-model',
+        config,
+        steps: step,
+        trainPairs: train.length,
+        validationPairs: validation.length,
+        validation: finalEval,
+        firstLoss,
+        lastLoss,
+        earlyStopped,
+        headInitializedFresh: false,
+        seconds: (Date.now() - started) / 1000,
+      },
+      null,
+      2,
+    ),
+  );
+  return {
+    outputDir,
+    adapter,
+    head,
+    validation: finalEval,
+    trainPairs: train.length,
+    validationPairs: validation.length,
+    steps: step,
+    firstLoss,
+    lastLoss,
+    earlyStopped,
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The training graphs: one Llama body (src/model/llamaGraph.ts) with LoRA factors and scalar
+ * heads as graph inputs, and gradients only for those inputs, so the base weights stay frozen
+ * external data. One graph per use, because onnxruntime runs every node of a graph whatever
+ * outputs are asked for (measured): a forward-only graph for scoring, a separate one for steps.
+ *
+ * Sequences are right-padded [B, T]; `key_mask` marks real tokens; `positions` count from 0.
+ * Response-aligned tensors [B, N] are gathered with `response_index` [B, N] (not "R": that is the LoRA rank): entry j of a row is
+ * the position whose logits predict completion token j (prompt length - 1 + j).
+ */
+import { Graph, gradients, nn, op, type BuiltModel, type HostTensor, type Tensor } from '../engine';
+import {
+  buildLlamaForward,
+  declareLoraInputs,
+  loraInputName,
+  maskPaddedVocab,
+  outputLogits,
+} from '../model/llamaGraph';
+import type { LoadedModel } from '../model/loader';
+import { loraScale, type LoraAdapter } from '../model/lora';
+import { projectionShape, type Projection } from '../model/weights';
+import type { Head } from './heads';
+import {
+  bradleyTerryLoss,
+  dpoLossGraph,
+  lastTokenOneHot,
+  ppoLossGraph,
+  scalarHead,
+  selectPositions,
+} from './lossGraphs';
+
+export const GRAD_PREFIX = 'grad.';
+
+interface Body {
+  g: Graph;
+  hidden: Tensor; // [B, T, C]
+  trainable: Tensor[];
+}
+
+function body(name: string, model: LoadedModel, targets: readonly Projection[]): Body {
+  const g = new Graph(name);
+  const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+  const positions = g.input('positions', 'int64', ['B', 'T']);
+  const keyMask = g.input('key_mask', 'int64', ['B', 'T']);
+  const lora = declareLoraInputs(g, model, targets);
+  const { hidden } = buildLlamaForward(g, model, { inputIds, positions, keyMask, lora });
+  const trainable = [...lora.factors.values()].flatMap((f) => [f.a, f.b]);
+  return { g, hidden, trainable };
+}
+
+function headInputs(g: Graph, prefix: string, hidden: number): { weight: Tensor; bias: Tensor } {
+  return {
+    weight: g.input(`${prefix}.weight`, 'float32', [hidden]),
+    bias: g.input(`${prefix}.bias`, 'float32', [1]),
+  };
+}
+
+function outputGradients(g: Graph, loss: Tensor, trainable: readonly Tensor[]): void {
+  const grads = gradients(loss, trainable);
+  trainable.forEach((t, i) => g.output(GRAD_PREFIX + t.name, grads[i]));
+}
+
+/**
+ * Reward model: rewards [B] read at each row's last real token. With `train`, the batch is
+ * [chosen..., rejected...] (B = 2P) and the graph adds the Bradley-Terry loss (`pair_target`,
+ * `pair_margin` [P]) and gradients for every LoRA factor and the reward head.
+ */
+export function buildRewardGraph(
+  model: LoadedModel,
+  targets: readonly Projection[],
+  train: boolean,
+): BuiltModel {
+  const { g, hidden, trainable } = body(`reward-${train ? 'train' : 'score'}`, model, targets);
+  const head = headInputs(g, 'reward_head', model.config.hiddenSize);
+  const mask = g.getInputs().find((t) => t.name === 'key_mask')!;
+  const rewards = scalarHead(
+    selectPositions(hidden, lastTokenOneHot(mask)),
+    head.weight,
+    head.bias,
+  ); // [B]
+  g.output('rewards', rewards);
+  if (train) {
+    const target = g.input('pair_target', 'float32', ['P']);
+    const margin = g.input('pair_margin', 'float32', ['P']);
+    // B = 2P by construction of the batch (chosen rows, then rejected rows).
+    const { loss, difference } = bradleyTerryLoss(op.assumeShape(rewards, ['2*P']), target, margin);
+    g.output('loss', loss);
+    g.output('difference', difference);
+    outputGradients(g, loss, [...trainable, head.weight, head.bias]);
+  }
+  return g.build();
+}
+
+export type PolicyGraphKind = 'score' | 'ppo' | 'dpo';
+
+/**
+ * Policy graphs. Common inputs: `targets` [B, T] (next token ids), `temperature` [] and
+ * `response_index` [B, R]. Outputs `logprobs`, `entropy` [B, R] at the temperature.
+ * - score: adds `values` [B, R] from the value head (forward only).
+ * - ppo: clipped policy + value losses (inputs `old_logprobs`, `advantages`, `response_mask`,
+ *   `old_values`, `returns`) and gradients for LoRA and the value head.
+ * - dpo: sequence log-probs over `response_mask`, DPO loss against `ref_logps` [B] with
+ *   `pair_target` [P] (B = 2P), `beta` fixed at build, gradients for LoRA.
+ */
+export function buildPolicyGraph(
+  model: LoadedModel,
+  targets: readonly Projection[],
+  kind: PolicyGraphKind,
+  options: { clipRange?: number; clipRangeValue?: number; valueCoef?: number; beta?: number } = {},
+): BuiltModel {
+  const { g, hidden, trainable } = body(`policy-${kind}`, model, targets);
+  const nextIds = g.input('targets', 'int64', ['B', 'T']);
+  const temperature = g.input('temperature', 'float32', []);
+  const index = g.input('response_index', 'int64', ['B', 'N']);
+  // Padded vocabulary rows are masked as the sampler does, so both see the same distribution.
+  const logits = maskPaddedVocab(g, model, outputLogits(g, model, hidden));
+  const scaled = op.div(logits, temperature); // [B, T, V]
+  const logprobs = op.gatherElements(nn.tokenLogprobs(scaled, nextIds), index, 1); // [B, R]
+  g.output('logprobs', logprobs);
+  if (kind !== 'dpo') {
+    g.output('entropy', op.gatherElements(nn.entropy(scaled), index, 1));
+  }
+  const responseMask = kind === 'score' ? null : g.input('response_mask', 'float32', ['B', 'N']);
+  if (kind === 'dpo') {
+    const seqLogps = op.reduceSum(op.mul(logprobs, responseMask!), [1]); // [B]
+    const ref = g.input('ref_logps', 'float32', ['B']);
+    const target = g.input('pair_target', 'float32', ['P']);
+    const beta = options.beta ?? 0.1;
+    const terms = dpoLossGraph(
+      op.assumeShape(seqLogps, ['2*P']),
+      op.assumeShape(ref, ['2*P']),
+      target,
+      beta,
+    );
+    g.output('seq_logps', seqLogps);
+    g.output('loss', terms.loss);
+    g.output('reward_chosen', terms.rewardChosen);
+    g.output('reward_rejected', terms.rewardRejected);
+    outputGradients(g, terms.loss, trainable);
+    return g.build();
+  }
+  const head = headInputs(g, 'value_head', model.config.hiddenSize);
+  const values = op.gatherElements(scalarHead(hidden, head.weight, head.bias), index, 1); // [B, R]
+  g.output('values', values);
+  if (kind === 'score') return g.build();
+  const terms = ppoLossGraph(
+    {
+      logprobs,
+      oldLogprobs: g.input('old_logprobs', 'float32', ['B', 'N']),
+      advantages: g.input('advantages', 'float32', ['B', 'N']),
+      mask: responseMask!,
+      values,
+      oldValues: g.input('old_values', 'float32', ['B', 'N']),
+      returns: g.input('returns', 'float32', ['B', 'N']),
+    },
+    options.clipRange ?? 0.2,
+    options.clipRangeValue ?? 0.2,
+    options.valueCoef ?? 0.1,
+  );
+  for (const [name, t] of Object.entries(terms)) g.output(name, t);
+  outputGradients(g, terms.loss, [...trainable, head.weight, head.bias]);
+  return g.build();
+}
+
+/** Feeds for an adapter; its targets must be the graph's. */
+export function adapterFeeds(
+  model: LoadedModel,
+  adapter: LoraAdapter,
+  scale?: number,
+): Record<string, HostTensor> {
+  const r = adapter.config.rank;
+  const feeds: Record<string, HostTensor> = {
+    lora_scale: {
+      dtype: 'float32',
+      shape: [],
+      data: Float32Array.of(scale ?? loraScale(adapter.config)),
+    },
+  };
+  for (const layer of model.weights.layers) {
+    for (const projection of adapter.config.targets) {
+      const module = layer.linears[projection].module;
+      const [out, inFeatures] = projectionShape(model.config, projection);
+      const f = adapter.factors.get(module);
+      if (!f) throw new Error(`adapter has no factors for ${module}`);
+      feeds[loraInputName(module, 'A')] = { dtype: 'float32', shape: [r, inFeatures], data: f.a };
+      feeds[loraInputName(module, 'B')] = { dtype: 'float32', shape: [out, r], data: f.b };
+    }
+  }
+  return feeds;
+}
+
+export function headFeeds(
+  prefix: 'reward_head' | 'value_head',
+  head: Head,
+): Record<string, HostTensor> {
+  return {
+    [`${prefix}.weight`]: { dtype: 'float32', shape: [head.weight.length], data: head.weight },
+    [`${prefix}.bias`]: { dtype: 'float32', shape: [1], data: head.bias },
+  };
+}
+
+/**
+ * The trainable arrays of an adapter and a head, keyed by graph input name, sharing memory with
+ * them: AdamW updates them in place, so the adapter and head objects stay current.
+ */
+export function trainableParameters(
+  model: LoadedModel,
+  adapter: LoraAdapter,
+  head?: { prefix: 'reward_head' | 'value_head'; head: Head },
+): Map<string, Float32Array> {
+  const params = new Map<string, Float32Array>();
+  for (const layer of model.weights.layers) {
+    for (const projection of adapter.config.targets) {
+      const module = layer.linears[projection].module;
+      const f = adapter.factors.get(module)!;
+      params.set(loraInputName(module, 'A'), f.a);
+      params.set(loraInputName(module, 'B'), f.b);
+    }
+  }
+  if (head) {
+    params.set(`${head.prefix}.weight`, head.head.weight);
+    params.set(`${head.prefix}.bias`, head.head.bias);
+  }
+  return params;
+}
+
+/** Picks `grad.<name>` outputs into a map keyed by parameter name. */
+export function gradientsFrom(
+  out: Record<string, HostTensor>,
+  params: ReadonlyMap<string, Float32Array>,
+): Map<string, Float32Array> {
+  const grads = new Map<string, Float32Array>();
+  for (const name of params.keys()) {
+    const t = out[GRAD_PREFIX + name];
+    if (!t) throw new Error(`training graph has no gradient output for "${name}"`);
+    grads.set(name, t.data as Float32Array);
+  }
+  return grads;
+}
