@@ -1,0 +1,364 @@
+/**
+ * DPO (Rafailov et al. 2023): the policy's LoRA adapter trained directly on the judgments, with
+ * the base model (adapter off) as the reference. Same pairs, split, early stopping and
+ * checkpoint scheme as the reward model; the output is a PEFT adapter folder.
+ * Metrics use TRL's DPOTrainer names (`rewards/chosen`, `rewards/margins`, ...).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { EngineSession } from '../engine';
+import type { LoadedModel } from '../model/loader';
+import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
+import { PROJECTIONS, type Projection } from '../model/weights';
+import { AdamW, packTensors, unpackTensors } from './adamw';
+import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
+import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
+import { parseLoraTargets, type DpoConfig } from './config';
+import type { Head } from './heads';
+import { DPO_METRICS, MetricsWriter, formatMetricLine } from './metrics';
+import { dpoLoss } from './ppoMath';
+import type { TrainingPair } from './preferences';
+import { createRng, shuffled } from './random';
+import { EarlyStopping, splitByPrompt } from './split';
+import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import {
+  adapterFeeds,
+  buildPolicyGraph,
+  gradientsFrom,
+  headFeeds,
+  trainableParameters,
+} from './trainGraphs';
+
+export const DPO_DIR = 'dpo-policy';
+
+interface EncodedPair {
+  pair: TrainingPair;
+  chosen: TokenRow;
+  rejected: TokenRow;
+  refChosen: number;
+  refRejected: number;
+}
+
+export interface DpoResult {
+  outputDir: string;
+  adapter: LoraAdapter;
+  steps: number;
+  firstLoss: number;
+  lastLoss: number;
+  /** Validation preference accuracy of the implicit reward (chosen > rejected). */
+  validationAccuracy: number;
+  validationLoss: number;
+  earlyStopped: boolean;
+}
+
+/** Sequence log-probabilities (sum over completion tokens) at temperature 1. */
+async function sequenceLogps(
+  session: EngineSession,
+  model: LoadedModel,
+  adapter: LoraAdapter,
+  rows: readonly TokenRow[],
+  scale: number | undefined,
+  batchSize: number,
+): Promise<number[]> {
+  const zeroHead: Head = {
+    weight: new Float32Array(model.config.hiddenSize),
+    bias: new Float32Array(1),
+  };
+  const out: number[] = [];
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const chunk = rows.slice(i, i + batchSize);
+    const batch = sequenceBatch(chunk);
+    const result = await session.run(
+      {
+        ...batch.feeds,
+        ...adapterFeeds(model, adapter, scale),
+        ...headFeeds('value_head', zeroHead),
+        temperature: float32([1], []),
+      },
+      ['logprobs'],
+    );
+    const lp = result.logprobs.data as Float32Array;
+    const r = batch.responseWidth;
+    chunk.forEach((row, k) => {
+      let sum = 0;
+      for (let j = 0; j < row.completion.length; j++) sum += lp[k * r + j];
+      out.push(sum);
+    });
+  }
+  return out;
+}
+
+export async function trainDpo(options: {
+  model: LoadedModel;
+  pairs: readonly TrainingPair[];
+  config: DpoConfig;
+  runDir: string;
+  resume: boolean;
+  ctx: TrainerContext;
+  threads?: number;
+}): Promise<DpoResult> {
+  const { model, config, ctx } = options;
+  const started = Date.now();
+  const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
+  const split = splitByPrompt(
+    options.pairs,
+    (p) => p.prompt,
+    config.validationFraction,
+    config.seed,
+  );
+  if (split.train.length === 0) throw new Error('DPO: no training pairs after the split');
+  const adapter = initLora(
+    model,
+    { rank: config.loraRank, alpha: config.loraAlpha, targets, useRslora: false },
+    config.seed,
+  );
+  const params = trainableParameters(model, adapter);
+  const optimizer = new AdamW(params, { learningRate: config.learningRate });
+  const threads = options.threads ?? 2;
+  const score = await EngineSession.create(buildPolicyGraph(model, targets, 'score'), { threads });
+  const train = await EngineSession.create(
+    buildPolicyGraph(model, targets, 'dpo', { beta: config.beta }),
+    { threads },
+  );
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', DPO_DIR);
+  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'dpo-metrics.jsonl'));
+  const earlyStopping = new EarlyStopping({
+    patience: config.patience,
+    minDelta: 1e-4,
+    mode: 'max',
+  });
+
+  const encode = async (pairs: readonly TrainingPair[]): Promise<EncodedPair[]> => {
+    const rows = pairs.map((pair) => ({
+      pair,
+      chosen: encodePair(
+        model.tokenizer,
+        pair.prompt,
+        pair.chosen,
+        config.maxPromptTokens,
+        config.maxCompletionTokens,
+      ),
+      rejected: encodePair(
+        model.tokenizer,
+        pair.prompt,
+        pair.rejected,
+        config.maxPromptTokens,
+        config.maxCompletionTokens,
+      ),
+    }));
+    // The reference never changes: its log-probs are computed once (adapter scale 0).
+    const ref = await ctx.step(() =>
+      sequenceLogps(
+        score,
+        model,
+        adapter,
+        rows.flatMap((r) => [r.chosen, r.rejected]),
+        0,
+        16,
+      ),
+    );
+    return rows.map((r, i) => ({ ...r, refChosen: ref[2 * i], refRejected: ref[2 * i + 1] }));
+  };
+
+  let step = 0;
+  let firstLoss = Number.NaN;
+  let lastLoss = Number.NaN;
+  let best: Record<string, Float32Array> = Object.fromEntries(
+    [...params].map(([k, v]) => [k, v.slice()]),
+  );
+  let bestEval = { accuracy: Number.NaN, loss: Number.NaN };
+  let earlyStopped = false;
+  try {
+    const trainSet = await encode(split.train);
+    const validation = await encode(split.validation);
+    ctx.log(
+      'info',
+      `DPO: ${trainSet.length} train pairs, ${validation.length} validation pairs, beta ${config.beta}`,
+    );
+    const stepsPerEpoch = Math.ceil(trainSet.length / config.batchSize);
+    const totalSteps = stepsPerEpoch * config.epochs;
+    if (options.resume) {
+      const ck = loadLatestCheckpoint(checkpointsDir);
+      if (ck) {
+        const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
+        for (const [name, p] of params) p.set(saved[name]);
+        const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
+        const m: Record<string, Float32Array> = {};
+        const v: Record<string, Float32Array> = {};
+        for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
+        const state = ck.manifest.state as {
+          step: number;
+          optimizerStep: number;
+          firstLoss: number;
+        };
+        optimizer.restore({ step: state.optimizerStep, m, v });
+        step = state.step;
+        firstLoss = state.firstLoss;
+        best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
+        ctx.log('info', `DPO: resumed from ${ck.dir} at step ${step}`);
+      }
+    }
+    const evaluate = async () => {
+      if (validation.length === 0) return;
+      const logps = await ctx.step(() =>
+        sequenceLogps(
+          score,
+          model,
+          adapter,
+          validation.flatMap((r) => [r.chosen, r.rejected]),
+          undefined,
+          16,
+        ),
+      );
+      let loss = 0;
+      let correct = 0;
+      let strict = 0;
+      let margin = 0;
+      validation.forEach((r, i) => {
+        const d = dpoLoss(
+          {
+            policyChosen: logps[2 * i],
+            policyRejected: logps[2 * i + 1],
+            refChosen: r.refChosen,
+            refRejected: r.refRejected,
+            target: r.pair.target,
+          },
+          config.beta,
+        );
+        loss += d.loss;
+        if (r.pair.target === 1) {
+          strict++;
+          margin += d.rewardChosen - d.rewardRejected;
+          if (d.rewardChosen > d.rewardRejected) correct++;
+        }
+      });
+      const accuracy = strict ? correct / strict : Number.NaN;
+      const row = {
+        'eval/loss': loss / validation.length,
+        'eval/rewards/accuracies': accuracy,
+        'eval/rewards/margins': strict ? margin / strict : Number.NaN,
+      };
+      ctx.metrics(step, row);
+      metricsWriter.append(step, row);
+      ctx.log('info', formatMetricLine(step, row, DPO_METRICS));
+      if (earlyStopping.observe(accuracy, step) || Number.isNaN(bestEval.accuracy)) {
+        best = Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
+        bestEval = { accuracy, loss: loss / validation.length };
+      }
+    };
+    if (step === 0) await evaluate();
+    while (step < totalSteps) {
+      throwIfCancelled(ctx.signal);
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const order = shuffled(trainSet, createRng(config.seed * 1000 + epoch));
+      const b = step % stepsPerEpoch;
+      const chunk = order.slice(b * config.batchSize, (b + 1) * config.batchSize);
+      const rows = [...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)];
+      const batch = sequenceBatch(rows);
+      const out = await ctx.step(() =>
+        train.run({
+          ...batch.feeds,
+          ...adapterFeeds(model, adapter),
+          temperature: float32([1], []),
+          response_mask: {
+            dtype: 'float32',
+            shape: [rows.length, batch.responseWidth],
+            data: batch.responseMask,
+          },
+          ref_logps: float32(
+            [...chunk.map((p) => p.refChosen), ...chunk.map((p) => p.refRejected)],
+            [rows.length],
+          ),
+          pair_target: float32(
+            chunk.map((p) => p.pair.target),
+            [chunk.length],
+          ),
+        }),
+      );
+      const loss = (out.loss.data as Float32Array)[0];
+      if (!Number.isFinite(loss)) throw new Error(`DPO: loss is ${loss} at step ${step}`);
+      optimizer.update(gradientsFrom(out, params));
+      step++;
+      if (Number.isNaN(firstLoss)) firstLoss = loss;
+      lastLoss = loss;
+      const rc = Array.from(out.reward_chosen.data as Float32Array);
+      const rr = Array.from(out.reward_rejected.data as Float32Array);
+      const seq = Array.from(out.seq_logps.data as Float32Array);
+      const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+      const row = {
+        loss,
+        'rewards/chosen': mean(rc),
+        'rewards/rejected': mean(rr),
+        'rewards/accuracies': mean(rc.map((c, i) => (c > rr[i] ? 1 : 0))),
+        'rewards/margins': mean(rc.map((c, i) => c - rr[i])),
+        'logps/chosen': mean(seq.slice(0, chunk.length)),
+        'logps/rejected': mean(seq.slice(chunk.length)),
+        lr: config.learningRate,
+        epoch: step / stepsPerEpoch,
+      };
+      ctx.metrics(step, row);
+      metricsWriter.append(step, row);
+      ctx.progress('dpo', step, totalSteps);
+      if (step % stepsPerEpoch === 0) {
+        await evaluate();
+        if (earlyStopping.shouldStop) {
+          earlyStopped = true;
+          break;
+        }
+      }
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
+        const st = optimizer.state();
+        const moments: Record<string, Float32Array> = {};
+        for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
+        for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
+        const dir = writeCheckpoint(
+          checkpointsDir,
+          step,
+          {
+            'params.bin': packTensors(
+              Object.fromEntries([...params].map(([k, v]) => [k, v.slice()])),
+            ),
+            'optimizer.bin': packTensors(moments),
+            'best.bin': packTensors(best),
+          },
+          { step, optimizerStep: st.step, firstLoss },
+        );
+        ctx.checkpoint(step, dir);
+      }
+    }
+    if (validation.length > 0) for (const [name, p] of params) p.set(best[name]);
+  } finally {
+    await score.release();
+    await train.release();
+  }
+  const outputDir = path.join(options.runDir, DPO_DIR);
+  fs.mkdirSync(outputDir, { recursive: true });
+  savePeftAdapter(outputDir, adapter, model.dir);
+  writeFileAtomic(
+    path.join(outputDir, 'run.json'),
+    JSON.stringify(
+      {
+        kind: 'dpo',
+        config,
+        steps: step,
+        firstLoss,
+        lastLoss,
+        validation: bestEval,
+        earlyStopped,
+        seconds: (Date.now() - started) / 1000,
+      },
+      null,
+      2,
+    ),
+  );
+  return {
+    outputDir,
+    adapter,
+    steps: step,
+    firstLoss,
+    lastLoss,
+    validationAccuracy: bestEval.accuracy,
+    validationLoss: bestEval.loss,
+    earlyStopped,
+  };
+}
