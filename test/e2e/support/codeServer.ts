@@ -99,6 +99,59 @@ function isInstalled(): boolean {
  */
 export function ensureCodeServer(): string {
   if (isInstalled()) return ENTRY;
+  const release = acquireInstallLock();
+  try {
+    // Another run may have finished the install while we waited for the lock.
+    return isInstalled() ? ENTRY : install();
+  } finally {
+    release();
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Several engineers run the suites in one working tree at the same time: one install at a
+ * time. The lock is a folder (mkdir is atomic) holding the owner's pid; a dead owner's lock is
+ * taken over.
+ */
+function acquireInstallLock(): () => void {
+  const lock = path.join(REPO_ROOT, '.e2e', 'install.lock');
+  const owner = path.join(lock, 'pid');
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + 15 * 60_000;
+  for (let waited = false; ;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(owner, String(process.pid));
+      return () => fs.rmSync(lock, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const pid = Number(fs.existsSync(owner) ? fs.readFileSync(owner, 'utf8') : NaN);
+    if (Number.isInteger(pid) && !isAlive(pid)) {
+      fs.rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${lock} held by pid ${pid} for 15 minutes`);
+    if (!waited) log(`waiting for another code-server install (pid ${pid}) to finish`);
+    waited = true;
+    sleepSync(1000);
+  }
+}
+
+function install(): string {
   for (const tool of ['chromium', 'rg']) {
     if (!findOnPath(tool)) log(`warning: ${tool} is not on PATH (see README: Testing)`);
   }
