@@ -29,7 +29,8 @@ export interface DetailedResult {
   promptIds: number[];
   promptMode: 'left-to-right' | 'fill-in-the-middle';
   candidates: DetailedCandidate[];
-  timings: { prefillMs: number; decodeMs: number; decodeSteps: number };
+  /** Milliseconds: prompt forward pass; until every candidate has its first token; decoding. */
+  timings: { prefillMs: number; firstTokenMs: number; decodeMs: number; decodeSteps: number };
 }
 
 export class AbortError extends Error {
@@ -100,7 +101,7 @@ export class LlamaGenerator implements CompletionGenerator {
     };
     throwIfAborted();
 
-    const started = Date.now();
+    const started = performance.now();
     const n = prompt.ids.length;
     const prefill = await this.runtime.step(
       this.runtime.emptyCache(1),
@@ -108,7 +109,8 @@ export class LlamaGenerator implements CompletionGenerator {
       prompt.ids.map((_, i) => i),
       { adapter },
     );
-    const prefillMs = Date.now() - started;
+    const prefillMs = performance.now() - started;
+    let firstTokenMs = 0;
     const states: CandidateState[] = Array.from({ length: request.count }, (_, index) => ({
       index,
       rng: new Rng(request.seed, index),
@@ -121,7 +123,7 @@ export class LlamaGenerator implements CompletionGenerator {
     let cache = repeatRows(prefill.cache, request.count);
     let active = states;
     let decodeSteps = 0;
-    const decodeStart = Date.now();
+    const decodeStart = performance.now();
     for (let step = 0; ; step++) {
       const next: CandidateState[] = [];
       const nextIds: number[] = [];
@@ -148,6 +150,7 @@ export class LlamaGenerator implements CompletionGenerator {
           nextIds.push(token.id);
         }
       });
+      if (step === 0) firstTokenMs = performance.now() - started;
       if (next.length === 0) break;
       // Let an abort signal fire between steps.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -166,7 +169,7 @@ export class LlamaGenerator implements CompletionGenerator {
       promptIds: prompt.ids,
       promptMode: prompt.mode,
       candidates,
-      timings: { prefillMs, decodeMs: Date.now() - decodeStart, decodeSteps },
+      timings: { prefillMs, firstTokenMs, decodeMs: performance.now() - decodeStart, decodeSteps },
     };
   }
 

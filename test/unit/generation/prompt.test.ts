@@ -18,6 +18,13 @@ describe('prompt building', () => {
     ]);
   });
 
+  it('(T2) a CRLF document cut after "{\\r\\n" is the prompt byte for byte', () => {
+    const document = 'function f(a) {\r\n\treturn a;\r\n}\r\n';
+    const cursor = document.indexOf('{\r\n') + 3;
+    const prompt = buildPrompt(starcoder, document.slice(0, cursor), '', 100);
+    assert.strictEqual(starcoder.decode(prompt.ids), 'function f(a) {\r\n');
+  });
+
   it('fill-in-the-middle in both naming families', () => {
     for (const [tokenizer, names] of [
       [llama, ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>']],
