@@ -4,8 +4,9 @@
  */
 import { UsageError, type CliCommand, type CliIo } from './args';
 import { dataCommand } from './dataCommand';
+import { demoCommand, evalCommand, trainCommand } from './trainCommands';
 
-export const COMMANDS: CliCommand[] = [dataCommand];
+export const COMMANDS: CliCommand[] = [dataCommand, trainCommand, evalCommand, demoCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

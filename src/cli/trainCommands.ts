@@ -1,0 +1,346 @@
+/**
+ * `code-rlhf train rm|ppo|dpo`, `code-rlhf eval` and `code-rlhf demo`: the training pipeline
+ * headless. Training runs the same job runners as the model host, in this process (the CLI is
+ * already a process of its own), printing one fixed-format line per step; Ctrl-C cancels at the
+ * next step boundary and keeps the last checkpoint for `--resume`.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { createGenerator } from '../generation';
+import { runTrainingJob } from '../host/trainingHandlers';
+import { createTrainingRunners } from '../host/trainingRunners';
+import { loadModel } from '../model/loader';
+import { loadPeftAdapter } from '../model/lora';
+import { ModelRuntime } from '../model/runtime';
+import type { TrainingEvent, TrainingKind } from '../protocol/training';
+import {
+  DPO_DEFAULTS,
+  DPO_SPEC,
+  PPO_DEFAULTS,
+  PPO_SPEC,
+  RM_DEFAULTS,
+  RM_SPEC,
+  describeConfig,
+  type ConfigSpec,
+} from '../rlhf/config';
+import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
+import { compareAdapters } from '../rlhf/evaluate';
+import { Oracle, resolveOracleRule } from '../rlhf/oracle';
+import { cutPrompts, readCodeSources } from '../rlhf/prompts';
+import { RewardScorer } from '../rlhf/rewardModel';
+import { directContext } from '../rlhf/trainerContext';
+import { formatWinRate } from '../rlhf/winRate';
+import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
+
+const SPECS: Record<TrainingKind, { spec: ConfigSpec<object>; defaults: object }> = {
+  rm: { spec: RM_SPEC as ConfigSpec<object>, defaults: RM_DEFAULTS },
+  ppo: { spec: PPO_SPEC as ConfigSpec<object>, defaults: PPO_DEFAULTS },
+  dpo: { spec: DPO_SPEC as ConfigSpec<object>, defaults: DPO_DEFAULTS },
+};
+
+function trainHelp(): string {
+  return [
+    'code-rlhf train: train on a preference store',
+    '',
+    'usage: code-rlhf train rm|ppo|dpo --modelDir <dir> --dataFile <store.jsonl> --run-dir <dir>',
+    '         [--resume] [--config <file.json>] [--<key> <value> ...]',
+    '  ppo also needs --rewardModelDir <run-dir>/reward-model (from train rm).',
+    '',
+    ...(['rm', 'ppo', 'dpo'] as const).flatMap((kind) => [
+      `${kind} keys:`,
+      ...describeConfig(SPECS[kind].spec, SPECS[kind].defaults),
+      '',
+    ]),
+  ].join('\n');
+}
+
+function coerce(kind: TrainingKind, key: string, raw: string): unknown {
+  const field = (SPECS[kind].spec as Record<string, { kind: string }>)[key];
+  if (field?.kind === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n))
+      throw new UsageError(`--${key} needs a number, got ${JSON.stringify(raw)}`);
+    return n;
+  }
+  if (field?.kind === 'boolean') {
+    if (raw !== 'true' && raw !== 'false')
+      throw new UsageError(`--${key} needs true or false, got ${JSON.stringify(raw)}`);
+    return raw === 'true';
+  }
+  return raw;
+}
+
+function printEvent(io: CliIo, event: TrainingEvent): void {
+  if (event.type === 'train/log') {
+    (event.level === 'error' || event.level === 'warn' ? io.err : io.out)(
+      `[${event.level}] ${event.message}`,
+    );
+  } else if (event.type === 'train/checkpoint') {
+    io.out(`[checkpoint] step ${event.step}: ${event.path}`);
+  } else if (event.type === 'train/done') {
+    io.out(
+      `[done] ${event.status}${event.error ? `: ${event.error}` : ''}` +
+        `${event.outputPath ? ` -> ${event.outputPath}` : ''}` +
+        `${event.summary ? ` ${JSON.stringify(event.summary)}` : ''}`,
+    );
+  }
+}
+
+/** Cancels on the first Ctrl-C; returns a function that removes the handler. */
+function cancelOnInterrupt(controller: AbortController, io: CliIo): () => void {
+  const onSignal = () => {
+    io.err('cancelling at the next step boundary (the last checkpoint is kept for --resume)');
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  return () => process.removeListener('SIGINT', onSignal);
+}
+
+export const trainCommand: CliCommand = {
+  name: 'train',
+  summary: 'train a reward model, or the policy with PPO or DPO, on a preference store',
+  async run(argv, io) {
+    const [kindArg, ...rest] = argv;
+    if (kindArg === undefined || kindArg === '--help' || kindArg === '-h') {
+      io.out(trainHelp());
+      return kindArg === undefined ? 2 : 0;
+    }
+    if (!(kindArg in SPECS))
+      throw new UsageError(`unknown trainer ${JSON.stringify(kindArg)}; allowed: rm, ppo, dpo`);
+    const kind = kindArg as TrainingKind;
+    const keys = Object.keys(SPECS[kind].spec);
+    const args = parseArgs(rest, ['run-dir', 'config', ...keys], ['resume']);
+    const runDir = args.options.get('run-dir');
+    if (typeof runDir !== 'string') throw new UsageError('--run-dir <dir> is required');
+    let config: Record<string, unknown> = {};
+    const configFile = args.options.get('config');
+    if (typeof configFile === 'string') {
+      try {
+        config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+      } catch (error) {
+        throw new UsageError(`--config ${configFile}: ${(error as Error).message}`);
+      }
+    }
+    for (const key of keys) {
+      const raw = args.options.get(key);
+      if (typeof raw === 'string') config[key] = coerce(kind, key, raw);
+    }
+    const controller = new AbortController();
+    const removeHandler = cancelOnInterrupt(controller, io);
+    try {
+      const done = await runTrainingJob(
+        {
+          type: 'train/start',
+          jobId: `cli-${kind}`,
+          kind,
+          runDir: path.resolve(runDir),
+          resume: args.options.has('resume'),
+          config,
+        },
+        createTrainingRunners()[kind],
+        (event) => printEvent(io, event),
+        controller.signal,
+        (work) => work(),
+      );
+      return done.status === 'failed' ? 1 : done.status === 'cancelled' ? 130 : 0;
+    } finally {
+      removeHandler();
+    }
+  },
+};
+
+const EVAL_HELP = `code-rlhf eval: blind comparison of a tuned adapter against the base (or another adapter)
+
+usage: code-rlhf eval --model <dir> --adapter <peft dir> --prompts <corpus.jsonl | code dir>
+         [--baseline <peft dir>] [--oracle clean-code|short-lines|<rule.js>] [--reward-model <dir>]
+         [--count 100] [--seed 7] [--temperature 1] [--max-new-tokens 16] [--max-lines 1]
+Prints the tuned model's win rate with a 95% interval and the mean KL against the base.`;
+
+export const evalCommand: CliCommand = {
+  name: 'eval',
+  summary: 'compare a tuned adapter with the base on unseen prompts (win rate, KL)',
+  async run(argv, io) {
+    if (argv[0] === '--help' || argv[0] === '-h') {
+      io.out(EVAL_HELP);
+      return 0;
+    }
+    const args = parseArgs(
+      argv,
+      [
+        'model',
+        'adapter',
+        'baseline',
+        'prompts',
+        'oracle',
+        'reward-model',
+        'count',
+        'seed',
+        'temperature',
+        'max-new-tokens',
+        'max-lines',
+      ],
+      [],
+    );
+    const need = (name: string) => {
+      const v = args.options.get(name);
+      if (typeof v !== 'string') throw new UsageError(`--${name} is required\n\n${EVAL_HELP}`);
+      return v;
+    };
+    const num = (name: string, fallback: number) => {
+      const v = args.options.get(name);
+      if (v === undefined) return fallback;
+      const n = Number(v);
+      if (!Number.isFinite(n))
+        throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
+      return n;
+    };
+    const model = loadModel(need('model'));
+    const tuned = loadPeftAdapter(need('adapter'), model);
+    const baselineDir = args.options.get('baseline');
+    const baseline =
+      typeof baselineDir === 'string' ? loadPeftAdapter(baselineDir, model) : undefined;
+    const seed = num('seed', 7);
+    const prompts = cutPrompts(readCodeSources(need('prompts')), num('count', 100), seed).map(
+      (p) => p.prompt,
+    );
+    const oracleName = args.options.get('oracle');
+    const oracle =
+      typeof oracleName === 'string'
+        ? new Oracle(resolveOracleRule(oracleName), { seed })
+        : undefined;
+    const rmDir = args.options.get('reward-model');
+    const runtime = ModelRuntime.fromModel(model);
+    const generator = createGenerator(runtime);
+    const scorer = typeof rmDir === 'string' ? await RewardScorer.load(model, rmDir) : undefined;
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-eval-'));
+    try {
+      const report = await compareAdapters({
+        model,
+        runtime,
+        generator,
+        prompts,
+        tuned,
+        baseline,
+        oracle,
+        rewardScorer: scorer,
+        settings: {
+          temperature: num('temperature', 1),
+          maxNewTokens: num('max-new-tokens', 16),
+          maxLines: num('max-lines', 1),
+          maxPromptTokens: 96,
+          maxCompletionTokens: num('max-new-tokens', 16) + 1,
+          seed,
+        },
+        workDir,
+        ctx: directContext(),
+      });
+      io.out(`prompts: ${report.prompts}`);
+      if (report.oracleWinRate)
+        io.out(`oracle win rate (tuned): ${formatWinRate(report.oracleWinRate)}`);
+      if (report.rewardWinRate)
+        io.out(`reward-model win rate (tuned): ${formatWinRate(report.rewardWinRate)}`);
+      io.out(`mean KL per completion: ${report.meanKl.toFixed(4)} nats`);
+      if (!oracle && !scorer)
+        io.err('no judge given: pass --oracle and/or --reward-model for a win rate');
+      return 0;
+    } finally {
+      await scorer?.release();
+      await generator.dispose();
+      await runtime.dispose();
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+  },
+};
+
+const DEMO_HELP = `code-rlhf demo: the whole loop with a simulated annotator
+
+usage: code-rlhf demo [--model <dir>] [--prompts <corpus.jsonl | code dir>] [--oracle <name | rule.js>]
+         [--noise 0.1] [--position-bias 0] [--judgments 400] [--eval-prompts 100]
+         [--iterations N] [--rm-epochs N] [--work-dir <dir>] [--seed 1] [--json]
+Defaults: --model models/default, --prompts .corpus/validation.jsonl (held-out code), else src/.`;
+
+export const demoCommand: CliCommand = {
+  name: 'demo',
+  summary: 'run judgments -> reward model -> PPO -> blind evaluation with a simulated annotator',
+  async run(argv, io) {
+    if (argv[0] === '--help' || argv[0] === '-h') {
+      io.out(DEMO_HELP);
+      return 0;
+    }
+    const args = parseArgs(
+      argv,
+      [
+        'model',
+        'prompts',
+        'oracle',
+        'noise',
+        'position-bias',
+        'judgments',
+        'eval-prompts',
+        'iterations',
+        'rm-epochs',
+        'work-dir',
+        'seed',
+        'max-new-tokens',
+      ],
+      ['json'],
+    );
+    const opt = (name: string) => {
+      const v = args.options.get(name);
+      return typeof v === 'string' ? v : undefined;
+    };
+    const num = (name: string): number | undefined => {
+      const v = opt(name);
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n))
+        throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
+      return n;
+    };
+    const modelDir = opt('model') ?? 'models/default';
+    if (!fs.existsSync(path.join(modelDir, 'config.json'))) {
+      throw new UsageError(
+        `${modelDir} has no config.json (is the default model trained yet?); pass --model <Hugging Face model folder>`,
+      );
+    }
+    const promptSource =
+      opt('prompts') ??
+      (fs.existsSync('.corpus/validation.jsonl') ? '.corpus/validation.jsonl' : 'src');
+    const iterations = num('iterations');
+    const rmEpochs = num('rm-epochs');
+    const config: DemoConfig = {
+      ...DEMO_DEFAULTS,
+      modelDir,
+      promptSource,
+      workDir: path.resolve(opt('work-dir') ?? path.join('.demo', `run-${Date.now()}`)),
+      oracle: opt('oracle') ?? DEMO_DEFAULTS.oracle,
+      labelNoise: num('noise') ?? DEMO_DEFAULTS.labelNoise,
+      positionBias: num('position-bias') ?? DEMO_DEFAULTS.positionBias,
+      judgments: num('judgments') ?? DEMO_DEFAULTS.judgments,
+      evalPrompts: num('eval-prompts') ?? DEMO_DEFAULTS.evalPrompts,
+      seed: num('seed') ?? DEMO_DEFAULTS.seed,
+      maxNewTokens: num('max-new-tokens') ?? DEMO_DEFAULTS.maxNewTokens,
+      rm: rmEpochs !== undefined ? { epochs: rmEpochs } : {},
+      ppo: iterations !== undefined ? { iterations } : {},
+    };
+    io.out(`demo: model ${modelDir}, prompts from ${promptSource}, work dir ${config.workDir}`);
+    const controller = new AbortController();
+    const removeHandler = cancelOnInterrupt(controller, io);
+    try {
+      const report = await runDemo(
+        config,
+        directContext({
+          signal: controller.signal,
+          onLog: (level, message) =>
+            (level === 'warn' || level === 'error' ? io.err : io.out)(`[${level}] ${message}`),
+        }),
+        (line) => io.out(line),
+      );
+      io.out(args.options.has('json') ? JSON.stringify(report, null, 2) : formatDemoReport(report));
+      return 0;
+    } finally {
+      removeHandler();
+    }
+  },
+};

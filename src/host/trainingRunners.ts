@@ -1,0 +1,142 @@
+/**
+ * The job runners behind `train/start`: each reads the preference store named in its config,
+ * builds pairs or prompts, and runs the trainer from src/rlhf. Used by the model host and the
+ * CLI alike. Config keys are checked against the trainer's typed config (unknown keys fail).
+ */
+import { openStore } from '../data/store';
+import { createGenerator } from '../generation';
+import { loadModel } from '../model/loader';
+import { ModelRuntime } from '../model/runtime';
+import {
+  DPO_DEFAULTS,
+  DPO_SPEC,
+  PPO_DEFAULTS,
+  PPO_SPEC,
+  RM_DEFAULTS,
+  RM_SPEC,
+  parseConfig,
+} from '../rlhf/config';
+import { trainDpo } from '../rlhf/dpo';
+import { trainPpo } from '../rlhf/ppo';
+import { pairsFromRecords } from '../rlhf/preferences';
+import { RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
+import { splitByPrompt } from '../rlhf/split';
+import type { TrainingJobContext, TrainingRunners } from './trainingHandlers';
+
+async function readPairs(dataFile: string, ctx: TrainingJobContext) {
+  if (!dataFile)
+    throw new Error('config "dataFile" is empty: name the preference store (JSONL) to train on');
+  const records = await (await openStore(dataFile)).readAll();
+  const summary = pairsFromRecords(records);
+  ctx.log(
+    'info',
+    `${dataFile}: ${records.length} records -> ${summary.strictPairs} preference pairs, ` +
+      `${summary.tiePairs} ties, ${summary.degenerate} identical pairs dropped, ${summary.unusableRecords} records without pairs`,
+  );
+  if (summary.pairs.length === 0)
+    throw new Error(`${dataFile}: no training pairs (judge some comparisons first)`);
+  return { records, summary };
+}
+
+export function createTrainingRunners(options: { threads?: number } = {}): TrainingRunners {
+  const threads = options.threads ?? 2;
+  return {
+    rm: async (ctx) => {
+      const config = parseConfig(ctx.command.config, RM_SPEC, RM_DEFAULTS, 'reward model config');
+      const model = loadModel(config.modelDir);
+      const { summary } = await readPairs(config.dataFile, ctx);
+      const result = await trainRewardModel({
+        model,
+        pairs: summary.pairs,
+        config,
+        runDir: ctx.command.runDir,
+        resume: ctx.command.resume,
+        ctx,
+        threads,
+      });
+      return {
+        status: result.earlyStopped ? 'early-stopped' : 'completed',
+        outputPath: result.outputDir,
+        summary: {
+          validationAccuracy: result.validation.accuracy,
+          validationLoss: result.validation.loss,
+          validationMargin: result.validation.margin,
+          steps: result.steps,
+        },
+      };
+    },
+    ppo: async (ctx) => {
+      const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
+      if (!config.rewardModelDir)
+        throw new Error('PPO config "rewardModelDir" is empty: train a reward model first');
+      const model = loadModel(config.modelDir);
+      const { records } = await readPairs(config.dataFile, ctx);
+      // The prompts are the contexts developers asked for completions in; a fifth is held out
+      // for the held-out reward that drives rollback.
+      const prompts = [
+        ...new Set(
+          records.flatMap((r) =>
+            r.type === 'judgment' && !r.prompt.messages ? [r.prompt.prefix] : [],
+          ),
+        ),
+      ];
+      const split = splitByPrompt(prompts, (p) => p, 0.2, config.seed);
+      const runtime = ModelRuntime.fromModel(model, { threads });
+      const generator = createGenerator(runtime);
+      const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
+      try {
+        const result = await trainPpo({
+          model,
+          generator,
+          rewardScorer: scorer,
+          prompts: split.train,
+          heldOutPrompts: split.validation,
+          config,
+          runDir: ctx.command.runDir,
+          resume: ctx.command.resume,
+          ctx,
+          threads,
+        });
+        const last = result.history[result.history.length - 1] ?? {};
+        return {
+          status: 'completed',
+          outputPath: result.outputDir,
+          summary: {
+            iterations: result.iterations,
+            rollbacks: result.rollbacks,
+            heldOutRewardBefore: result.heldOutRewardBefore,
+            heldOutRewardAfter: result.heldOutRewardAfter,
+            kl: last['objective/kl'] ?? Number.NaN,
+          },
+        };
+      } finally {
+        await scorer.release();
+        await generator.dispose();
+        await runtime.dispose();
+      }
+    },
+    dpo: async (ctx) => {
+      const config = parseConfig(ctx.command.config, DPO_SPEC, DPO_DEFAULTS, 'DPO config');
+      const model = loadModel(config.modelDir);
+      const { summary } = await readPairs(config.dataFile, ctx);
+      const result = await trainDpo({
+        model,
+        pairs: summary.pairs,
+        config,
+        runDir: ctx.command.runDir,
+        resume: ctx.command.resume,
+        ctx,
+        threads,
+      });
+      return {
+        status: result.earlyStopped ? 'early-stopped' : 'completed',
+        outputPath: result.outputDir,
+        summary: {
+          validationAccuracy: result.validationAccuracy,
+          validationLoss: result.validationLoss,
+          steps: result.steps,
+        },
+      };
+    },
+  };
+}

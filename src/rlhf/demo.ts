@@ -1,0 +1,357 @@
+/**
+ * The whole loop, headless, with a simulated annotator: prompts cut from held-out code, base
+ * model samples judged by an oracle (with label noise), reward model, PPO, and a blind
+ * evaluation on prompts used nowhere else. `code-rlhf demo` and `npm run bench:rlhf` run it.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { openStore } from '../data/store';
+import { createGenerator } from '../generation';
+import { loadModel } from '../model/loader';
+import { ModelRuntime } from '../model/runtime';
+import { evaluatePairs } from './bradleyTerry';
+import { writeFileAtomic } from './checkpoint';
+import { PPO_DEFAULTS, RM_DEFAULTS, type PpoConfig, type RewardModelConfig } from './config';
+import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
+import { Oracle, resolveOracleRule } from './oracle';
+import { sampleRollouts, trainPpo } from './ppo';
+import { oracleRecord, pairsFromRecords } from './preferences';
+import { cutPrompts, readCodeSources } from './prompts';
+import { RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
+import { splitByPrompt } from './split';
+import type { TrainerContext } from './trainerContext';
+import { formatWinRate, type WinRate } from './winRate';
+
+export interface DemoConfig {
+  modelDir: string;
+  /** Held-out code: a corpus JSONL split or a folder of source files. */
+  promptSource: string;
+  /** Built-in oracle name or a path to a JavaScript rule module. */
+  oracle: string;
+  labelNoise: number;
+  positionBias: number;
+  /** Number of pairwise oracle judgments (one per prompt, two base samples each). */
+  judgments: number;
+  /** Prompts used only for PPO's held-out reward (rollback). */
+  heldOutPrompts: number;
+  /** Unseen prompts for the final blind evaluation. */
+  evalPrompts: number;
+  temperature: number;
+  maxNewTokens: number;
+  maxLines: number;
+  seed: number;
+  workDir: string;
+  threads: number;
+  rm: Partial<RewardModelConfig>;
+  ppo: Partial<PpoConfig>;
+}
+
+export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'workDir'> = {
+  oracle: 'clean-code',
+  labelNoise: 0.1,
+  positionBias: 0,
+  judgments: 400,
+  heldOutPrompts: 16,
+  evalPrompts: 100,
+  temperature: 1,
+  maxNewTokens: 16,
+  maxLines: 1,
+  seed: 1,
+  threads: 2,
+  rm: {},
+  ppo: {},
+};
+
+export interface DemoReport {
+  model: string;
+  oracle: string;
+  oracleDescription: string;
+  judgments: number;
+  strictPairs: number;
+  tiePairs: number;
+  degeneratePairs: number;
+  labelFlips: number;
+  rewardModel: {
+    validationAccuracy: number;
+    validationAccuracyVsRule: number;
+    validationPairs: number;
+    steps: number;
+  };
+  ppo: {
+    iterations: number;
+    rollbacks: number;
+    heldOutRewardBefore: number;
+    heldOutRewardAfter: number;
+  };
+  evaluation: {
+    prompts: number;
+    oracleWinRate: WinRate;
+    rewardWinRate: WinRate;
+    meanKl: number;
+    klBudget: number;
+    promoted: boolean;
+    promotionReason: string;
+  };
+  seconds: {
+    total: number;
+    judgments: number;
+    rewardModel: number;
+    ppo: number;
+    evaluation: number;
+  };
+}
+
+export async function runDemo(
+  config: DemoConfig,
+  ctx: TrainerContext,
+  print: (line: string) => void,
+): Promise<DemoReport> {
+  const t0 = Date.now();
+  fs.mkdirSync(config.workDir, { recursive: true });
+  const rule = resolveOracleRule(config.oracle);
+  const model = loadModel(config.modelDir);
+  const runtime = ModelRuntime.fromModel(model, { threads: config.threads });
+  const generator = createGenerator(runtime);
+  try {
+    print(
+      `model ${model.name}: ${model.config.numLayers} layers, hidden ${model.config.hiddenSize}, vocab ${model.config.vocabSize}`,
+    );
+    print(`oracle ${rule.name}: ${rule.description}`);
+    const nJudgmentPrompts = config.judgments;
+    const all = cutPrompts(
+      readCodeSources(config.promptSource),
+      nJudgmentPrompts + config.heldOutPrompts + config.evalPrompts,
+      config.seed,
+    );
+    const judgmentPrompts = all.slice(0, nJudgmentPrompts).map((p) => p.prompt);
+    const heldOut = all
+      .slice(nJudgmentPrompts, nJudgmentPrompts + config.heldOutPrompts)
+      .map((p) => p.prompt);
+    const evalPrompts = all.slice(nJudgmentPrompts + config.heldOutPrompts).map((p) => p.prompt);
+
+    // 1. Judgments: two base samples per prompt, judged by the noisy oracle, stored as records.
+    const oracle = new Oracle(rule, {
+      labelNoise: config.labelNoise,
+      positionBias: config.positionBias,
+      seed: config.seed,
+    });
+    const samples = await sampleRollouts(
+      generator,
+      judgmentPrompts,
+      undefined,
+      path.join(config.workDir, 'unused-adapter'),
+      {
+        samples: 2,
+        temperature: config.temperature,
+        maxNewTokens: config.maxNewTokens,
+        maxLines: config.maxLines,
+        seed: config.seed,
+      },
+      ctx,
+    );
+    const storeFile = path.join(config.workDir, 'judgments.jsonl');
+    fs.rmSync(storeFile, { force: true });
+    // Redaction is off: the texts are public held-out code, and the oracle checks exact strings.
+    const store = await openStore(storeFile, { redact: false });
+    let flips = 0;
+    const ruleVerdicts = new Map<string, number>();
+    const records = judgmentPrompts.map((prompt, i) => {
+      const [a, b] = samples.filter((s) => s.promptIndex === i);
+      const { record, judgment } = oracleRecord(oracle, prompt, a.text, b.text, {
+        model: model.name,
+        index: i,
+      });
+      if (judgment.flipped) flips++;
+      // The noise-free rule's difference, to measure the reward model against the rule itself.
+      ruleVerdicts.set(
+        `${prompt}\u0000${a.text}\u0000${b.text}`,
+        judgment.scoreA - judgment.scoreB,
+      );
+      ruleVerdicts.set(
+        `${prompt}\u0000${b.text}\u0000${a.text}`,
+        judgment.scoreB - judgment.scoreA,
+      );
+      return record;
+    });
+    await store.appendMany(records);
+    const summary = pairsFromRecords(await store.readAll());
+    const tJudgments = Date.now();
+    print(
+      `judgments: ${records.length} (${summary.strictPairs} preferences, ${summary.tiePairs} ties, ` +
+        `${summary.degenerate} identical pairs dropped, ${flips} labels flipped by noise) in ${((tJudgments - t0) / 1000).toFixed(0)} s`,
+    );
+
+    // 2. Reward model.
+    const rmConfig: RewardModelConfig = {
+      ...RM_DEFAULTS,
+      modelDir: config.modelDir,
+      maxCompletionTokens: config.maxNewTokens + 1,
+      seed: config.seed,
+      ...config.rm,
+    };
+    const rm = await trainRewardModel({
+      model,
+      pairs: summary.pairs,
+      config: rmConfig,
+      runDir: config.workDir,
+      resume: false,
+      ctx,
+      threads: config.threads,
+    });
+    const scorer = await RewardScorer.create(model, rm.adapter, rm.head, {
+      threads: config.threads,
+    });
+    const validation = splitByPrompt(
+      summary.pairs,
+      (p) => p.prompt,
+      rmConfig.validationFraction,
+      rmConfig.seed,
+    ).validation.filter(
+      (p) => (ruleVerdicts.get(`${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`) ?? 0) !== 0,
+    );
+    const encoded = encodePairs(model, validation, rmConfig);
+    const scores = await ctx.step(() =>
+      scorer.score(encoded.flatMap((p) => [p.chosen, p.rejected])),
+    );
+    const vsRule = evaluatePairs(
+      validation.map((p, i) => {
+        const ruleSaysChosen =
+          ruleVerdicts.get(`${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`)! > 0;
+        return {
+          chosen: ruleSaysChosen ? scores[2 * i] : scores[2 * i + 1],
+          rejected: ruleSaysChosen ? scores[2 * i + 1] : scores[2 * i],
+          target: 1,
+        };
+      }),
+    );
+    const tRm = Date.now();
+    print(
+      `reward model: validation accuracy ${(100 * rm.validation.accuracy).toFixed(1)}% on noisy labels, ` +
+        `${(100 * vsRule.accuracy).toFixed(1)}% against the oracle rule (${vsRule.strictPairs} pairs), ` +
+        `${rm.steps} steps in ${((tRm - tJudgments) / 1000).toFixed(0)} s`,
+    );
+
+    // 3. PPO on the prompts the judgments came from.
+    const ppoConfig: PpoConfig = {
+      ...PPO_DEFAULTS,
+      modelDir: config.modelDir,
+      temperature: config.temperature,
+      maxNewTokens: config.maxNewTokens,
+      maxLines: config.maxLines,
+      maxCompletionTokens: config.maxNewTokens + 1,
+      seed: config.seed,
+      ...config.ppo,
+    };
+    const ppo = await trainPpo({
+      model,
+      generator,
+      rewardScorer: scorer,
+      prompts: judgmentPrompts,
+      heldOutPrompts: heldOut,
+      config: ppoConfig,
+      runDir: config.workDir,
+      resume: false,
+      ctx,
+      threads: config.threads,
+    });
+    const tPpo = Date.now();
+    print(
+      `PPO: ${ppo.iterations} iterations, ${ppo.rollbacks} rollbacks, held-out reward ` +
+        `${ppo.heldOutRewardBefore.toFixed(3)} -> ${ppo.heldOutRewardAfter.toFixed(3)} in ${((tPpo - tRm) / 1000).toFixed(0)} s`,
+    );
+
+    // 4. Blind evaluation on unseen prompts: noise-free oracle and reward model.
+    const judge = new Oracle(rule, { seed: config.seed + 99 });
+    const evaluation: EvaluationReport = await compareAdapters({
+      model,
+      runtime,
+      generator,
+      prompts: evalPrompts,
+      tuned: ppo.adapter,
+      oracle: judge,
+      rewardScorer: scorer,
+      settings: {
+        temperature: config.temperature,
+        maxNewTokens: config.maxNewTokens,
+        maxLines: config.maxLines,
+        maxPromptTokens: ppoConfig.maxPromptTokens,
+        maxCompletionTokens: ppoConfig.maxCompletionTokens,
+        seed: config.seed + 12345,
+      },
+      workDir: config.workDir,
+      ctx,
+    });
+    await scorer.release();
+    const klBudget = ppoConfig.targetKl;
+    const decision = shouldPromote(evaluation, klBudget);
+    if (decision.promote)
+      promoteAdapter(path.join(config.workDir, 'adapters'), ppo.outputDir, decision.reason);
+    const tEval = Date.now();
+    writeFileAtomic(
+      path.join(config.workDir, 'evaluation.json'),
+      JSON.stringify(evaluation, null, 2),
+    );
+    const report: DemoReport = {
+      model: model.name,
+      oracle: rule.name,
+      oracleDescription: rule.description,
+      judgments: records.length,
+      strictPairs: summary.strictPairs,
+      tiePairs: summary.tiePairs,
+      degeneratePairs: summary.degenerate,
+      labelFlips: flips,
+      rewardModel: {
+        validationAccuracy: rm.validation.accuracy,
+        validationAccuracyVsRule: vsRule.accuracy,
+        validationPairs: rm.validationPairs,
+        steps: rm.steps,
+      },
+      ppo: {
+        iterations: ppo.iterations,
+        rollbacks: ppo.rollbacks,
+        heldOutRewardBefore: ppo.heldOutRewardBefore,
+        heldOutRewardAfter: ppo.heldOutRewardAfter,
+      },
+      evaluation: {
+        prompts: evaluation.prompts,
+        oracleWinRate: evaluation.oracleWinRate!,
+        rewardWinRate: evaluation.rewardWinRate!,
+        meanKl: evaluation.meanKl,
+        klBudget,
+        promoted: decision.promote,
+        promotionReason: decision.reason,
+      },
+      seconds: {
+        total: (tEval - t0) / 1000,
+        judgments: (tJudgments - t0) / 1000,
+        rewardModel: (tRm - tJudgments) / 1000,
+        ppo: (tPpo - tRm) / 1000,
+        evaluation: (tEval - tPpo) / 1000,
+      },
+    };
+    writeFileAtomic(path.join(config.workDir, 'report.json'), JSON.stringify(report, null, 2));
+    return report;
+  } finally {
+    await generator.dispose();
+    await runtime.dispose();
+  }
+}
+
+export function formatDemoReport(r: DemoReport): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return [
+    '== code-rlhf demo report ==',
+    `model: ${r.model}    oracle: ${r.oracle}`,
+    `judgments: ${r.judgments} (${r.strictPairs} preferences, ${r.tiePairs} ties, ${r.labelFlips} noisy flips)`,
+    `reward model validation accuracy: ${pct(r.rewardModel.validationAccuracy)} (noisy labels), ` +
+      `${pct(r.rewardModel.validationAccuracyVsRule)} vs the oracle rule  [target >= 75%]`,
+    `PPO: ${r.ppo.iterations} iterations, ${r.ppo.rollbacks} rollbacks, held-out reward ` +
+      `${r.ppo.heldOutRewardBefore.toFixed(3)} -> ${r.ppo.heldOutRewardAfter.toFixed(3)}`,
+    `tuned vs base, oracle win rate on ${r.evaluation.prompts} unseen prompts: ${formatWinRate(r.evaluation.oracleWinRate)}  [target >= 65%]`,
+    `tuned vs base, reward-model win rate: ${formatWinRate(r.evaluation.rewardWinRate)}`,
+    `mean KL (tuned vs reference, per completion): ${r.evaluation.meanKl.toFixed(3)} nats (budget ${r.evaluation.klBudget})`,
+    `promotion: ${r.evaluation.promoted ? 'promoted' : 'not promoted'} (${r.evaluation.promotionReason})`,
+    `wall time: ${r.seconds.total.toFixed(0)} s (judgments ${r.seconds.judgments.toFixed(0)}, RM ${r.seconds.rewardModel.toFixed(0)}, ` +
+      `PPO ${r.seconds.ppo.toFixed(0)}, evaluation ${r.seconds.evaluation.toFixed(0)})  [target <= 1200 s]`,
+  ].join('\n');
+}

@@ -1,0 +1,237 @@
+/**
+ * Evaluation of a tuned adapter against the base (or a previous adapter) on prompts it never
+ * trained on: one sample from each per prompt, shown to the judge in a random order (blind), and
+ * the tuned model's win rate with a 95% Wilson interval. The judge is an oracle (simulation) or
+ * the reward model (the promotion gate on held-out judgments). Mean KL of the tuned samples
+ * against the reference is measured with the k1 estimator used in training.
+ */
+import * as path from 'path';
+import type { LlamaGenerator } from '../generation';
+import type { LoadedModel } from '../model/loader';
+import type { LoraAdapter } from '../model/lora';
+import type { ModelRuntime } from '../model/runtime';
+import { encodePair } from './batch';
+import { writeFileAtomic } from './checkpoint';
+import * as fs from 'fs';
+import type { Oracle } from './oracle';
+import { createRng } from './random';
+import type { RewardScorer } from './rewardModel';
+import { sampleRollouts } from './ppo';
+import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import { winRate, type WinRate } from './winRate';
+
+export interface EvalSettings {
+  temperature: number;
+  maxNewTokens: number;
+  maxLines: number;
+  maxPromptTokens: number;
+  maxCompletionTokens: number;
+  seed: number;
+}
+
+export interface ComparisonItem {
+  prompt: string;
+  tuned: string;
+  baseline: string;
+  /** Was the tuned completion shown first? */
+  tunedFirst: boolean;
+  oracleVerdict?: 'tuned' | 'baseline' | 'tie';
+  rewardTuned?: number;
+  rewardBaseline?: number;
+  /** Sum over the tuned completion of log pi - log pi_ref. */
+  kl: number;
+}
+
+export interface EvaluationReport {
+  prompts: number;
+  oracleWinRate?: WinRate;
+  rewardWinRate?: WinRate;
+  meanKl: number;
+  meanRewardTuned?: number;
+  meanRewardBaseline?: number;
+  items: ComparisonItem[];
+}
+
+/**
+ * Samples one completion per prompt from the tuned adapter and from the baseline (undefined =
+ * base model) with the same seed, and judges them.
+ */
+export async function compareAdapters(options: {
+  model: LoadedModel;
+  runtime: ModelRuntime;
+  generator: LlamaGenerator;
+  prompts: readonly string[];
+  tuned: LoraAdapter;
+  baseline?: LoraAdapter;
+  oracle?: Oracle;
+  rewardScorer?: RewardScorer;
+  settings: EvalSettings;
+  workDir: string;
+  ctx: TrainerContext;
+}): Promise<EvaluationReport> {
+  const { model, settings, ctx } = options;
+  const sample = (adapter: LoraAdapter | undefined, dir: string) =>
+    sampleRollouts(
+      options.generator,
+      options.prompts,
+      adapter,
+      dir,
+      {
+        samples: 1,
+        temperature: settings.temperature,
+        maxNewTokens: settings.maxNewTokens,
+        maxLines: settings.maxLines,
+        seed: settings.seed,
+      },
+      ctx,
+    );
+  const tuned = await sample(options.tuned, path.join(options.workDir, 'eval-tuned'));
+  const baseline = await sample(options.baseline, path.join(options.workDir, 'eval-baseline'));
+  // KL of the tuned samples against the reference (the base model, adapter off).
+  const klItems = tuned.map((t) => ({ prompt: t.row.prompt, completion: t.row.completion }));
+  const nonEmpty = klItems.map((k, i) => ({ ...k, i })).filter((k) => k.completion.length > 0);
+  const kls = new Array<number>(tuned.length).fill(0);
+  for (let start = 0; start < nonEmpty.length; start += 16) {
+    throwIfCancelled(ctx.signal);
+    const chunk = nonEmpty.slice(start, start + 16);
+    const [policy, reference] = await ctx.step(async () => [
+      await options.runtime.completionLogprobs(chunk, {
+        adapter: options.tuned,
+        temperature: settings.temperature,
+      }),
+      await options.runtime.completionLogprobs(chunk, { temperature: settings.temperature }),
+    ]);
+    chunk.forEach((c, k) => {
+      let sum = 0;
+      for (let j = 0; j < c.completion.length; j++)
+        sum += policy[k].logprobs[j] - reference[k].logprobs[j];
+      kls[c.i] = sum;
+    });
+  }
+  const order = createRng(settings.seed ^ 0xab);
+  const items: ComparisonItem[] = tuned.map((t, i) => ({
+    prompt: t.prompt,
+    tuned: t.text,
+    baseline: baseline[i].text,
+    tunedFirst: order() < 0.5,
+    kl: kls[i],
+  }));
+  const report: EvaluationReport = {
+    prompts: items.length,
+    meanKl: items.reduce((a, x) => a + x.kl, 0) / Math.max(1, items.length),
+    items,
+  };
+  if (options.oracle) {
+    let w = 0;
+    let l = 0;
+    let t = 0;
+    for (const item of items) {
+      const [first, second] = item.tunedFirst
+        ? [item.tuned, item.baseline]
+        : [item.baseline, item.tuned];
+      const verdict = options.oracle.judge(item.prompt, first, second).verdict;
+      item.oracleVerdict =
+        verdict === 'tie' ? 'tie' : (verdict === 'a') === item.tunedFirst ? 'tuned' : 'baseline';
+      if (item.oracleVerdict === 'tuned') w++;
+      else if (item.oracleVerdict === 'baseline') l++;
+      else t++;
+    }
+    report.oracleWinRate = winRate(w, l, t);
+  }
+  if (options.rewardScorer) {
+    const rows = items.flatMap((item) => [
+      encodePair(
+        model.tokenizer,
+        item.prompt,
+        item.tuned,
+        settings.maxPromptTokens,
+        settings.maxCompletionTokens,
+      ),
+      encodePair(
+        model.tokenizer,
+        item.prompt,
+        item.baseline,
+        settings.maxPromptTokens,
+        settings.maxCompletionTokens,
+      ),
+    ]);
+    const scores = await ctx.step(() => options.rewardScorer!.score(rows));
+    let w = 0;
+    let l = 0;
+    let t = 0;
+    items.forEach((item, i) => {
+      item.rewardTuned = scores[2 * i];
+      item.rewardBaseline = scores[2 * i + 1];
+      if (item.rewardTuned > item.rewardBaseline) w++;
+      else if (item.rewardTuned < item.rewardBaseline) l++;
+      else t++;
+    });
+    report.rewardWinRate = winRate(w, l, t);
+    report.meanRewardTuned =
+      items.reduce((a, x) => a + x.rewardTuned!, 0) / Math.max(1, items.length);
+    report.meanRewardBaseline =
+      items.reduce((a, x) => a + x.rewardBaseline!, 0) / Math.max(1, items.length);
+  }
+  return report;
+}
+
+/** The promotion rule: the tuned adapter must beat the previous one and stay within budget. */
+export function shouldPromote(
+  report: Pick<EvaluationReport, 'rewardWinRate' | 'meanKl'>,
+  klBudget: number,
+): { promote: boolean; reason: string } {
+  const w = report.rewardWinRate;
+  if (!w || w.n === 0) return { promote: false, reason: 'no held-out comparisons to decide on' };
+  if (!(w.rate > 0.5)) {
+    return {
+      promote: false,
+      reason: `reward-model win rate ${(100 * w.rate).toFixed(1)}% is not above 50%`,
+    };
+  }
+  if (report.meanKl > klBudget) {
+    return {
+      promote: false,
+      reason: `mean KL ${report.meanKl.toFixed(3)} exceeds the budget ${klBudget}`,
+    };
+  }
+  return {
+    promote: true,
+    reason: `win rate ${(100 * w.rate).toFixed(1)}%, mean KL ${report.meanKl.toFixed(3)}`,
+  };
+}
+
+export interface ActiveAdapterPointer {
+  /** Adapter folder now used for completions, or null for the base model. */
+  active: string | null;
+  /** Every adapter that was ever promoted, newest last: all remain selectable. */
+  history: { path: string; promotedAt: string; reason: string }[];
+}
+
+/** Reads `<root>/active.json`; a missing file means the base model is active. */
+export function readActivePointer(root: string): ActiveAdapterPointer {
+  const file = path.join(root, 'active.json');
+  if (!fs.existsSync(file)) return { active: null, history: [] };
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as ActiveAdapterPointer;
+  if (!('active' in parsed) || !Array.isArray(parsed.history)) {
+    throw new Error(`${file}: expected {"active": string|null, "history": [...]}`);
+  }
+  return parsed;
+}
+
+/** Makes `adapterDir` the active adapter, atomically; earlier adapters stay in the history. */
+export function promoteAdapter(
+  root: string,
+  adapterDir: string,
+  reason: string,
+): ActiveAdapterPointer {
+  const pointer = readActivePointer(root);
+  const next: ActiveAdapterPointer = {
+    active: adapterDir,
+    history: [
+      ...pointer.history,
+      { path: adapterDir, promotedAt: new Date().toISOString(), reason },
+    ],
+  };
+  writeFileAtomic(path.join(root, 'active.json'), JSON.stringify(next, null, 2));
+  return next;
+}
