@@ -10,8 +10,6 @@ import {
   type LoadGenerator,
 } from './generationHandlers';
 import { RpcServer } from './rpc';
-import { registerTrainingHandlers } from './trainingHandlers';
-import { createTrainingRunners } from './trainingRunners';
 import { ModelScheduler } from './scheduler';
 
 export interface ModelHost {
@@ -26,7 +24,8 @@ export function createModelHost(transport: HostTransport, loadGenerator: LoadGen
   const rpc = new RpcServer(loop);
   const scheduler = new ModelScheduler();
   const generation = registerGenerationHandlers(loop, rpc, scheduler, loadGenerator);
-  registerTrainingHandlers(loop, scheduler, createTrainingRunners());
+  // Training jobs (issue 8) register their message types here, e.g.
+  // registerTrainingHandlers(loop, scheduler, generation);
   loop.start();
   return { loop, rpc, scheduler, generation };
 }
