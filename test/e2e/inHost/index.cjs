@@ -28,7 +28,7 @@ function writeResults(results) {
 }
 
 async function run() {
-  const results = { passed: [], failed: [], error: undefined };
+  const results = { total: 0, passed: [], failed: [], error: undefined };
   try {
     require('tsx/cjs/api').register();
     const Mocha = require('mocha');
@@ -36,6 +36,7 @@ async function run() {
     for (const spec of collectSpecs(__dirname)) mocha.addFile(spec);
     await new Promise((resolve) => {
       const runner = mocha.run(() => resolve());
+      results.total = runner.total;
       runner.on('pass', (test) => results.passed.push(test.fullTitle()));
       runner.on('fail', (test, error) =>
         results.failed.push({ title: test.fullTitle(), error: String(error && error.stack) }),

@@ -10,6 +10,8 @@ import { REPO_ROOT, type CodeServer } from './codeServer';
 import { openWorkbench, screenshot, waitFor } from './workbench';
 
 export interface InHostResults {
+  /** Number of tests mocha found. */
+  total: number;
   passed: string[];
   failed: { title: string; error: string }[];
   error?: string;
