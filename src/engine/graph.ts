@@ -323,27 +323,35 @@ export class Graph {
         for (const i of t.producer.inputs) if (i) stack.push(i);
       }
     }
+    // A node-produced output takes its public name directly (an Identity would copy it); the
+    // same tensor under a second name, or an input/initializer, goes through Identity.
+    const renamed = new Map<string, string>();
+    for (const o of selected) {
+      if (o.tensor.producer && !renamed.has(o.tensor.name)) renamed.set(o.tensor.name, o.name);
+    }
+    const nameOf = (t: Tensor) => renamed.get(t.name) ?? t.name;
     const nodes: EmittedNode[] = [];
     for (const n of this.nodes) {
       if (!needed.has(n)) continue;
       nodes.push({
         opType: n.opType,
         domain: n.domain,
-        inputs: n.inputs.map((t) => (t ? t.name : '')),
-        outputs: n.outputs.map((t) => t.name),
+        inputs: n.inputs.map((t) => (t ? nameOf(t) : '')),
+        outputs: n.outputs.map(nameOf),
         attrs: n.attrs,
       });
     }
-    // Outputs get their public names through Identity nodes.
     const outputSpecs: TensorSpec[] = [];
     for (const o of selected) {
-      nodes.push({
-        opType: 'Identity',
-        domain: '',
-        inputs: [o.tensor.name],
-        outputs: [o.name],
-        attrs: {},
-      });
+      if (nameOf(o.tensor) !== o.name) {
+        nodes.push({
+          opType: 'Identity',
+          domain: '',
+          inputs: [nameOf(o.tensor)],
+          outputs: [o.name],
+          attrs: {},
+        });
+      }
       outputSpecs.push({ name: o.name, dtype: o.tensor.dtype, shape: [...o.tensor.shape] });
     }
     const initializers = [...this.initializers.values()].filter((e) =>

@@ -203,16 +203,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const q5 = groups === 1 ? q : op.reshape(q, [b, hkv, groups, t, headDim]);
   const k5 = groups === 1 ? k : op.unsqueeze(k, [2]);
   const v5 = groups === 1 ? v : op.unsqueeze(v, [2]);
-  let scores = op.mul(op.matMul(q5, op.transposeLast2(k5)), scale); // [B, Hkv, (G,) T, S]
+  // Scaling q ([.., T, D]) is cheaper than scaling the scores ([.., T, S]) when D < S.
+  let scores = op.matMul(op.mul(q5, scale), op.transposeLast2(k5)); // [B, Hkv, (G,) T, S]
 
-  const maskFor = (m: Tensor) => (groups === 1 ? m : op.unsqueeze(m, [2]));
+  // Masks become one small additive bias (0 or MASKED) broadcast over heads: one pass over the
+  // scores forward and none backward (the bias gets no gradient unless it is trainable).
+  const g = q.graph;
+  let allowed: Tensor | null = null;
+  let bias: Tensor | null = null;
   if (options.causal) {
-    const g = q.graph;
     const offset = options.queryOffset ?? g.scalar(0, 'int64');
     const queryPositions = op.unsqueeze(op.arange(g, offset, t, [q]), [1]); // [T, 1]
     const keyPositions = op.unsqueeze(op.arange(g, 0, s, [k]), [0]); // [1, S]
-    const allowed = op.lessOrEqual(keyPositions, queryPositions); // [T, S]
-    scores = op.where(allowed, scores, MASKED);
+    allowed = op.lessOrEqual(keyPositions, queryPositions); // [T, S]
   }
   if (options.mask) {
     const m = options.mask;
@@ -220,10 +223,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
       m.rank === 4,
       `attention: mask ${shapeOf(m)} must be rank 4, broadcastable to [B, 1, T, S]`,
     );
-    scores =
-      m.dtype === 'bool'
-        ? op.where(maskFor(m), scores, MASKED)
-        : op.add(scores, maskFor(op.cast(m, scores.dtype)));
+    if (m.dtype === 'bool') allowed = allowed ? op.and(allowed, m) : m;
+    else bias = op.cast(m, scores.dtype);
+  }
+  if (allowed) {
+    const blocked = op.where(allowed, g.scalar(0, scores.dtype), MASKED);
+    bias = bias ? op.add(bias, blocked) : blocked;
+  }
+  if (bias) {
+    // [T, S] or [B, 1, T, S] -> [B, 1, (1,) T, S]
+    const full = bias.rank === 2 ? op.unsqueeze(bias, [0, 1]) : bias;
+    scores = op.add(scores, groups === 1 ? full : op.unsqueeze(full, [2]));
   }
   const probs = op.softmax(scores, -1);
   const out = op.matMul(probs, v5); // [B, Hkv, (G,) T, D]

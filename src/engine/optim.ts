@@ -162,7 +162,13 @@ export function buildTraining(
   }
 
   // Global-norm clipping: coef = min(maxNorm / (norm + 1e-6), 1), as torch clip_grad_norm_.
-  const squares = grads.map((d) => op.reduceSum(op.mul(d, d)));
+  // ReduceSumSquare reads each gradient once, without a squared temporary.
+  const squares = grads.map(
+    (d) =>
+      g.node('ReduceSumSquare', [d, g.int64s(d.shape.map((_, i) => i))], [{ dtype, shape: [] }], {
+        keepdims: { type: 'int', value: 0 },
+      })[0],
+  );
   const norm = op.sqrt(squares.reduce((a, b) => op.add(a, b)));
   g.output(GRAD_NORM_OUTPUT, norm);
   if (config.maxGradNorm && config.maxGradNorm > 0) {

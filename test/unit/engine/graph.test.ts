@@ -56,6 +56,26 @@ describe('engine graph builder', () => {
     await session.release();
   });
 
+  it('emits an output under two names, and a graph input as an output', async () => {
+    const g = new Graph('names');
+    const x = g.input('x', 'float32', [2]);
+    const y = op.mul(x, 3);
+    g.output('y', y);
+    g.output('y_again', y);
+    g.output('x_out', x);
+    g.output('z', op.add(y, 1)); // y is consumed after being renamed
+    const r = await (
+      await EngineSession.create(g.build())
+    ).run({
+      x: { dtype: 'float32', shape: [2], data: new Float32Array([1, 2]) },
+    });
+    assert.deepStrictEqual(Array.from(r.y.data as Float32Array), [3, 6]);
+    assert.deepStrictEqual(Array.from(r.y_again.data as Float32Array), [3, 6]);
+    assert.deepStrictEqual(Array.from(r.x_out.data as Float32Array), [1, 2]);
+    assert.deepStrictEqual(Array.from(r.z.data as Float32Array), [4, 7]);
+    assert.throws(() => g.output('x', y), /name "x" is already used/);
+  });
+
   it('reads f32 and bf16 external data at unaligned byte offsets and casts bf16 in-graph', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-ext-'));
     const file = path.join(dir, 'weights.bin');
