@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadPeftAdapter, type LoraAdapter } from '../model/lora';
-import { ModelRuntime, type KvCache } from '../model/runtime';
+import { ModelRuntime, selectCacheRows } from '../model/runtime';
 import type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
 import { StreamingDetokenizer } from './detokenizer';
 import { buildPrompt } from './prompt';
@@ -104,7 +104,7 @@ export class LlamaGenerator implements CompletionGenerator {
     const started = performance.now();
     const n = prompt.ids.length;
     const prefill = await this.runtime.step(
-      this.runtime.emptyCache(1),
+      this.runtime.emptyCache(1, n),
       prompt.ids,
       prompt.ids.map((_, i) => i),
       { adapter },
@@ -120,7 +120,12 @@ export class LlamaGenerator implements CompletionGenerator {
     }));
     // Every candidate starts from the prompt's last-position logits.
     let rowLogits: Float32Array[] = states.map(() => prefill.logits);
-    let cache = repeatRows(prefill.cache, request.count);
+    // Room for every token a candidate can add, so decode steps never reallocate.
+    let cache = selectCacheRows(
+      prefill.cache,
+      new Array<number>(request.count).fill(0),
+      n + request.maxNewTokens,
+    );
     let active = states;
     let decodeSteps = 0;
     const decodeStart = performance.now();
@@ -156,8 +161,8 @@ export class LlamaGenerator implements CompletionGenerator {
       await new Promise<void>((resolve) => setImmediate(resolve));
       throwIfAborted();
       const keep = next.map((s) => active.indexOf(s));
-      cache = keep.length === active.length ? cache : selectRows(cache, keep);
-      const positions = new Array(next.length).fill(n + step);
+      cache = keep.length === active.length ? cache : selectCacheRows(cache, keep);
+      const positions = new Array<number>(next.length).fill(n + step);
       const result = await this.runtime.step(cache, nextIds, positions, { adapter });
       decodeSteps++;
       cache = result.cache;
@@ -232,35 +237,4 @@ function validateRequest(request: CompletionRequest): void {
     maxNewTokens: request.maxNewTokens,
     maxLines: request.maxLines,
   });
-}
-
-/** Copies a one-row cache to `count` rows. */
-function repeatRows(cache: KvCache, count: number): KvCache {
-  const repeat = (data: Float32Array) => {
-    const out = new Float32Array(data.length * count);
-    for (let i = 0; i < count; i++) out.set(data, i * data.length);
-    return out;
-  };
-  return {
-    batch: count,
-    length: cache.length,
-    keys: cache.keys.map(repeat),
-    values: cache.values.map(repeat),
-  };
-}
-
-/** Keeps the given batch rows of a cache. */
-function selectRows(cache: KvCache, rows: number[]): KvCache {
-  const pick = (data: Float32Array) => {
-    const rowSize = data.length / cache.batch;
-    const out = new Float32Array(rowSize * rows.length);
-    rows.forEach((r, i) => out.set(data.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-    return out;
-  };
-  return {
-    batch: rows.length,
-    length: cache.length,
-    keys: cache.keys.map(pick),
-    values: cache.values.map(pick),
-  };
 }

@@ -4,7 +4,7 @@
  */
 export { loadModel } from './loader';
 export type { LoadedModel } from './loader';
-export { ModelRuntime, int64Tensor } from './runtime';
+export { ModelRuntime, int64Tensor, selectCacheRows } from './runtime';
 export type { GraphKind, KvCache, RuntimeOptions, StepResult } from './runtime';
 export {
   buildLlamaForward,
@@ -14,7 +14,13 @@ export {
   outputLogits,
   weightTensor,
 } from './llamaGraph';
-export type { ForwardInputs, ForwardOutputs, KvPair, LoraGraphInputs } from './llamaGraph';
+export type {
+  ForwardInputs,
+  ForwardOutputs,
+  KvPair,
+  LoraGraphInputs,
+  StaticCacheInputs,
+} from './llamaGraph';
 export {
   initLora,
   loadPeftAdapter,

@@ -5,7 +5,7 @@
  * initializers pointing into the safetensors files (f16/bf16 cast to f32 in the graph); LoRA
  * factors are graph inputs, so one base graph serves any adapter with the same targets.
  */
-import { Graph, nn, op, type Tensor, type DType } from '../engine';
+import { Graph, nn, op, type Dim, type Tensor, type DType } from '../engine';
 import type { CheckpointTensor } from './checkpoint';
 import type { LoadedModel } from './loader';
 import { projectionShape, PROJECTIONS, type Projection } from './weights';
@@ -23,22 +23,37 @@ export interface KvPair {
   value: Tensor;
 }
 
+/**
+ * A static KV cache as graph inputs: per layer [B, Hkv, C, D] buffers of capacity C, and which
+ * slots hold real keys. The graph only reads it; the new keys/values come out as outputs and the
+ * caller writes them into free slots, so no step copies the whole cache.
+ */
+export interface StaticCacheInputs {
+  keys: readonly Tensor[];
+  values: readonly Tensor[];
+  /** int64 [B, C]: 1 where a slot holds a key the row may attend to. */
+  validSlots: Tensor;
+}
+
 export interface ForwardInputs {
   /** int64 [B, T] */
   inputIds: Tensor;
   /** int64 [B, T]: absolute positions (lets padded rows and cached decoding use their own). */
   positions: Tensor;
-  /** Optional key mask [B, S] (int64 0/1 or bool), S = past + T: 0 hides padding. */
+  /**
+   * Optional key mask (int64 0/1 or bool): 0 hides padding. [B, T] over this call's tokens
+   * (with `cache`, the cache's own slots are masked by `validSlots`).
+   */
   keyMask?: Tensor;
-  /** Cached keys/values per layer, [B, Hkv, P, D]. */
-  past?: readonly KvPair[];
+  /** Cached keys/values (decoding); attention then covers cache slots plus this call's tokens. */
+  cache?: StaticCacheInputs;
   lora?: LoraGraphInputs;
 }
 
 export interface ForwardOutputs {
   /** Final hidden states after the last norm, [B, T, C]. */
   hidden: Tensor;
-  /** Keys/values per layer including this step's, [B, Hkv, P+T, D]. */
+  /** This call's keys (after RoPE) and values per layer, [B, Hkv, T, D]. */
   present: KvPair[];
 }
 
@@ -71,11 +86,8 @@ export function buildLlamaForward(
   const rope = nn.ropeTables(inputs.positions, d, {
     inverseFrequencies: model.ropeInverseFrequencies,
   });
-  const keyMask = inputs.keyMask ? nn.paddingMask(inputs.keyMask) : null; // [B, 1, 1, S]
-  // Queries start after the cached keys: absolute query index = P + t.
-  const queryOffset = inputs.past?.[0]
-    ? op.squeeze(op.runtimeDim(inputs.past[0].key, 2), [0])
-    : null;
+  const keyMask = inputs.keyMask ? nn.paddingMask(inputs.keyMask) : null; // [B, 1, 1, T]
+  const cacheMasks = inputs.cache ? staticCacheMasks(g, inputs.cache, inputs.keyMask) : null;
 
   let x = nn.embedding(w(weights.embed), inputs.inputIds); // [B, T, C]
   const present: KvPair[] = [];
@@ -92,19 +104,12 @@ export function buildLlamaForward(
     const heads = (t: Tensor, n: number) =>
       op.transpose(op.reshape(t, ['B', 'T', n, d]), [0, 2, 1, 3]); // [B, n, T, D]
     const q = nn.applyRope(heads(linear(normed, 'q_proj'), h), rope);
-    let k = nn.applyRope(heads(linear(normed, 'k_proj'), kv), rope);
-    let v = heads(linear(normed, 'v_proj'), kv);
-    const past = inputs.past?.[l];
-    if (past) {
-      k = op.concat([past.key, k], 2, 'S'); // [B, Hkv, P+T, D]
-      v = op.concat([past.value, v], 2, 'S');
-    }
+    const k = nn.applyRope(heads(linear(normed, 'k_proj'), kv), rope);
+    const v = heads(linear(normed, 'v_proj'), kv);
     present.push({ key: k, value: v });
-    const attended = nn.attention(q, k, v, {
-      causal: true,
-      queryOffset,
-      mask: keyMask,
-    }); // [B, H, T, D]
+    const attended = inputs.cache
+      ? cachedAttention(q, k, v, inputs.cache.keys[l], inputs.cache.values[l], cacheMasks!)
+      : nn.attention(q, k, v, { causal: true, mask: keyMask }); // [B, H, T, D]
     const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), ['B', 'T', h * d]);
     x = op.add(x, linear(merged, 'o_proj'));
     const normed2 = nn.rmsNorm(x, w(layer.postAttentionNorm), config.rmsNormEps);
@@ -157,4 +162,65 @@ export function maskPaddedVocab(g: Graph, model: LoadedModel, logits: Tensor): T
   const mask = new Float32Array(v);
   mask.fill(-1e9, allowed);
   return op.add(logits, g.constant('float32', [v], mask));
+}
+
+/** Additive masks for cached attention, built once and shared by every layer. */
+interface CacheMasks {
+  /** [B, 1, 1, 1, C]: 0 for valid cache slots, -1e9 for free or padded ones. */
+  cache: Tensor;
+  /** [B, 1, 1, T, T] (or [1, 1, 1, T, T]): causal among this call's tokens, plus padding. */
+  fresh: Tensor;
+}
+
+const MASKED = -1e9;
+
+function staticCacheMasks(g: Graph, cache: StaticCacheInputs, keyMask?: Tensor): CacheMasks {
+  // 1 -> 0, 0 -> -1e9
+  const toAdditive = (valid: Tensor) => op.mul(op.sub(1, op.cast(valid, 'float32')), MASKED);
+  const cacheAdd = op.unsqueeze(toAdditive(cache.validSlots), [1, 2, 3]); // [B, 1, 1, 1, C]
+  const t = 'T';
+  const queries = op.unsqueeze(op.arange(g, 0, t), [1]); // [T, 1]
+  const keys = op.unsqueeze(op.arange(g, 0, t), [0]); // [1, T]
+  const future = op.cast(op.greater(keys, queries), 'float32'); // [T, T]: 1 above the diagonal
+  let fresh = op.unsqueeze(op.mul(future, MASKED), [0, 1, 2]); // [1, 1, 1, T, T]
+  if (keyMask) fresh = op.add(fresh, op.unsqueeze(toAdditive(keyMask), [1, 2, 3])); // [B, 1, 1, T, T]
+  return { cache: cacheAdd, fresh };
+}
+
+/**
+ * Attention over cached keys plus this call's keys without concatenating them (the cache is
+ * read in place): softmax over the union is computed from both score blocks with a shared max.
+ * q [B, H, T, D], k/v [B, Hkv, T, D], cache k/v [B, Hkv, C, D] -> [B, H, T, D].
+ */
+function cachedAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cacheK: Tensor,
+  cacheV: Tensor,
+  masks: CacheMasks,
+): Tensor {
+  const [, h, , d] = q.shape as [Dim, number, Dim, number];
+  const kvHeads = k.shape[1] as number;
+  const groups = h / kvHeads;
+  const scale = 1 / Math.sqrt(d);
+  const q5 = op.reshape(q, ['B', kvHeads, groups, 'T', d]); // [B, Hkv, G, T, D]
+  const five = (x: Tensor) => op.unsqueeze(x, [2]); // [B, Hkv, 1, S, D]
+  const cacheScores = op.add(
+    op.mul(op.matMul(q5, op.transposeLast2(five(cacheK))), scale),
+    masks.cache,
+  ); // [B, Hkv, G, T, C]
+  const freshScores = op.add(op.mul(op.matMul(q5, op.transposeLast2(five(k))), scale), masks.fresh); // [B, Hkv, G, T, T]
+  const max = op.maximum(
+    op.reduceMax(cacheScores, [-1], true),
+    op.reduceMax(freshScores, [-1], true),
+  ); // [B, Hkv, G, T, 1]
+  const cacheWeights = op.exp(op.sub(cacheScores, max));
+  const freshWeights = op.exp(op.sub(freshScores, max));
+  const total = op.add(
+    op.reduceSum(cacheWeights, [-1], true),
+    op.reduceSum(freshWeights, [-1], true),
+  );
+  const mixed = op.add(op.matMul(cacheWeights, five(cacheV)), op.matMul(freshWeights, five(v))); // [B, Hkv, G, T, D]
+  return op.reshape(op.div(mixed, total), ['B', h, 'T', d]);
 }

@@ -18,7 +18,6 @@ import {
   loraInputName,
   maskPaddedVocab,
   outputLogits,
-  type KvPair,
 } from './llamaGraph';
 import { loadModel, type LoadedModel } from './loader';
 import { loraScale, type LoraAdapter } from './lora';
@@ -31,17 +30,27 @@ export interface RuntimeOptions {
   threads?: number;
 }
 
-/** Per-layer cache tensors, [B, Hkv, P, D] float32 each. */
+/**
+ * A static KV cache: per layer [B, Hkv, capacity, D] float32 buffers, filled in slot order, and
+ * which slots hold real keys (padding and free slots are 0). `step` writes into it in place.
+ */
 export interface KvCache {
   batch: number;
+  capacity: number;
+  kvHeads: number;
+  headDim: number;
+  /** Slots used so far (the next call's tokens go to slots length, length + 1, ...). */
   length: number;
   keys: Float32Array[];
   values: Float32Array[];
+  /** [B, capacity], 1 = a real key. */
+  valid: Uint8Array;
 }
 
 export interface StepResult {
   /** [B, V] logits of each row's last position. */
   logits: Float32Array;
+  /** The same cache object, with this call's keys and values written in. */
   cache: KvCache;
 }
 
@@ -92,33 +101,34 @@ export class ModelRuntime {
     const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
     const positions = g.input('positions', 'int64', ['B', 'T']);
     const lora = targets.length > 0 ? declareLoraInputs(g, this.model, targets) : undefined;
+    const keyMask = g.input('key_mask', 'int64', ['B', 'T']);
     if (kind === 'step') {
-      const past: KvPair[] = [];
-      for (let l = 0; l < config.numLayers; l++) {
-        const shape = ['B', config.numKvHeads, 'P', config.headDim];
-        past.push({
-          key: g.input(`past.${l}.key`, 'float32', shape),
-          value: g.input(`past.${l}.value`, 'float32', shape),
-        });
-      }
-      const keyMask = g.input('key_mask', 'int64', ['B', 'S']);
+      const shape = ['B', config.numKvHeads, 'C', config.headDim];
+      const cache = {
+        keys: Array.from({ length: config.numLayers }, (_, l) =>
+          g.input(`cache.${l}.key`, 'float32', shape),
+        ),
+        values: Array.from({ length: config.numLayers }, (_, l) =>
+          g.input(`cache.${l}.value`, 'float32', shape),
+        ),
+        validSlots: g.input('valid_slots', 'int64', ['B', 'C']),
+      };
       const { hidden, present } = buildLlamaForward(g, this.model, {
         inputIds,
         positions,
         keyMask,
-        past,
+        cache,
         lora,
       });
       const lastSlice = op.assumeShape(op.slice(hidden, 1, -1), ['B', 1, config.hiddenSize]);
       const last = op.squeeze(lastSlice, [1]); // [B, C]
       g.output('logits', outputLogits(g, this.model, last)); // [B, V]
       present.forEach((kv, l) => {
-        g.output(`present.${l}.key`, kv.key);
-        g.output(`present.${l}.value`, kv.value);
+        g.output(`new.${l}.key`, kv.key); // [B, Hkv, T, D]
+        g.output(`new.${l}.value`, kv.value);
       });
       return g.build();
     }
-    const keyMask = g.input('key_mask', 'int64', ['B', 'T']);
     const { hidden } = buildLlamaForward(g, this.model, { inputIds, positions, keyMask, lora });
     const logits = outputLogits(g, this.model, hidden); // [B, T, V]
     if (kind === 'logits') {
@@ -160,20 +170,27 @@ export class ModelRuntime {
     return feeds;
   }
 
-  /** An empty cache for `batch` rows. */
-  emptyCache(batch: number): KvCache {
-    const layers = this.model.config.numLayers;
+  /** An empty cache for `batch` rows with room for `capacity` tokens (it grows when needed). */
+  emptyCache(batch: number, capacity = 0): KvCache {
+    const { numLayers, numKvHeads, headDim } = this.model.config;
+    const size = batch * numKvHeads * capacity * headDim;
     return {
       batch,
+      capacity,
+      kvHeads: numKvHeads,
+      headDim,
       length: 0,
-      keys: Array.from({ length: layers }, () => new Float32Array(0)),
-      values: Array.from({ length: layers }, () => new Float32Array(0)),
+      keys: Array.from({ length: numLayers }, () => new Float32Array(size)),
+      values: Array.from({ length: numLayers }, () => new Float32Array(size)),
+      valid: new Uint8Array(batch * capacity),
     };
   }
 
   /**
-   * One cached forward step. `ids` and `positions` are [B, T] row-major; `keyMask` is [B, P+T]
-   * (1 = real token, 0 = padding) or undefined for all ones.
+   * One cached forward step for `T` new tokens per row: `ids` and `positions` are [B, T]
+   * row-major; `keyMask` [B, T] marks padding among the new tokens (default all real). Attends
+   * to the cache's valid slots and, causally, to the new tokens; then writes the new keys and
+   * values into the cache (in place, growing it if full).
    */
   async step(
     cache: KvCache,
@@ -184,35 +201,47 @@ export class ModelRuntime {
     const { config } = this.model;
     const b = cache.batch;
     const t = ids.length / b;
-    const s = cache.length + t;
+    if (!Number.isInteger(t) || t < 1 || positions.length !== ids.length) {
+      throw new RangeError(
+        `step: ${ids.length} ids and ${positions.length} positions do not fill [${b}, T]`,
+      );
+    }
     const session = await this.session('step', options.adapter?.config.targets ?? []);
-    const kvShape = [b, config.numKvHeads, cache.length, config.headDim];
+    const kvShape = [b, config.numKvHeads, cache.capacity, config.headDim];
+    const validSlots = new Array<number>(b * cache.capacity);
+    for (let i = 0; i < validSlots.length; i++) validSlots[i] = cache.valid[i];
+    const keyMask = options.keyMask ?? new Array<number>(b * t).fill(1);
     const feeds: Record<string, HostTensor> = {
       input_ids: int64Tensor(ids, [b, t]),
       positions: int64Tensor(positions, [b, t]),
-      key_mask: int64Tensor(options.keyMask ?? new Array(b * s).fill(1), [b, s]),
+      key_mask: int64Tensor(keyMask, [b, t]),
+      valid_slots: int64Tensor(validSlots, [b, cache.capacity]),
       ...this.loraFeeds(options.adapter),
     };
     for (let l = 0; l < config.numLayers; l++) {
-      feeds[`past.${l}.key`] = { dtype: 'float32', shape: kvShape, data: cache.keys[l] };
-      feeds[`past.${l}.value`] = { dtype: 'float32', shape: kvShape, data: cache.values[l] };
+      feeds[`cache.${l}.key`] = { dtype: 'float32', shape: kvShape, data: cache.keys[l] };
+      feeds[`cache.${l}.value`] = { dtype: 'float32', shape: kvShape, data: cache.values[l] };
     }
     const out = await session.run(feeds);
-    return {
-      logits: out.logits.data as Float32Array,
-      cache: {
-        batch: b,
-        length: s,
-        keys: Array.from(
-          { length: config.numLayers },
-          (_, l) => out[`present.${l}.key`].data as Float32Array,
-        ),
-        values: Array.from(
-          { length: config.numLayers },
-          (_, l) => out[`present.${l}.value`].data as Float32Array,
-        ),
-      },
-    };
+    if (cache.length + t > cache.capacity) {
+      growCache(cache, Math.max(cache.length + t, 2 * cache.capacity));
+    }
+    const { numKvHeads: kv, headDim: d } = config;
+    for (let l = 0; l < config.numLayers; l++) {
+      const newKeys = out[`new.${l}.key`].data as Float32Array; // [B, Hkv, T, D]
+      const newValues = out[`new.${l}.value`].data as Float32Array;
+      for (let row = 0; row < b * kv; row++) {
+        const to = (row * cache.capacity + cache.length) * d;
+        cache.keys[l].set(newKeys.subarray(row * t * d, (row + 1) * t * d), to);
+        cache.values[l].set(newValues.subarray(row * t * d, (row + 1) * t * d), to);
+      }
+    }
+    for (let row = 0; row < b; row++) {
+      for (let j = 0; j < t; j++)
+        cache.valid[row * cache.capacity + cache.length + j] = keyMask[row * t + j] ? 1 : 0;
+    }
+    cache.length += t;
+    return { logits: out.logits.data as Float32Array, cache };
   }
 
   /** Full logits for sequences of any lengths (right-padded into one batch): [len, V] each. */
@@ -315,5 +344,70 @@ function padRight(sequences: readonly (readonly number[])[]): {
       positions: int64Tensor(positions, [b, length]),
       key_mask: int64Tensor(mask, [b, length]),
     },
+  };
+}
+
+/** Reallocates a cache with a larger capacity, keeping its contents. */
+function growCache(cache: KvCache, capacity: number): void {
+  const { kvHeads, headDim } = cache;
+  const relayout = (data: Float32Array) => {
+    const out = new Float32Array(cache.batch * kvHeads * capacity * headDim);
+    for (let row = 0; row < cache.batch * kvHeads; row++) {
+      const from = row * cache.capacity * headDim;
+      out.set(data.subarray(from, from + cache.length * headDim), row * capacity * headDim);
+    }
+    return out;
+  };
+  cache.keys = cache.keys.map(relayout);
+  cache.values = cache.values.map(relayout);
+  const valid = new Uint8Array(cache.batch * capacity);
+  for (let row = 0; row < cache.batch; row++) {
+    valid.set(
+      cache.valid.subarray(row * cache.capacity, row * cache.capacity + cache.length),
+      row * capacity,
+    );
+  }
+  cache.valid = valid;
+  cache.capacity = capacity;
+}
+
+/**
+ * A new cache holding the given rows of `cache` (rows may repeat: [0, 0, 0, 0] turns a one-row
+ * prompt cache into four candidates), with room for `capacity` tokens.
+ */
+export function selectCacheRows(
+  cache: KvCache,
+  rows: readonly number[],
+  capacity = cache.capacity,
+): KvCache {
+  if (capacity < cache.length) {
+    throw new RangeError(`capacity ${capacity} is below the cache length ${cache.length}`);
+  }
+  const { kvHeads, headDim: d } = cache;
+  const used = cache.length * d;
+  const copy = (data: Float32Array) => {
+    const out = new Float32Array(rows.length * kvHeads * capacity * d);
+    rows.forEach((r, i) => {
+      for (let h = 0; h < kvHeads; h++) {
+        const from = (r * kvHeads + h) * cache.capacity * d;
+        out.set(data.subarray(from, from + used), (i * kvHeads + h) * capacity * d);
+      }
+    });
+    return out;
+  };
+  const valid = new Uint8Array(rows.length * capacity);
+  rows.forEach((r, i) => {
+    const from = r * cache.capacity;
+    valid.set(cache.valid.subarray(from, from + cache.length), i * capacity);
+  });
+  return {
+    batch: rows.length,
+    capacity,
+    length: cache.length,
+    kvHeads,
+    headDim: d,
+    keys: cache.keys.map(copy),
+    values: cache.values.map(copy),
+    valid,
   };
 }

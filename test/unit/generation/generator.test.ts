@@ -32,7 +32,16 @@ function scriptedRuntime(scripts: number[][]): ModelRuntime {
   // Which candidates are still in the batch: the generator drops finished rows, so match the
   // fed ids against each live candidate's script to keep rows and scripts aligned.
   let alive = scripts.map((_, i) => i);
-  const emptyCache = (batch: number): KvCache => ({ batch, length: 0, keys: [], values: [] });
+  const emptyCache = (batch: number, capacity = 0): KvCache => ({
+    batch,
+    capacity,
+    kvHeads: 1,
+    headDim: 1,
+    length: 0,
+    keys: [],
+    values: [],
+    valid: new Uint8Array(batch * capacity),
+  });
   const fake = {
     model,
     vocabSize: v,
@@ -52,7 +61,10 @@ function scriptedRuntime(scripts: number[][]): ModelRuntime {
         const script = scripts[step === 0 ? 0 : alive[row]];
         logits[row * v + script[Math.min(step, script.length - 1)]] = 100;
       }
-      return { logits, cache: { ...cache, length: cache.length + ids.length / cache.batch } };
+      const length = cache.length + ids.length / cache.batch;
+      const capacity = Math.max(cache.capacity, length);
+      const valid = new Uint8Array(cache.batch * capacity).fill(1);
+      return { logits, cache: { ...cache, length, capacity, valid } };
     },
   };
   return fake as unknown as ModelRuntime;
