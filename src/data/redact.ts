@@ -12,11 +12,15 @@ export function redactionMarker(kind: string): string {
   return `[REDACTED:${kind}]`;
 }
 
+/** Values that are obviously placeholders, not secrets ("YOUR_API_KEY", "<token>", "${PW}"). */
+const PLACEHOLDER =
+  /^(?:your[_-]?[\w-]*|<[^>]*>|\$\{[^}]*\}|\{\{[^}]*\}\}|x{3,}|\*{3,}|\.{3}|changeme)$/i;
+
 const keepKey =
   (kind: string) =>
-  (_match: string, key: string, sep: string, quote: string, value: string): string =>
-    value.startsWith('[REDACTED:')
-      ? _match
+  (match: string, key: string, sep: string, quote: string, value: string): string =>
+    value.startsWith('[REDACTED:') || PLACEHOLDER.test(value)
+      ? match
       : `${key}${sep}${quote}${redactionMarker(kind)}${quote}`;
 
 /**

@@ -1,3 +1,4 @@
+import { randomBytes } from 'crypto';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { PreferenceRecord } from '../protocol/records';
@@ -150,7 +151,7 @@ export async function openStore(
       }
       const torn = Buffer.alloc(size - start);
       await handle.read(torn, 0, torn.length, start);
-      const sideFile = `${storePath}.torn-${Date.now()}-${process.pid}`;
+      const sideFile = `${storePath}.torn-${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}`;
       await fsp.writeFile(sideFile, torn, { flag: 'wx' });
       const side = await fsp.open(sideFile, 'r');
       await side.sync();

@@ -55,6 +55,9 @@ describe('privacy: redaction, exclusion globs, stored paths', () => {
       'sk = 1',
       'def password_ok(p):\n    return len(p) > 8\n',
       'AKIA is a prefix',
+      "apiKey = 'YOUR_API_KEY';",
+      'password: "<password>"',
+      'token = "${TOKEN}"',
     ]) {
       assert.strictEqual(redactText(code).text, code);
     }

@@ -2,14 +2,16 @@
  * Child process for the concurrency and crash tests: appends `count` records through the
  * store API and prints "ack <id>" (synchronously, to a pipe) after each append resolves.
  * Waits for "go" on stdin before starting, so two workers start together.
- * argv: storePath idPrefix count textBytes mode(sequential|unawaited)
+ * argv: storePath idPrefix first count textBytes mode(sequential|unawaited); ids are
+ * idPrefix + first .. idPrefix + (first + count - 1).
  */
 import { writeSync } from 'fs';
 import { openStore } from '../../../../src/data/store';
 import { sampleJudgment } from './records';
 
 async function main(): Promise<void> {
-  const [storePath, idPrefix, countText, bytesText, mode] = process.argv.slice(2);
+  const [storePath, idPrefix, firstText, countText, bytesText, mode] = process.argv.slice(2);
+  const first = Number(firstText);
   const count = Number(countText);
   const textBytes = Number(bytesText);
   const store = await openStore(storePath);
@@ -22,14 +24,13 @@ async function main(): Promise<void> {
     record.candidates[0].text = `# ${idPrefix}${i}\n` + 'x'.repeat(size);
     return record;
   };
+  const indices = Array.from({ length: count }, (_, k) => first + k);
   if (mode === 'unawaited') {
     await Promise.all(
-      Array.from({ length: count }, (_, i) =>
-        store.append(make(i)).then(() => writeSync(1, `ack ${idPrefix}${i}\n`)),
-      ),
+      indices.map((i) => store.append(make(i)).then(() => writeSync(1, `ack ${idPrefix}${i}\n`))),
     );
   } else {
-    for (let i = 0; i < count; i++) {
+    for (const i of indices) {
       await store.append(make(i));
       writeSync(1, `ack ${idPrefix}${i}\n`);
     }
