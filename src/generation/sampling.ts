@@ -57,20 +57,24 @@ export function sampleToken(
       argmax = i;
     }
   }
-  // log-sum-exp at the temperature, over the allowed ids.
+  // Unnormalised probabilities at the temperature, computed once: exp((l - max) / T).
+  const weights = new Float64Array(allowed);
   let sum = 0;
-  for (let i = 0; i < allowed; i++) sum += Math.exp((logits[i] - max) / temperature);
+  for (let i = 0; i < allowed; i++) {
+    weights[i] = Math.exp((logits[i] - max) / temperature);
+    sum += weights[i];
+  }
   const logZ = Math.log(sum);
   const logprobOf = (id: number) => (logits[id] - max) / temperature - logZ;
   if (settings.temperature === 0) return { id: argmax, logprob: logprobOf(argmax) };
 
   // Candidates in descending probability (ties by lower id); only as many as the filters need.
-  const candidates = nucleusCandidates(logits, allowed, max, temperature, sum, settings);
+  const candidates = nucleusCandidates(weights, sum, settings);
   let total = 0;
-  for (const c of candidates) total += Math.exp((logits[c] - max) / temperature);
+  for (const c of candidates) total += weights[c];
   let u = rng.next() * total;
   for (const c of candidates) {
-    u -= Math.exp((logits[c] - max) / temperature);
+    u -= weights[c];
     if (u < 0) return { id: c, logprob: logprobOf(c) };
   }
   const last = candidates[candidates.length - 1];
@@ -85,13 +89,11 @@ export function sampleToken(
  * at least topP of the mass (top-p alone), the answer lies inside it.
  */
 function nucleusCandidates(
-  logits: Float32Array,
-  allowed: number,
-  max: number,
-  temperature: number,
+  weights: Float64Array,
   sum: number,
   settings: SamplingSettings,
 ): number[] {
+  const allowed = weights.length;
   const k = settings.topK > 0 ? Math.min(settings.topK, allowed) : 0;
   const topP = settings.topP;
   if (k === 0 && topP >= 1) return Array.from({ length: allowed }, (_, i) => i);
@@ -99,26 +101,26 @@ function nucleusCandidates(
     const exhaustive = threshold < 1e-30;
     const ids: number[] = [];
     let mass = 0;
+    const cut = threshold * sum;
     for (let i = 0; i < allowed; i++) {
-      const p = Math.exp((logits[i] - max) / temperature) / sum;
-      if (exhaustive || p >= threshold) {
+      if (exhaustive || weights[i] >= cut) {
         ids.push(i);
-        mass += p;
+        mass += weights[i];
       }
     }
-    const enough = k > 0 ? ids.length >= k : topP < 1 && mass >= topP;
+    const enough = k > 0 ? ids.length >= k : topP < 1 && mass >= topP * sum;
     if (!exhaustive && !enough) continue;
-    ids.sort((a, b) => logits[b] - logits[a] || a - b);
+    ids.sort((a, b) => weights[b] - weights[a] || a - b);
     const kept = k > 0 ? ids.slice(0, k) : ids;
     if (topP >= 1) return kept;
     let keptMass = 0;
-    for (const id of kept) keptMass += Math.exp((logits[id] - max) / temperature);
+    for (const id of kept) keptMass += weights[id];
     const out: number[] = [];
     let cumulative = 0;
     for (const id of kept) {
       out.push(id);
-      cumulative += Math.exp((logits[id] - max) / temperature) / keptMass;
-      if (cumulative >= topP) break;
+      cumulative += weights[id];
+      if (cumulative >= topP * keptMass) break;
     }
     return out;
   }
