@@ -1,2 +1,24 @@
-// Model host process entry; built by the trainer work (issue 8).
-export {};
+// Model host process entry (dist/modelHost.js): forked by the extension host (or the CLI) with
+// an IPC channel. It owns every onnxruntime session; see src/host/modelHost.ts for the parts.
+import { loadGenerator } from '../generation';
+import { createModelHost, processTransport } from './modelHost';
+import { registerTrainingHandlers } from './trainingHandlers';
+import { createTrainingRunners } from './trainingRunners';
+
+const host = createModelHost(processTransport(process), (modelDir) => loadGenerator(modelDir));
+const log = host.loop.logger('host');
+registerTrainingHandlers(host.loop, host.scheduler, createTrainingRunners());
+
+// The parent is gone (editor closed or crashed): nothing can use our results any more.
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (error) => {
+  log.error(`uncaught exception, exiting: ${error.stack ?? error.message}`);
+  // Exit after the log record had a chance to be flushed; the client restarts the process.
+  setTimeout(() => process.exit(1), 50);
+});
+process.on('unhandledRejection', (reason) => {
+  log.error(
+    `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`,
+  );
+});
+log.info(`model host started (pid ${process.pid}, node ${process.versions.node})`);

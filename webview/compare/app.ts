@@ -173,12 +173,11 @@ export class CompareApp {
   }
 
   private show(comparison: ComparisonView): void {
-    const again = this.comparison?.id === comparison.id;
+    // The host sends a comparison again only when it wants a (new) judgment for it: after the
+    // view was rebuilt, or when recording failed. Either way the input starts fresh.
     this.comparison = comparison;
-    if (!again || !this.submitted) {
-      this.input = new JudgmentInput(comparison.candidates.length);
-      this.submitted = false;
-    }
+    this.input = new JudgmentInput(comparison.candidates.length);
+    this.submitted = false;
     const state: CompareViewState = { comparisonId: comparison.id };
     this.api.setState(state);
     this.renderCandidates(comparison);

@@ -1,0 +1,87 @@
+import * as crypto from 'crypto';
+import * as vscode from 'vscode';
+import type { HostToCompare } from '../protocol/webviewMessages';
+import { CompareController, type CompareTiming } from './compareController';
+import { COMPARE_VIEW_TYPE, ComparePanel } from './comparePanel';
+import type { Settings } from './config';
+import {
+  annotatorId,
+  documentVersion,
+  excluded,
+  focusEditor,
+  insertAt,
+  snapshotOf,
+} from './editorSnapshot';
+import type { Logger } from './log';
+import type { ModelService } from './modelService';
+import { PendingComparisons } from './pendingComparisons';
+import type { RecordSink } from './recordSink';
+import { WebviewChannel } from './webviewChannel';
+
+export interface CompareFeature {
+  controller: CompareController;
+  panel: ComparePanel;
+  timings: CompareTiming[];
+}
+
+/** Registers "Compare completions at cursor", its panel, its serializer and its listeners. */
+export function registerCompare(
+  context: vscode.ExtensionContext,
+  settings: () => Settings,
+  model: ModelService,
+  sink: RecordSink,
+  log: Logger,
+): CompareFeature {
+  const channel = new WebviewChannel<HostToCompare>(log);
+  const panel = new ComparePanel(context.extensionUri, channel, log);
+  const controller = new CompareController({
+    generate: (request, signal) => model.generate(request, signal),
+    adapter: () => null,
+    settings,
+    documentVersion,
+    isExcluded: (snapshot) => excluded(snapshot, settings()),
+    channel,
+    revealPanel: () => panel.reveal(),
+    pending: new PendingComparisons(context.workspaceState),
+    record: (record, snapshot) => sink.append(record, snapshot.storePath),
+    insert: insertAt,
+    focusEditor: async (snapshot) => {
+      await focusEditor(snapshot);
+    },
+    annotator: () => annotatorId(settings()),
+    log,
+    now: () => Date.now(),
+    random: () => crypto.randomInt(0, 2 ** 32) / 2 ** 32,
+    newId: () => `cmp-${crypto.randomUUID()}`,
+  });
+  const timings: CompareTiming[] = [];
+  controller.onTiming((timing) => timings.push(timing));
+  panel.setController(controller);
+
+  context.subscriptions.push(
+    panel,
+    vscode.window.registerWebviewPanelSerializer(COMPARE_VIEW_TYPE, panel),
+    vscode.commands.registerCommand('codeRlhf.compareCompletions', async () => {
+      const editor = vscode.window.activeTextEditor;
+      if (!editor) {
+        void vscode.window.showInformationMessage(
+          'Code RLHF: open a file and put the cursor where a completion should go.',
+        );
+        return;
+      }
+      const snapshot = snapshotOf(
+        editor.document,
+        editor.selection.active,
+        settings(),
+        context.globalStorageUri,
+        Date.now(),
+      );
+      await controller.compare(snapshot);
+    }),
+    vscode.workspace.onDidChangeTextDocument((event) => {
+      if (event.contentChanges.length === 0) return;
+      controller.onDocumentChanged(event.document.uri.toString(), event.document.version);
+    }),
+  );
+  return { controller, panel, timings };
+}

@@ -1,0 +1,77 @@
+/**
+ * The active model as the extension sees it: which folder, whether the model host has loaded
+ * it, and generation through the model host. Loading starts as soon as the folder is known so
+ * the first comparison does not pay for it.
+ */
+import type { CompletionRequest } from '../generation/api';
+import type { GenerationResult } from './compareController';
+import type { Logger } from './log';
+import type { ModelHostClient } from './modelHostClient';
+import { modelFolderProblems } from './modelFolder';
+
+export type ModelState =
+  | { kind: 'loading'; dir: string }
+  | { kind: 'ready'; dir: string; model: string }
+  | { kind: 'error'; dir: string; message: string };
+
+export class ModelService {
+  private state: ModelState | undefined;
+  private loading: Promise<string> | undefined;
+  private readonly listeners: Array<(state: ModelState) => void> = [];
+
+  constructor(
+    private readonly client: ModelHostClient,
+    private readonly log: Logger,
+  ) {}
+
+  get current(): ModelState | undefined {
+    return this.state;
+  }
+
+  onDidChange(listener: (state: ModelState) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Switches to `dir` (absolute). Resolves with the model name; rejects with the reason. */
+  use(dir: string): Promise<string> {
+    if (this.state && this.state.dir === dir && this.state.kind !== 'error' && this.loading) {
+      return this.loading;
+    }
+    this.client.resetCrashCount();
+    this.setState({ kind: 'loading', dir });
+    const problems = modelFolderProblems(dir);
+    const loading =
+      problems.length > 0
+        ? Promise.reject(new Error(`cannot use model folder: ${problems.join('; ')}`))
+        : this.client.request('load', { modelDir: dir }).then((r) => r.model);
+    this.loading = loading;
+    loading.then(
+      (model) => {
+        if (this.loading !== loading) return;
+        this.setState({ kind: 'ready', dir, model });
+      },
+      (error: Error) => {
+        if (this.loading !== loading) return;
+        this.log.error(`model ${dir} could not be loaded: ${error.message}`);
+        this.setState({ kind: 'error', dir, message: error.message });
+      },
+    );
+    return loading;
+  }
+
+  /** Generates with the current model, waiting for it to finish loading. */
+  async generate(request: CompletionRequest, signal: AbortSignal): Promise<GenerationResult> {
+    if (!this.loading || !this.state) throw new Error('no model selected; run "Select model"');
+    if (this.state.kind === 'error') {
+      // Try again: the folder may have been fixed, or the host crashed earlier.
+      void this.use(this.state.dir);
+    }
+    await this.loading;
+    return this.client.request('complete', request, signal);
+  }
+
+  private setState(state: ModelState): void {
+    this.state = state;
+    for (const listener of this.listeners) listener(state);
+  }
+}
