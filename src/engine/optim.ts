@@ -148,16 +148,20 @@ export function buildTraining(
 
   const accumulators: TrainingGraph['accumulators'] = [];
   let gradScaleInput: string | null = null;
+  // Gradient scaling (1/k for accumulation, the clipping coefficient) is folded into the
+  // optimizer's scalar factors instead of costing a pass over every gradient.
+  let gradScale: Tensor | null = null;
   if (accumulation > 1) {
     const scale = g.input(GRAD_SCALE_INPUT, dtype, []);
     gradScaleInput = scale.name;
+    gradScale = scale;
     grads = grads.map((d, i) => {
       const p = list[i].tensor;
       const acc = g.input(`${p.name}.grad_acc`, p.dtype, p.shape);
       const sum = op.add(acc, d);
       g.output(`${acc.name}.next`, sum);
       accumulators.push({ param: p.name, input: acc.name, next: `${acc.name}.next` });
-      return op.mul(sum, scale);
+      return sum;
     });
   }
 
@@ -169,11 +173,12 @@ export function buildTraining(
         keepdims: { type: 'int', value: 0 },
       })[0],
   );
-  const norm = op.sqrt(squares.reduce((a, b) => op.add(a, b)));
+  let norm = op.sqrt(squares.reduce((a, b) => op.add(a, b)));
+  if (gradScale) norm = op.mul(norm, gradScale);
   g.output(GRAD_NORM_OUTPUT, norm);
   if (config.maxGradNorm && config.maxGradNorm > 0) {
     const coef = op.minimum(op.div(config.maxGradNorm, op.add(norm, 1e-6)), 1);
-    grads = grads.map((d) => op.mul(d, coef));
+    gradScale = gradScale ? op.mul(gradScale, coef) : coef;
   }
 
   const opt = config.optimizer;
@@ -198,20 +203,28 @@ export function buildTraining(
       const wd = decay ? (opt.weightDecay ?? 0.01) : 0;
       const m = slot(p, 'adam_m');
       const v = slot(p, 'adam_v');
-      const m2 = op.add(op.mul(m, beta1), op.mul(d, 1 - beta1));
-      const v2 = op.add(op.mul(v, beta2), op.mul(op.mul(d, d), 1 - beta2));
+      // m' = b1 m + (1 - b1) s g, v' = b2 v + (1 - b2) s^2 g^2 for the gradient scale s.
+      const s1 = gradScale ? op.mul(gradScale, 1 - beta1) : g.scalar(1 - beta1, dtype);
+      const s2 = gradScale
+        ? op.mul(op.mul(gradScale, gradScale), 1 - beta2)
+        : g.scalar(1 - beta2, dtype);
+      const m2 = op.add(op.mul(m, beta1), op.mul(d, s1));
+      const v2 = op.add(op.mul(v, beta2), op.mul(op.mul(d, d), s2));
       g.output(`${m.name}.next`, m2);
       g.output(`${v.name}.next`, v2);
       const correction1 = op.sub(1, op.pow(g.scalar(beta1, dtype), step));
-      const correction2 = op.sub(1, op.pow(g.scalar(beta2, dtype), step));
-      // torch: denom = sqrt(v) / sqrt(1 - beta2^t) + eps; p -= lr / (1 - beta1^t) * m / denom
-      const denom = op.add(op.div(op.sqrt(v2), op.sqrt(correction2)), eps);
+      const root2 = op.sqrt(op.sub(1, op.pow(g.scalar(beta2, dtype), step)));
+      // torch: p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with c_i = 1 - beta_i^t;
+      // multiplied through by sqrt(c2) so only scalars carry the corrections.
+      const stepSize = op.div(op.mul(lr, root2), correction1);
+      const update = op.mul(op.div(m2, op.add(op.sqrt(v2), op.mul(root2, eps))), stepSize);
       const decayed = wd > 0 ? op.mul(p, op.sub(1, op.mul(lr, wd))) : p;
-      next = op.sub(decayed, op.mul(op.div(lr, correction1), op.div(m2, denom)));
+      next = op.sub(decayed, update);
     } else {
       const momentum = opt.momentum ?? 0;
       const wd = decay ? (opt.weightDecay ?? 0) : 0;
-      let direction = wd > 0 ? op.add(d, op.mul(p, wd)) : d;
+      const scaled = gradScale ? op.mul(d, gradScale) : d;
+      let direction = wd > 0 ? op.add(scaled, op.mul(p, wd)) : scaled;
       if (momentum > 0) {
         const buffer = slot(p, 'momentum');
         // torch: b = momentum * b + g (b starts at g, which zero-init reproduces)
