@@ -10,6 +10,7 @@ import {
   writeSafetensors,
 } from '../../../src/model/safetensors';
 import { resolveLlamaWeights } from '../../../src/model/weights';
+import { ModelRuntime } from '../../../src/model/runtime';
 
 const FIXTURES = path.join(__dirname, '../../fixtures/model');
 
@@ -23,7 +24,7 @@ describe('checkpoint loading (C3)', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('(a) uses only the indexed shards when a stray model.safetensors sits next to them', () => {
+  it('(a) uses only the indexed shards when a stray model.safetensors sits next to them', async () => {
     copyDir(path.join(FIXTURES, 'tiny-qwen2'), dir);
     const ones = new Float32Array(313 * 32).fill(1);
     writeSafetensors(path.join(dir, 'model.safetensors'), {
@@ -38,6 +39,21 @@ describe('checkpoint loading (C3)', () => {
       readTensorF32(readSafetensorsHeader(shard), 'model.embed_tokens.weight'),
     );
     assert.notStrictEqual(embed[0], 1);
+    // And the forward pass still gives the reference logits.
+    const reference = JSON.parse(
+      fs.readFileSync(path.join(FIXTURES, 'reference/tiny-qwen2.json'), 'utf8'),
+    );
+    const runtime = ModelRuntime.load(dir, { threads: 1 });
+    try {
+      const [logits] = await runtime.logits([reference.prompts[0].ids]);
+      let error = 0;
+      logits.forEach(
+        (x, i) => (error = Math.max(error, Math.abs(x - reference.prompts[0].logits[i]))),
+      );
+      assert.ok(error < 1e-4, `max abs error ${error}`);
+    } finally {
+      await runtime.dispose();
+    }
   });
 
   it('(b) ties the head to the embedding when the config says so', () => {
