@@ -3,6 +3,7 @@
  * per step for people, and one JSON object per step appended to `metrics.jsonl` for tools.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 
 /** PPO metric names (TRL PPOTrainer). */
 export const PPO_METRICS = [
@@ -85,7 +86,9 @@ export function formatMetricLine(step: number, row: MetricRow, order: readonly s
 
 /** Appends one JSON line per step; NaN/Infinity become null (JSON cannot carry them). */
 export class MetricsWriter {
-  constructor(readonly filePath: string) {}
+  constructor(readonly filePath: string) {
+    fs.mkdirSync(path.dirname(filePath), { recursive: true });
+  }
 
   append(step: number, row: MetricRow): void {
     const clean: Record<string, number | null> = { step };
