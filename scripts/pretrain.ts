@@ -14,7 +14,7 @@
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngineSession, hostTensor, Trainer, type HostTensor } from '../src/engine';
+import { EngineSession, hostTensor, type HostTensor } from '../src/engine';
 import { Rng } from '../src/model/random';
 import { readCorpus } from './tokenizer/main';
 import {
@@ -35,6 +35,7 @@ import {
   validationWindows,
   type EvalResult,
 } from './pretrain/evaluate';
+import { scheduleStep, SCHEDULE_STEPS, TimedTrainer } from './pretrain/timedTrainer';
 import {
   buildEvalGraph,
   buildLogitsGraph,
@@ -83,7 +84,10 @@ const FLAGS: Record<string, [keyof PretrainConfig, string]> = {
   '--intermediate': ['intermediate', 'SwiGLU width (intermediate_size)'],
   '--seq-len': ['seqLen', 'tokens per training row = context length'],
   '--batch-size': ['batchSize', 'rows per step'],
-  '--steps': ['steps', 'optimizer steps (cosine schedule length)'],
+  '--steps': [
+    'steps',
+    'step limit; the cosine ends at this limit or at --max-minutes, whichever is first',
+  ],
   '--warmup-steps': ['warmupSteps', 'linear warmup steps'],
   '--lr': ['learningRate', 'peak AdamW learning rate'],
   '--min-lr': ['minLearningRate', 'learning rate at the end of the cosine'],
@@ -224,7 +228,7 @@ async function main(): Promise<void> {
     learningRate: config.learningRate,
     minLearningRate: config.minLearningRate,
     warmupSteps: config.warmupSteps,
-    totalSteps: config.steps,
+    totalSteps: SCHEDULE_STEPS,
     beta1: 0.9,
     beta2: config.beta2,
     weightDecay: config.weightDecay,
@@ -243,7 +247,7 @@ async function main(): Promise<void> {
   const init = initParameters(shape, config.seed);
   for (const p of specs)
     initial[p.name] = hostTensor('float32', p.shape as number[], init.get(p.name)!);
-  const trainer = await Trainer.create(training, initial, session, resumed?.state);
+  const trainer = await TimedTrainer.create(training, initial, config.threads, resumed?.state);
   let tokens = resumed?.progress.tokens ?? 0;
   let trainSeconds = resumed?.progress.trainSeconds ?? 0;
   process.stdout.write(
@@ -255,7 +259,7 @@ async function main(): Promise<void> {
   const quickRows = validationWindows(validation, config.seqLen, config.evalWindows);
   const checkpoint = () =>
     saveCheckpoint(config.runDir, trainer.state(), {
-      step: trainer.state().step,
+      step: trainer.step,
       tokens,
       trainSeconds,
       configJson: key,
@@ -264,12 +268,12 @@ async function main(): Promise<void> {
   // 4. Training loop: one line per step.
   const budgetSeconds = config.maxMinutes * 60;
   let stopReason = `reached --steps ${config.steps}`;
-  while (trainer.state().step < config.steps) {
+  while (trainer.step < config.steps) {
     if (trainSeconds >= budgetSeconds) {
       stopReason = `time budget of ${config.maxMinutes} min spent`;
       break;
     }
-    const step = trainer.state().step + 1;
+    const step = trainer.step + 1;
     // Data order depends only on (seed, step), so a resumed run sees the same batches.
     const batch = sampleBatch(
       train,
@@ -283,13 +287,21 @@ async function main(): Promise<void> {
     const positions = new BigInt64Array(batch.inputs.length);
     for (let i = 0; i < positions.length; i++) positions[i] = BigInt(i % config.seqLen);
     const t0 = Date.now();
-    const metrics = await trainer.step([
+    const virtualStep = scheduleStep({
+      step,
+      warmupSteps: config.warmupSteps,
+      maxSteps: config.steps,
+      seconds: trainSeconds,
+      budgetSeconds,
+    });
+    const metrics = await trainer.update(
       {
         input_ids: hostTensor('int64', shapeBT, batch.inputs),
         positions: hostTensor('int64', shapeBT, positions),
         targets: hostTensor('int64', shapeBT, batch.targets),
       },
-    ]);
+      virtualStep,
+    );
     const seconds = (Date.now() - t0) / 1000;
     trainSeconds += seconds;
     tokens += batch.inputs.length;
@@ -331,7 +343,7 @@ async function main(): Promise<void> {
     if (step % config.checkpointEvery === 0) checkpoint();
   }
   checkpoint();
-  process.stdout.write(`stopped: ${stopReason}; step ${trainer.state().step}, ${tokens} tokens\n`);
+  process.stdout.write(`stopped: ${stopReason}; step ${trainer.step}, ${tokens} tokens\n`);
 
   // 5. Final evaluation on every validation window, FIM middles, samples, export, card.
   const evalStarted = Date.now();
@@ -358,7 +370,7 @@ async function main(): Promise<void> {
   );
   record(run, {
     kind: 'final',
-    step: trainer.state().step,
+    step: trainer.step,
     valLoss: leftToRight.loss,
     valAccuracy: leftToRight.accuracy,
     valTokens: leftToRight.tokens,
@@ -386,7 +398,7 @@ async function main(): Promise<void> {
   const evalSeconds = (Date.now() - evalStarted) / 1000;
 
   exportHuggingFace(config.out, shape, trainer.parameters, {
-    step: String(trainer.state().step),
+    step: String(trainer.step),
     tokens: String(tokens),
   });
   writeModelCard(join(config.out, 'MODEL_CARD.md'), {
@@ -401,7 +413,7 @@ async function main(): Promise<void> {
     leftToRight,
     fim,
     samples,
-    steps: trainer.state().step,
+    steps: trainer.step,
     tokens,
     trainSeconds,
     evalSeconds,

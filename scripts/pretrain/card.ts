@@ -141,9 +141,9 @@ from npm. It ships inside the extension so completions work offline with no down
   (${(inputs.tokens / inputs.trainTokensAvailable).toFixed(2)} passes over the training split),
   ${(inputs.trainSeconds / 60).toFixed(1)} min of training on a 2-core machine shared with other
   work; stopped because: ${inputs.stopReason}.
-- This is a demonstration-grade model: it learns code layout (indentation, brackets, common
-  keywords and API names) but not program meaning. Read the samples below before relying on it;
-  any Hugging Face Llama-family model can replace it through the \`codeRlhf.modelPath\` setting.
+- A model this small, trained this briefly, is a working default for the product's loop, not a
+  useful code assistant. Read the samples below before relying on it; any Hugging Face
+  Llama-family model can replace it through the \`codeRlhf.modelPath\` setting.
 
 ## Files
 
@@ -226,7 +226,10 @@ random character positions and laid out as
 left-to-right windows of the concatenated training files (each followed by \`<|endoftext|>\`).
 AdamW (beta1 0.9, beta2 ${config.beta2}, weight decay ${config.weightDecay} on matrices), linear
 warmup over ${config.warmupSteps} steps then cosine decay from ${config.learningRate} to
-${config.minLearningRate} over ${config.steps} steps, gradient-norm clip ${config.maxGradNorm};
+${config.minLearningRate} that follows the run's progress (the larger of the fraction of
+${config.maxMinutes} min spent and the fraction of ${config.steps} steps done; see
+\`scripts/pretrain/timedTrainer.ts\`), so it ends when the time box does; gradient-norm clip
+${config.maxGradNorm};
 batch ${config.batchSize} x ${config.seqLen} tokens. The run resumes from
 \`${config.runDir}/checkpoint.safetensors\` when restarted with the same flags.
 
