@@ -11,6 +11,7 @@
  * Rules are pluggable: `loadOracleRule(path)` loads a JavaScript module that exports
  * `{ name, description, score(prompt, completion) }` (or `score` alone).
  */
+import { createRequire } from 'module';
 import * as path from 'path';
 import { createRng } from './random';
 
@@ -145,8 +146,8 @@ export function loadOracleRule(modulePath: string): OracleRule {
   const resolved = path.resolve(modulePath);
   let loaded: unknown;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = require(resolved);
+    // Node's own require, not the bundler's: the rule file is the user's, found at run time.
+    loaded = createRequire(resolved)(resolved);
   } catch (error) {
     throw new Error(`cannot load oracle module ${resolved}: ${(error as Error).message}`);
   }
