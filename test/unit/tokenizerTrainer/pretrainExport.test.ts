@@ -16,6 +16,7 @@ import {
   parameterSpecs,
   type ModelShape,
 } from '../../../scripts/pretrain/model';
+import { scheduleStep, SCHEDULE_STEPS } from '../../../scripts/pretrain/timedTrainer';
 
 const shape: ModelShape = {
   vocabSize: 4096,
@@ -118,5 +119,24 @@ describe('pretrain: the exported model loads through the product loader', () => 
       new Float32Array(32).fill(0.5),
     );
     assert.throws(() => loadCheckpoint(runDir, shape, '{"a":2}'), /saved run config differs/);
+  });
+});
+
+describe('pretrain: schedule that follows the time box', () => {
+  const base = { warmupSteps: 10, maxSteps: 1000, budgetSeconds: 600 };
+
+  it('uses the real step during warmup', () => {
+    assert.equal(scheduleStep({ ...base, step: 4, seconds: 300 }), 4);
+  });
+
+  it('reaches the end of the schedule when either the time or the step limit is spent', () => {
+    assert.equal(scheduleStep({ ...base, step: 50, seconds: 600 }), SCHEDULE_STEPS);
+    assert.equal(scheduleStep({ ...base, step: 1000, seconds: 1 }), SCHEDULE_STEPS);
+    const half = scheduleStep({ ...base, step: 20, seconds: 300 });
+    assert.equal(half, 10 + (SCHEDULE_STEPS - 10) * 0.5);
+  });
+
+  it('never feeds a step below the real one (AdamW bias correction)', () => {
+    assert.equal(scheduleStep({ ...base, maxSteps: 10 ** 9, step: 500, seconds: 0 }), 500);
   });
 });
