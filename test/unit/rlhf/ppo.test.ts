@@ -7,6 +7,7 @@ import { loadModel } from '../../../src/model/loader';
 import { initLora } from '../../../src/model/lora';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { PPO_DEFAULTS, type PpoConfig } from '../../../src/rlhf/config';
+import { headDigest, loadHead } from '../../../src/rlhf/heads';
 import { trainPpo } from '../../../src/rlhf/ppo';
 import { RewardScorer } from '../../../src/rlhf/rewardModel';
 import { directContext } from '../../../src/rlhf/trainerContext';
@@ -107,7 +108,9 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     ]) {
       assert.ok(name in h[0], `metric ${name} missing`);
     }
-    assert.ok(fs.existsSync(path.join(result.outputDir, 'value_head.safetensors')));
+    // R5: the saved value head is bitwise the trained one.
+    const saved = loadHead(result.outputDir, 'value', model.config.hiddenSize);
+    assert.strictEqual(headDigest(saved.head), headDigest(result.valueHead));
   });
 
   it('R5: resuming without the value head in the checkpoint fails loudly', async () => {
