@@ -134,7 +134,7 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
   io.out(
     `${out} (${format}): ${result.lines.length} lines from ${result.recordsUsed} of ${read.records.length} records`,
   );
-  for (const note of result.notHeld) io.out(`  not held: ${note}`);
+  for (const note of result.notHeld) io.out(`  note: ${note}`);
   return 0;
 }
 

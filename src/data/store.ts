@@ -46,7 +46,10 @@ export interface PreferenceStore {
    * A record whose id is already stored is not written again (`written: false`).
    */
   append(record: PreferenceRecord): Promise<AppendResult>;
-  /** Appends many records under one lock and one flush (each still one complete line). */
+  /**
+   * Appends many records under one lock and one flush (each still one complete line). All are
+   * validated first: one invalid record rejects the whole batch and nothing is written.
+   */
   appendMany(records: readonly PreferenceRecord[]): Promise<AppendResult[]>;
   /** All records, validated strictly; throws naming the line of the first bad one. */
   readAll(): Promise<PreferenceRecord[]>;
@@ -73,6 +76,11 @@ interface Index {
 /**
  * Opens (creating its folder if needed) the preference store at `file`. The file itself is
  * created on the first append.
+ *
+ * Limitation: the first locked call of a handle scans the whole file to learn the stored ids
+ * (later calls read only what other processes appended since); the ids are kept in memory.
+ * Limitation: on Windows, `rewrite` fails (and leaves the file as it was) if another program
+ * holds the file open, because a file cannot be renamed over while open there.
  */
 export async function openStore(
   file: string,

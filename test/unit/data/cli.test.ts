@@ -64,7 +64,7 @@ describe('code-rlhf data CLI', () => {
     );
     assert.strictEqual(exported.code, 0, exported.err);
     assert.match(exported.out, /4 lines from 4 of 4 records/);
-    assert.match(exported.out, /not held: metadata not held/);
+    assert.match(exported.out, /note: metadata not held/);
     assert.strictEqual(readFileSync(out, 'utf8').trim().split('\n').length, 4);
     const refused = await cli('data', 'export', store, '--format', 'trl', '--out', out);
     assert.strictEqual(refused.code, 2);
