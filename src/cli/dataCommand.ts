@@ -30,6 +30,8 @@ usage:
       intervals; duplicates; self-consistency; inter-annotator disagreement.
   code-rlhf data validate <file> [--format F]
       Check every line; exits 1 and names the line and key of each problem.
+  code-rlhf data repair <store.jsonl>
+      Move a torn last line (left by a crash) to a side file next to the store; no byte is deleted.
 `;
 
 const MAX_ISSUES_SHOWN = 20;
@@ -192,11 +194,28 @@ async function runValidate(argv: string[], io: CliIo): Promise<number> {
   return issues.length === 0 ? 0 : 1;
 }
 
+async function runRepair(argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, [], []);
+  const [input, extra] = args.positional;
+  if (!input || extra) throw new UsageError('data repair takes exactly one store file');
+  await mustExist(input);
+  const report = await (await openStore(input)).repair();
+  if (report.sideFile) {
+    io.out(`${input}: moved a torn last line (${report.tornBytes} bytes) to ${report.sideFile}`);
+  } else if (report.completedLine) {
+    io.out(`${input}: the last record lacked its newline; added it`);
+  } else {
+    io.out(`${input}: no torn line`);
+  }
+  return 0;
+}
+
 const SUBCOMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   import: runImport,
   export: runExport,
   stats: runStats,
   validate: runValidate,
+  repair: runRepair,
 };
 
 export const dataCommand: CliCommand = {

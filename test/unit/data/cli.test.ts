@@ -91,6 +91,18 @@ describe('code-rlhf data CLI', () => {
     assert.match(result.out, /2 valid records, 2 problems/);
   });
 
+  it('repair moves a torn tail aside and validate is clean afterwards', async () => {
+    const store = path.join(dir, 'prefs.jsonl');
+    await cli('data', 'import', path.join(FIXTURES, 'trl-implicit.jsonl'), '--out', store);
+    writeFileSync(store, readFileSync(store, 'utf8') + '{"type":"judgment","v":1,"id":"to');
+    const before = await cli('data', 'validate', store);
+    assert.strictEqual(before.code, 1);
+    assert.match(before.err, /prefs\.jsonl:5: unterminated last line \(torn write\)/);
+    const repaired = await cli('data', 'repair', store);
+    assert.match(repaired.out, /moved a torn last line \(33 bytes\) to .*prefs\.jsonl\.torn-/);
+    assert.strictEqual((await cli('data', 'validate', store)).code, 0);
+  });
+
   it('stats on the shared CSV reports the position bias', async () => {
     const result = await cli('data', 'stats', path.join(FIXTURES, 'copilot-arena-battles.csv'));
     assert.strictEqual(result.code, 0);
