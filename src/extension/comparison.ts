@@ -151,11 +151,11 @@ export function chosenText(pending: PendingComparison, judgment: Judgment): stri
 
 /**
  * Converts model output to the document's line ending. The record keeps the text exactly as
- * generated; only the inserted copy is converted, so `\n` and `\r\n` both become `eol`.
+ * generated; only the inserted copy is converted: `\r\n`, a lone `\r` and `\n` all become `eol`
+ * (the same normalization VS Code applies to any text inserted into a document).
  */
 export function withLineEndings(text: string, eol: '\n' | '\r\n'): string {
-  const normalized = text.replace(/\r\n/g, '\n');
-  return eol === '\n' ? normalized : normalized.replace(/\n/g, '\r\n');
+  return text.replace(/\r\n|\r|\n/g, eol);
 }
 
 export interface RecordContext {

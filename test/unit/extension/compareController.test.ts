@@ -378,7 +378,7 @@ describe('compare controller', () => {
 describe('line endings of inserted text', () => {
   it('converts to the document EOL both ways', () => {
     assert.strictEqual(withLineEndings('a\nb\r\nc', '\r\n'), 'a\r\nb\r\nc');
-    assert.strictEqual(withLineEndings('a\r\nb\nc', '\n'), 'a\nb\nc');
+    assert.strictEqual(withLineEndings('a\r\nb\nc\rd', '\n'), 'a\nb\nc\nd');
     assert.strictEqual(withLineEndings('printf("a\\n");', '\r\n'), 'printf("a\\n");');
   });
 });

@@ -1,0 +1,218 @@
+/**
+ * "Compare completions at cursor" in a real VS Code with the real model host and a real (tiny,
+ * random-weight) Llama checkpoint: K candidates appear beside the editor, a number key picks
+ * one, the judgment lands in the preference store and the chosen text in the document.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Frame, Page } from 'playwright-core';
+import { REPO_ROOT } from './support/codeServer';
+import { channelLog, e2e, openTestWorkbench } from './support/hooks';
+import { findFrameWith, openFile, screenshot, waitFor } from './support/workbench';
+
+const MODEL = path.join(REPO_ROOT, 'test', 'fixtures', 'model', 'tiny-llama');
+const K = 4;
+const FILE = 'src/strings.js';
+/** 1-based line and the text the cursor goes after (end of that line). */
+const CURSOR_LINE = 5;
+
+/** A workspace of our own (settings differ from the shared sandbox copy). */
+function makeWorkspace(settings: Record<string, unknown>): string {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-compare-'));
+  fs.cpSync(e2e().workspace, folder, { recursive: true });
+  fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
+  fs.writeFileSync(
+    path.join(folder, '.vscode', 'settings.json'),
+    JSON.stringify(settings, null, 2),
+  );
+  return folder;
+}
+
+async function candidateTexts(frame: Frame): Promise<string[]> {
+  return frame.locator('.candidate').evaluateAll((cards) =>
+    cards.map((card) =>
+      Array.from(card.querySelectorAll('span.tok:not(.context)'))
+        .map((span) => span.textContent ?? '')
+        .join(''),
+    ),
+  );
+}
+
+async function putCursorAtEndOfLine(page: Page, line: number): Promise<void> {
+  await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+G');
+  await page.keyboard.type(String(line));
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('End');
+}
+
+describe('compare completions in a real VS Code', () => {
+  const folders: string[] = [];
+  after(() => {
+    for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('shows K candidates, records the pick by number key and inserts it', async function () {
+    this.timeout(180_000);
+    const folder = makeWorkspace({
+      'codeRlhf.modelPath': MODEL,
+      'codeRlhf.storeScope': 'workspace',
+      'codeRlhf.candidateCount': K,
+      'codeRlhf.inlineSuggestions': false,
+      'files.eol': '\n',
+    });
+    folders.push(folder);
+    const original = fs.readFileSync(path.join(folder, FILE), 'utf8');
+    const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));
+    await openFile(page, FILE);
+    // The model host loads the checkpoint at activation; wait for it before timing anything.
+    await waitFor(
+      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
+      () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+      60_000,
+    );
+    await putCursorAtEndOfLine(page, CURSOR_LINE);
+    // The default keybinding of "Compare completions at cursor".
+    await page.keyboard.press('Control+Alt+Enter');
+
+    const frame = await findFrameWith(page, '.candidate', 60_000);
+    await waitFor(
+      async () => ((await frame.locator('.candidate').count()) === K ? true : undefined),
+      () => `expected ${K} candidates`,
+    );
+    const texts = await candidateTexts(frame);
+    assert.strictEqual(
+      new Set(texts).size,
+      K,
+      `candidates must be distinct: ${JSON.stringify(texts)}`,
+    );
+    await screenshot(page, 'compare-candidates');
+
+    // Focus is in the panel (revealed with focus); key "2" picks the second shown candidate.
+    await frame.locator('.status').click();
+    await page.keyboard.press('2');
+
+    const storePath = path.join(folder, '.code-rlhf', 'judgments.jsonl');
+    const record = await waitFor(
+      () => {
+        if (!fs.existsSync(storePath)) return undefined;
+        const lines = fs.readFileSync(storePath, 'utf8').split('\n').filter(Boolean);
+        return lines.length > 0 ? lines.map((l) => JSON.parse(l)) : undefined;
+      },
+      () => `no record in ${storePath}; log:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+    );
+    assert.strictEqual(record.length, 1);
+    const [judgment] = record;
+    assert.strictEqual(judgment.type, 'judgment');
+    assert.strictEqual(judgment.file, FILE);
+    assert.strictEqual(judgment.judgment.kind, 'pick');
+    const best = judgment.candidates.find((c: { id: string }) => c.id === judgment.judgment.best);
+    assert.strictEqual(best.position, 1);
+    assert.strictEqual(best.text, texts[1]);
+    assert.deepStrictEqual(
+      judgment.candidates.map((c: { text: string }) => c.text),
+      texts,
+      'the record lists the candidates in the order shown',
+    );
+    const cursor = original.split('\n').slice(0, CURSOR_LINE).join('\n').length;
+    assert.strictEqual(judgment.prompt.prefix, original.slice(0, cursor));
+    assert.ok(judgment.decisionMs >= 0 && judgment.generationMs > 0);
+
+    // The chosen text was inserted at the cursor and the editor has the focus again: Ctrl+S
+    // saves it.
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Control+S');
+    // Inserted in the document's line endings (LF here), as `withLineEndings` documents.
+    const expected =
+      original.slice(0, cursor) + best.text.replace(/\r\n|\r/g, '\n') + original.slice(cursor);
+    await waitFor(
+      () => (fs.readFileSync(path.join(folder, FILE), 'utf8') === expected ? true : undefined),
+      () =>
+        `the file does not hold the chosen text at the cursor:\nexpected ${JSON.stringify(
+          expected.slice(cursor - 20, cursor + best.text.length + 20),
+        )}\nactual   ${JSON.stringify(
+          fs
+            .readFileSync(path.join(folder, FILE), 'utf8')
+            .slice(cursor - 20, cursor + best.text.length + 20),
+        )}`,
+    );
+    await waitFor(
+      async () =>
+        /Recorded/.test((await frame.locator('.status').textContent()) ?? '') ? true : undefined,
+      () => 'the panel never said the judgment was recorded',
+    );
+    await screenshot(page, 'compare-after-pick');
+    assert.deepStrictEqual(blockedRequests, []);
+  });
+
+  it('renders a candidate holding markup as literal text inside the real webview', async function () {
+    this.timeout(180_000);
+    const folder = makeWorkspace({
+      'codeRlhf.modelPath': MODEL,
+      'codeRlhf.storeScope': 'workspace',
+      'codeRlhf.inlineSuggestions': false,
+    });
+    folders.push(folder);
+    const { page } = await openTestWorkbench(e2e().server.url(folder));
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await openFile(page, FILE);
+    await putCursorAtEndOfLine(page, CURSOR_LINE);
+    await page.keyboard.press('Control+Alt+Enter');
+    const frame = await findFrameWith(page, '.candidate', 60_000);
+    // Model output that tries to break out: delivered to the real webview script the way the
+    // host delivers candidates (a message event), rendered under the real CSP.
+    const attack = '</script><img src=x onerror=alert(1)>';
+    const rendered = await frame.evaluate((text) => {
+      const scriptsBefore = document.querySelectorAll('script').length;
+      window.dispatchEvent(
+        new MessageEvent('message', {
+          data: {
+            type: 'comparison',
+            comparison: {
+              id: 'e2e-markup',
+              languageId: 'javascript',
+              contextBefore: 'const html = ',
+              candidates: [text, `'${text}';`],
+            },
+          },
+        }),
+      );
+      const codes = Array.from(document.querySelectorAll('.candidate code'));
+      return {
+        texts: codes.map((code) =>
+          Array.from(code.querySelectorAll('span.tok:not(.context)'))
+            .map((s) => s.textContent)
+            .join(''),
+        ),
+        images: document.querySelectorAll('img').length,
+        scriptsBefore,
+        scripts: document.querySelectorAll('script').length,
+      };
+    }, attack);
+    assert.deepStrictEqual(rendered.texts, [attack, `'${attack}';`]);
+    assert.strictEqual(rendered.images, 0);
+    assert.strictEqual(rendered.scripts, rendered.scriptsBefore, 'no script element was added');
+    await page.waitForTimeout(500);
+    assert.deepStrictEqual(dialogs, []);
+    await screenshot(page, 'compare-markup-as-text');
+    // A vote on a comparison the extension never made is refused, not recorded.
+    await frame.locator('.status').click();
+    await page.keyboard.press('1');
+    await waitFor(
+      () =>
+        channelLog('Code RLHF').some((l) =>
+          l.includes('judgment for unknown comparison e2e-markup'),
+        )
+          ? true
+          : undefined,
+      () => 'the host did not refuse the unknown comparison',
+    );
+    assert.ok(!fs.existsSync(path.join(folder, '.code-rlhf', 'judgments.jsonl')));
+  });
+});
