@@ -37,7 +37,7 @@ export function gradients(
   // Tensors that depend on a trainable tensor through differentiable inputs.
   const dependent = new Set<Tensor>(wrt);
   for (const node of forward) {
-    const active = node.inputs.some(
+    const active = gradientSources(node).some(
       (t, i) => t && dependent.has(t) && !node.nonDifferentiable?.includes(i),
     );
     if (active) for (const o of node.outputs) dependent.add(o);
@@ -70,11 +70,16 @@ export function gradients(
       );
     }
     const dInputs = node.backward(node, dOutputs);
-    node.inputs.forEach((t, k) => {
+    gradientSources(node).forEach((t, k) => {
       if (!t || !dependent.has(t) || node.nonDifferentiable?.includes(k)) return;
       const d = dInputs[k];
       if (d) accumulate(t, d, node);
     });
   }
   return wrt.map((t) => grads.get(t) ?? op.zerosLike(t));
+}
+
+/** The tensors a node's backward rule returns gradients for. */
+function gradientSources(node: Node): readonly (Tensor | null)[] {
+  return node.gradientInputs ?? node.inputs;
 }

@@ -34,6 +34,11 @@ export interface Node {
   readonly backward?: BackwardRule;
   /** Indices of inputs that never carry a gradient (indices, shapes, masks). */
   readonly nonDifferentiable?: readonly number[];
+  /**
+   * When set, the backward rule returns gradients for these tensors instead of `inputs`
+   * (a custom gradient that skips the nodes between them and this node's input).
+   */
+  readonly gradientInputs?: readonly Tensor[];
 }
 
 export type TensorKind = 'input' | 'initializer' | 'external' | 'constant' | 'node';
@@ -243,7 +248,12 @@ export class Graph {
     inputs: readonly (Tensor | null)[],
     outputs: readonly { dtype: DType; shape: Shape }[],
     attrs: Record<string, AttrValue> = {},
-    extra: { backward?: BackwardRule; nonDifferentiable?: number[]; domain?: string } = {},
+    extra: {
+      backward?: BackwardRule;
+      nonDifferentiable?: number[];
+      domain?: string;
+      gradientInputs?: Tensor[];
+    } = {},
   ): Tensor[] {
     for (const t of inputs) {
       if (t && t.graph !== this) {
@@ -261,6 +271,7 @@ export class Graph {
       attrs,
       backward: extra.backward,
       nonDifferentiable: extra.nonDifferentiable,
+      gradientInputs: extra.gradientInputs,
     };
     for (const o of outputs) {
       outs.push(

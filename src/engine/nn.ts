@@ -13,15 +13,27 @@ function check(cond: boolean, message: string): asserts cond {
 
 const shapeOf = (t: Tensor) => `${t.name}${formatShape(t.shape)}`;
 
-/** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, over the last axis. */
+/**
+ * RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, over the last axis.
+ * Backward is the fused formula dx = r (g - xhat mean(g xhat)), g = dy w, xhat = x r,
+ * r = 1 / sqrt(mean(x^2) + eps); dweight = sum(dy xhat) over the leading axes.
+ */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   check(
     weight.rank === 1 && dimsEqual(weight.shape[0], x.shape[x.rank - 1]),
     `rmsNorm: weight ${shapeOf(weight)} must be [${x.shape[x.rank - 1]}] for x ${shapeOf(x)}`,
   );
   const meanSquare = op.reduceMean(op.mul(x, x), [-1], true); // [..., 1]
-  const inverseRms = op.reciprocal(op.sqrt(op.add(meanSquare, eps)));
-  return op.mul(op.mul(x, inverseRms), weight);
+  const inverseRms = op.reciprocal(op.sqrt(op.add(meanSquare, eps))); // [..., 1]
+  const normalized = op.mul(x, inverseRms); // [..., C]
+  const y = op.mul(normalized, weight);
+  return op.customGradient(y, [x, weight], (dy) => {
+    const g = op.mul(dy, weight);
+    const projection = op.reduceMean(op.mul(g, normalized), [-1], true); // [..., 1]
+    const dx = op.mul(op.sub(g, op.mul(normalized, projection)), inverseRms);
+    const dWeight = op.sumToShape(op.mul(dy, normalized), weight);
+    return [dx, dWeight];
+  });
 }
 
 /** LayerNorm (Ba et al. 2016) over the last axis, with optional affine weight and bias. */
@@ -240,15 +252,34 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   return groups === 1 ? out : op.reshape(out, [b, hq, t, headDim]);
 }
 
-/** log p(target) per position: logits [..., V], targets int [...] -> [...]. */
+/**
+ * log p(target) per position: logits [..., V], targets int [...] -> [...]. The gradient is the
+ * fused dlogits = dy (onehot(target) - softmax(logits)): three passes over [..., V] instead of
+ * the six of LogSoftmax and GatherElements backward.
+ */
 export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
   check(
     targets.rank === logits.rank - 1,
     `tokenLogprobs: targets ${shapeOf(targets)} must be logits ${shapeOf(logits)} without the vocab axis`,
   );
   const logp = op.logSoftmax(logits, -1);
-  const picked = op.gatherElements(logp, op.unsqueeze(op.cast(targets, 'int64'), [-1]), -1); // [..., 1]
-  return op.squeeze(picked, [-1]);
+  const index = op.unsqueeze(op.cast(targets, 'int64'), [-1]); // [..., 1]
+  const picked = op.squeeze(op.gatherElements(logp, index, -1), [-1]); // [...]
+  return op.customGradient(picked, [logits], (dy) => {
+    const dyColumn = op.unsqueeze(dy, [-1]); // [..., 1]
+    const spread = op.mul(op.exp(logp), op.neg(dyColumn)); // -dy * softmax
+    const g = logits.graph;
+    const dLogits = g.node(
+      'ScatterElements',
+      [spread, index, dyColumn],
+      [{ dtype: logits.dtype, shape: logits.shape }],
+      {
+        axis: { type: 'int', value: logits.rank - 1 },
+        reduction: { type: 'string', value: 'add' },
+      },
+    )[0];
+    return [dLogits];
+  });
 }
 
 /** Entropy of softmax(logits) over the last axis: -sum p log p -> [...]. */

@@ -24,6 +24,11 @@ export interface SessionConfig {
   disablePrepacking?: boolean;
   /** Use the CPU memory arena (default true). */
   memoryArena?: boolean;
+  /**
+   * Let idle pool threads spin waiting for work (default true: fastest on an idle machine).
+   * Turn off when the CPU is shared, e.g. a background training job beside the editor.
+   */
+  spinWait?: boolean;
 }
 
 /** A feed that does not match the model's declared input. */
@@ -210,6 +215,10 @@ function sessionOptions(config: SessionConfig): ort.InferenceSession.SessionOpti
   }
   const entries: Record<string, string> = {};
   if (config.disablePrepacking) entries.disable_prepacking = '1';
+  if (config.spinWait === false) {
+    entries['intra_op.allow_spinning'] = '0';
+    entries['inter_op.allow_spinning'] = '0';
+  }
   return {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,

@@ -447,3 +447,24 @@ export function arange(
     [{ dtype: 'int64', shape: [length] }],
   )[0];
 }
+
+/**
+ * Returns `y` unchanged, with a hand-written gradient: `rule(dy)` gives the gradients of `wrt`
+ * directly, so autodiff skips the nodes between `wrt` and `y` (fused backward formulas).
+ */
+export function customGradient(
+  y: Tensor,
+  wrt: readonly Tensor[],
+  rule: (dy: Tensor) => (Tensor | null)[],
+): Tensor {
+  return y.graph.node(
+    'Identity',
+    [y],
+    [{ dtype: y.dtype, shape: y.shape }],
+    {},
+    {
+      gradientInputs: [...wrt],
+      backward: (_node, [dy]) => rule(dy!),
+    },
+  )[0];
+}
