@@ -128,11 +128,29 @@ const SHAPE_110M = {
   torch_dtype: 'float32',
 };
 
-/** Writes (once, cached in the temp folder) a random-weight 110M checkpoint. */
-function random110m(): string {
-  const dir = path.join(os.tmpdir(), 'code-rlhf-bench-llama-110m');
+/** The shape `npm run pretrain` gives models/default by default (scripts/pretrain.ts). */
+const SHAPE_DEFAULT = {
+  architectures: ['LlamaForCausalLM'],
+  vocab_size: 4096,
+  hidden_size: 256,
+  intermediate_size: 688,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  torch_dtype: 'float32',
+};
+
+type Shape = typeof SHAPE_110M;
+
+/** Writes (once, cached in the temp folder) a random-weight checkpoint of the given shape. */
+function randomCheckpoint(name: string, shape: Shape, tokenizerDir: string): string {
+  const dir = path.join(os.tmpdir(), `code-rlhf-bench-${name}`);
   const marker = path.join(dir, 'config.json');
-  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === JSON.stringify(SHAPE_110M)) {
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === JSON.stringify(shape)) {
     return dir;
   }
   fs.mkdirSync(dir, { recursive: true });
@@ -142,18 +160,18 @@ function random110m(): string {
     for (let i = 0; i < n; i++) out[i] = (rng.next() * 2 - 1) * std * Math.sqrt(3);
     return out;
   };
-  const { hidden_size: c, intermediate_size: f, vocab_size: v } = SHAPE_110M;
+  const { hidden_size: c, intermediate_size: f, vocab_size: v } = shape;
   const tensors: LazyTensor[] = [];
-  const add = (name: string, shape: number[], ones = false) =>
+  const add = (name: string, dims: number[], ones = false) =>
     tensors.push({
       name,
       dtype: 'F32',
-      shape,
+      shape: dims,
       produce: () =>
-        ones ? new Float32Array(shape[0]).fill(1) : random(shape[0] * (shape[1] ?? 1), 0.02),
+        ones ? new Float32Array(dims[0]).fill(1) : random(dims[0] * (dims[1] ?? 1), 0.02),
     });
   add('model.embed_tokens.weight', [v, c]);
-  for (let l = 0; l < SHAPE_110M.num_hidden_layers; l++) {
+  for (let l = 0; l < shape.num_hidden_layers; l++) {
     const p = `model.layers.${l}`;
     add(`${p}.input_layernorm.weight`, [c], true);
     add(`${p}.post_attention_layernorm.weight`, [c], true);
@@ -164,12 +182,11 @@ function random110m(): string {
   }
   add('model.norm.weight', [c], true);
   writeSafetensorsStreaming(path.join(dir, 'model.safetensors'), tensors);
-  // Any byte-level tokenizer works: sampling is limited to its ids, the compute is the same.
-  const tokenizerDir = path.join(ROOT, 'test/fixtures/model/tiny-llama');
+  // Sampling is limited to the tokenizer's ids; the compute is the same whatever they are.
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     fs.copyFileSync(path.join(tokenizerDir, file), path.join(dir, file));
   }
-  fs.writeFileSync(marker, JSON.stringify(SHAPE_110M));
+  fs.writeFileSync(marker, JSON.stringify(shape));
   return dir;
 }
 
@@ -200,19 +217,26 @@ async function main(): Promise<void> {
     await benchModel(path.join(ROOT, 'test/fixtures/model/tiny-llama'), 'fixture tiny-llama'),
   );
   const defaultDir = path.join(ROOT, 'models/default');
+  const fixtureTokenizer = path.join(ROOT, 'test/fixtures/model/tiny-llama');
   if (fs.existsSync(path.join(defaultDir, 'config.json'))) {
     rows.push(await benchModel(defaultDir, 'models/default'));
   } else {
-    console.log('models/default has no config.json yet: skipped');
+    // Until the trained model lands, time its shape with random weights.
+    const tokenizerDir = fs.existsSync(path.join(defaultDir, 'tokenizer.json'))
+      ? defaultDir
+      : fixtureTokenizer;
+    const dir = randomCheckpoint('default-shape', SHAPE_DEFAULT, tokenizerDir);
+    rows.push(await benchModel(dir, 'default shape, random weights'));
   }
   if (!args.includes('--skip-110m')) {
-    const dir = random110m();
+    const dir = randomCheckpoint('llama-110m', SHAPE_110M, fixtureTokenizer);
     const row = await benchModel(dir, 'llama 110M random');
     row.torch = torchBaseline(row.promptTokens);
     rows.push(row);
   }
+  const load = os.loadavg()[0].toFixed(1);
   console.log(
-    `\nK=${COUNT} candidates, up to ${NEW_TOKENS} new tokens, ${THREADS} threads, median of ${RUNS} runs\n`,
+    `\nK=${COUNT} candidates, up to ${NEW_TOKENS} new tokens, ${THREADS} threads, median of ${RUNS} runs, load average ${load} on ${os.cpus().length} cores\n`,
   );
   console.log(
     '| model | params | prompt tok | first token ms | total ms (all K) | decode tok/s | tokens | PyTorch (same shape) |',

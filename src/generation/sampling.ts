@@ -68,8 +68,16 @@ export function sampleToken(
   const logprobOf = (id: number) => (logits[id] - max) / temperature - logZ;
   if (settings.temperature === 0) return { id: argmax, logprob: logprobOf(argmax) };
 
-  // Candidates in descending probability (ties by lower id); only as many as the filters need.
   const candidates = nucleusCandidates(weights, sum, settings);
+  if (!candidates) {
+    // No filtering: walk the whole vocabulary.
+    let u = rng.next() * sum;
+    for (let i = 0; i < allowed; i++) {
+      u -= weights[i];
+      if (u < 0) return { id: i, logprob: logprobOf(i) };
+    }
+    return { id: argmax, logprob: logprobOf(argmax) };
+  }
   let total = 0;
   for (const c of candidates) total += weights[c];
   let u = rng.next() * total;
@@ -82,21 +90,22 @@ export function sampleToken(
 }
 
 /**
- * The ids top-k and top-p keep, sorted by descending probability (ties by lower id). As in
- * transformers' warpers, top-k runs first and top-p then works on the renormalised survivors.
- * To avoid sorting a large vocabulary at every step, only ids above a probability threshold are
- * sorted: they form a prefix of the full sorted order, so if that prefix holds k ids (top-k) or
- * at least topP of the mass (top-p alone), the answer lies inside it.
+ * The ids top-k and top-p keep, in id order (a fixed order is all sampling needs), or null when
+ * neither filter is on. As in
+ * transformers' warpers, top-k runs first and top-p then works on the renormalised survivors;
+ * ties at the boundary are broken towards lower ids. Only ids above a probability threshold are
+ * looked at when possible: they are a prefix of the descending order, so if they hold k ids
+ * (top-k) or at least topP of the mass (top-p alone), the answer lies among them.
  */
 function nucleusCandidates(
   weights: Float64Array,
   sum: number,
   settings: SamplingSettings,
-): number[] {
+): number[] | null {
   const allowed = weights.length;
   const k = settings.topK > 0 ? Math.min(settings.topK, allowed) : 0;
   const topP = settings.topP;
-  if (k === 0 && topP >= 1) return Array.from({ length: allowed }, (_, i) => i);
+  if (k === 0 && topP >= 1) return null;
   for (let threshold = 1e-3; ; threshold *= 1e-3) {
     const exhaustive = threshold < 1e-30;
     const ids: number[] = [];
@@ -110,18 +119,50 @@ function nucleusCandidates(
     }
     const enough = k > 0 ? ids.length >= k : topP < 1 && mass >= topP * sum;
     if (!exhaustive && !enough) continue;
-    ids.sort((a, b) => weights[b] - weights[a] || a - b);
-    const kept = k > 0 ? ids.slice(0, k) : ids;
-    if (topP >= 1) return kept;
+    const topK = k > 0 ? topPrefix(ids, weights, (count) => count >= k) : ids;
+    if (topP >= 1) return topK;
     let keptMass = 0;
-    for (const id of kept) keptMass += weights[id];
-    const out: number[] = [];
-    let cumulative = 0;
-    for (const id of kept) {
-      out.push(id);
-      cumulative += weights[id];
-      if (cumulative >= topP * keptMass) break;
-    }
-    return out;
+    for (const id of topK) keptMass += weights[id];
+    return topPrefix(topK, weights, (_, cumulative) => cumulative >= topP * keptMass);
   }
+}
+
+/**
+ * The shortest prefix of `ids` in descending weight order (ties: lower id first) for which
+ * `done(count, cumulativeWeight)` holds, returned in id order. Sorts a typed array of weights
+ * (native numeric sort) instead of ids with a comparator.
+ */
+function topPrefix(
+  ids: readonly number[],
+  weights: Float64Array,
+  done: (count: number, cumulative: number) => boolean,
+): number[] {
+  const values = new Float64Array(ids.length);
+  ids.forEach((id, i) => (values[i] = weights[id]));
+  values.sort(); // ascending
+  let cumulative = 0;
+  let count = 0;
+  let boundary = -Infinity;
+  for (let j = values.length - 1; j >= 0; j--) {
+    cumulative += values[j];
+    count++;
+    if (done(count, cumulative)) {
+      boundary = values[j];
+      break;
+    }
+  }
+  // Everything above the boundary value, plus as many ties at it as the prefix took.
+  let above = 0;
+  for (let j = values.length - 1; j >= 0 && values[j] > boundary; j--) above++;
+  let ties = count - above;
+  const out: number[] = [];
+  for (const id of ids) {
+    const w = weights[id];
+    if (w > boundary) out.push(id);
+    else if (w === boundary && ties > 0) {
+      out.push(id);
+      ties--;
+    }
+  }
+  return out;
 }
