@@ -78,7 +78,7 @@ function isStale(lock: { info: LockInfo | null; mtimeMs: number }, staleMs: numb
  * same stale lock must not have the second one delete the fresh lock the first one created.
  * A short-lived breaker file (O_EXCL) serialises the read-compare-unlink.
  */
-async function breakStaleLock(path: string, staleRaw: string): Promise<void> {
+async function breakStaleLock(path: string, staleRaw: string): Promise<boolean> {
   const breaker = `${path}.break`;
   try {
     const handle = await fsp.open(breaker, 'wx');
@@ -90,11 +90,15 @@ async function breakStaleLock(path: string, staleRaw: string): Promise<void> {
     // which assumes no live process spends BREAKER_STALE_MS inside it.
     if (stat && Date.now() - stat.mtimeMs > BREAKER_STALE_MS)
       await fsp.rm(breaker, { force: true });
-    return;
+    return false;
   }
   try {
     const current = await readLock(path);
-    if (current && current.raw === staleRaw) await fsp.rm(path, { force: true });
+    if (current && current.raw === staleRaw) {
+      await fsp.rm(path, { force: true });
+      return true;
+    }
+    return false;
   } finally {
     await fsp.rm(breaker, { force: true });
   }
@@ -130,8 +134,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const existing = await readLock(path);
-    if (existing && isStale(existing, staleMs)) {
-      await breakStaleLock(path, existing.raw);
+    // Retry at once after removing a stale lock; otherwise wait (someone else may be breaking it).
+    if (existing && isStale(existing, staleMs) && (await breakStaleLock(path, existing.raw))) {
       continue;
     }
     if (Date.now() > deadline) {
@@ -144,7 +148,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       );
     }
     await sleep(delay + Math.random() * delay);
-    delay = Math.min(delay * 2, 25);
+    delay = Math.min(delay * 2, 8);
   }
 }
 

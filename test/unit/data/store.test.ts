@@ -191,6 +191,29 @@ describe('preference store', () => {
       assert.ok(!existsSync(`${file}.lock`));
     });
 
+    it('many waiters on one stale lock: it is broken once and no append interleaves', async () => {
+      mkdirFor(file);
+      writeFileSync(
+        `${file}.lock`,
+        JSON.stringify({ pid: 2 ** 22 + 54321, host: os.hostname(), nonce: 'dead', time: 0 }),
+      );
+      const handles = await Promise.all(Array.from({ length: 5 }, () => openStore(file)));
+      const big = 'q'.repeat(20000);
+      await Promise.all(
+        handles.flatMap((store, h) =>
+          Array.from({ length: 20 }, (_, i) => {
+            const record = sampleJudgment(`h${h}-${i}`);
+            record.candidates[0].text = big;
+            return store.append(record);
+          }),
+        ),
+      );
+      const lines = readFileSync(file, 'utf8').trim().split('\n');
+      assert.strictEqual(lines.length, 100);
+      assert.strictEqual(new Set(lines.map((l) => JSON.parse(l).id)).size, 100);
+      assert.ok(!existsSync(`${file}.lock`) && !existsSync(`${file}.lock.break`));
+    });
+
     it('waits for a live holder and times out with a message naming it', async () => {
       mkdirFor(file);
       const held = await acquireLock(`${file}.lock`);
