@@ -165,6 +165,18 @@ describe('preference store', () => {
     assert.strictEqual((await b.append(sampleJudgment('3'))).written, false);
   });
 
+  it('keeps CRLF, tabs, a literal backslash-n and U+2028 byte for byte (T2)', async () => {
+    const store = await openStore(file);
+    const prefix = '\tif (a) {\r\n\t\tprintf("a\\n");\r\n\t}\r\n';
+    const record = sampleJudgment('t2', { prompt: { prefix, suffix: '\u2028\n\n\n' } });
+    record.candidates[0].text = '    if x:\n        return 1\n';
+    record.candidates[1].text = 'a  b   c';
+    await store.append(record);
+    const [back] = await (await openStore(file)).readAll();
+    assert.deepStrictEqual(back, record);
+    assert.strictEqual(readFileSync(file, 'utf8').split('\n').length, 2, 'one physical line');
+  });
+
   it('handles a record longer than 1 MiB', async () => {
     const store = await openStore(file);
     const record = sampleJudgment('long');
