@@ -5,7 +5,12 @@
  * achieved matmul GFLOP/s against the machine's MatMul peak measured in this run.
  *
  * Options (env): BENCH_THREADS (2), BENCH_STEPS (8), BENCH_WARMUP (2), BENCH_ROUNDS (2),
- * BENCH_LAYERS (4), BENCH_HIDDEN (256), BENCH_BATCH (8), BENCH_SEQ (128), PYTHON (/usr/bin/python3).
+ * BENCH_LAYERS (4), BENCH_HIDDEN (256), BENCH_BATCH (8), BENCH_SEQ (128), PYTHON (/usr/bin/python3),
+ * BENCH_SPIN (1; 0 turns off spin-waiting in both: onnxruntime allow_spinning=0 and
+ * OMP_WAIT_POLICY=PASSIVE for PyTorch, which is fairer when other processes share the cores).
+ *
+ * Besides wall-clock tokens/s it prints tokens per CPU-second (all threads of the process),
+ * which says how much work each side does per token even when other load skews wall time.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -40,6 +45,7 @@ const config: TinyLlamaConfig = {
   tied: false,
 };
 const python = process.env.PYTHON ?? '/usr/bin/python3';
+const spinWait = process.env.BENCH_SPIN !== '0';
 
 /** fp32 MatMul GFLOP/s in onnxruntime for the model's shapes; the best is the practical peak. */
 async function matmulPeak(): Promise<{ gflops: number; shape: string }> {
@@ -57,7 +63,7 @@ async function matmulPeak(): Promise<{ gflops: number; shape: string }> {
     const x = g.input('x', 'float32', [rows, k]);
     const w = g.input('w', 'float32', [k, n]);
     g.output('y', op.matMul(x, w));
-    const session = await EngineSession.create(g.build(), { threads });
+    const session = await EngineSession.create(g.build(), { threads, spinWait });
     const feeds: Record<string, HostTensor> = {
       x: { dtype: 'float32', shape: [rows, k], data: rng.normalArray(rows * k) },
       w: { dtype: 'float32', shape: [k, n], data: rng.normalArray(k * n) },
@@ -110,6 +116,7 @@ function batchFeeds(tokens: BigInt64Array, index: number): Record<string, HostTe
 
 interface SideResult {
   tokensPerSecond: number;
+  tokensPerCpuSecond: number;
   firstLoss: number;
   lastLoss: number;
 }
@@ -134,17 +141,22 @@ async function engineRun(
         : rng.normalArray(size, 0.02);
     initial[name] = { dtype: 'float32', shape, data };
   }
-  const trainer = await Trainer.create(training, initial, { threads });
+  const trainer = await Trainer.create(training, initial, { threads, spinWait }, undefined, {
+    reuseBuffers: true,
+  });
   const setupSeconds = Number(process.hrtime.bigint() - setup) / 1e9;
   for (let i = 0; i < warmup; i++) await trainer.step([batchFeeds(tokens, i % batches)]);
   const losses: number[] = [];
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   for (let i = 0; i < steps; i++)
     losses.push((await trainer.step([batchFeeds(tokens, (warmup + i) % batches)])).loss);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpuStart);
   await trainer.release();
   return {
     tokensPerSecond: (batch * seq * steps) / seconds,
+    tokensPerCpuSecond: (batch * seq * steps) / ((cpu.user + cpu.system) / 1e6),
     firstLoss: losses[0],
     lastLoss: losses[losses.length - 1],
     setupSeconds,
@@ -169,11 +181,19 @@ function torchRun(dir: string): SideResult & { peakRssMb: number } {
       String(warmup),
       String(steps),
     ],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } },
+    {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        OMP_NUM_THREADS: String(threads),
+        ...(spinWait ? {} : { OMP_WAIT_POLICY: 'PASSIVE' }),
+      },
+    },
   );
   const r = JSON.parse(out.trim().split('\n').pop()!);
   return {
     tokensPerSecond: r.tokens_per_second,
+    tokensPerCpuSecond: r.tokens_per_cpu_second,
     firstLoss: r.first_loss,
     lastLoss: r.last_loss,
     peakRssMb: r.peak_rss_mb,
@@ -231,16 +251,22 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     const e = await engineRun(tokens, batches);
     if (!engine || e.tokensPerSecond > engine.tokensPerSecond) engine = e;
-    let line = `round ${r + 1}: engine ${e.tokensPerSecond.toFixed(0)} tok/s`;
+    let line = `round ${r + 1}: engine ${e.tokensPerSecond.toFixed(0)} tok/s (${e.tokensPerCpuSecond.toFixed(0)} per CPU-s)`;
     if (torchVersion) {
       const t = torchRun(dir);
       if (!torch || t.tokensPerSecond > torch.tokensPerSecond) torch = t;
-      line += `, torch ${t.tokensPerSecond.toFixed(0)} tok/s`;
+      line += `, torch ${t.tokensPerSecond.toFixed(0)} tok/s (${t.tokensPerCpuSecond.toFixed(0)} per CPU-s)`;
+      line += `, ratio ${(e.tokensPerSecond / t.tokensPerSecond).toFixed(2)}`;
     }
     console.log(line);
   }
   fs.rmSync(dir, { recursive: true });
+  const e = engine!;
   const flopsPerToken = 3 * matmulFlopsPerToken(config, seq); // forward + backward (2x)
+  const gflops = (tokensPerSecond: number) => {
+    const achieved = (flopsPerToken * tokensPerSecond) / 1e9;
+    return `${achieved.toFixed(1)} (${((100 * achieved) / peak.gflops).toFixed(0)}% of peak)`;
+  };
   const engineRssMb = process.resourceUsage().maxRSS / 1024;
   const rows: string[][] = [
     [
@@ -249,37 +275,44 @@ async function main(): Promise<void> {
       torchVersion ? `PyTorch ${torchVersion}` : 'PyTorch (not installed)',
     ],
     [
-      'tokens/s',
-      engine!.tokensPerSecond.toFixed(0),
+      'tokens/s (best round)',
+      e.tokensPerSecond.toFixed(0),
       torch ? torch.tokensPerSecond.toFixed(0) : '-',
     ],
     [
-      'ratio engine/torch',
-      torch ? (engine!.tokensPerSecond / torch.tokensPerSecond).toFixed(2) : '-',
+      'ratio engine / torch',
+      torch ? (e.tokensPerSecond / torch.tokensPerSecond).toFixed(2) : '-',
       '',
+    ],
+    [
+      'tokens per CPU-second',
+      e.tokensPerCpuSecond.toFixed(0),
+      torch ? torch.tokensPerCpuSecond.toFixed(0) : '-',
     ],
     ['peak RSS (MB)', engineRssMb.toFixed(0), torch ? torch.peakRssMb.toFixed(0) : '-'],
     [
-      'matmul GFLOP/s (% of peak)',
-      `${((flopsPerToken * engine!.tokensPerSecond) / 1e9).toFixed(1)} (${((100 * flopsPerToken * engine!.tokensPerSecond) / 1e9 / peak.gflops).toFixed(0)}%)`,
-      torch
-        ? `${((flopsPerToken * torch.tokensPerSecond) / 1e9).toFixed(1)} (${((100 * flopsPerToken * torch.tokensPerSecond) / 1e9 / peak.gflops).toFixed(0)}%)`
-        : '-',
+      'achieved matmul GFLOP/s',
+      gflops(e.tokensPerSecond),
+      torch ? gflops(torch.tokensPerSecond) : '-',
     ],
     [
-      'loss first -> last timed step',
-      `${engine!.firstLoss.toFixed(3)} -> ${engine!.lastLoss.toFixed(3)}`,
+      'loss, first -> last timed step',
+      `${e.firstLoss.toFixed(3)} -> ${e.lastLoss.toFixed(3)}`,
       torch ? `${torch.firstLoss.toFixed(3)} -> ${torch.lastLoss.toFixed(3)}` : '-',
     ],
-    ['session setup (s)', engine!.setupSeconds.toFixed(2), ''],
+    ['graph build + session setup (s)', e.setupSeconds.toFixed(2), ''],
   ];
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length)));
   console.log(
-    `MatMul peak (onnxruntime fp32, ${threads} threads, best of model shapes): ${peak.gflops.toFixed(1)} GFLOP/s at ${peak.shape}`,
+    `MatMul peak measured now (onnxruntime fp32, ${threads} threads, best of the model's shapes): ` +
+      `${peak.gflops.toFixed(1)} GFLOP/s at ${peak.shape}; spin-wait ${spinWait ? 'on' : 'off'}`,
   );
   for (const r of rows)
     console.log(`| ${r.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`);
-  console.log('GFLOP/s counts model matmuls only (3x forward per token: forward + backward).');
+  console.log(
+    'GFLOP/s counts model matmuls only (3x forward per token: forward + backward). Engine RSS is the ' +
+      'whole bench process (tsx, the MatMul probe, all rounds); torch RSS is its own process.',
+  );
 }
 
 main().catch((error) => {

@@ -53,13 +53,16 @@ def main():
     for i in range(warmup):
         step(i)
     losses = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     for i in range(steps):
         losses.append(step(warmup + i))
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     print(json.dumps({
         'tokens_per_second': B * T * steps / seconds,
         'seconds_per_step': seconds / steps,
+        'tokens_per_cpu_second': B * T * steps / cpu_seconds,
         'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         'first_loss': losses[0], 'last_loss': losses[-1],
         'torch': torch.__version__, 'threads': torch.get_num_threads(),

@@ -23,5 +23,5 @@ export type {
   TrainableParam,
 } from './optim';
 export { Trainer } from './trainer';
-export type { StepMetrics, TrainerState } from './trainer';
+export type { StepMetrics, TrainerState, TrainerOptions } from './trainer';
 export { Rng } from './random';

@@ -168,32 +168,50 @@ export class EngineSession {
     );
   }
 
-  /** Validates feeds (throws InputValidationError) and runs; returns the requested outputs. */
+  /**
+   * Validates feeds (throws InputValidationError) and runs; returns the requested outputs.
+   * Outputs named in `into` are written into those tensors (no allocation or copy); each must
+   * have the output's dtype and exactly its size, and must not also be a feed.
+   */
   async run(
     feeds: Readonly<Record<string, HostTensor>>,
     outputNames?: readonly string[],
+    into?: Readonly<Record<string, HostTensor>>,
   ): Promise<Record<string, HostTensor>> {
     if (this.released) throw new Error(`model "${this.modelName}": session was released`);
     validateFeeds(this.modelName, this.inputs, feeds);
     const names = outputNames ?? this.outputs.map((o) => o.name);
+    const fetches: Record<string, ort.Tensor | null> = {};
     for (const n of names) {
-      if (!this.outputs.some((o) => o.name === n)) {
+      const spec = this.outputs.find((o) => o.name === n);
+      if (!spec) {
         throw new Error(
           `model "${this.modelName}": no output "${n}" (outputs: ${this.outputs.map((o) => o.name).join(', ')})`,
         );
       }
+      const target = into?.[n];
+      if (target) {
+        if (target.dtype !== spec.dtype || !arrayMatchesDType(target.data, spec.dtype)) {
+          throw new Error(
+            `model "${this.modelName}": output buffer for "${n}" must be ${spec.dtype}`,
+          );
+        }
+        if (Object.values(feeds).some((f) => f.data.buffer === target.data.buffer)) {
+          throw new Error(`model "${this.modelName}": output buffer for "${n}" is also a feed`);
+        }
+      }
+      fetches[n] = target ? toOrt(target) : null;
     }
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(
-        t.dtype as ort.Tensor.Type,
-        t.data as ort.Tensor.DataType,
-        t.shape,
-      );
-    }
-    const results = await this.session.run(ortFeeds, names as string[]);
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    const results = await this.session.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const n of names) {
+      const target = into?.[n];
+      if (target) {
+        out[n] = target;
+        continue;
+      }
       const r = results[n] as ort.Tensor;
       out[n] = { dtype: fromOrtType(r.type, n), shape: [...r.dims], data: r.data as TypedArray };
     }
@@ -206,6 +224,10 @@ export class EngineSession {
     this.released = true;
     await this.session.release();
   }
+}
+
+function toOrt(t: HostTensor): ort.Tensor {
+  return new ort.Tensor(t.dtype as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
 }
 
 function sessionOptions(config: SessionConfig): ort.InferenceSession.SessionOptions {

@@ -33,9 +33,20 @@ function scalar(dtype: HostTensor['dtype'], value: number): HostTensor {
   return { dtype, shape: [], data };
 }
 
+export interface TrainerOptions {
+  /**
+   * Write each step's parameters and optimizer slots into a second set of buffers and swap
+   * (saves allocating and copying them every step). The arrays from `parameters` are then
+   * only valid until the step after next: copy what you keep. `state()` always copies.
+   */
+  reuseBuffers?: boolean;
+}
+
 export class Trainer {
   private params: Record<string, HostTensor>;
   private slots: Record<string, HostTensor>;
+  /** Buffers the next update writes into (reuseBuffers only). */
+  private spare: Record<string, HostTensor> | null = null;
   private stepCount: number;
   private readonly lossDType: HostTensor['dtype'];
 
@@ -44,6 +55,7 @@ export class Trainer {
     private readonly update: EngineSession,
     private readonly accumulate: EngineSession | null,
     state: TrainerState,
+    private readonly options: TrainerOptions,
   ) {
     this.params = state.params;
     this.slots = state.slots;
@@ -60,6 +72,7 @@ export class Trainer {
     params: Record<string, HostTensor>,
     config: SessionConfig = {},
     resume?: TrainerState,
+    options: TrainerOptions = {},
   ): Promise<Trainer> {
     for (const p of training.params) {
       if (!params[p.name]) throw new Error(`Trainer: no initial value for trainable "${p.name}"`);
@@ -71,11 +84,17 @@ export class Trainer {
     const accumulate = training.accumulate
       ? await EngineSession.create(training.accumulate, config)
       : null;
-    return new Trainer(training, update, accumulate, {
-      step: resume?.step ?? 0,
-      params: { ...(resume?.params ?? params) },
-      slots,
-    });
+    return new Trainer(
+      training,
+      update,
+      accumulate,
+      {
+        step: resume?.step ?? 0,
+        params: { ...(resume?.params ?? params) },
+        slots,
+      },
+      options,
+    );
   }
 
   /**
@@ -116,7 +135,23 @@ export class Trainer {
     if (this.training.gradScaleInput) {
       feeds[this.training.gradScaleInput] = scalar(this.lossDType, 1 / k);
     }
-    const out = await this.update.run(feeds);
+    let into: Record<string, HostTensor> | undefined;
+    if (this.options.reuseBuffers) {
+      if (!this.spare) {
+        this.spare = {};
+        for (const p of this.training.params) this.spare[p.next] = zerosLike(this.params[p.name]);
+        for (const s of this.training.state) this.spare[s.next] = zerosLike(this.slots[s.input]);
+      }
+      into = this.spare;
+    }
+    const out = await this.update.run(feeds, undefined, into);
+    if (into) {
+      // Swap: this step's inputs become the next step's output buffers.
+      const spare: Record<string, HostTensor> = {};
+      for (const p of this.training.params) spare[p.next] = this.params[p.name];
+      for (const s of this.training.state) spare[s.next] = this.slots[s.input];
+      this.spare = spare;
+    }
     lossSum += Number(out[this.training.lossOutput].data[0]);
     for (const p of this.training.params) this.params[p.name] = out[p.next];
     for (const s of this.training.state) this.slots[s.input] = out[s.next];
@@ -129,14 +164,21 @@ export class Trainer {
     };
   }
 
-  /** Current parameter values (the arrays are replaced, never mutated, by later steps). */
+  /**
+   * Current parameter values. Without reuseBuffers the arrays are replaced, never mutated, by
+   * later steps; with it they are overwritten by the step after next.
+   */
   get parameters(): Readonly<Record<string, HostTensor>> {
     return this.params;
   }
 
   /** A snapshot for checkpointing; pass it to create() as `resume` to continue exactly. */
   state(): TrainerState {
-    return { step: this.stepCount, params: { ...this.params }, slots: { ...this.slots } };
+    const copy = (m: Record<string, HostTensor>) =>
+      Object.fromEntries(
+        Object.entries(m).map(([k, t]) => [k, { ...t, shape: [...t.shape], data: t.data.slice() }]),
+      );
+    return { step: this.stepCount, params: copy(this.params), slots: copy(this.slots) };
   }
 
   async release(): Promise<void> {
