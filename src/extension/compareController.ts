@@ -109,8 +109,9 @@ export class CompareController {
       const started = deps.now();
       let result = await deps.generate(request, inFlight.controller.signal);
       let candidates = result.candidates;
-      // Identical samples are one option; ask once more to fill the comparison up.
-      if (this.isCurrent(inFlight) && new Set(candidates.map((c) => c.text)).size < count) {
+      // Identical samples are one option (shown once). Only when nothing is left to compare,
+      // ask once more with another seed; fewer than K distinct is shown as it is.
+      if (this.isCurrent(inFlight) && new Set(candidates.map((c) => c.text)).size < 2) {
         const more = await deps.generate(
           { ...request, seed: request.seed + 1 },
           inFlight.controller.signal,
@@ -152,7 +153,12 @@ export class CompareController {
         );
         return undefined;
       }
-      await deps.pending.put(pending);
+      // Persisted for a window reload; written in the background, shown at once.
+      deps.pending
+        .put(pending)
+        .catch((error: Error) =>
+          deps.log.warn(`could not persist comparison ${pending.id}: ${error.message}`),
+        );
       this.show(pending);
       deps.log.info(
         `comparison ${pending.id}: ${pending.candidates.length} candidates for ` +

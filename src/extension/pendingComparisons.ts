@@ -2,6 +2,9 @@
  * Comparisons shown and not yet judged, kept in the workspace's memento so that a window reload
  * does not lose them: the revived webview asks for its comparison id and gets the same
  * candidates and the same prompt snapshot back. The extension side is the source of truth.
+ *
+ * Reads come from memory; writes go through to the memento in order, off the path from the
+ * command to the candidates on screen (the write has resolved long before a user can reload).
  */
 import type { PendingComparison } from './comparison';
 
@@ -16,32 +19,43 @@ const KEY = 'codeRlhf.pendingComparisons';
 const MAX_PENDING = 10;
 
 export class PendingComparisons {
-  constructor(private readonly memento: MementoLike) {}
+  private items: PendingComparison[];
+  private writing: Promise<void> = Promise.resolve();
 
-  private all(): PendingComparison[] {
-    const stored = this.memento.get<PendingComparison[]>(KEY);
-    return Array.isArray(stored) ? stored : [];
+  constructor(private readonly memento: MementoLike) {
+    const stored = memento.get<PendingComparison[]>(KEY);
+    this.items = Array.isArray(stored) ? stored : [];
   }
 
   get(id: string): PendingComparison | undefined {
-    return this.all().find((p) => p.id === id);
+    return this.items.find((p) => p.id === id);
   }
 
   /** The most recently added comparison, if any. */
   latest(): PendingComparison | undefined {
-    const all = this.all();
-    return all[all.length - 1];
+    return this.items[this.items.length - 1];
   }
 
-  async put(pending: PendingComparison): Promise<void> {
-    const rest = this.all().filter((p) => p.id !== pending.id);
-    await this.memento.update(KEY, [...rest, pending].slice(-MAX_PENDING));
+  /** Adds or replaces `pending`; resolves when the memento holds it. */
+  put(pending: PendingComparison): Promise<void> {
+    const rest = this.items.filter((p) => p.id !== pending.id);
+    this.items = [...rest, pending].slice(-MAX_PENDING);
+    return this.persist();
   }
 
-  async delete(id: string): Promise<void> {
-    await this.memento.update(
-      KEY,
-      this.all().filter((p) => p.id !== id),
-    );
+  delete(id: string): Promise<void> {
+    this.items = this.items.filter((p) => p.id !== id);
+    return this.persist();
+  }
+
+  /** Resolves when every write so far has reached the memento. */
+  flushed(): Promise<void> {
+    return this.writing;
+  }
+
+  private persist(): Promise<void> {
+    const snapshot = this.items;
+    this.writing = this.writing.then(() => this.memento.update(KEY, snapshot));
+    return this.writing;
   }
 }

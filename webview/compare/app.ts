@@ -159,6 +159,7 @@ export class CompareApp {
           this.input = undefined;
           this.submitted = false;
           this.el.candidates.replaceChildren();
+          delete this.el.candidates.dataset.comparisonId;
           this.api.setState(undefined);
           this.updateControls();
         }
@@ -238,6 +239,7 @@ export class CompareApp {
       return card;
     });
     this.el.candidates.replaceChildren(...cards);
+    this.el.candidates.dataset.comparisonId = comparison.id;
   }
 
   private span(token: Token, extra?: string): HTMLSpanElement {

@@ -181,7 +181,9 @@ describe('compare controller', () => {
     const log = quietLog();
     const channel = new WebviewChannel<HostToCompare>(log);
     const port = new FakePort();
-    const revived = new CompareController({ ...t.deps, channel, log });
+    await t.deps.pending.flushed();
+    const pending = new PendingComparisons(t.memento);
+    const revived = new CompareController({ ...t.deps, channel, log, pending });
     channel.attach(port);
     revived.restore('cmp2');
     channel.onReady();
@@ -288,10 +290,11 @@ describe('compare controller', () => {
   });
 
   it('D1: identical samples are shown once and a double vote is stored once', async () => {
+    let calls = 0;
     const t = setup({
       generate: async (request) => ({
         candidates: candidates(
-          request.seed % 2 === 0
+          ++calls && request.seed % 2 === 0
             ? ['same', 'same', 'other', 'third']
             : ['same', 'other', 'third', 'same'],
         ),
@@ -306,6 +309,7 @@ describe('compare controller', () => {
       'same',
       'third',
     ]);
+    assert.strictEqual(calls, 1, 'three distinct candidates are enough to compare');
     await Promise.all([
       t.controller.onJudgment(pending!.id, { kind: 'pick', best: 0 }),
       t.controller.onJudgment(pending!.id, { kind: 'pick', best: 0 }),
@@ -341,6 +345,22 @@ describe('compare controller', () => {
     assert.ok(record.decisionMs! > 0 && record.generationMs! >= 0);
     assert.strictEqual(t.inserted.length, 1);
     assert.strictEqual(t.inserted[0].text, record.candidates[2].text);
+  });
+
+  it('asks once more when every sample is the same text', async () => {
+    const seeds: number[] = [];
+    const t = setup({
+      generate: async (request) => {
+        seeds.push(request.seed);
+        const texts = seeds.length === 1 ? ['x', 'x', 'x', 'x'] : ['x', 'y', 'x', 'z'];
+        return { candidates: candidates(texts), latencyMs: 1, model: 'tiny' };
+      },
+    });
+    t.versions.set(snapshot(1, '').uri, 1);
+    const pending = await t.controller.compare(snapshot(1, 'w'));
+    assert.deepStrictEqual(seeds.length, 2);
+    assert.notStrictEqual(seeds[0], seeds[1]);
+    assert.deepStrictEqual(pending!.candidates.map((c) => c.text).sort(), ['x', 'y', 'z']);
   });
 
   it('rejects a judgment naming a position that was not shown', async () => {
