@@ -5,7 +5,15 @@
  */
 import * as path from 'path';
 import { canonicalDim, Dim, formatShape, Shape } from './dims';
-import { DType, fromValues, isFloat, TypedArray, arrayMatchesDType, arrayTypeName } from './dtype';
+import {
+  arrayMatchesDType,
+  arrayTypeName,
+  DType,
+  DTYPE_BYTES,
+  fromValues,
+  ONNX_DTYPE,
+  TypedArray,
+} from './dtype';
 import { encodeModel } from './onnxProto';
 
 export type AttrValue =
@@ -182,7 +190,7 @@ export class Graph {
     external: ExternalData,
     options: { castTo?: DType } = {},
   ): Tensor {
-    const bytes = shape.reduce((a, b) => a * b, 1) * bytesPer(dtype);
+    const bytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     if (external.length !== bytes) {
       throw new GraphBuildError(
         `external initializer "${name}": ${dtype}${formatShape(shape)} needs ${bytes} bytes, ` +
@@ -203,7 +211,7 @@ export class Graph {
       options.castTo ?? (dtype === 'float16' || dtype === 'bfloat16' ? 'float32' : dtype);
     if (castTo === dtype) return raw;
     return this.node('Cast', [raw], [{ dtype: castTo, shape }], {
-      to: { type: 'int', value: onnxCode(castTo) },
+      to: { type: 'int', value: ONNX_DTYPE[castTo] },
     })[0];
   }
 
@@ -425,34 +433,6 @@ function specOf(t: Tensor): TensorSpec {
   return { name: t.name, dtype: t.dtype, shape: [...t.shape] };
 }
 
-function bytesPer(dtype: DType): number {
-  return {
-    float32: 4,
-    float64: 8,
-    float16: 2,
-    bfloat16: 2,
-    int64: 8,
-    int32: 4,
-    int8: 1,
-    uint8: 1,
-    bool: 1,
-  }[dtype];
-}
-
-function onnxCode(dtype: DType): number {
-  return {
-    float32: 1,
-    uint8: 2,
-    int8: 3,
-    int32: 6,
-    int64: 7,
-    bool: 9,
-    float16: 10,
-    float64: 11,
-    bfloat16: 16,
-  }[dtype];
-}
-
 function checkData(what: string, dtype: DType, shape: readonly number[], data: TypedArray): void {
   if (!arrayMatchesDType(data, dtype)) {
     throw new GraphBuildError(
@@ -466,5 +446,3 @@ function checkData(what: string, dtype: DType, shape: readonly number[], data: T
     );
   }
 }
-
-export { isFloat };
