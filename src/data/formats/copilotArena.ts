@@ -7,6 +7,7 @@ import { promises as fsp } from 'fs';
 import { contentId, importedCandidate, importedJudgment } from '../recordFactory';
 import { parseCsv } from './csv';
 import type { ImportOptions, ImportResult } from './importResult';
+import { addRecord } from './importResult';
 
 export const ARENA_COLUMNS = [
   'prefix',
@@ -84,7 +85,8 @@ export function importArenaCsvText(text: string, options: ImportOptions = {}): I
       });
       continue;
     }
-    result.records.push(
+    addRecord(
+      result,
       importedJudgment({
         id: contentId('arena', [line, fields]),
         origin: 'import:copilot-arena',
@@ -94,6 +96,7 @@ export function importArenaCsvText(text: string, options: ImportOptions = {}): I
         candidates: [a, b],
         judgment: { kind: 'pick', best: accepted === 0 ? 'a' : 'b' },
       }),
+      line,
     );
   }
   return result;

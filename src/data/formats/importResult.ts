@@ -1,4 +1,5 @@
 import type { PreferenceRecord } from '../../protocol/records';
+import { RecordValidationError, validateRecord } from '../recordSchema';
 
 /** A line or row that was not imported (rejected) or imported with a caveat (warning). */
 export interface ImportIssue {
@@ -35,4 +36,18 @@ export interface ImportOptions {
 export function countNote(count: number, singular: string, plural: string, why: string): string[] {
   if (count === 0) return [];
   return [`${count} ${count === 1 ? singular : plural} ${why}`];
+}
+
+/**
+ * Adds a converted record after checking it against the store schema, so a line whose values
+ * convert to an invalid record (a bad timestamp, a fractional position) is rejected with its
+ * line number instead of failing the whole import later in the store.
+ */
+export function addRecord(result: ImportResult, record: PreferenceRecord, line: number): void {
+  try {
+    result.records.push(validateRecord(record));
+  } catch (error) {
+    if (!(error instanceof RecordValidationError)) throw error;
+    result.rejected.push({ line, reason: `converted record is invalid: ${error.message}` });
+  }
 }

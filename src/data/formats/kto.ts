@@ -19,6 +19,7 @@ import {
   type ExportResult,
   type ImportOptions,
   type ImportResult,
+  addRecord,
 } from './importResult';
 
 export interface KtoExportOptions {
@@ -137,7 +138,8 @@ export async function importKto(file: string, options: ImportOptions = {}): Prom
         );
       }
       const suffix = typeof o.suffix === 'string' ? o.suffix : '';
-      result.records.push(
+      addRecord(
+        result,
         importedImplicit({
           id: contentId('kto', [line.line, o]),
           origin: 'import:kto',
@@ -148,6 +150,7 @@ export async function importKto(file: string, options: ImportOptions = {}): Prom
           candidate,
           outcome: o.label ? 'accepted' : 'rejected',
         }),
+        line.line,
       );
     } catch (error) {
       if (!(error instanceof LineError)) throw error;

@@ -19,6 +19,7 @@ import {
   type ExportResult,
   type ImportOptions,
   type ImportResult,
+  addRecord,
 } from './importResult';
 
 export function exportRankings(records: readonly PreferenceRecord[]): ExportResult {
@@ -151,7 +152,8 @@ export async function importRankings(
         judgment = { kind: 'none-good' };
       }
       const id = typeof o.id === 'string' && o.id !== '' ? o.id : `rankings-line-${line.line}`;
-      result.records.push(
+      addRecord(
+        result,
         importedJudgment({
           id,
           origin: 'import:rankings',
@@ -165,6 +167,7 @@ export async function importRankings(
           language: typeof o.language === 'string' ? o.language : undefined,
           timestamp: typeof o.timestamp === 'string' ? o.timestamp : undefined,
         }),
+        line.line,
       );
     } catch (error) {
       if (!(error instanceof LineError)) throw error;

@@ -14,6 +14,7 @@ import {
   type ExportResult,
   type ImportOptions,
   type ImportResult,
+  addRecord,
 } from './importResult';
 
 /** Result of splitting two full texts into a shared prompt and two completions. */
@@ -184,7 +185,8 @@ export async function importTrl(file: string, options: ImportOptions = {}): Prom
         meta.margin = o.margin;
       }
       if (parsed.warning) result.warnings.push({ line: line.line, reason: parsed.warning });
-      result.records.push(
+      addRecord(
+        result,
         importedJudgment({
           id: contentId('trl', [line.line, o]),
           origin: 'import:trl',
@@ -196,6 +198,7 @@ export async function importTrl(file: string, options: ImportOptions = {}): Prom
           judgment: { kind: 'pick', best: 'c0' },
           meta,
         }),
+        line.line,
       );
     } catch (error) {
       if (!(error instanceof LineError)) throw error;

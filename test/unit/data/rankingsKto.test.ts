@@ -74,6 +74,33 @@ describe('rankings and KTO formats', () => {
     }
   });
 
+  it('a rankings line whose values make an invalid record is rejected by line, the rest kept', async () => {
+    const file = path.join(dir, 'bad-rankings.jsonl');
+    const good = { prompt: 'p', completions: ['a', 'b'], best: 0 };
+    writeFileSync(
+      file,
+      [
+        good,
+        { ...good, positions: [0, 1.5] },
+        { ...good, timestamp: 'last tuesday' },
+        { ...good, best: 2 },
+        { ...good, ranking: [[0]], best: undefined, none_good: true },
+      ]
+        .map((o) => JSON.stringify(o))
+        .join('\n'),
+    );
+    const result = await importFile(file, 'rankings');
+    assert.strictEqual(result.records.length, 1);
+    assert.deepStrictEqual(
+      result.rejected.map((r) => r.line),
+      [2, 3, 4, 5],
+    );
+    assert.match(result.rejected[0].reason, /candidates\[1\]\.position/);
+    assert.match(result.rejected[1].reason, /key "timestamp"/);
+    assert.match(result.rejected[2].reason, /"best" must be an index 0\.\.1, got 2/);
+    assert.match(result.rejected[3].reason, /exactly one of "best", "ranking", "none_good"/);
+  });
+
   it('KTO labels: pick best good and others bad; ranking top good, bottom bad, middle left out', async () => {
     const records: PreferenceRecord[] = [
       sampleJudgment('pick', {}, 3),
