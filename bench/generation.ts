@@ -211,7 +211,55 @@ function torchBaseline(promptTokens: number): string {
   return `${parsed.decode_tok_s.toFixed(1)} tok/s decode, ${parsed.prefill_ms.toFixed(1)} ms prefill (torch ${parsed.torch})`;
 }
 
+/** Parity of the engine's forward pass with the PyTorch reference fixtures. */
+async function parity(): Promise<void> {
+  console.log('| fixture | max abs logits error | max abs / max abs logit | greedy ids match |');
+  console.log('| --- | --- | --- | --- |');
+  for (const name of ['tiny-llama', 'tiny-qwen2', 'tiny-llama3rope']) {
+    const dir = path.join(ROOT, 'test/fixtures/model', name);
+    const reference = JSON.parse(
+      fs.readFileSync(path.join(ROOT, 'test/fixtures/model/reference', `${name}.json`), 'utf8'),
+    ) as { prompts: { ids: number[]; logits: number[]; greedy: number[] }[] };
+    const generator = await loadGenerator(dir, { threads: THREADS });
+    const runtime = generator.runtime;
+    const outputs = await runtime.logits(reference.prompts.map((p) => p.ids));
+    let maxAbs = 0;
+    let maxRef = 0;
+    outputs.forEach((logits, i) => {
+      const expected = reference.prompts[i].logits;
+      for (let j = 0; j < expected.length; j++) {
+        maxAbs = Math.max(maxAbs, Math.abs(logits[j] - expected[j]));
+        maxRef = Math.max(maxRef, Math.abs(expected[j]));
+      }
+    });
+    let matches = 0;
+    for (const p of reference.prompts) {
+      let step = await runtime.step(
+        runtime.emptyCache(1),
+        p.ids,
+        p.ids.map((_, i) => i),
+      );
+      const ids: number[] = [];
+      for (let s = 0; s < p.greedy.length; s++) {
+        let best = 0;
+        for (let v = 1; v < runtime.vocabSize; v++)
+          if (step.logits[v] > step.logits[best]) best = v;
+        ids.push(best);
+        step = await runtime.step(step.cache, [best], [step.cache.length]);
+      }
+      if (ids.join() === p.greedy.join()) matches++;
+    }
+    await generator.dispose();
+    console.log(
+      `| ${name} | ${maxAbs.toExponential(2)} | ${(maxAbs / maxRef).toExponential(2)} | ` +
+        `${matches}/${reference.prompts.length} prompts x ${reference.prompts[0].greedy.length} tokens |`,
+    );
+  }
+  console.log('');
+}
+
 async function main(): Promise<void> {
+  await parity();
   const rows: Row[] = [];
   rows.push(
     await benchModel(path.join(ROOT, 'test/fixtures/model/tiny-llama'), 'fixture tiny-llama'),
