@@ -4,17 +4,27 @@
 //   npm run test:e2e -- --grep dashboard     # extra arguments go to mocha
 //   npm run test:e2e -- --no-build           # reuse dist/ (still repackages the VSIX)
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { packageExtension, repoRoot } from './package.mjs';
+import { hostTarget, packageExtension, repoRoot, vsixPath } from './package.mjs';
 
 const started = Date.now();
 const args = process.argv.slice(2);
 const build = !args.includes('--no-build');
 const mochaArgs = args.filter((arg) => arg !== '--no-build');
 
+// A private VSIX path: other engineers may package in this working tree at the same time.
+const vsixDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-vsix-'));
+process.on('exit', () => fs.rmSync(vsixDir, { recursive: true, force: true }));
+// Ctrl-C also reaches mocha, which stops the server; then this process cleans up and exits.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+
 let vsix;
 try {
-  vsix = packageExtension({ build });
+  const out = path.join(vsixDir, path.basename(vsixPath(hostTarget())));
+  vsix = packageExtension({ build, out });
 } catch (error) {
   console.error(`test:e2e: ${error.message}`);
   process.exit(1);

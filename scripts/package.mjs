@@ -170,11 +170,59 @@ function formatSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB (${bytes} bytes)`;
 }
 
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Several engineers build and package in one working tree at the same time; webpack writing
+ * dist/ while vsce reads it would ship torn files. One build+package at a time: the lock is a
+ * folder (mkdir is atomic) holding the owner's pid, taken over when its owner is dead.
+ */
+function withPackageLock(action) {
+  const lock = path.join(repoRoot, '.e2e', 'package.lock');
+  const owner = path.join(lock, 'pid');
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + 10 * 60_000;
+  for (let waited = false; ;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(owner, String(process.pid));
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    const pid = Number(fs.existsSync(owner) ? fs.readFileSync(owner, 'utf8') : NaN);
+    if (Number.isInteger(pid) && !isAlive(pid)) {
+      fs.rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${lock} held by pid ${pid} for 10 minutes`);
+    if (!waited) console.log(`package: waiting for another build (pid ${pid}) to finish`);
+    waited = true;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+  try {
+    return action();
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /**
  * Builds (unless `build` is false) and packages the extension for `target`; returns the VSIX
  * path. Throws with the list of problems when the VSIX content is wrong.
  */
-export function packageExtension({ target = hostTarget(), out, build = true } = {}) {
+export function packageExtension(options = {}) {
+  return withPackageLock(() => packageUnlocked(options));
+}
+
+function packageUnlocked({ target = hostTarget(), out, build = true }) {
   if (!(target in ORT_FOLDERS)) {
     throw new Error(
       `unsupported target ${JSON.stringify(target)}: onnxruntime-node ships binaries for ` +
@@ -217,7 +265,8 @@ export function packageExtension({ target = hostTarget(), out, build = true } = 
       throw new Error(`VSIX ${vsix} is wrong:\n  ${problems.join('\n  ')}`);
     }
     const size = fs.statSync(vsix).size;
-    console.log(`VSIX ${path.relative(repoRoot, vsix)}: ${target}, ${shipped.length} files`);
+    const shown = vsix.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, vsix) : vsix;
+    console.log(`VSIX ${shown}: ${target}, ${shipped.length} files`);
     console.log(`VSIX size: ${formatSize(size)}`);
     return vsix;
   } finally {

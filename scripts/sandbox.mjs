@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { require as tsxRequire } from 'tsx/cjs/api';
-import { packageExtension, repoRoot } from './package.mjs';
+import { hostTarget, packageExtension, repoRoot, vsixPath } from './package.mjs';
 
 function parseArgs(argv) {
   const options = { port: undefined, build: true };
@@ -33,7 +33,11 @@ function parseArgs(argv) {
 
 async function main() {
   const options = parseArgs(process.argv.slice(2));
-  const vsix = packageExtension({ build: options.build });
+  // A private VSIX path: other engineers may package in this working tree at the same time.
+  const vsixDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-vsix-'));
+  process.on('exit', () => fs.rmSync(vsixDir, { recursive: true, force: true }));
+  const out = path.join(vsixDir, path.basename(vsixPath(hostTarget())));
+  const vsix = packageExtension({ build: options.build, out });
   const { startCodeServer } = tsxRequire('../test/e2e/support/codeServer.ts', import.meta.url);
 
   // Edits made in the sandbox go to a throwaway copy; sandbox/ stays as committed.
