@@ -87,6 +87,17 @@ export class LlamaGenerator implements CompletionGenerator {
       );
     }
     const prompt = buildPrompt(model.tokenizer, request.prefix, request.suffix, budget);
+    if (prompt.ids.length === 0) {
+      // An empty document with no BOS: start from the document separator, as these models
+      // were trained to (GPT-2 style <|endoftext|>).
+      const start = model.config.bosTokenId ?? model.generation.bosTokenId ?? model.tokenizer.eosId;
+      if (start === undefined) {
+        throw new RangeError(
+          'the prompt is empty and the model defines no bos or eos token to start from',
+        );
+      }
+      prompt.ids.push(start);
+    }
     const stop: StopSettings = {
       stopIds: model.stopIds,
       stopStrings: request.stopStrings ?? [],

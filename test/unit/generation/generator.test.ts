@@ -124,6 +124,17 @@ describe('generator on the tiny checkpoint', () => {
     assert.notDeepStrictEqual(result.candidates, base.candidates);
   });
 
+  it('completes an empty document', async () => {
+    const qwen = await loadGenerator(path.join(FIXTURES, 'tiny-qwen2'), { threads: 1 });
+    try {
+      const result = await qwen.completeDetailed({ ...request, prefix: '', count: 1 });
+      assert.deepStrictEqual(result.promptIds, [qwen.runtime.model.tokenizer.eosId]);
+      assert.ok(result.candidates[0].tokenIds.length > 0);
+    } finally {
+      await qwen.dispose();
+    }
+  });
+
   it('rejects bad requests by field, and aborts with an AbortError', async () => {
     await assert.rejects(generator.complete({ ...request, count: 0 }), /request.count/);
     await assert.rejects(generator.complete({ ...request, topP: 2 }), /topP/);
