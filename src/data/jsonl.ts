@@ -12,6 +12,8 @@ export interface JsonlLine {
   end: number;
   /** False for a last line with no '\n' after it (e.g. torn by a crash). */
   terminated: boolean;
+  /** Only in lenient mode: the bytes were not valid UTF-8 (`text` is then ''). */
+  invalidUtf8?: boolean;
 }
 
 export class JsonlDecodeError extends Error {}
@@ -32,16 +34,33 @@ function decodeLine(parts: Buffer[], line: number, start: number, source: string
   return text;
 }
 
+function decode(
+  parts: Buffer[],
+  line: number,
+  start: number,
+  source: string,
+  lenient: boolean,
+): { text: string; invalidUtf8?: boolean } {
+  try {
+    return { text: decodeLine(parts, line, start, source) };
+  } catch (error) {
+    if (lenient && error instanceof JsonlDecodeError) return { text: '', invalidUtf8: true };
+    throw error;
+  }
+}
+
 /**
  * Reads a file line by line from byte `startOffset`, in 1 MiB chunks, so lines of any length
  * (many megabytes) are returned whole. Handles a UTF-8 BOM, CRLF endings and a final line with
  * no newline. Blank lines are yielded too (callers skip them); `line` numbers count from
- * `firstLine` (1 when reading from the start).
+ * `firstLine` (1 when reading from the start). A line that is not valid UTF-8 throws, or in
+ * `lenient` mode is yielded with `invalidUtf8` set (a crash can cut a write inside a character).
  */
 export async function* readLines(
   path: string,
   startOffset = 0,
   firstLine = 1,
+  lenient = false,
 ): AsyncGenerator<JsonlLine> {
   const handle = await fsp.open(path, 'r');
   try {
@@ -60,8 +79,8 @@ export async function* readLines(
         pending.push(Buffer.from(chunk.subarray(from, nl)));
         const end = position + nl + 1;
         yield {
+          ...decode(pending, line, lineStart, path, lenient),
           line,
-          text: decodeLine(pending, line, lineStart, path),
           start: lineStart,
           end,
           terminated: true,
@@ -76,8 +95,8 @@ export async function* readLines(
     }
     if (pending.length > 0) {
       yield {
+        ...decode(pending, line, lineStart, path, lenient),
         line,
-        text: decodeLine(pending, line, lineStart, path),
         start: lineStart,
         end: position,
         terminated: false,

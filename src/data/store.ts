@@ -121,14 +121,14 @@ export async function openStore(
     if (stat.ino !== index.ino || stat.size < index.bytes) {
       Object.assign(index, { ino: stat.ino, bytes: 0, ids: new Set(), nextLine: 1 });
     }
-    for await (const line of readLines(storePath, index.bytes, index.nextLine)) {
+    for await (const line of readLines(storePath, index.bytes, index.nextLine, true)) {
       if (!line.terminated) {
-        await repairTail(line.start, line.text, report);
+        await repairTail(line.start, line.invalidUtf8 ? null : line.text, report);
         break;
       }
       index.bytes = line.end;
       index.nextLine = line.line + 1;
-      if (line.text.trim() === '') continue;
+      if (line.invalidUtf8 || line.text.trim() === '') continue;
       const id = idOf(line.text);
       // Limitation: a corrupt line in the middle (not written by this code) is left in place
       // for `data validate` to report; appends continue after it.
@@ -137,13 +137,18 @@ export async function openStore(
     return report;
   }
 
-  async function repairTail(start: number, text: string, report: RepairReport): Promise<void> {
+  /** `text` is null when the torn bytes are not even valid UTF-8 (cut inside a character). */
+  async function repairTail(
+    start: number,
+    text: string | null,
+    report: RepairReport,
+  ): Promise<void> {
     const handle = await fsp.open(storePath, 'r+');
     try {
       const size = (await handle.stat()).size;
       let record: PreferenceRecord | null = null;
       try {
-        record = parseRecordLine(text, index.nextLine);
+        record = text === null ? null : parseRecordLine(text, index.nextLine);
       } catch {
         record = null;
       }

@@ -18,7 +18,12 @@ export class FormatError extends Error {}
 /** Reads our own record JSONL (a store file), reporting bad lines by number and key. */
 export async function importRecords(file: string): Promise<ImportResult> {
   const result: ImportResult = { format: 'records', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file)) {
+  for await (const line of readLines(file, 0, 1, true)) {
+    if (line.invalidUtf8) {
+      const where = line.terminated ? 'line' : 'unterminated last line (torn write?)';
+      result.rejected.push({ line: line.line, reason: `${where} is not valid UTF-8` });
+      continue;
+    }
     if (line.text.trim() === '') continue;
     try {
       result.records.push(parseRecordLine(line.text, line.line));

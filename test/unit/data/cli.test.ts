@@ -101,6 +101,13 @@ describe('code-rlhf data CLI', () => {
     const repaired = await cli('data', 'repair', store);
     assert.match(repaired.out, /moved a torn last line \(33 bytes\) to .*prefs\.jsonl\.torn-/);
     assert.strictEqual((await cli('data', 'validate', store)).code, 0);
+    writeFileSync(store, Buffer.concat([readFileSync(store), Buffer.from([0x7b, 0xc3])]));
+    const cutInCharacter = await cli('data', 'validate', store);
+    assert.strictEqual(cutInCharacter.code, 1);
+    assert.match(
+      cutInCharacter.err,
+      /prefs\.jsonl:5: unterminated last line \(torn write\?\) is not valid UTF-8/,
+    );
   });
 
   it('stats on the shared CSV reports the position bias', async () => {

@@ -132,6 +132,22 @@ describe('preference store', () => {
     );
   });
 
+  it('repairs a tail cut inside a multi-byte character', async () => {
+    const store = await openStore(file);
+    await store.append(sampleJudgment('a'));
+    const line = Buffer.from(JSON.stringify(sampleJudgment('é')));
+    const cut = line.subarray(0, line.indexOf(Buffer.from('é')) + 1); // first byte of "é" only
+    appendFileSync(file, cut);
+    const report = await (await openStore(file)).repair();
+    assert.strictEqual(report.tornBytes, cut.length);
+    assert.ok(readFileSync(report.sideFile!).equals(cut));
+    assert.strictEqual((await store.append(sampleJudgment('é'))).written, true);
+    assert.deepStrictEqual(
+      (await store.readAll()).map((r) => r.id),
+      ['a', 'é'],
+    );
+  });
+
   it('keeps a complete record that lost only its newline', async () => {
     const store = await openStore(file);
     await store.append(sampleJudgment('a'));
