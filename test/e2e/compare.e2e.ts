@@ -144,7 +144,68 @@ describe('compare completions in a real VS Code', () => {
       () => 'the panel never said the judgment was recorded',
     );
     await screenshot(page, 'compare-after-pick');
+    // The status bar counts the new judgment (model, adapter, count).
+    await waitFor(
+      async () =>
+        (await page.locator('.statusbar').textContent())?.includes('tiny-llama · base · 1 judgment')
+          ? true
+          : undefined,
+      async () => `status bar: ${await page.locator('.statusbar').textContent()}`,
+    );
     assert.deepStrictEqual(blockedRequests, []);
+  });
+
+  it('keeps a pending comparison across a window reload and records it once', async function () {
+    this.timeout(240_000);
+    const folder = makeWorkspace({
+      'codeRlhf.modelPath': MODEL,
+      'codeRlhf.storeScope': 'workspace',
+      'codeRlhf.inlineSuggestions': false,
+      'codeRlhf.insertChosen': false,
+    });
+    folders.push(folder);
+    const original = fs.readFileSync(path.join(folder, FILE), 'utf8');
+    const { page } = await openTestWorkbench(e2e().server.url(folder));
+    await openFile(page, FILE);
+    await putCursorAtEndOfLine(page, CURSOR_LINE);
+    await page.keyboard.press('Control+Alt+Enter');
+    let frame = await findFrameWith(page, '.candidate', 60_000);
+    const idOf = (f: Frame) =>
+      f.evaluate(() => (document.querySelector('.candidates') as HTMLElement).dataset.comparisonId);
+    const before = { id: await idOf(frame), texts: await candidateTexts(frame) };
+    assert.ok(before.id && before.texts.length >= 2);
+    // Let the webview state and the workspace state settle, then reload the window.
+    await page.waitForTimeout(1_000);
+    await page.reload();
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    frame = await findFrameWith(page, '.candidate', 90_000);
+    await waitFor(
+      async () => ((await idOf(frame)) === before.id ? true : undefined),
+      async () => `the revived panel shows ${await idOf(frame)}, not ${before.id}`,
+    );
+    assert.deepStrictEqual(await candidateTexts(frame), before.texts);
+    await screenshot(page, 'compare-after-reload');
+    await frame.locator('.status').click();
+    await page.keyboard.press('1');
+    await page.keyboard.press('1');
+    const storePath = path.join(folder, '.code-rlhf', 'judgments.jsonl');
+    const records = await waitFor(
+      () => {
+        if (!fs.existsSync(storePath)) return undefined;
+        const lines = fs.readFileSync(storePath, 'utf8').split('\n').filter(Boolean);
+        return lines.length > 0 ? lines.map((l) => JSON.parse(l)) : undefined;
+      },
+      () => `no record after the reload; log:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+    );
+    await page.waitForTimeout(500);
+    assert.strictEqual(fs.readFileSync(storePath, 'utf8').split('\n').filter(Boolean).length, 1);
+    assert.strictEqual(records[0].id, before.id);
+    const cursor = original.split('\n').slice(0, CURSOR_LINE).join('\n').length;
+    assert.strictEqual(records[0].prompt.prefix, original.slice(0, cursor));
+    const best = records[0].candidates.find(
+      (c: { id: string }) => c.id === records[0].judgment.best,
+    );
+    assert.strictEqual(best.text, before.texts[0]);
   });
 
   it('renders a candidate holding markup as literal text inside the real webview', async function () {

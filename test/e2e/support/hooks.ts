@@ -62,7 +62,7 @@ export const mochaHooks = {
           '`npm run test:e2e`, which builds the VSIX first',
       );
     }
-    fs.rmSync(OUTPUT_DIR, { recursive: true, force: true });
+    // Not emptied first: another run in this working tree may be writing there right now.
     fs.mkdirSync(OUTPUT_DIR, { recursive: true });
     const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-workspace-'));
     fs.cpSync(path.join(REPO_ROOT, 'sandbox'), workspace, { recursive: true });
