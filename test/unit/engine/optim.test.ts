@@ -333,4 +333,29 @@ describe('engine optimizers in the graph', () => {
     await trainer.release();
     fs.rmSync(dir, { recursive: true });
   });
+
+  // Failure kind O3: sessions are created once per training graph, never per step.
+  it('creates its sessions once, not per step', async () => {
+    const { loss, w, b } = problem('float64');
+    const training = buildTraining(loss, [w, b], {
+      optimizer: { kind: 'adamw', learningRate: 0.01 },
+      accumulationSteps: 2,
+    });
+    const realCreate = EngineSession.create;
+    let creates = 0;
+    EngineSession.create = (...args: Parameters<typeof realCreate>) => {
+      creates++;
+      return realCreate(...args);
+    };
+    try {
+      const trainer = await Trainer.create(training, initParams(1, 'float64'));
+      assert.strictEqual(creates, 2, 'one update and one accumulate session');
+      for (let t = 1; t <= 5; t++)
+        await trainer.step([data(t, 'float64', 4), data(t + 50, 'float64', 4)]);
+      assert.strictEqual(creates, 2, 'no session created by steps');
+      await trainer.release();
+    } finally {
+      EngineSession.create = realCreate;
+    }
+  });
 });
