@@ -121,17 +121,22 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return file;
 }
 
-/** Polls `check` until it returns a value other than undefined; throws `describe()` on timeout. */
+/**
+ * Polls `check` until it returns a value other than undefined; on timeout throws with the text
+ * of `describe()` (which may be async, e.g. to read the page's current state).
+ */
 export async function waitFor<T>(
   check: () => T | undefined | Promise<T | undefined>,
-  describe: () => string,
+  describe: () => string | Promise<string>,
   timeoutMs = 20_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms: ${await describe()}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
