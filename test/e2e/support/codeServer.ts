@@ -95,7 +95,7 @@ function isInstalled(): boolean {
 
 /**
  * Installs code-server into `.e2e/code-server` unless the same version is already there.
- * Takes ~1.5 minutes and ~300 MB on a 2-core machine; output goes to `.e2e/install.log`.
+ * Takes 2-3 minutes and ~300 MB on a 2-core machine; output goes to `.e2e/install.log`.
  */
 export function ensureCodeServer(): string {
   if (isInstalled()) return ENTRY;
@@ -153,7 +153,7 @@ function acquireInstallLock(): () => void {
 
 function install(): string {
   for (const tool of ['chromium', 'rg']) {
-    if (!findOnPath(tool)) log(`warning: ${tool} is not on PATH (see README: Testing)`);
+    if (!findOnPath(tool)) log(`warning: ${tool} is not on PATH (see README: Installing and testing)`);
   }
   log(`installing code-server ${CODE_SERVER_VERSION} into ${INSTALL_DIR} (about 2 minutes)`);
   const started = Date.now();
