@@ -42,6 +42,8 @@ export class AbortError extends Error {
 
 interface CandidateState {
   index: number;
+  /** Characters of the text already streamed to the caller. */
+  streamed: number;
   rng: Rng;
   detokenizer: StreamingDetokenizer;
   tokens: number[];
@@ -71,10 +73,15 @@ export class LlamaGenerator implements CompletionGenerator {
     }));
   }
 
-  /** Like `complete`, with prompt ids, per-token log-probs and timings. */
+  /**
+   * Like `complete`, with prompt ids, per-token log-probs and timings. `onText` streams each
+   * candidate's text as it is decoded: chunks never split a UTF-8 character, never include text
+   * that a stop string or line limit will cut, and concatenate to the final `text`.
+   */
   async completeDetailed(
     request: CompletionRequest,
     signal?: AbortSignal,
+    onText?: (candidate: number, chunk: string) => void,
   ): Promise<DetailedResult> {
     validateRequest(request);
     const { model } = this.runtime;
@@ -124,6 +131,7 @@ export class LlamaGenerator implements CompletionGenerator {
     let firstTokenMs = 0;
     const states: CandidateState[] = Array.from({ length: request.count }, (_, index) => ({
       index,
+      streamed: 0,
       rng: new Rng(request.seed, index),
       detokenizer: new StreamingDetokenizer((id) => model.tokenizer.tokenBytes(id)),
       tokens: [],
@@ -165,6 +173,7 @@ export class LlamaGenerator implements CompletionGenerator {
           next.push(state);
           nextIds.push(token.id);
         }
+        if (onText) stream(state, stop.stopStrings, onText);
       });
       if (step === 0) firstTokenMs = performance.now() - started;
       if (next.length === 0) break;
@@ -181,6 +190,10 @@ export class LlamaGenerator implements CompletionGenerator {
       active = next;
     }
     const candidates = states.map((state) => finish(state));
+    if (onText) {
+      // Candidates that stopped on a stop id emitted everything in the loop above.
+      for (const state of states) stream(state, stop.stopStrings, onText);
+    }
     return {
       promptIds: prompt.ids,
       promptMode: prompt.mode,
@@ -207,6 +220,33 @@ export class LlamaGenerator implements CompletionGenerator {
   async dispose(): Promise<void> {
     this.adapters.clear();
     if (this.ownsRuntime) await this.runtime.dispose();
+  }
+}
+
+/**
+ * Sends the part of a candidate's text that is final: everything once it is done, otherwise all
+ * but a tail that could still turn out to be the start of a stop string.
+ */
+function stream(
+  state: CandidateState,
+  stopStrings: readonly string[],
+  onText: (candidate: number, chunk: string) => void,
+): void {
+  const text = state.detokenizer.text;
+  let end = state.done ? state.done.keepChars : text.length;
+  if (!state.done) {
+    for (const stop of stopStrings) {
+      for (let length = Math.min(stop.length - 1, text.length); length > 0; length--) {
+        if (text.endsWith(stop.slice(0, length))) {
+          end = Math.min(end, text.length - length);
+          break;
+        }
+      }
+    }
+  }
+  if (end > state.streamed) {
+    onText(state.index, text.slice(state.streamed, end));
+    state.streamed = end;
   }
 }
 

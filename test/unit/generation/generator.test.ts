@@ -51,7 +51,11 @@ function scriptedRuntime(scripts: number[][]): ModelRuntime {
       if (step > 0 && cache.batch < alive.length) {
         const remaining: number[] = [];
         for (const id of ids) {
-          const c = alive.find((i) => !remaining.includes(i) && scripts[i][step - 1] === id);
+          const c = alive.find(
+            (i) =>
+              !remaining.includes(i) &&
+              scripts[i][Math.min(step - 1, scripts[i].length - 1)] === id,
+          );
           remaining.push(c as number);
         }
         alive = remaining;
@@ -152,7 +156,8 @@ describe('generator on the tiny checkpoint', () => {
 describe('generator stopping with a scripted model (C5)', () => {
   const model = loadModel(MODEL);
   const tok = model.tokenizer;
-  const [x, y, z] = tok.encodePlain('x y');
+  const [x, y] = tok.encodePlain('x y'); // 'x', ' y'
+  const [z] = tok.encodePlain('z');
   const run = (scripts: number[][], extra: Partial<CompletionRequest> = {}) =>
     createGenerator(scriptedRuntime(scripts)).complete({
       ...request,
@@ -190,6 +195,25 @@ describe('generator stopping with a scripted model (C5)', () => {
     assert.strictEqual(half.text, 'x');
     const [whole] = await run([[x, euro[0], euro[1], euro[2]]], { maxNewTokens: 4 });
     assert.strictEqual(whole.text, 'x€');
+  });
+
+  it('streams text that concatenates to the final text and never shows a cut stop string', async () => {
+    const newline = tok.encodePlain('\n')[0];
+    const euro = [...Buffer.from('€', 'utf8')];
+    const chunks: string[][] = [[], []];
+    const result = await createGenerator(
+      scriptedRuntime([
+        [x, euro[0], euro[1], euro[2], y, newline, z, x],
+        [x, y, z, newline, x],
+      ]),
+    ).completeDetailed(
+      { ...request, count: 2, stopStrings: [' y\n'], maxNewTokens: 8 },
+      undefined,
+      (candidate, chunk) => chunks[candidate].push(chunk),
+    );
+    result.candidates.forEach((c, i) => assert.strictEqual(chunks[i].join(''), c.text));
+    assert.strictEqual(result.candidates[0].text, 'x€');
+    assert.ok(chunks[0].every((chunk) => !chunk.includes('\uFFFD') && !chunk.includes(' y')));
   });
 
   it('finished candidates leave the batch while the others continue', async () => {
