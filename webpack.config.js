@@ -1,6 +1,7 @@
 // Three bundles: the extension host code, the model host (trainer) process, and the webview
 // scripts. onnxruntime-node is a native addon, so it stays external and ships in node_modules.
 const path = require('path');
+const webpack = require('webpack');
 
 const tsRule = {
   test: /\.ts$/,
@@ -42,6 +43,10 @@ module.exports = (_env, argv) => {
         libraryTarget: 'commonjs2',
       },
       externals: { 'onnxruntime-node': 'commonjs onnxruntime-node' },
+      // dist/cli.js is the package's `bin`, so it needs an interpreter line.
+      plugins: [
+        new webpack.BannerPlugin({ banner: '#!/usr/bin/env node', raw: true, include: /^cli\.js$/ }),
+      ],
     },
     {
       ...common,
