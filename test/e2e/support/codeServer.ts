@@ -153,7 +153,7 @@ function acquireInstallLock(): () => void {
 
 function install(): string {
   for (const tool of ['chromium', 'rg']) {
-    if (!findOnPath(tool)) log(`warning: ${tool} is not on PATH (see README: Installing and testing)`);
+    if (!findOnPath(tool)) log(`warning: ${tool} is not on PATH (README: Installing and testing)`);
   }
   log(`installing code-server ${CODE_SERVER_VERSION} into ${INSTALL_DIR} (about 2 minutes)`);
   const started = Date.now();
