@@ -45,7 +45,11 @@ module.exports = (_env, argv) => {
       externals: { 'onnxruntime-node': 'commonjs onnxruntime-node' },
       // dist/cli.js is the package's `bin`, so it needs an interpreter line.
       plugins: [
-        new webpack.BannerPlugin({ banner: '#!/usr/bin/env node', raw: true, include: /^cli\.js$/ }),
+        new webpack.BannerPlugin({
+          banner: '#!/usr/bin/env node',
+          raw: true,
+          include: /^cli\.js$/,
+        }),
       ],
     },
     {
