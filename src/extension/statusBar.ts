@@ -41,7 +41,8 @@ export class StatusBar implements vscode.Disposable {
     const { model, adapter, judgments, training } = this.info;
     const count = judgments === undefined ? '?' : String(judgments);
     const busy = training !== 'idle' ? '$(sync~spin) ' : '';
-    this.item.text = `${busy}$(beaker) ${model} · ${adapter} · ${count} judgments`;
+    const noun = judgments === 1 ? 'judgment' : 'judgments';
+    this.item.text = `${busy}$(beaker) ${model} · ${adapter} · ${count} ${noun}`;
     this.item.tooltip = new vscode.MarkdownString(
       [
         '**Code RLHF**',

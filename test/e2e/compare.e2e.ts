@@ -145,12 +145,13 @@ describe('compare completions in a real VS Code', () => {
     );
     await screenshot(page, 'compare-after-pick');
     // The status bar counts the new judgment (model, adapter, count).
+    let statusText = '';
     await waitFor(
-      async () =>
-        (await page.locator('.statusbar').textContent())?.includes('tiny-llama · base · 1 judgment')
-          ? true
-          : undefined,
-      async () => `status bar: ${await page.locator('.statusbar').textContent()}`,
+      async () => {
+        statusText = (await page.locator('.statusbar').textContent()) ?? '';
+        return statusText.includes('tiny-llama · base · 1 judgment') ? true : undefined;
+      },
+      () => `status bar: ${statusText}`,
     );
     assert.deepStrictEqual(blockedRequests, []);
   });
@@ -179,9 +180,10 @@ describe('compare completions in a real VS Code', () => {
     await page.reload();
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     frame = await findFrameWith(page, '.candidate', 90_000);
+    let shownId: string | undefined;
     await waitFor(
-      async () => ((await idOf(frame)) === before.id ? true : undefined),
-      async () => `the revived panel shows ${await idOf(frame)}, not ${before.id}`,
+      async () => ((shownId = await idOf(frame)) === before.id ? true : undefined),
+      () => `the revived panel shows ${shownId}, not ${before.id}`,
     );
     assert.deepStrictEqual(await candidateTexts(frame), before.texts);
     await screenshot(page, 'compare-after-reload');
