@@ -100,12 +100,40 @@ export function buildLlamaForward(
         lora: factors ? { a: factors.a, b: factors.b, scale: inputs.lora!.scale } : null,
       });
     };
+    // Projections that read the same input share one matmul over their concatenated weights
+    // (onnxruntime folds the concatenation into one initializer); LoRA deltas stay separate.
+    const fused = (input: Tensor, projections: Projection[]): Tensor[] => {
+      const parts = projections.map((p) => layer.linears[p]);
+      const weight = op.concat(
+        parts.map((lw) => w(lw.weight)),
+        0,
+      ); // [sum of outs, in]
+      const bias = parts.every((lw) => lw.bias)
+        ? op.concat(
+            parts.map((lw) => w(lw.bias!)),
+            0,
+          )
+        : null;
+      const outputs = op.split(
+        nn.linear(input, weight, { bias }),
+        -1,
+        parts.map((lw) => lw.outFeatures),
+      );
+      return outputs.map((out, i) => {
+        const factors = inputs.lora?.factors.get(parts[i].module);
+        if (!factors) return out;
+        const down = op.matMul(input, op.transpose(factors.a, [1, 0])); // [B, T, r]
+        const up = op.matMul(down, op.transpose(factors.b, [1, 0])); // [B, T, out]
+        return op.add(out, op.mul(up, inputs.lora!.scale));
+      });
+    };
     const normed = nn.rmsNorm(x, w(layer.inputNorm), config.rmsNormEps);
     const heads = (t: Tensor, n: number) =>
       op.transpose(op.reshape(t, ['B', 'T', n, d]), [0, 2, 1, 3]); // [B, n, T, D]
-    const q = nn.applyRope(heads(linear(normed, 'q_proj'), h), rope);
-    const k = nn.applyRope(heads(linear(normed, 'k_proj'), kv), rope);
-    const v = heads(linear(normed, 'v_proj'), kv);
+    const [qFlat, kFlat, vFlat] = fused(normed, ['q_proj', 'k_proj', 'v_proj']);
+    const q = nn.applyRope(heads(qFlat, h), rope);
+    const k = nn.applyRope(heads(kFlat, kv), rope);
+    const v = heads(vFlat, kv);
     present.push({ key: k, value: v });
     const attended = inputs.cache
       ? cachedAttention(q, k, v, inputs.cache.keys[l], inputs.cache.values[l], cacheMasks!)
@@ -113,7 +141,8 @@ export function buildLlamaForward(
     const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), ['B', 'T', h * d]);
     x = op.add(x, linear(merged, 'o_proj'));
     const normed2 = nn.rmsNorm(x, w(layer.postAttentionNorm), config.rmsNormEps);
-    const mlp = nn.swiGlu(linear(normed2, 'gate_proj'), linear(normed2, 'up_proj'));
+    const [gate, up] = fused(normed2, ['gate_proj', 'up_proj']);
+    const mlp = nn.swiGlu(gate, up);
     x = op.add(x, linear(mlp, 'down_proj'));
   });
   const hidden = nn.rmsNorm(x, w(weights.finalNorm), config.rmsNormEps);
