@@ -148,12 +148,9 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   if (arch === 'MistralForCausalLM' && raw.sliding_window != null)
     slidingWindow = int('sliding_window');
   if (arch === 'Qwen2ForCausalLM' && raw.use_sliding_window === true) {
+    // Limitation: Qwen2 applies the window only from layer max_window_layers on; we bound the
+    // whole sequence (prompt + completion) by the window instead, which is exact for every layer.
     slidingWindow = int('sliding_window');
-    if (raw.max_window_layers != null && raw.max_window_layers !== 0) {
-      // Limitation: Qwen2 applies the window only to layers from max_window_layers on; we apply
-      // it to every layer, which only matters for sequences longer than the window.
-      slidingWindow = int('sliding_window');
-    }
   }
 
   const llamaBias = arch === 'LlamaForCausalLM' && raw.attention_bias === true;
