@@ -34,6 +34,7 @@ export interface CommonConfig {
 
 export interface RewardModelConfig extends CommonConfig {
   epochs: number;
+  /** Judgments per optimizer step; each brings all its pairs, its candidates scored once. */
   batchSize: number;
   /** Fraction of distinct prompts held out for validation. */
   validationFraction: number;
@@ -127,7 +128,12 @@ const COMMON_DEFAULTS: CommonConfig = {
 export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
   ...common,
   epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
-  batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
+  batchSize: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    help: 'judgments (all their pairs) per optimizer step',
+  },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
   patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
   evalEvery: {

@@ -15,7 +15,7 @@ import { PPO_DEFAULTS, RM_DEFAULTS, type PpoConfig, type RewardModelConfig } fro
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
 import { Oracle, resolveOracleRule } from './oracle';
 import { sampleRollouts, trainPpo } from './ppo';
-import { oracleRecord, pairsFromRecords } from './preferences';
+import { oracleRankingRecord, pairsFromRecords, type TrainingPair } from './preferences';
 import { cutPrompts, readCodeSources } from './prompts';
 import { RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
 import { splitByPrompt } from './split';
@@ -30,8 +30,10 @@ export interface DemoConfig {
   oracle: string;
   labelNoise: number;
   positionBias: number;
-  /** Number of pairwise oracle judgments (one per prompt, two base samples each). */
+  /** Number of oracle judgments: one per prompt, ranking that prompt's base samples. */
   judgments: number;
+  /** Base samples shown per judgment (the comparison view's candidate count). */
+  candidatesPerJudgment: number;
   /** Prompts used only for PPO's held-out reward (rollback). */
   heldOutPrompts: number;
   /** Unseen prompts for the final blind evaluation. */
@@ -51,6 +53,7 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
   labelNoise: 0.1,
   positionBias: 0,
   judgments: 400,
+  candidatesPerJudgment: 4,
   heldOutPrompts: 16,
   evalPrompts: 100,
   temperature: 1,
@@ -129,7 +132,7 @@ export async function runDemo(
       .map((p) => p.prompt);
     const evalPrompts = all.slice(nJudgmentPrompts + config.heldOutPrompts).map((p) => p.prompt);
 
-    // 1. Judgments: two base samples per prompt, judged by the noisy oracle, stored as records.
+    // 1. Judgments: K base samples per prompt, ranked by the noisy oracle, stored as records.
     const oracle = new Oracle(rule, {
       labelNoise: config.labelNoise,
       positionBias: config.positionBias,
@@ -141,7 +144,7 @@ export async function runDemo(
       undefined,
       path.join(config.workDir, 'unused-adapter'),
       {
-        samples: 2,
+        samples: config.candidatesPerJudgment,
         temperature: config.temperature,
         maxNewTokens: config.maxNewTokens,
         maxLines: config.maxLines,
@@ -154,31 +157,23 @@ export async function runDemo(
     // Redaction is off: the texts are public held-out code, and the oracle checks exact strings.
     const store = await openStore(storeFile, { redact: false });
     let flips = 0;
-    const ruleVerdicts = new Map<string, number>();
     const records = judgmentPrompts.map((prompt, i) => {
-      const [a, b] = samples.filter((s) => s.promptIndex === i);
-      const { record, judgment } = oracleRecord(oracle, prompt, a.text, b.text, {
+      const texts = samples.filter((s) => s.promptIndex === i).map((s) => s.text);
+      const { record, judgment } = oracleRankingRecord(oracle, prompt, texts, {
         model: model.name,
         index: i,
       });
       if (judgment.flipped) flips++;
-      // The noise-free rule's difference, to measure the reward model against the rule itself.
-      ruleVerdicts.set(
-        `${prompt}\u0000${a.text}\u0000${b.text}`,
-        judgment.scoreA - judgment.scoreB,
-      );
-      ruleVerdicts.set(
-        `${prompt}\u0000${b.text}\u0000${a.text}`,
-        judgment.scoreB - judgment.scoreA,
-      );
       return record;
     });
     await store.appendMany(records);
     const summary = pairsFromRecords(await store.readAll());
     const tJudgments = Date.now();
     print(
-      `judgments: ${records.length} (${summary.strictPairs} preferences, ${summary.tiePairs} ties, ` +
-        `${summary.degenerate} identical pairs dropped, ${flips} labels flipped by noise) in ${((tJudgments - t0) / 1000).toFixed(0)} s`,
+      `judgments: ${records.length} rankings of ${config.candidatesPerJudgment} samples ` +
+        `(${summary.strictPairs} preference pairs, ${summary.tiePairs} tie pairs, ` +
+        `${summary.degenerate} identical pairs dropped, ${flips} judgments perturbed by noise) ` +
+        `in ${((tJudgments - t0) / 1000).toFixed(0)} s`,
     );
 
     // 2. Reward model.
@@ -201,22 +196,22 @@ export async function runDemo(
     const scorer = await RewardScorer.create(model, rm.adapter, rm.head, {
       threads: config.threads,
     });
+    // Accuracy against the noise-free rule on the validation prompts (pairs the rule separates).
+    const differs = (p: TrainingPair) =>
+      rule.score(p.prompt, p.chosen) !== rule.score(p.prompt, p.rejected);
     const validation = splitByPrompt(
       summary.pairs,
       (p) => p.prompt,
       rmConfig.validationFraction,
       rmConfig.seed,
-    ).validation.filter(
-      (p) => (ruleVerdicts.get(`${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`) ?? 0) !== 0,
-    );
+    ).validation.filter(differs);
     const encoded = encodePairs(model, validation, rmConfig);
     const scores = await ctx.step(() =>
       scorer.score(encoded.flatMap((p) => [p.chosen, p.rejected])),
     );
     const vsRule = evaluatePairs(
       validation.map((p, i) => {
-        const ruleSaysChosen =
-          ruleVerdicts.get(`${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`)! > 0;
+        const ruleSaysChosen = rule.score(p.prompt, p.chosen) > rule.score(p.prompt, p.rejected);
         return {
           chosen: ruleSaysChosen ? scores[2 * i] : scores[2 * i + 1],
           rejected: ruleSaysChosen ? scores[2 * i + 1] : scores[2 * i],
@@ -342,7 +337,7 @@ export function formatDemoReport(r: DemoReport): string {
   return [
     '== code-rlhf demo report ==',
     `model: ${r.model}    oracle: ${r.oracle}`,
-    `judgments: ${r.judgments} (${r.strictPairs} preferences, ${r.tiePairs} ties, ${r.labelFlips} noisy flips)`,
+    `judgments: ${r.judgments} rankings (${r.strictPairs} preference pairs, ${r.tiePairs} tie pairs, ${r.labelFlips} perturbed by noise)`,
     `reward model validation accuracy: ${pct(r.rewardModel.validationAccuracy)} (noisy labels), ` +
       `${pct(r.rewardModel.validationAccuracyVsRule)} vs the oracle rule  [target >= 75%]`,
     `PPO: ${r.ppo.iterations} iterations, ${r.ppo.rollbacks} rollbacks, held-out reward ` +

@@ -55,6 +55,25 @@ function preferenceLoss(d: Tensor, target: Tensor): Tensor {
   return op.reduceMean(perPair);
 }
 
+/**
+ * Bradley-Terry over pairs that index into a batch of scored sequences: rewards [B], and for each
+ * of P pairs the row of its chosen and rejected sequence (int64 [P]). A prompt's K candidates
+ * are scored once and give all their K(K-1)/2 comparisons (InstructGPT's batching).
+ */
+export function indexedBradleyTerryLoss(
+  rewards: Tensor,
+  chosenIndex: Tensor,
+  rejectedIndex: Tensor,
+  target: Tensor,
+  margin: Tensor,
+): BradleyTerryTerms {
+  const difference = op.sub(
+    op.gather(rewards, chosenIndex, 0),
+    op.gather(rewards, rejectedIndex, 0),
+  );
+  return { loss: preferenceLoss(op.sub(difference, margin), target), difference };
+}
+
 export interface BradleyTerryTerms {
   loss: Tensor;
   /** r_chosen - r_rejected, [P] (without the margin). */

@@ -8,6 +8,10 @@
  *    `tieEpsilon` are a tie.
  * 3. With probability `labelNoise` a non-tie verdict is flipped.
  *
+ * For K candidates (`rank`), the rule's scores give a ranking in groups of equal score; with
+ * probability `positionBias` the first shown candidate is moved to the top, and with probability
+ * `labelNoise` two adjacent groups of the ranking are swapped (one wrong order per noisy judgment).
+ *
  * Rules are pluggable: `loadOracleRule(path)` loads a JavaScript module that exports
  * `{ name, description, score(prompt, completion) }` (or `score` alone).
  */
@@ -199,6 +203,14 @@ function checkConfig(config: OracleConfig): void {
   inRange('tieEpsilon', 0, Number.MAX_VALUE);
 }
 
+export interface RankingJudgment {
+  /** Candidate indices best to worst; indices in one group are tied. */
+  groups: number[][];
+  scores: number[];
+  flipped: boolean;
+  positional: boolean;
+}
+
 export class Oracle {
   readonly config: OracleConfig;
   private readonly rng: () => number;
@@ -228,5 +240,31 @@ export class Oracle {
     const flip = ruleVerdict !== 'tie' && noiseCoin < this.config.labelNoise;
     const verdict: Verdict = flip ? (ruleVerdict === 'a' ? 'b' : 'a') : ruleVerdict;
     return { verdict, ruleVerdict, scoreA, scoreB, flipped: flip, positional: false };
+  }
+
+  /** Ranks K candidates shown in the given order (see the header for bias and noise). */
+  rank(prompt: string, candidates: readonly string[]): RankingJudgment {
+    const scores = candidates.map((c) => this.rule.score(prompt, c));
+    const order = candidates.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+    let groups: number[][] = [];
+    for (const i of order) {
+      const last = groups[groups.length - 1];
+      if (last && Math.abs(scores[last[0]] - scores[i]) <= this.config.tieEpsilon) last.push(i);
+      else groups.push([i]);
+    }
+    const biasCoin = this.rng();
+    const noiseCoin = this.rng();
+    const swapAt = this.rng();
+    if (biasCoin < this.config.positionBias) {
+      groups = [[0], ...groups.map((g) => g.filter((i) => i !== 0)).filter((g) => g.length > 0)];
+      return { groups, scores, flipped: false, positional: true };
+    }
+    let flipped = false;
+    if (groups.length > 1 && noiseCoin < this.config.labelNoise) {
+      const k = Math.floor(swapAt * (groups.length - 1));
+      [groups[k], groups[k + 1]] = [groups[k + 1], groups[k]];
+      flipped = true;
+    }
+    return { groups, scores, flipped, positional: false };
   }
 }

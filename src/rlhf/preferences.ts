@@ -6,7 +6,7 @@
 import { expandJudgment } from '../data/pairs';
 import { contentId, importedCandidate, importedJudgment } from '../data/recordFactory';
 import type { JudgmentRecord, PreferenceRecord } from '../protocol/records';
-import type { Oracle, Judgment as OracleJudgment } from './oracle';
+import type { Oracle, Judgment as OracleJudgment, RankingJudgment } from './oracle';
 
 /** One comparison the reward model or DPO trains on. */
 export interface TrainingPair {
@@ -113,4 +113,32 @@ export function oracleRecord(
     meta: { oracleScores: [judgment.scoreA, judgment.scoreB], flipped: judgment.flipped },
   });
   return { record, judgment };
+}
+
+/**
+ * Asks the oracle to rank K candidates (shown in the order given) and returns one store record
+ * with a ranking judgment; identical texts are shown once (as the comparison view does).
+ */
+export function oracleRankingRecord(
+  oracle: Oracle,
+  prompt: string,
+  texts: readonly string[],
+  meta: { model: string; index: number },
+): { record: JudgmentRecord; judgment: RankingJudgment; shown: string[] } {
+  const shown = [...new Set(texts)];
+  const judgment = oracle.rank(prompt, shown);
+  const candidates = shown.map((text, i) => importedCandidate(`c${i}`, text, meta.model, i));
+  const record = importedJudgment({
+    id: contentId('oracle', [oracle.rule.name, oracle.config.seed, meta.index, prompt, ...shown]),
+    origin: `oracle:${oracle.rule.name}`,
+    annotator: `oracle:${oracle.rule.name}`,
+    prefix: prompt,
+    candidates,
+    judgment:
+      shown.length === 1
+        ? { kind: 'skipped' }
+        : { kind: 'ranking', groups: judgment.groups.map((g) => g.map((i) => `c${i}`)) },
+    meta: { oracleScores: judgment.scores, flipped: judgment.flipped },
+  });
+  return { record, judgment, shown };
 }

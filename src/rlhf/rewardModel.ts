@@ -40,6 +40,61 @@ interface EncodedPair {
   rejected: TokenRow;
 }
 
+/** One judgment: its distinct candidate sequences, scored once, and its pairs as row indices. */
+export interface ComparisonGroup {
+  prompt: string;
+  rows: TokenRow[];
+  pairs: { chosen: number; rejected: number; target: number; margin: number }[];
+}
+
+/** Groups pairs by the judgment they came from; each distinct text becomes one row. */
+export function encodeGroups(
+  model: LoadedModel,
+  pairs: readonly TrainingPair[],
+  config: Pick<RewardModelConfig, 'maxPromptTokens' | 'maxCompletionTokens'>,
+): ComparisonGroup[] {
+  const byRecord = new Map<string, { prompt: string; texts: string[]; pairs: TrainingPair[] }>();
+  for (const pair of pairs) {
+    const key = `${pair.recordId}\u0000${pair.prompt}`;
+    let group = byRecord.get(key);
+    if (!group) byRecord.set(key, (group = { prompt: pair.prompt, texts: [], pairs: [] }));
+    for (const text of [pair.chosen, pair.rejected])
+      if (!group.texts.includes(text)) group.texts.push(text);
+    group.pairs.push(pair);
+  }
+  return [...byRecord.values()].map((group) => ({
+    prompt: group.prompt,
+    rows: group.texts.map((text) =>
+      encodePair(
+        model.tokenizer,
+        group.prompt,
+        text,
+        config.maxPromptTokens,
+        config.maxCompletionTokens,
+      ),
+    ),
+    pairs: group.pairs.map((p) => ({
+      chosen: group.texts.indexOf(p.chosen),
+      rejected: group.texts.indexOf(p.rejected),
+      target: p.target,
+      margin: p.margin,
+    })),
+  }));
+}
+
+/** Concatenates groups into one batch: rows, and pair indices offset into them. */
+function mergeGroups(groups: readonly ComparisonGroup[]): ComparisonGroup {
+  const rows: TokenRow[] = [];
+  const pairs: ComparisonGroup['pairs'] = [];
+  for (const g of groups) {
+    const offset = rows.length;
+    rows.push(...g.rows);
+    for (const p of g.pairs)
+      pairs.push({ ...p, chosen: p.chosen + offset, rejected: p.rejected + offset });
+  }
+  return { prompt: '', rows, pairs };
+}
+
 /** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */
 export class RewardScorer {
   private constructor(
@@ -110,6 +165,14 @@ export interface RewardModelResult {
   earlyStopped: boolean;
 }
 
+function int64Feed(values: readonly number[]) {
+  return {
+    dtype: 'int64' as const,
+    shape: [values.length],
+    data: BigInt64Array.from(values.map(BigInt)),
+  };
+}
+
 function freshHead(hidden: number, seed: number): Head {
   const rng = createRng(seed ^ 0x5eed);
   const weight = new Float32Array(hidden);
@@ -130,16 +193,17 @@ function digestParams(params: Map<string, Float32Array>): string {
 
 export async function evaluateRewardModel(
   scorer: RewardScorer,
-  pairs: readonly EncodedPair[],
+  groups: readonly ComparisonGroup[],
 ): Promise<PairEvaluation> {
-  if (pairs.length === 0) return evaluatePairs([]);
-  const scores = await scorer.score(pairs.flatMap((p) => [p.chosen, p.rejected]));
+  if (groups.length === 0) return evaluatePairs([]);
+  const merged = mergeGroups(groups);
+  const scores = await scorer.score(merged.rows);
   return evaluatePairs(
-    pairs.map((p, i) => ({
-      chosen: scores[2 * i],
-      rejected: scores[2 * i + 1],
-      target: p.pair.target,
-      margin: p.pair.margin,
+    merged.pairs.map((p) => ({
+      chosen: scores[p.chosen],
+      rejected: scores[p.rejected],
+      target: p.target,
+      margin: p.margin,
     })),
   );
 }
@@ -192,12 +256,13 @@ export async function trainRewardModel(options: {
     config.seed,
   );
   if (split.train.length === 0) throw new Error('reward model: no training pairs after the split');
-  const train = encodePairs(model, split.train, config);
-  const validation = encodePairs(model, split.validation, config);
+  const train = encodeGroups(model, split.train, config);
+  const validation = encodeGroups(model, split.validation, config);
   ctx.log(
     'info',
-    `reward model: ${train.length} train pairs (${split.trainPrompts} prompts), ` +
-      `${validation.length} validation pairs (${split.validationPrompts} prompts), targets ${targets.join(',')}`,
+    `reward model: ${split.train.length} train pairs in ${train.length} judgments (${split.trainPrompts} prompts), ` +
+      `${split.validation.length} validation pairs in ${validation.length} judgments (${split.validationPrompts} prompts), ` +
+      `targets ${targets.join(',')}`,
   );
 
   const adapter = initLora(
@@ -311,21 +376,22 @@ export async function trainRewardModel(options: {
       const epoch = Math.floor(step / stepsPerEpoch);
       const order = shuffled(train, createRng(config.seed * 1000 + epoch));
       const b = step % stepsPerEpoch;
-      const chunk = order.slice(b * config.batchSize, (b + 1) * config.batchSize);
-      const rows = [...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)];
-      const batch = sequenceBatch(rows, 0, false);
+      const batch = mergeGroups(order.slice(b * config.batchSize, (b + 1) * config.batchSize));
+      const tokens = sequenceBatch(batch.rows, 0, false);
       const out = await ctx.step(() =>
         session.run({
-          ...batch.feeds,
+          ...tokens.feeds,
           ...adapterFeeds(model, adapter),
           ...headFeeds('reward_head', head),
+          pair_chosen: int64Feed(batch.pairs.map((p) => p.chosen)),
+          pair_rejected: int64Feed(batch.pairs.map((p) => p.rejected)),
           pair_target: float32(
-            chunk.map((p) => p.pair.target),
-            [chunk.length],
+            batch.pairs.map((p) => p.target),
+            [batch.pairs.length],
           ),
           pair_margin: float32(
-            chunk.map((p) => (config.useMargins && p.pair.target === 1 ? p.pair.margin : 0)),
-            [chunk.length],
+            batch.pairs.map((p) => (config.useMargins && p.target === 1 ? p.margin : 0)),
+            [batch.pairs.length],
           ),
         }),
       );
@@ -381,8 +447,8 @@ export async function trainRewardModel(options: {
         kind: 'reward-model',
         config,
         steps: step,
-        trainPairs: train.length,
-        validationPairs: validation.length,
+        trainPairs: split.train.length,
+        validationPairs: split.validation.length,
         validation: finalEval,
         firstLoss,
         lastLoss,
@@ -399,8 +465,8 @@ export async function trainRewardModel(options: {
     adapter,
     head,
     validation: finalEval,
-    trainPairs: train.length,
-    validationPairs: validation.length,
+    trainPairs: split.train.length,
+    validationPairs: split.validation.length,
     steps: step,
     firstLoss,
     lastLoss,

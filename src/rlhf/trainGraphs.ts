@@ -21,8 +21,8 @@ import { loraScale, type LoraAdapter } from '../model/lora';
 import { projectionShape, type Projection } from '../model/weights';
 import type { Head } from './heads';
 import {
-  bradleyTerryLoss,
   dpoLossGraph,
+  indexedBradleyTerryLoss,
   lastTokenOneHot,
   ppoLossGraph,
   scalarHead,
@@ -61,9 +61,10 @@ function outputGradients(g: Graph, loss: Tensor, trainable: readonly Tensor[]): 
 }
 
 /**
- * Reward model: rewards [B] read at each row's last real token. With `train`, the batch is
- * [chosen..., rejected...] (B = 2P) and the graph adds the Bradley-Terry loss (`pair_target`,
- * `pair_margin` [P]) and gradients for every LoRA factor and the reward head.
+ * Reward model: rewards [B] read at each row's last real token. With `train`, the graph adds
+ * the Bradley-Terry loss over P pairs given as row indices (`pair_chosen`, `pair_rejected`
+ * int64 [P]) with `pair_target` and `pair_margin` [P], and gradients for every LoRA factor and
+ * the reward head.
  */
 export function buildRewardGraph(
   model: LoadedModel,
@@ -80,10 +81,13 @@ export function buildRewardGraph(
   ); // [B]
   g.output('rewards', rewards);
   if (train) {
-    const target = g.input('pair_target', 'float32', ['P']);
-    const margin = g.input('pair_margin', 'float32', ['P']);
-    // B = 2P by construction of the batch (chosen rows, then rejected rows).
-    const { loss, difference } = bradleyTerryLoss(op.assumeShape(rewards, ['2*P']), target, margin);
+    const { loss, difference } = indexedBradleyTerryLoss(
+      rewards,
+      g.input('pair_chosen', 'int64', ['P']),
+      g.input('pair_rejected', 'int64', ['P']),
+      g.input('pair_target', 'float32', ['P']),
+      g.input('pair_margin', 'float32', ['P']),
+    );
     g.output('loss', loss);
     g.output('difference', difference);
     outputGradients(g, loss, [...trainable, head.weight, head.bias]);

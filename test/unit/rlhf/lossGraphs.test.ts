@@ -4,6 +4,7 @@ import { pairLoss } from '../../../src/rlhf/bradleyTerry';
 import {
   bradleyTerryLoss,
   dpoLossGraph,
+  indexedBradleyTerryLoss,
   lastTokenOneHot,
   ppoLossGraph,
   scalarHead,
@@ -70,6 +71,43 @@ describe('rlhf loss graphs', () => {
         ((await run(plus)).loss.data[0] as number) - ((await run(minus)).loss.data[0] as number);
       close((out.dR.data as Float64Array)[i], fd / 2e-6, 1e-7);
     }
+    s.release();
+  });
+
+  it('indexed BT scores each sequence once and gathers its pairs', async () => {
+    const g = new Graph('bt-indexed');
+    const rewards = g.input('rewards', 'float64', ['B']);
+    const chosen = g.input('chosen', 'int64', ['P']);
+    const rejected = g.input('rejected', 'int64', ['P']);
+    const target = g.input('target', 'float64', ['P']);
+    const margin = g.input('margin', 'float64', ['P']);
+    const { loss } = indexedBradleyTerryLoss(rewards, chosen, rejected, target, margin);
+    const [dR] = gradients(loss, [rewards]);
+    g.output('loss', loss);
+    g.output('dR', dR);
+    const s = await EngineSession.create(g.build());
+    // ranking A > B = C over rows [A, B, C]: pairs (A,B), (A,C) and the tie (B,C)
+    const r = [2, 0.5, -1];
+    const out = await s.run({
+      rewards: f64([3], r),
+      chosen: i64([3], [0, 0, 1]),
+      rejected: i64([3], [1, 2, 2]),
+      target: f64([3], [1, 1, 0.5]),
+      margin: f64([3], [0, 0, 0]),
+    });
+    const expected =
+      (pairLoss({ chosen: 2, rejected: 0.5, target: 1 }) +
+        pairLoss({ chosen: 2, rejected: -1, target: 1 }) +
+        pairLoss({ chosen: 0.5, rejected: -1, target: 0.5 })) /
+      3;
+    close((out.loss.data as Float64Array)[0], expected, 1e-12);
+    // row A appears in two pairs: its gradient sums both (it is negative: raising A lowers the loss)
+    assert.ok((out.dR.data as Float64Array)[0] < 0);
+    close(
+      [...(out.dR.data as Float64Array)].reduce((a, b) => a + b),
+      0,
+      1e-12,
+    );
     s.release();
   });
 

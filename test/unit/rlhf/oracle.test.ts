@@ -98,3 +98,23 @@ describe('rlhf oracle', () => {
     );
   });
 });
+
+describe('rlhf oracle rankings', () => {
+  it('ranks K candidates in groups of equal score; noise swaps adjacent groups', () => {
+    const clean = new Oracle(shortLinesRule);
+    const r = clean.rank('', ['aaaa\n', 'a\n', 'b\n', 'aaaa']);
+    assert.deepStrictEqual(r.groups, [[1, 2], [0], [3]]);
+    const noisy = new Oracle(shortLinesRule, { labelNoise: 0.5, seed: 3 });
+    let swapped = 0;
+    for (let i = 0; i < 1000; i++) {
+      const j = noisy.rank('', ['a\n', 'aaaa\n', 'aaaa']);
+      if (j.flipped) {
+        swapped++;
+        assert.notDeepStrictEqual(j.groups, [[0], [1], [2]]);
+      } else assert.deepStrictEqual(j.groups, [[0], [1], [2]]);
+    }
+    assert.ok(swapped > 430 && swapped < 570, `${swapped}`);
+    const biased = new Oracle(shortLinesRule, { positionBias: 1 });
+    assert.deepStrictEqual(biased.rank('', ['aaaa', 'a\n']).groups, [[0], [1]]);
+  });
+});

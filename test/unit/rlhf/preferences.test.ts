@@ -8,7 +8,7 @@ import {
   parseConfig,
 } from '../../../src/rlhf/config';
 import { Oracle, shortLinesRule } from '../../../src/rlhf/oracle';
-import { oracleRecord, pairsFromRecords } from '../../../src/rlhf/preferences';
+import { oracleRankingRecord, oracleRecord, pairsFromRecords } from '../../../src/rlhf/preferences';
 
 describe('rlhf preferences and configs', () => {
   it('D3: a ranking A > B = C > D gives 5 strict pairs and 1 tie with target 0.5', () => {
@@ -66,5 +66,24 @@ describe('rlhf preferences and configs', () => {
       /allowed: "subtract", "replace"/,
     );
     assert.throws(() => parseConfig({ clipRange: 2 }, PPO_SPEC, PPO_DEFAULTS), /<= 1/);
+  });
+});
+
+describe('rlhf oracle ranking records', () => {
+  it('a ranking of 4 expands to its pairs and ties; duplicate texts are shown once', () => {
+    const r = oracleRankingRecord(
+      new Oracle(shortLinesRule),
+      'p',
+      ['a\n', 'aaaa\n', 'b\n', 'a\n', 'aaaa'],
+      { model: 'm', index: 0 },
+    );
+    assert.deepStrictEqual(r.shown, ['a\n', 'aaaa\n', 'b\n', 'aaaa']);
+    assert.deepStrictEqual(r.record.judgment, {
+      kind: 'ranking',
+      groups: [['c0', 'c2'], ['c1'], ['c3']],
+    });
+    const s = pairsFromRecords([r.record]);
+    assert.strictEqual(s.strictPairs, 5); // (a,aaaa\n) (a,aaaa) (b,aaaa\n) (b,aaaa) (aaaa\n,aaaa)
+    assert.strictEqual(s.tiePairs, 1);
   });
 });
