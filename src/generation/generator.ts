@@ -52,7 +52,7 @@ interface CandidateState {
 }
 
 export class LlamaGenerator implements CompletionGenerator {
-  private readonly adapters = new Map<string, { mtimeMs: number; adapter: LoraAdapter }>();
+  private readonly adapters = new Map<string, { version: string; adapter: LoraAdapter }>();
 
   constructor(
     readonly runtime: ModelRuntime,
@@ -204,16 +204,19 @@ export class LlamaGenerator implements CompletionGenerator {
 
   private adapter(adapterPath: string): LoraAdapter {
     const weights = path.join(adapterPath, 'adapter_model.safetensors');
-    let mtimeMs = -1;
+    // Saves replace the file (temporary file + rename), so the inode changes even when two saves
+    // land in the same clock tick; size and mtime catch in-place writes.
+    let version = 'missing';
     try {
-      mtimeMs = fs.statSync(weights).mtimeMs;
+      const stat = fs.statSync(weights);
+      version = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
     } catch {
       // loadPeftAdapter reports the missing file with its path.
     }
     const cached = this.adapters.get(adapterPath);
-    if (cached && cached.mtimeMs === mtimeMs) return cached.adapter;
+    if (cached && cached.version === version) return cached.adapter;
     const adapter = loadPeftAdapter(adapterPath, this.runtime.model);
-    this.adapters.set(adapterPath, { mtimeMs, adapter });
+    this.adapters.set(adapterPath, { version, adapter });
     return adapter;
   }
 

@@ -1,9 +1,11 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { createGenerator, loadGenerator, LlamaGenerator } from '../../../src/generation';
 import type { CompletionRequest } from '../../../src/generation/api';
 import { loadModel } from '../../../src/model/loader';
+import { initLora, loadPeftAdapter, savePeftAdapter } from '../../../src/model/lora';
 import type { KvCache, ModelRuntime } from '../../../src/model/runtime';
 
 const FIXTURES = path.join(__dirname, '../../fixtures/model');
@@ -126,6 +128,22 @@ describe('generator on the tiny checkpoint', () => {
     assert.strictEqual(result.promptMode, 'fill-in-the-middle');
     const base = await generator.completeDetailed({ ...request, suffix: '\n\nprint(add(1, 2))\n' });
     assert.notDeepStrictEqual(result.candidates, base.candidates);
+  });
+
+  it('reloads an adapter saved again at the same path', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'adapter-'));
+    try {
+      const model = generator.runtime.model;
+      const fresh = initLora(model, { rank: 4, alpha: 8, targets: ['q_proj'], useRslora: false });
+      savePeftAdapter(dir, fresh);
+      const first = await generator.complete({ ...request, adapterPath: dir });
+      assert.deepStrictEqual(first, await generator.complete(request)); // B = 0: the base model
+      savePeftAdapter(dir, loadPeftAdapter(path.join(FIXTURES, 'tiny-llama-lora'), model));
+      const second = await generator.complete({ ...request, adapterPath: dir });
+      assert.notDeepStrictEqual(second, first);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('completes an empty document', async () => {
