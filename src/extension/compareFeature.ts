@@ -36,7 +36,7 @@ export function registerCompare(
   const panel = new ComparePanel(context.extensionUri, channel, log);
   const controller = new CompareController({
     generate: (request, signal) => model.generate(request, signal),
-    adapter: () => null,
+    adapter: () => model.adapter?.name ?? null,
     settings,
     documentVersion,
     isExcluded: (snapshot) => excluded(snapshot, settings()),

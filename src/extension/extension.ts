@@ -51,7 +51,9 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
     if (state?.kind === 'error') return `${configuredModel()} (unavailable)`;
     return configuredModel();
   };
-  model.onDidChange(() => status.update({ model: statusModel() }));
+  model.onDidChange(() =>
+    status.update({ model: statusModel(), adapter: model.adapter?.name ?? 'base' }),
+  );
   const useModel = (userAction: boolean) =>
     model.use(modelDir()).catch((error: Error) => {
       // At startup the status bar and the log say it; after a user action, say it out loud.

@@ -23,7 +23,7 @@ export function registerInline(
     documentVersion,
     isExcluded: (snapshot) => excluded(snapshot, settings()),
     record: (record, snapshot) => sink.append(record, snapshot.storePath),
-    adapter: () => null,
+    adapter: () => model.adapter?.name ?? null,
     annotator: () => annotatorId(settings()),
     log,
     now: () => Date.now(),

@@ -14,8 +14,17 @@ export type ModelState =
   | { kind: 'ready'; dir: string; model: string }
   | { kind: 'error'; dir: string; message: string };
 
+/** A LoRA adapter applied on top of the model; null means the base model. */
+export interface ActiveAdapter {
+  /** Name shown in the status bar and stored in records (e.g. the training run's folder). */
+  name: string;
+  /** Adapter folder in PEFT format, sent to the model host with every request. */
+  path: string;
+}
+
 export class ModelService {
   private state: ModelState | undefined;
+  private activeAdapter: ActiveAdapter | null = null;
   private loading: Promise<string> | undefined;
   private readonly listeners: Array<(state: ModelState) => void> = [];
 
@@ -26,6 +35,16 @@ export class ModelService {
 
   get current(): ModelState | undefined {
     return this.state;
+  }
+
+  get adapter(): ActiveAdapter | null {
+    return this.activeAdapter;
+  }
+
+  /** Switches the adapter used for completions (the trainer promotes one after training). */
+  setAdapter(adapter: ActiveAdapter | null): void {
+    this.activeAdapter = adapter;
+    if (this.state) this.setState(this.state);
   }
 
   onDidChange(listener: (state: ModelState) => void): void {
@@ -67,7 +86,12 @@ export class ModelService {
       void this.use(this.state.dir);
     }
     await this.loading;
-    return this.client.request('complete', request, signal);
+    const adapter = this.activeAdapter;
+    return this.client.request(
+      'complete',
+      adapter ? { ...request, adapterPath: adapter.path } : request,
+      signal,
+    );
   }
 
   private setState(state: ModelState): void {
