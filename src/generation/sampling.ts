@@ -57,18 +57,24 @@ export function sampleToken(
       argmax = i;
     }
   }
-  // Unnormalised probabilities at the temperature, computed once: exp((l - max) / T).
+  // Log-weights (l - max) / T <= 0 and weights exp of them, computed once. Weights below e^-60
+  // relative to the top are 0: they cannot change a sample drawn with 32-bit uniforms.
+  const scaled = new Float64Array(allowed);
   const weights = new Float64Array(allowed);
   let sum = 0;
   for (let i = 0; i < allowed; i++) {
-    weights[i] = Math.exp((logits[i] - max) / temperature);
-    sum += weights[i];
+    const x = (logits[i] - max) / temperature;
+    scaled[i] = x;
+    if (x > -60) {
+      weights[i] = Math.exp(x);
+      sum += weights[i];
+    }
   }
   const logZ = Math.log(sum);
-  const logprobOf = (id: number) => (logits[id] - max) / temperature - logZ;
+  const logprobOf = (id: number) => scaled[id] - logZ;
   if (settings.temperature === 0) return { id: argmax, logprob: logprobOf(argmax) };
 
-  const candidates = nucleusCandidates(weights, sum, settings);
+  const candidates = nucleusCandidates(weights, scaled, settings);
   if (!candidates) {
     // No filtering: walk the whole vocabulary.
     let u = rng.next() * sum;
@@ -89,79 +95,99 @@ export function sampleToken(
   return { id: last, logprob: logprobOf(last) };
 }
 
+/** The ids top-k/top-p keep for these logits (sorted ascending), for tests and tools. */
+export function keptIds(logits: Float32Array, settings: SamplingSettings): number[] {
+  const temperature = settings.temperature > 0 ? settings.temperature : 1;
+  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
+  const scaled = Float64Array.from(logits, (l) => (l - max) / temperature);
+  const weights = scaled.map((x) => (x > -60 ? Math.exp(x) : 0));
+  return nucleusCandidates(weights, scaled, settings) ?? Array.from(logits, (_, i) => i);
+}
+
 /**
  * The ids top-k and top-p keep, in id order (a fixed order is all sampling needs), or null when
- * neither filter is on. As in
- * transformers' warpers, top-k runs first and top-p then works on the renormalised survivors;
- * ties at the boundary are broken towards lower ids. Only ids above a probability threshold are
- * looked at when possible: they are a prefix of the descending order, so if they hold k ids
- * (top-k) or at least topP of the mass (top-p alone), the answer lies among them.
+ * neither filter is on. As in transformers' warpers, top-k runs first and top-p then works on
+ * the renormalised survivors; ties at the boundary go to lower ids.
  */
 function nucleusCandidates(
   weights: Float64Array,
-  sum: number,
+  scaled: Float64Array,
   settings: SamplingSettings,
 ): number[] | null {
   const allowed = weights.length;
   const k = settings.topK > 0 ? Math.min(settings.topK, allowed) : 0;
   const topP = settings.topP;
   if (k === 0 && topP >= 1) return null;
-  for (let threshold = 1e-3; ; threshold *= 1e-3) {
-    const exhaustive = threshold < 1e-30;
-    const ids: number[] = [];
-    let mass = 0;
-    const cut = threshold * sum;
-    for (let i = 0; i < allowed; i++) {
-      if (exhaustive || weights[i] >= cut) {
-        ids.push(i);
-        mass += weights[i];
-      }
-    }
-    const enough = k > 0 ? ids.length >= k : topP < 1 && mass >= topP * sum;
-    if (!exhaustive && !enough) continue;
-    const topK = k > 0 ? topPrefix(ids, weights, (count) => count >= k) : ids;
-    if (topP >= 1) return topK;
-    let keptMass = 0;
-    for (const id of topK) keptMass += weights[id];
-    return topPrefix(topK, weights, (_, cumulative) => cumulative >= topP * keptMass);
-  }
+  let ids: number[] | null = null; // null = every id
+  if (k > 0) ids = topPrefix(null, weights, scaled, (count) => count >= k);
+  if (topP >= 1) return ids;
+  let mass = 0;
+  if (ids) for (const id of ids) mass += weights[id];
+  else for (let i = 0; i < allowed; i++) mass += weights[i];
+  return topPrefix(ids, weights, scaled, (_, cumulative) => cumulative >= topP * mass);
 }
 
+/** Buckets per nat of log-weight for `topPrefix` (weights within a bucket differ < 7%). */
+const BUCKETS_PER_NAT = 16;
+const BUCKETS = 61 * BUCKETS_PER_NAT;
+
 /**
- * The shortest prefix of `ids` in descending weight order (ties: lower id first) for which
- * `done(count, cumulativeWeight)` holds, returned in id order. Sorts a typed array of weights
- * (native numeric sort) instead of ids with a comparator.
+ * The shortest prefix of `ids` (null = all) in descending weight order, ties to lower ids, for
+ * which `done(count, cumulativeWeight)` holds, returned in id order. Linear time: ids are
+ * counted into log-spaced buckets of their log-weight, and only the bucket where the prefix
+ * ends is sorted.
  */
 function topPrefix(
-  ids: readonly number[],
+  ids: readonly number[] | null,
   weights: Float64Array,
+  scaled: Float64Array,
   done: (count: number, cumulative: number) => boolean,
 ): number[] {
-  const values = new Float64Array(ids.length);
-  ids.forEach((id, i) => (values[i] = weights[id]));
-  values.sort(); // ascending
-  let cumulative = 0;
+  const n = ids ? ids.length : weights.length;
+  const order = new Int32Array(n);
+  for (let j = 0; j < n; j++) order[j] = ids ? ids[j] : j;
+  const buckets = new Int32Array(n);
+  const bucketMass = new Float64Array(BUCKETS);
+  const bucketCount = new Int32Array(BUCKETS);
+  for (let j = 0; j < n; j++) {
+    const id = order[j];
+    const b = Math.min(BUCKETS - 1, Math.floor(-scaled[id] * BUCKETS_PER_NAT));
+    buckets[j] = b;
+    bucketMass[b] += weights[id];
+    bucketCount[b]++;
+  }
   let count = 0;
-  let boundary = -Infinity;
-  for (let j = values.length - 1; j >= 0; j--) {
-    cumulative += values[j];
-    count++;
-    if (done(count, cumulative)) {
-      boundary = values[j];
+  let cumulative = 0;
+  let boundary = BUCKETS - 1;
+  for (let b = 0; b < BUCKETS; b++) {
+    if (bucketCount[b] > 0 && done(count + bucketCount[b], cumulative + bucketMass[b])) {
+      boundary = b;
       break;
     }
+    count += bucketCount[b];
+    cumulative += bucketMass[b];
   }
-  // Everything above the boundary value, plus as many ties at it as the prefix took.
-  let above = 0;
-  for (let j = values.length - 1; j >= 0 && values[j] > boundary; j--) above++;
-  let ties = count - above;
+  // Within the boundary bucket, take members in descending order until the prefix is done.
+  const members: number[] = [];
+  for (let j = 0; j < n; j++) if (buckets[j] === boundary) members.push(order[j]);
+  members.sort((a, b) => scaled[b] - scaled[a] || a - b);
+  let taken = 0;
+  while (taken < members.length) {
+    count++;
+    cumulative += weights[members[taken++]];
+    if (done(count, cumulative)) break;
+  }
+  // The last member taken sets the cut: everything above it, and its ties up to lower ids.
+  const last = members[taken - 1];
   const out: number[] = [];
-  for (const id of ids) {
-    const w = weights[id];
-    if (w > boundary) out.push(id);
-    else if (w === boundary && ties > 0) {
+  for (let j = 0; j < n; j++) {
+    const id = order[j];
+    if (buckets[j] < boundary) out.push(id);
+    else if (
+      buckets[j] === boundary &&
+      (scaled[id] > scaled[last] || (scaled[id] === scaled[last] && id <= last))
+    ) {
       out.push(id);
-      ties--;
     }
   }
   return out;

@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { Rng, sampleToken, validateSampling } from '../../../src/generation/sampling';
+import { keptIds, Rng, sampleToken, validateSampling } from '../../../src/generation/sampling';
 
 function counts(logits: Float32Array, settings: Parameters<typeof sampleToken>[1], n: number) {
   const rng = new Rng(7);
@@ -90,8 +90,37 @@ describe('sampling', () => {
     big[123] = 5;
     const { id } = sampleToken(big, { temperature: 1, topK: 0, topP: 0.001 }, new Rng(1));
     assert.strictEqual(id, 123);
-    const seen = counts(big, { temperature: 1, topK: 0, topP: 0.5 }, 200);
-    assert.ok(seen.size > 50);
+    const seen = counts(big, { temperature: 1, topK: 0, topP: 0.5 }, 60);
+    assert.ok(seen.size > 40);
+  });
+
+  it('keeps exactly the ids a full sort would keep, ties to lower ids', () => {
+    // Reference: sort every id (probability descending, id ascending), cut, renormalise.
+    const reference = (logits: Float32Array, topK: number, topP: number, t: number) => {
+      const p = Array.from(logits, (l) => Math.exp(l / t));
+      let order = p.map((_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
+      if (topK > 0) order = order.slice(0, topK);
+      if (topP < 1) {
+        const mass = order.reduce((a, i) => a + p[i], 0);
+        let cumulative = 0;
+        const cut = order.findIndex((i) => (cumulative += p[i]) >= topP * mass);
+        order = order.slice(0, cut + 1);
+      }
+      return order.sort((a, b) => a - b);
+    };
+    const rng = new Rng(9);
+    for (let trial = 0; trial < 200; trial++) {
+      const n = 1 + Math.floor(rng.next() * 300);
+      // Coarse values make many ties; a spread makes peaked and flat distributions.
+      const spread = [0.01, 1, 10][trial % 3];
+      const logits = Float32Array.from({ length: n }, () => Math.round(rng.next() * 8) * spread);
+      const topK = trial % 4 === 0 ? 0 : 1 + Math.floor(rng.next() * n);
+      const topP = trial % 5 === 0 ? 1 : 0.05 + rng.next() * 0.9;
+      const settings = { temperature: 0.7, topK, topP };
+      const expected =
+        topK === 0 && topP >= 1 ? logits.map((_, i) => i) : reference(logits, topK, topP, 0.7);
+      assert.deepStrictEqual(keptIds(logits, settings), Array.from(expected), `trial ${trial}`);
+    }
   });
 
   it('rejects bad settings by name', () => {
