@@ -146,6 +146,14 @@ describe('generator on the tiny checkpoint', () => {
     }
   });
 
+  it('(O3) serves many requests from the one decode session', async () => {
+    const before = generator.runtime.sessionsCreated;
+    for (let i = 0; i < 20; i++) {
+      await generator.complete({ ...request, seed: i, count: 2, maxNewTokens: 2 });
+    }
+    assert.strictEqual(generator.runtime.sessionsCreated, before);
+  });
+
   it('completes an empty document', async () => {
     const qwen = await loadGenerator(path.join(FIXTURES, 'tiny-qwen2'), { threads: 1 });
     try {
