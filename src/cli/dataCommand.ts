@@ -8,12 +8,17 @@ import {
   formatStats,
   importFile,
   importRecords,
+  isAbsolutePathLike,
   openStore,
+  parseRecordLine,
+  readLines,
   writeFileAtomic,
   type ExportFormat,
   type ImportFormat,
   type ImportIssue,
+  type ImportResult,
 } from '../data';
+import type { PreferenceRecord } from '../protocol/records';
 import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
 
 const HELP = `code-rlhf data: preference datasets
@@ -70,6 +75,60 @@ async function mustExist(file: string): Promise<void> {
   }
 }
 
+/**
+ * Refuses an --out that is a folder, or an existing file whose first line is not a preference
+ * record (a TRL dataset given by mistake): appending would mix records into it, and the store's
+ * torn-tail repair would move its last line to a side file.
+ */
+async function assertStoreTarget(out: string): Promise<void> {
+  const stat = await fsp.stat(out).catch(() => null);
+  if (stat === null) return;
+  if (stat.isDirectory()) {
+    throw new UsageError(`--out ${out} is a folder; give the path of a store file (.jsonl)`);
+  }
+  for await (const line of readLines(out, 0, 1, true)) {
+    if (line.text.trim() === '' && !line.invalidUtf8) continue;
+    try {
+      if (line.invalidUtf8) throw new Error('line is not valid UTF-8');
+      parseRecordLine(line.text, line.line);
+      return;
+    } catch (error) {
+      const torn = line.terminated ? '' : ' (if a crash tore it, run "code-rlhf data repair")';
+      throw new UsageError(
+        `${out}:${line.line}: --out is not a preference store (records JSONL): ` +
+          `${(error as Error).message.replace(/^line \d+: /, '')}; appending to it refused${torn}`,
+      );
+    }
+  }
+}
+
+/** Moves records the store would refuse (absolute paths) into `rejected`, with their lines. */
+function rejectAbsolutePaths(result: ImportResult): void {
+  const lines = result.recordLines?.length === result.records.length ? result.recordLines : null;
+  const kept: PreferenceRecord[] = [];
+  const keptLines: number[] = [];
+  result.records.forEach((record, i) => {
+    const key = (['file', 'workspace'] as const).find((k) => {
+      const value = record[k];
+      return value !== null && isAbsolutePathLike(value);
+    });
+    if (key === undefined) {
+      kept.push(record);
+      keptLines.push(lines?.[i] ?? 0);
+      return;
+    }
+    result.rejected.push({
+      line: lines?.[i] ?? 0,
+      reason:
+        `key "${key}": absolute path ${JSON.stringify(record[key])} not allowed; ` +
+        `store a workspace-relative path (record id ${JSON.stringify(record.id)})`,
+    });
+  });
+  result.rejected.sort((a, b) => a.line - b.line);
+  result.records = kept;
+  if (lines) result.recordLines = keptLines;
+}
+
 async function runImport(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, ['out', 'format', 'annotator'], ['dry-run']);
   const [input, extra] = args.positional;
@@ -82,10 +141,12 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
     ImportFormat | 'auto';
   const annotator = args.options.get('annotator');
+  if (typeof out === 'string' && !dryRun) await assertStoreTarget(out);
   const result = await importFile(input, format, {
     source: input,
     annotator: typeof annotator === 'string' ? annotator : undefined,
   });
+  rejectAbsolutePaths(result);
   printIssues(io, 'rejected', result.rejected, input);
   printIssues(io, 'warnings', result.warnings, input);
   if (dryRun || typeof out !== 'string') {
@@ -125,6 +186,7 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     io.err(`not exporting: ${input} has invalid lines (see above; run "code-rlhf data validate")`);
     return 1;
   }
+  await fsp.mkdir(path.dirname(path.resolve(out)), { recursive: true });
   const result = exportRecords(read.records, format, {
     margins: args.options.has('margins'),
     ignoredAsBad: args.options.has('ignored-as-bad'),
@@ -233,7 +295,7 @@ export const dataCommand: CliCommand = {
       io.out(HELP);
       return sub === undefined ? 2 : 0;
     }
-    const handler = SUBCOMMANDS[sub];
+    const handler = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
     if (!handler) {
       throw new UsageError(
         `unknown data subcommand ${JSON.stringify(sub)}; allowed: ${Object.keys(SUBCOMMANDS).join(', ')}`,

@@ -14,6 +14,7 @@ export { toStoredPath, isAbsolutePathLike } from './paths';
 export { computeStats, formatStats, wilson, comparisonKey } from './stats';
 export type { DatasetStats, Proportion } from './stats';
 export { writeFileAtomic } from './atomicWrite';
+export { readLines } from './jsonl';
 export { acquireLock, LockTimeoutError } from './fileLock';
 export {
   detectFormat,

@@ -3,9 +3,18 @@
  * names, folder layouts) never leave the machine unless the user configures it.
  */
 
-/** True for POSIX absolute paths, Windows drive or UNC paths, and `/C:/`-style URI paths. */
+/**
+ * True for POSIX absolute paths, Windows drive or UNC paths, `/C:/`-style URI paths, and URIs
+ * with a scheme (`file:///home/...`, `vscode-remote://...`), which hold an absolute path too.
+ */
 export function isAbsolutePathLike(p: string): boolean {
-  return p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p) || /^~[\\/]/.test(p);
+  return (
+    p.startsWith('/') ||
+    p.startsWith('\\') ||
+    /^[A-Za-z]:[\\/]/.test(p) ||
+    /^~[\\/]/.test(p) ||
+    /^[A-Za-z][A-Za-z0-9+.-]+:\/\//.test(p)
+  );
 }
 
 function toPosix(p: string): string {

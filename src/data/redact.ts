@@ -36,6 +36,13 @@ const PATTERNS: SecretPattern[] = [
     regex:
       /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)/g,
   },
+  {
+    kind: 'private-key-block',
+    // The rest of a block whose BEGIN line is before the cursor (in the prefix): key material
+    // (base64, line breaks, string quotes and escapes, PEM headers) from the start of the text
+    // up to the END line.
+    regex: /^[A-Za-z0-9+/=\s"'`\\,:.-]*-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/g,
+  },
   { kind: 'aws-access-key-id', regex: /\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b/g },
   {
     kind: 'aws-secret-access-key',

@@ -71,8 +71,25 @@ export interface DatasetStats {
   interAnnotator: Agreement & { disagreeingComparisons: number };
 }
 
+/**
+ * The entry `key` of a count map, created by `init` when absent. Keys come from the data
+ * (annotator, language, model names), so "constructor" or "__proto__" must be plain own keys,
+ * never the inherited Object.prototype members.
+ */
+function slot<T>(map: Record<string, T>, key: string, init: () => T): T {
+  if (!Object.hasOwn(map, key)) {
+    Object.defineProperty(map, key, {
+      value: init(),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  return map[key];
+}
+
 function bump(map: Record<string, number>, key: string, by = 1): void {
-  map[key] = (map[key] ?? 0) + by;
+  map[key] = slot(map, key, () => 0) + by;
 }
 
 /** Identity of a comparison: the prompt and the set of distinct candidate texts. */
@@ -168,7 +185,7 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
     bump(stats.byJudgment, record.judgment.kind);
     const j = record.judgment;
     for (const c of record.candidates) {
-      const model = (stats.byModel[c.model] ??= { shown: 0, picked: 0 });
+      const model = slot(stats.byModel, c.model, () => ({ shown: 0, picked: 0 }));
       model.shown++;
       if (j.kind === 'pick' && j.best === c.id) model.picked++;
     }
@@ -209,12 +226,12 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
     // Self-consistency: each later judgment of the same comparison against the annotator's first.
     for (const [annotator, own] of byAnnotator) {
       if (own.length < 2) continue;
-      const agreement = (stats.selfConsistency[annotator] ??= {
+      const agreement = slot(stats.selfConsistency, annotator, () => ({
         comparisons: 0,
         pairs: 0,
         agreeing: 0,
         rate: NaN,
-      });
+      }));
       agreement.comparisons++;
       const first = outcomes(own[0]);
       for (const later of own.slice(1)) {

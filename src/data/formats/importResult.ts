@@ -11,6 +11,8 @@ export interface ImportIssue {
 export interface ImportResult {
   format: string;
   records: PreferenceRecord[];
+  /** The source line of each record in `records` (same order), when the importer knows it. */
+  recordLines?: number[];
   rejected: ImportIssue[];
   warnings: ImportIssue[];
 }
@@ -46,6 +48,7 @@ export function countNote(count: number, singular: string, plural: string, why: 
 export function addRecord(result: ImportResult, record: PreferenceRecord, line: number): void {
   try {
     result.records.push(validateRecord(record));
+    (result.recordLines ??= []).push(line);
   } catch (error) {
     if (!(error instanceof RecordValidationError)) throw error;
     result.rejected.push({ line, reason: `converted record is invalid: ${error.message}` });

@@ -27,6 +27,7 @@ export async function importRecords(file: string): Promise<ImportResult> {
     if (line.text.trim() === '') continue;
     try {
       result.records.push(parseRecordLine(line.text, line.line));
+      (result.recordLines ??= []).push(line.line);
       if (!line.terminated) {
         result.warnings.push({
           line: line.line,

@@ -80,6 +80,28 @@ interface Parsed {
   warning?: string;
 }
 
+/** Roles a completion (the model's answer after the prompt) must not contain. */
+const PROMPT_ROLES = new Set(['user', 'system', 'developer']);
+
+/**
+ * A conversational completion must be at least one message written by the model: a "user" or
+ * "system" turn there (mismatched roles, or a prompt that could not be inferred) would train
+ * the policy to write the user's side.
+ */
+function checkCompletion(messages: ChatMessage[], key: 'chosen' | 'rejected'): void {
+  if (messages.length === 0) {
+    throw new LineError(`key "${key}": the completion after the prompt has no message`);
+  }
+  const bad = messages.findIndex((m) => PROMPT_ROLES.has(m.role));
+  if (bad !== -1) {
+    throw new LineError(
+      `key "${key}": completion message ${bad} has role ${JSON.stringify(messages[bad].role)}; ` +
+        `completions after the prompt must be model turns (e.g. "assistant"), and the prompt ` +
+        `must be the shared leading messages or an explicit "prompt"`,
+    );
+  }
+}
+
 function parseTrlObject(o: Record<string, unknown>): Parsed {
   const { prompt, chosen, rejected } = o;
   if (chosen === undefined || rejected === undefined) {
@@ -131,6 +153,8 @@ function parseTrlObject(o: Record<string, unknown>): Parsed {
       chosenMessages = chosen.slice(k);
       rejectedMessages = rejected.slice(k);
     }
+    checkCompletion(chosenMessages, 'chosen');
+    checkCompletion(rejectedMessages, 'rejected');
     return {
       prefix: '',
       suffix: '',

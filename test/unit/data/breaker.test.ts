@@ -1,0 +1,165 @@
+/**
+ * Defects found by attacking the preference store, the dataset formats and the `data` CLI with
+ * bad input (issue 6). Each test holds the right behaviour for one defect.
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'fs';
+import { writeFileSync } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../../../src/cli/main';
+import { isAbsolutePathLike } from '../../../src/data/paths';
+import { redactText } from '../../../src/data/redact';
+import { computeStats, formatStats } from '../../../src/data/stats';
+import { openStore } from '../../../src/data/store';
+import { importTrl } from '../../../src/data/formats/trl';
+import { sampleJudgment } from './helpers/records';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');
+
+describe('breaker: data store, formats and CLI under bad input', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-breaker-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('rejects a data subcommand named like an Object.prototype member as unknown (exit 2)', async () => {
+    for (const sub of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const result = await cli('data', sub);
+      assert.strictEqual(result.code, 2, `data ${sub} gave ${String(result.code)}`);
+      assert.match(result.err, new RegExp(`unknown data subcommand "${sub}"; allowed: import`));
+    }
+  });
+
+  it('import --out refuses a file that is not a preference store, leaving it untouched', async () => {
+    const input = path.join(dir, 'in.jsonl');
+    writeFileSync(input, jsonl([{ prompt: 'p', chosen: 'a', rejected: 'b' }]));
+    // A user's TRL dataset given as --out by mistake; its last line has no newline.
+    const notStore = path.join(dir, 'dataset.jsonl');
+    writeFileSync(
+      notStore,
+      '{"prompt":"p","chosen":"x","rejected":"y"}\n{"prompt":"q","chosen":"x"',
+    );
+    const before = sha(notStore);
+    const result = await cli('data', 'import', input, '--out', notStore);
+    assert.strictEqual(result.code, 2, result.out);
+    assert.match(result.err, /dataset\.jsonl:1: .*not a preference store/);
+    assert.strictEqual(sha(notStore), before);
+    assert.deepStrictEqual(readdirSync(dir).sort(), ['dataset.jsonl', 'in.jsonl']);
+  });
+
+  it('import --out naming a folder says so and names it', async () => {
+    const input = path.join(dir, 'in.jsonl');
+    writeFileSync(input, jsonl([{ prompt: 'p', chosen: 'a', rejected: 'b' }]));
+    const folder = path.join(dir, 'folder');
+    mkdirSync(folder);
+    const result = await cli('data', 'import', input, '--out', folder);
+    assert.strictEqual(result.code, 2);
+    assert.match(result.err, /--out .*folder is a folder/);
+  });
+
+  it('import rejects only the records with an absolute path, naming their lines', async () => {
+    const input = path.join(dir, 'records.jsonl');
+    writeFileSync(
+      input,
+      jsonl([
+        sampleJudgment('ok1'),
+        sampleJudgment('abs', { file: '/home/alice/src/add.py' }),
+        sampleJudgment('ok2'),
+        sampleJudgment('uri', { workspace: 'file:///home/alice/app' }),
+      ]),
+    );
+    const store = path.join(dir, 'store.jsonl');
+    const result = await cli('data', 'import', input, '--out', store);
+    assert.strictEqual(result.code, 0, result.err);
+    assert.match(
+      result.err,
+      /records\.jsonl:2: key "file": absolute path "\/home\/alice\/src\/add\.py"/,
+    );
+    assert.match(result.err, /records\.jsonl:4: key "workspace": absolute path "file:\/\/\/home/);
+    assert.match(result.out, /2 appended/);
+    const ids = readFileSync(store, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id);
+    assert.deepStrictEqual(ids, ['ok1', 'ok2']);
+  });
+
+  it('treats file:// and other URIs as absolute paths; the store never writes them', async () => {
+    assert.ok(isAbsolutePathLike('file:///home/alice/secret.ts'));
+    assert.ok(isAbsolutePathLike('vscode-remote://ssh-remote+box/home/alice/x.ts'));
+    assert.ok(!isAbsolutePathLike('src/a.ts'));
+    const store = await openStore(path.join(dir, 's.jsonl'));
+    await assert.rejects(
+      store.append(sampleJudgment('u', { file: 'file:///home/alice/secret.ts' })),
+      /key "file": absolute path "file:\/\/\/home\/alice\/secret\.ts" not allowed/,
+    );
+    assert.ok(!existsSync(path.join(dir, 's.jsonl')));
+  });
+
+  it('export into a missing folder creates it (like import) instead of naming a temp file', async () => {
+    const store = path.join(dir, 'store.jsonl');
+    writeFileSync(store, jsonl([sampleJudgment('a')]));
+    const out = path.join(dir, 'new', 'sub', 'trl.jsonl');
+    const result = await cli('data', 'export', store, '--format', 'trl', '--out', out);
+    assert.strictEqual(result.code, 0, result.err);
+    assert.doesNotMatch(result.err, /\.tmp-/);
+    assert.strictEqual(readFileSync(out, 'utf8').split('\n').length, 2);
+  });
+
+  it('rejects conversational TRL pairs whose completions are not assistant turns', async () => {
+    const user = (content: string) => ({ role: 'user', content });
+    const assistant = (content: string) => ({ role: 'assistant', content });
+    const file = path.join(dir, 'conv.jsonl');
+    writeFileSync(
+      file,
+      jsonl([
+        { chosen: [user('hi'), assistant('a')], rejected: [user('hi'), assistant('b')] },
+        // rejected completion is a user turn
+        { chosen: [user('hi'), assistant('a')], rejected: [user('hi'), user('b')] },
+        // explicit prompt, chosen completion is a user turn
+        { prompt: [user('hi')], chosen: [user('a')], rejected: [assistant('b')] },
+        // empty chosen completion
+        { prompt: [user('hi')], chosen: [], rejected: [assistant('b')] },
+        // first roles differ: nothing shared, so the user turn would become a completion
+        { chosen: [user('hi'), assistant('a')], rejected: [assistant('hi'), assistant('b')] },
+      ]),
+    );
+    const result = await importTrl(file);
+    assert.strictEqual(result.records.length, 1);
+    assert.deepStrictEqual(
+      result.rejected.map((r) => r.line),
+      [2, 3, 4, 5],
+    );
+    assert.match(result.rejected[0].reason, /key "rejected".* role "user"/);
+    assert.match(result.rejected[1].reason, /key "chosen".* role "user"/);
+    assert.match(result.rejected[2].reason, /key "chosen".* no message/);
+  });
+
+  it('counts annotators, languages and models named like Object.prototype members', () => {
+    const record = sampleJudgment('p', { annotator: 'constructor', language: 'toString' });
+    record.candidates[0].model = '__proto__';
+    record.candidates[1].model = 'hasOwnProperty';
+    const stats = computeStats([record]);
+    assert.strictEqual(stats.byAnnotator.constructor, 1);
+    assert.strictEqual(stats.byLanguage.toString, 1);
+    assert.deepStrictEqual(Object.keys(stats.byModel).sort(), ['__proto__', 'hasOwnProperty']);
+    assert.doesNotMatch(formatStats(stats), /native code/);
+  });
+
+  it('redacts the rest of a private key block that starts before the cursor', () => {
+    // The cursor sits inside the key: BEGIN is in the prefix, the body and END in the suffix.
+    const suffix = 'MIIEsuffixKEYBODYabc123\n-----END RSA PRIVATE KEY-----`;\nrun();\n';
+    const { text } = redactText(suffix);
+    assert.doesNotMatch(text, /KEYBODY/);
+    assert.match(text, /\[REDACTED:private-key-block\]`;\nrun\(\);\n$/);
+  });
+});
