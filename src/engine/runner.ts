@@ -235,7 +235,9 @@ function sessionOptions(config: SessionConfig): ort.InferenceSession.SessionOpti
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`SessionConfig.threads must be a positive integer, got ${threads}`);
   }
-  const entries: Record<string, string> = {};
+  // Null-prototype objects: the native binding enumerates inherited properties of `extra`,
+  // so a polluted Object.prototype elsewhere in the process must not reach it.
+  const entries: Record<string, string> = Object.create(null);
   if (config.disablePrepacking) entries.disable_prepacking = '1';
   if (config.spinWait === false) {
     entries['intra_op.allow_spinning'] = '0';
@@ -248,7 +250,7 @@ function sessionOptions(config: SessionConfig): ort.InferenceSession.SessionOpti
     executionMode: 'sequential',
     graphOptimizationLevel: config.optimizationLevel ?? 'all',
     enableCpuMemArena: config.memoryArena ?? true,
-    extra: { session: entries },
+    extra: Object.assign(Object.create(null), { session: entries }),
   };
 }
 

@@ -148,6 +148,23 @@ describe('engine graph builder', () => {
     assert.deepStrictEqual(Array.from(r.sum.data as BigInt64Array), [20n]);
   });
 
+  it('creates sessions even when another module polluted Object.prototype', async () => {
+    const g = new Graph('polluted');
+    const x = g.input('x', 'float32', [2]);
+    g.output('y', op.mul(x, 2));
+    const proto = Object.prototype as unknown as Record<string, unknown>;
+    proto.pollutedByTest = 1; // the native binding enumerates inherited keys of `extra`
+    try {
+      const session = await EngineSession.create(g.build(), { threads: 1, spinWait: false });
+      const r = await session.run({
+        x: { dtype: 'float32', shape: [2], data: new Float32Array([1, 2]) },
+      });
+      assert.deepStrictEqual(Array.from(r.y.data as Float32Array), [2, 4]);
+    } finally {
+      delete proto.pollutedByTest;
+    }
+  });
+
   it('attention with grouped-query heads matches a direct computation', async () => {
     const g = new Graph('gqa');
     const q = g.input('q', 'float32', [1, 4, 'T', 2]);
