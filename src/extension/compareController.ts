@@ -162,7 +162,9 @@ export class CompareController {
       this.show(pending);
       deps.log.info(
         `comparison ${pending.id}: ${pending.candidates.length} candidates for ` +
-          `${snapshot.file ?? snapshot.uri} v${snapshot.version} in ${generationMs.toFixed(0)} ms`,
+          `${snapshot.file ?? snapshot.uri} v${snapshot.version}: generation ` +
+          `${generationMs.toFixed(0)} ms (model host ${result.latencyMs.toFixed(0)} ms), ` +
+          `${(deps.now() - snapshot.requestedAt).toFixed(0)} ms since the command`,
       );
       return pending;
     } catch (error) {

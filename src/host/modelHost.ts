@@ -24,8 +24,7 @@ export function createModelHost(transport: HostTransport, loadGenerator: LoadGen
   const rpc = new RpcServer(loop);
   const scheduler = new ModelScheduler();
   const generation = registerGenerationHandlers(loop, rpc, scheduler, loadGenerator);
-  // Training jobs (issue 8) register their message types here, e.g.
-  // registerTrainingHandlers(loop, scheduler, generation);
+  // Other handler modules (training jobs) register their message types on `loop` in main.ts.
   loop.start();
   return { loop, rpc, scheduler, generation };
 }
