@@ -147,10 +147,16 @@ const SHAPE_DEFAULT = {
 type Shape = typeof SHAPE_110M;
 
 /** Writes (once, cached in the temp folder) a random-weight checkpoint of the given shape. */
-function randomCheckpoint(name: string, shape: Shape, tokenizerDir: string): string {
+function randomCheckpoint(
+  name: string,
+  shape: Shape,
+  tokenizerDir: string,
+  dtype: 'F32' | 'F16' = 'F32',
+): string {
   const dir = path.join(os.tmpdir(), `code-rlhf-bench-${name}`);
   const marker = path.join(dir, 'config.json');
-  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === JSON.stringify(shape)) {
+  const config = JSON.stringify({ ...shape, torch_dtype: dtype === 'F16' ? 'float16' : 'float32' });
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === config) {
     return dir;
   }
   fs.mkdirSync(dir, { recursive: true });
@@ -165,7 +171,7 @@ function randomCheckpoint(name: string, shape: Shape, tokenizerDir: string): str
   const add = (name: string, dims: number[], ones = false) =>
     tensors.push({
       name,
-      dtype: 'F32',
+      dtype,
       shape: dims,
       produce: () =>
         ones ? new Float32Array(dims[0]).fill(1) : random(dims[0] * (dims[1] ?? 1), 0.02),
@@ -186,7 +192,7 @@ function randomCheckpoint(name: string, shape: Shape, tokenizerDir: string): str
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     fs.copyFileSync(path.join(tokenizerDir, file), path.join(dir, file));
   }
-  fs.writeFileSync(marker, JSON.stringify(shape));
+  fs.writeFileSync(marker, config);
   return dir;
 }
 
@@ -273,7 +279,8 @@ async function main(): Promise<void> {
     const tokenizerDir = fs.existsSync(path.join(defaultDir, 'tokenizer.json'))
       ? defaultDir
       : fixtureTokenizer;
-    const dir = randomCheckpoint('default-shape', SHAPE_DEFAULT, tokenizerDir);
+    // pretrain exports F16 weights, as here.
+    const dir = randomCheckpoint('default-shape', SHAPE_DEFAULT, tokenizerDir, 'F16');
     rows.push(await benchModel(dir, 'default shape, random weights'));
   }
   if (!args.includes('--skip-110m')) {
