@@ -21,8 +21,16 @@ export const ARENA_COLUMNS = [
 
 export class ArenaFormatError extends Error {}
 
-/** Imports the CSV text; malformed rows are reported by line and the rest imported. */
-export function importArenaCsvText(text: string, options: ImportOptions = {}): ImportResult {
+/**
+ * Imports the CSV text; malformed rows are reported by line and the rest imported.
+ * `invalidUtf8` says the file had bytes that are not UTF-8 (decoded as U+FFFD): rows holding
+ * U+FFFD are then rejected rather than stored with the replacement character.
+ */
+export function importArenaCsvText(
+  text: string,
+  options: ImportOptions = {},
+  invalidUtf8 = false,
+): ImportResult {
   const source = options.source ?? 'copilot-arena csv';
   const rows = parseCsv(text);
   const result: ImportResult = { format: 'copilot-arena', records: [], rejected: [], warnings: [] };
@@ -68,8 +76,17 @@ export function importArenaCsvText(text: string, options: ImportOptions = {}): I
       });
     }
     previousMalformed = false;
-    const accepted = Number(get(fields, 'acceptedIndex'));
-    if (get(fields, 'acceptedIndex').trim() === '' || (accepted !== 0 && accepted !== 1)) {
+    if (invalidUtf8 && fields.some((f) => f.includes('\uFFFD'))) {
+      result.rejected.push({
+        line,
+        reason: 'row holds bytes that are not valid UTF-8 (convert the file to UTF-8)',
+      });
+      continue;
+    }
+    // 0 or 1, also written as a float ("0.0") by pandas; not "0x1", "1e0" or "-0".
+    const index = /^\s*([01])(?:\.0*)?\s*$/.exec(get(fields, 'acceptedIndex'));
+    const accepted = index ? Number(index[1]) : NaN;
+    if (accepted !== 0 && accepted !== 1) {
       result.rejected.push({
         line,
         reason: `acceptedIndex ${JSON.stringify(get(fields, 'acceptedIndex'))} is not 0 or 1`,
@@ -106,6 +123,14 @@ export async function importArenaCsv(
   file: string,
   options: ImportOptions = {},
 ): Promise<ImportResult> {
-  const text = await fsp.readFile(file, 'utf8');
-  return importArenaCsvText(text, { source: file, ...options });
+  const bytes = await fsp.readFile(file);
+  let text: string;
+  let invalidUtf8 = false;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    text = bytes.toString('utf8');
+    invalidUtf8 = true;
+  }
+  return importArenaCsvText(text, { source: file, ...options }, invalidUtf8);
 }

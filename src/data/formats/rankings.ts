@@ -13,7 +13,7 @@ import type {
   PreferenceRecord,
 } from '../../protocol/records';
 import { readLines } from '../jsonl';
-import { importedCandidate, importedJudgment } from '../recordFactory';
+import { contentId, importedCandidate, importedJudgment } from '../recordFactory';
 import {
   countNote,
   type ExportResult,
@@ -104,6 +104,11 @@ export async function importRankings(
       }
       if (typeof o !== 'object' || o === null || Array.isArray(o))
         throw new LineError('line must hold a JSON object');
+      for (const key of ['prompt', 'suffix'] as const) {
+        if (o[key] !== undefined && typeof o[key] !== 'string') {
+          throw new LineError(`key "${key}" must be a string, got ${JSON.stringify(o[key])}`);
+        }
+      }
       const completions = stringArray(o.completions, 'completions');
       if (completions.length < 2)
         throw new LineError('key "completions" must hold at least 2 texts');
@@ -151,7 +156,10 @@ export async function importRankings(
       } else {
         judgment = { kind: 'none-good' };
       }
-      const id = typeof o.id === 'string' && o.id !== '' ? o.id : `rankings-line-${line.line}`;
+      // Without an id, the content and line (as for TRL): a line number alone would collide with
+      // the same line of another file, and that file's judgments would be dropped as stored.
+      const id =
+        typeof o.id === 'string' && o.id !== '' ? o.id : contentId('rankings', [line.line, o]);
       addRecord(
         result,
         importedJudgment({

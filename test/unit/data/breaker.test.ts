@@ -14,6 +14,8 @@ import { redactText } from '../../../src/data/redact';
 import { computeStats, formatStats } from '../../../src/data/stats';
 import { openStore } from '../../../src/data/store';
 import { importTrl } from '../../../src/data/formats/trl';
+import { importRankings } from '../../../src/data/formats/rankings';
+import { importArenaCsv } from '../../../src/data/formats/copilotArena';
 import { sampleJudgment } from './helpers/records';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -161,5 +163,69 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     const { text } = redactText(suffix);
     assert.doesNotMatch(text, /KEYBODY/);
     assert.match(text, /\[REDACTED:private-key-block\]`;\nrun\(\);\n$/);
+  });
+  it('rankings files without ids: a second file never has its judgments dropped as stored', async () => {
+    const first = path.join(dir, 'r1.jsonl');
+    const second = path.join(dir, 'r2.jsonl');
+    writeFileSync(first, jsonl([{ prompt: 'def a():', completions: ['x', 'y'], best: 0 }]));
+    writeFileSync(second, jsonl([{ prompt: 'def b():', completions: ['p', 'q'], best: 1 }]));
+    const store = path.join(dir, 'store.jsonl');
+    assert.match((await cli('data', 'import', first, '--out', store)).out, /1 appended/);
+    assert.match((await cli('data', 'import', second, '--out', store)).out, /1 appended/);
+    // The same file again is still stored once.
+    assert.match((await cli('data', 'import', second, '--out', store)).out, /0 appended/);
+    assert.strictEqual(readFileSync(store, 'utf8').trim().split('\n').length, 2);
+  });
+
+  it('rankings import rejects a prompt of the wrong type instead of storing ""', async () => {
+    const file = path.join(dir, 'r.jsonl');
+    writeFileSync(
+      file,
+      jsonl([
+        { prompt: 123, completions: ['p', 'q'], best: 0 },
+        { prompt: 'ok', suffix: ['x'], completions: ['p', 'q'], best: 0 },
+        { prompt: 'ok', completions: ['p', 'q'], best: 0 },
+      ]),
+    );
+    const result = await importRankings(file);
+    assert.strictEqual(result.records.length, 1);
+    assert.match(result.rejected[0].reason, /key "prompt" must be a string, got 123/);
+    assert.strictEqual(result.rejected[1].line, 2);
+    assert.match(result.rejected[1].reason, /key "suffix" must be a string/);
+  });
+
+  it('Copilot Arena: rejects acceptedIndex spellings that only Number() reads as 0 or 1', async () => {
+    const header = 'prefix,suffix,model_a,model_b,acceptedIndex,completion_a,completion_b\n';
+    const row = (index: string, p: string) => `"${p}","s",ma,mb,${index},"ca","cb"\n`;
+    const file = path.join(dir, 'a.csv');
+    const good = ['0', '1', '0.0', '1.0', ' 1 '];
+    const bad = ['0x1', '1e0', '-0', '+1', '0b1'];
+    writeFileSync(file, header + [...good, ...bad].map((v, i) => row(v, `p${i}`)).join(''));
+    const result = await importArenaCsv(file);
+    assert.strictEqual(result.records.length, good.length);
+    assert.deepStrictEqual(
+      result.rejected.map((r) => r.line),
+      [7, 8, 9, 10, 11],
+    );
+    assert.match(result.rejected[0].reason, /acceptedIndex "0x1" is not 0 or 1/);
+  });
+
+  it('Copilot Arena: a row with bytes that are not UTF-8 is reported, not imported as U+FFFD', async () => {
+    const file = path.join(dir, 'latin1.csv');
+    writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from('prefix,suffix,model_a,model_b,acceptedIndex,completion_a,completion_b\n'),
+        Buffer.from('"ok","s",ma,mb,0,"ca","cb"\n'),
+        Buffer.from('"caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('","s",ma,mb,1,"ca","cb"\n'),
+      ]),
+    );
+    const result = await importArenaCsv(file);
+    assert.strictEqual(result.records.length, 1);
+    assert.strictEqual(result.rejected.length, 1);
+    assert.strictEqual(result.rejected[0].line, 3);
+    assert.match(result.rejected[0].reason, /not valid UTF-8/);
   });
 });
