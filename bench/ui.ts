@@ -197,6 +197,11 @@ async function main(): Promise<void> {
       .map((l) => /visible (\d+) ms after the command \(generation (\d+) ms\)/.exec(l))
       .filter((m): m is RegExpExecArray => m !== null)
       .slice(options.warmup);
+    const modelHost = extensionLog(server)
+      .map((l) => /\(model host (\d+) ms\)/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .slice(options.warmup)
+      .map((m) => Number(m[1]));
     const commandToRendered = visibleLines.map((m) => Number(m[1]));
     const generation = visibleLines.map((m) => Number(m[2]));
     console.log(
@@ -205,7 +210,10 @@ async function main(): Promise<void> {
     console.log(`  keypress -> candidates visible   ${summary(keypressToVisible)}`);
     if (commandToRendered.length > 0) {
       console.log(`  command -> webview rendered      ${summary(commandToRendered)}`);
-      console.log(`  of which generation             ${summary(generation)}`);
+      console.log(`  of which generation (round trip) ${summary(generation)}`);
+      if (modelHost.length > 0) {
+        console.log(`  of which inside the model host   ${summary(modelHost)}`);
+      }
     }
     const median = quantile(
       [...keypressToVisible].sort((a, b) => a - b),
