@@ -63,12 +63,21 @@ const PATTERNS: SecretPattern[] = [
   { kind: 'google-api-key', regex: /\bAIza[0-9A-Za-z_-]{35}\b/g },
   { kind: 'jwt', regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g },
   {
-    // password = "...", "password": "...", api_key: '...', token = `...` (non-empty values).
+    // password = "...", "password": "...", api_key: '...', token = `...` (non-empty values),
+    // also with a type annotation (password: str = "...") or a string prefix (f"...", r'...').
     kind: 'password-assignment',
     regex:
-      /(\b[A-Za-z_]*(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)\b["']?)(\s*(?::=|=|:)\s*)(["'`])((?:\\.|(?!\3)[^\\\r\n])+)\3/gi,
+      /(\b[A-Za-z_]*(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)\b["']?)(\s*(?::\s*[A-Za-z_][\w.[\]<>|?]*\s*)?(?::=|=|:)\s*(?:[rRbBuUfF]{1,2}(?=["'`]))?)(["'`])((?:\\.|(?!\3)[^\\\r\n])+)\3/gi,
     replace: keepKey('password-assignment'),
   },
+  {
+    // scheme://user:password@host (database URLs, git remotes); the user name is kept.
+    kind: 'url-credentials',
+    regex: /(\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s:/@"'`]+:)()()([^\s@/"'`]+)(?=@)/g,
+    replace: (match, prefix, _sep, _quote, value) =>
+      PLACEHOLDER.test(value) ? match : `${prefix}${redactionMarker('url-credentials')}`,
+  },
+  { kind: 'bearer-token', regex: /\b(?<=Bearer\s+)[A-Za-z0-9._~+/-]{20,}=*/g },
   {
     // .env style: PASSWORD=hunter2 or export API_TOKEN=abc (unquoted, to the end of the line).
     kind: 'env-secret',

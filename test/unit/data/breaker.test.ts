@@ -228,4 +228,28 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     assert.strictEqual(result.rejected[0].line, 3);
     assert.match(result.rejected[0].reason, /not valid UTF-8/);
   });
+  it('redacts passwords in URLs, typed or prefixed assignments, and bearer tokens', () => {
+    const cases: [string, string][] = [
+      ['DB = "postgres://admin:S3cretPw@db.internal:5432/app"', 'S3cretPw'],
+      ['git remote add o https://user:tok3nval@github.com/org/repo.git', 'tok3nval'],
+      ['password: str = "typedsecret"', 'typedsecret'],
+      ['const password: string = "tssecret";', 'tssecret'],
+      ['password = f"fsecret{x}"', 'fsecret'],
+      ["db_password = r'rawsecret'", 'rawsecret'],
+      ['headers = {"Authorization": "Bearer abcdef0123456789abcdef0123"}', 'abcdef0123456789'],
+    ];
+    for (const [input, secret] of cases) {
+      const { text } = redactText(input);
+      assert.ok(!text.includes(secret), `${input} -> ${text}`);
+      assert.match(text, /\[REDACTED:/);
+    }
+    // Type declarations and placeholders are not secrets and stay as they are.
+    for (const input of [
+      'interface U { password: string; token?: string }',
+      'url = "postgres://user:${DB_PASSWORD}@localhost/db"',
+      'http://localhost:8080/path',
+    ]) {
+      assert.strictEqual(redactText(input).text, input);
+    }
+  });
 });
