@@ -149,6 +149,13 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   rejectAbsolutePaths(result);
   printIssues(io, 'rejected', result.rejected, input);
   printIssues(io, 'warnings', result.warnings, input);
+  if (result.records.length === 0 && result.rejected.length > 0) {
+    io.err(
+      `nothing to import: all ${result.rejected.length} lines/rows of ${input} were rejected as ` +
+        `${result.format} (see above); pass --format (${IMPORT_FORMATS.join(', ')}) if that is wrong`,
+    );
+    return 1;
+  }
   if (dryRun || typeof out !== 'string') {
     io.out(
       `${input} (${result.format}): ${result.records.length} records would be imported, ${result.rejected.length} rejected`,

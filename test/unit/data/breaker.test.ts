@@ -252,4 +252,14 @@ describe('breaker: data store, formats and CLI under bad input', () => {
       assert.strictEqual(redactText(input).text, input);
     }
   });
+  it('import exits 1 and creates no store when every line is rejected (wrong --format)', async () => {
+    const input = path.join(dir, 'trl.jsonl');
+    writeFileSync(input, jsonl([{ prompt: 'p', chosen: 'a', rejected: 'b' }]));
+    const store = path.join(dir, 'store.jsonl');
+    const result = await cli('data', 'import', input, '--format', 'records', '--out', store);
+    assert.strictEqual(result.code, 1);
+    assert.match(result.err, /trl\.jsonl:1: key "type"/);
+    assert.match(result.err, /nothing to import: all 1 lines\/rows .* rejected as records/);
+    assert.ok(!existsSync(store));
+  });
 });
