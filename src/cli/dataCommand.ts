@@ -184,7 +184,11 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
   await mustExist(input);
   if (path.resolve(out) === path.resolve(input))
     throw new UsageError('--out must differ from the store file');
-  if (!args.options.has('force') && (await fsp.stat(out).catch(() => null))) {
+  const existing = await fsp.stat(out).catch(() => null);
+  if (existing?.isDirectory()) {
+    throw new UsageError(`--out ${out} is a folder; give the path of the file to write`);
+  }
+  if (!args.options.has('force') && existing) {
     throw new UsageError(`${out} exists; pass --force to replace it`);
   }
   const read = await importRecords(input);

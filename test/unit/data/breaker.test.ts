@@ -58,7 +58,7 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     assert.deepStrictEqual(readdirSync(dir).sort(), ['dataset.jsonl', 'in.jsonl']);
   });
 
-  it('import --out naming a folder says so and names it', async () => {
+  it('import and export --out naming a folder say so and name it', async () => {
     const input = path.join(dir, 'in.jsonl');
     writeFileSync(input, jsonl([{ prompt: 'p', chosen: 'a', rejected: 'b' }]));
     const folder = path.join(dir, 'folder');
@@ -66,6 +66,20 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     const result = await cli('data', 'import', input, '--out', folder);
     assert.strictEqual(result.code, 2);
     assert.match(result.err, /--out .*folder is a folder/);
+    const store = path.join(dir, 'store.jsonl');
+    writeFileSync(store, jsonl([sampleJudgment('a')]));
+    const exported = await cli(
+      'data',
+      'export',
+      store,
+      '--format',
+      'trl',
+      '--out',
+      folder,
+      '--force',
+    );
+    assert.strictEqual(exported.code, 2);
+    assert.match(exported.err, /--out .*folder is a folder/);
   });
 
   it('import rejects only the records with an absolute path, naming their lines', async () => {
