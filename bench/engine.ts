@@ -128,7 +128,7 @@ async function engineRun(
   const setup = process.hrtime.bigint();
   const { loss, params } = buildTinyLlama(config);
   const training = buildTraining(loss, [...params.values()], {
-    optimizer: { kind: 'adamw', learningRate: 1e-2, beta1: 0.9, beta2: 0.95, weightDecay: 0.1 },
+    optimizer: { kind: 'adamw', learningRate: 1e-3, beta1: 0.9, beta2: 0.95, weightDecay: 0.1 },
     maxGradNorm: 1,
   });
   const rng = new Rng(0);
@@ -299,7 +299,7 @@ async function main(): Promise<void> {
       torch ? gflops(torch.tokensPerSecond) : '-',
     ],
     [
-      'loss, first -> last timed step',
+      'loss at first -> last timed step',
       `${e.firstLoss.toFixed(3)} -> ${e.lastLoss.toFixed(3)}`,
       torch ? `${torch.firstLoss.toFixed(3)} -> ${torch.lastLoss.toFixed(3)}` : '-',
     ],

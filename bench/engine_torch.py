@@ -38,7 +38,7 @@ def main():
         {'params': [v for v in params.values() if v.dim() >= 2], 'weight_decay': 0.1},
         {'params': [v for v in params.values() if v.dim() < 2], 'weight_decay': 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
     positions = torch.arange(T).expand(B, T)
 
     def step(i):
