@@ -272,6 +272,79 @@ describe('compare completions in a real VS Code', () => {
     );
   });
 
+  it('"Select model" switches to a local Hugging Face folder and back to the default', async function () {
+    this.timeout(180_000);
+    const userSettings = path.join(e2e().server.userDataDir, 'User', 'settings.json');
+    const restore = fs.readFileSync(userSettings, 'utf8');
+    const folder = makeWorkspace({ 'codeRlhf.inlineSuggestions': false });
+    folders.push(folder);
+    try {
+      const { page } = await openTestWorkbench(e2e().server.url(folder));
+      const statusItem = page.locator('.statusbar-item', { hasText: 'judgment' });
+      await statusItem.first().waitFor({ timeout: 60_000 });
+      const input = page.locator('.quick-input-widget input');
+      const pick = async (label: string) => {
+        const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: label });
+        await row.first().waitFor();
+        await row.first().click();
+      };
+      // Not runCommand: that waits for the palette to close, and this command opens a quick pick.
+      const selectModel = async () => {
+        await page.locator('.monaco-workbench').click({ position: { x: 5, y: 300 } });
+        await page.keyboard.press('F1');
+        await input.waitFor({ state: 'visible' });
+        await input.fill('>Code RLHF: Select model');
+        await pick('Code RLHF: Select model');
+        await page
+          .locator(
+            '.quick-input-widget input[placeholder="Model used for comparisons and inline completions"]',
+          )
+          .waitFor();
+      };
+      await selectModel();
+      await pick('Choose a Hugging Face model folder');
+      // code-server's folder dialog is a quick input holding a path.
+      await input.waitFor({ state: 'visible' });
+      await input.fill(`${MODEL}/`);
+      await page.waitForTimeout(500);
+      await page.keyboard.press('Enter');
+      await waitFor(
+        () =>
+          JSON.parse(fs.readFileSync(userSettings, 'utf8'))['codeRlhf.modelPath'] === MODEL
+            ? true
+            : undefined,
+        () => `codeRlhf.modelPath not set in ${fs.readFileSync(userSettings, 'utf8')}`,
+      );
+      let text = '';
+      await waitFor(
+        async () =>
+          (text = (await statusItem.first().textContent()) ?? '').includes('tiny-llama · base')
+            ? true
+            : undefined,
+        () => `status bar: ${text}`,
+      );
+      await screenshot(page, 'select-model-folder');
+      await selectModel();
+      await pick('Default model');
+      await waitFor(
+        () =>
+          JSON.parse(fs.readFileSync(userSettings, 'utf8'))['codeRlhf.modelPath'] === ''
+            ? true
+            : undefined,
+        () => `codeRlhf.modelPath not reset in ${fs.readFileSync(userSettings, 'utf8')}`,
+      );
+      await waitFor(
+        async () =>
+          (text = (await statusItem.first().textContent()) ?? '').includes('default (embedded)')
+            ? true
+            : undefined,
+        () => `status bar: ${text}`,
+      );
+    } finally {
+      fs.writeFileSync(userSettings, restore);
+    }
+  });
+
   it('renders a candidate holding markup as literal text inside the real webview', async function () {
     this.timeout(180_000);
     const folder = makeWorkspace({
