@@ -14,6 +14,7 @@ import type {
 } from '../../protocol/records';
 import { readLines } from '../jsonl';
 import { contentId, importedCandidate, importedImplicit } from '../recordFactory';
+import { completionProblem } from './trl';
 import {
   countNote,
   type ExportResult,
@@ -124,6 +125,8 @@ export async function importKto(file: string, options: ImportOptions = {}): Prom
         prefix = o.prompt;
         candidate = importedCandidate('c0', o.completion);
       } else if (isMessages(o.prompt) && isMessages(o.completion)) {
+        const problem = completionProblem(o.completion, 'completion');
+        if (problem !== null) throw new LineError(problem);
         messages = o.prompt;
         candidate = importedCandidate(
           'c0',
@@ -136,6 +139,9 @@ export async function importKto(file: string, options: ImportOptions = {}): Prom
         throw new LineError(
           'keys "prompt" and "completion" must both be strings or both be message lists',
         );
+      }
+      if (o.suffix !== undefined && typeof o.suffix !== 'string') {
+        throw new LineError(`key "suffix" must be a string, got ${JSON.stringify(o.suffix)}`);
       }
       const suffix = typeof o.suffix === 'string' ? o.suffix : '';
       addRecord(

@@ -84,22 +84,24 @@ interface Parsed {
 const PROMPT_ROLES = new Set(['user', 'system', 'developer']);
 
 /**
- * A conversational completion must be at least one message written by the model: a "user" or
- * "system" turn there (mismatched roles, or a prompt that could not be inferred) would train
- * the policy to write the user's side.
+ * What is wrong with a conversational completion, or null: it must be at least one message
+ * written by the model. A "user" or "system" turn there (mismatched roles, or a prompt that
+ * could not be inferred) would train the policy to write the user's side.
  */
-function checkCompletion(messages: ChatMessage[], key: 'chosen' | 'rejected'): void {
-  if (messages.length === 0) {
-    throw new LineError(`key "${key}": the completion after the prompt has no message`);
-  }
+export function completionProblem(messages: ChatMessage[], key: string): string | null {
+  if (messages.length === 0) return `key "${key}": the completion after the prompt has no message`;
   const bad = messages.findIndex((m) => PROMPT_ROLES.has(m.role));
-  if (bad !== -1) {
-    throw new LineError(
-      `key "${key}": completion message ${bad} has role ${JSON.stringify(messages[bad].role)}; ` +
-        `completions after the prompt must be model turns (e.g. "assistant"), and the prompt ` +
-        `must be the shared leading messages or an explicit "prompt"`,
-    );
-  }
+  if (bad === -1) return null;
+  return (
+    `key "${key}": completion message ${bad} has role ${JSON.stringify(messages[bad].role)}; ` +
+    `completions after the prompt must be model turns (e.g. "assistant"), and the prompt ` +
+    `must be the shared leading messages or an explicit "prompt"`
+  );
+}
+
+function checkCompletion(messages: ChatMessage[], key: 'chosen' | 'rejected'): void {
+  const problem = completionProblem(messages, key);
+  if (problem !== null) throw new LineError(problem);
 }
 
 function parseTrlObject(o: Record<string, unknown>): Parsed {

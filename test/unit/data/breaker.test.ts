@@ -16,6 +16,7 @@ import { openStore } from '../../../src/data/store';
 import { importTrl } from '../../../src/data/formats/trl';
 import { importRankings } from '../../../src/data/formats/rankings';
 import { importArenaCsv } from '../../../src/data/formats/copilotArena';
+import { importKto } from '../../../src/data/formats/kto';
 import { sampleJudgment } from './helpers/records';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -275,5 +276,27 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     assert.match(result.err, /trl\.jsonl:1: key "type"/);
     assert.match(result.err, /nothing to import: all 1 lines\/rows .* rejected as records/);
     assert.ok(!existsSync(store));
+  });
+  it('KTO import rejects a user-turn or empty completion and a suffix of the wrong type', async () => {
+    const file = path.join(dir, 'kto.jsonl');
+    const user = [{ role: 'user', content: 'hi' }];
+    writeFileSync(
+      file,
+      jsonl([
+        { prompt: user, completion: [{ role: 'assistant', content: 'a' }], label: true },
+        { prompt: user, completion: [{ role: 'user', content: 'b' }], label: false },
+        { prompt: user, completion: [], label: true },
+        { prompt: 'p', completion: 'c', suffix: 5, label: true },
+      ]),
+    );
+    const result = await importKto(file);
+    assert.strictEqual(result.records.length, 1);
+    assert.deepStrictEqual(
+      result.rejected.map((r) => r.line),
+      [2, 3, 4],
+    );
+    assert.match(result.rejected[0].reason, /key "completion".* role "user"/);
+    assert.match(result.rejected[1].reason, /no message/);
+    assert.match(result.rejected[2].reason, /key "suffix" must be a string, got 5/);
   });
 });
