@@ -46,6 +46,8 @@ interface Row {
   promptTokens: number;
   firstTokenMs: number;
   totalMs: number;
+  /** CPU time of this process per request (all threads): less sensitive to other load. */
+  cpuMs: number;
   decodeTokS: number;
   tokens: number;
   torch?: string;
@@ -70,13 +72,17 @@ async function benchModel(dir: string, label: string): Promise<Row> {
   await generator.completeDetailed(request); // warm-up: first-run allocations
   const first: number[] = [];
   const total: number[] = [];
+  const cpu: number[] = [];
   const rates: number[] = [];
   let tokens = 0;
   let promptTokens = 0;
   for (let run = 0; run < RUNS; run++) {
     const started = performance.now();
+    const cpuStart = process.cpuUsage();
     const result = await generator.completeDetailed({ ...request, seed: run + 1 });
     total.push(performance.now() - started);
+    const used = process.cpuUsage(cpuStart);
+    cpu.push((used.user + used.system) / 1000);
     first.push(result.timings.firstTokenMs);
     const generated = result.candidates.reduce((a, c) => a + c.tokenIds.length, 0);
     tokens += generated;
@@ -91,6 +97,7 @@ async function benchModel(dir: string, label: string): Promise<Row> {
     promptTokens,
     firstTokenMs: median(first),
     totalMs: median(total),
+    cpuMs: median(cpu),
     decodeTokS: median(rates),
     tokens: Math.round(tokens / RUNS),
   };
@@ -294,13 +301,13 @@ async function main(): Promise<void> {
     `\nK=${COUNT} candidates, up to ${NEW_TOKENS} new tokens, ${THREADS} threads, median of ${RUNS} runs, load average ${load} on ${os.cpus().length} cores\n`,
   );
   console.log(
-    '| model | params | prompt tok | first token ms | total ms (all K) | decode tok/s | tokens | PyTorch (same shape) |',
+    '| model | params | prompt tok | first token ms | total ms (all K) | CPU ms | decode tok/s | tokens | PyTorch (same shape) |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
     console.log(
       `| ${r.model} | ${r.params} | ${r.promptTokens} | ${r.firstTokenMs.toFixed(1)} | ` +
-        `${r.totalMs.toFixed(1)} | ${r.decodeTokS.toFixed(1)} | ${r.tokens} | ${r.torch ?? '-'} |`,
+        `${r.totalMs.toFixed(1)} | ${r.cpuMs.toFixed(0)} | ${r.decodeTokS.toFixed(1)} | ${r.tokens} | ${r.torch ?? '-'} |`,
     );
   }
 }
