@@ -31,6 +31,8 @@ export function registerCompare(
   model: ModelService,
   sink: RecordSink,
   log: Logger,
+  /** Called when a comparison starts, e.g. to cancel a running inline request. */
+  beforeCompare: () => void = () => {},
 ): CompareFeature {
   const channel = new WebviewChannel<HostToCompare>(log);
   const panel = new ComparePanel(context.extensionUri, channel, log);
@@ -76,6 +78,7 @@ export function registerCompare(
         context.globalStorageUri,
         Date.now(),
       );
+      beforeCompare();
       await controller.compare(snapshot);
     }),
     vscode.workspace.onDidChangeTextDocument((event) => {

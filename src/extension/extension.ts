@@ -86,14 +86,22 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
   };
   sink.onDidAppend(refreshCount);
 
+  const inline = registerInline(
+    context,
+    getSettings,
+    model,
+    sink,
+    componentLogger(channel, 'inline'),
+  );
+  // The model host serves one request at a time: a comparison goes before ghost text.
   const compare = registerCompare(
     context,
     getSettings,
     model,
     sink,
     componentLogger(channel, 'compare'),
+    () => inline.cancelRunning(),
   );
-  registerInline(context, getSettings, model, sink, componentLogger(channel, 'inline'));
 
   const dashboard = new DashboardPanel(
     context.extensionUri,

@@ -56,6 +56,7 @@ interface Shown {
 export class InlineCompletions {
   private shown: Shown | undefined;
   private readonly settled = new Set<string>();
+  private running: AbortController | undefined;
 
   constructor(private readonly deps: InlineDeps) {}
 
@@ -68,6 +69,8 @@ export class InlineCompletions {
     if (!deps.settings().inlineSuggestions) return undefined;
     if (!(await this.debounce(token))) return undefined;
     const controller = new AbortController();
+    this.running?.abort();
+    this.running = controller;
     const subscription = token.onCancellationRequested(() => controller.abort());
     const isStale = () =>
       token.isCancellationRequested || deps.documentVersion(snapshot.uri) !== snapshot.version;
@@ -78,8 +81,8 @@ export class InlineCompletions {
         { prefix: snapshot.prefix, suffix: snapshot.suffix, count: 1, ...INLINE_SAMPLING, seed: 0 },
         controller.signal,
       );
-      // Overtaken by typing while generating: never shown, never recorded.
-      if (isStale()) return undefined;
+      // Overtaken by typing (or by a comparison) while generating: never shown or recorded.
+      if (isStale() || controller.signal.aborted) return undefined;
       const candidate = result.candidates[0];
       if (!candidate || candidate.text.trim().length === 0) return undefined;
       await this.settle('ignored');
@@ -102,7 +105,14 @@ export class InlineCompletions {
       return undefined;
     } finally {
       subscription.dispose();
+      if (this.running === controller) this.running = undefined;
     }
+  }
+
+  /** Aborts the running inline request (a comparison needs the model host now). */
+  cancelRunning(): void {
+    this.running?.abort();
+    this.running = undefined;
   }
 
   /** The item's command ran: the suggestion `id` was accepted. */

@@ -102,6 +102,25 @@ describe('inline completions', () => {
     assert.deepStrictEqual(t.records, []);
   });
 
+  it('cancelRunning aborts the generation of the running request', async () => {
+    let aborted = false;
+    const t = setup(
+      (_request, signal) =>
+        new Promise<GenerationResult>((_resolve, reject) =>
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+          }),
+        ),
+    );
+    t.versions.set('file:///ws/a.js', 1);
+    const pending = t.inline.provide(snap(1, 'x'), new Token());
+    await new Promise((r) => setTimeout(r, 40));
+    t.inline.cancelRunning();
+    assert.strictEqual(await pending, undefined);
+    assert.ok(aborted);
+  });
+
   it('records accepted once, and a replaced suggestion as ignored', async () => {
     const t = setup();
     t.versions.set('file:///ws/a.js', 1);
