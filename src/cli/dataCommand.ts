@@ -182,13 +182,18 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
   if (typeof out !== 'string') throw new UsageError('data export needs --out <file>');
   const format = formatOption(args.options.get('format'), EXPORT_FORMATS) as ExportFormat;
   await mustExist(input);
-  if (path.resolve(out) === path.resolve(input))
+  // Through symlinks: a link to the store must not be overwritten, a link to a file keeps
+  // pointing at the new content, and a device or pipe (/dev/stdout) is written as a stream
+  // (renaming a temp file over it would replace the device entry itself).
+  const target = await fsp.realpath(out).catch(() => path.resolve(out));
+  if (target === (await fsp.realpath(input)))
     throw new UsageError('--out must differ from the store file');
-  const existing = await fsp.stat(out).catch(() => null);
+  const existing = await fsp.stat(target).catch(() => null);
   if (existing?.isDirectory()) {
     throw new UsageError(`--out ${out} is a folder; give the path of the file to write`);
   }
-  if (!args.options.has('force') && existing) {
+  const stream = existing !== null && !existing.isFile();
+  if (!args.options.has('force') && existing && !stream) {
     throw new UsageError(`${out} exists; pass --force to replace it`);
   }
   const read = await importRecords(input);
@@ -197,19 +202,23 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     io.err(`not exporting: ${input} has invalid lines (see above; run "code-rlhf data validate")`);
     return 1;
   }
-  await fsp.mkdir(path.dirname(path.resolve(out)), { recursive: true });
   const result = exportRecords(read.records, format, {
     margins: args.options.has('margins'),
     ignoredAsBad: args.options.has('ignored-as-bad'),
   });
-  await writeFileAtomic(
-    out,
-    result.lines.map((l) => l + '\n'),
-  );
-  io.out(
+  const lines = result.lines.map((l) => l + '\n');
+  if (stream) {
+    await fsp.writeFile(target, lines.join(''));
+  } else {
+    await fsp.mkdir(path.dirname(target), { recursive: true });
+    await writeFileAtomic(target, lines);
+  }
+  // The summary goes to stderr when the data itself may be going to stdout.
+  const report = (text: string) => (stream ? io.err(text) : io.out(text));
+  report(
     `${out} (${format}): ${result.lines.length} lines from ${result.recordsUsed} of ${read.records.length} records`,
   );
-  for (const note of result.notHeld) io.out(`  note: ${note}`);
+  for (const note of result.notHeld) report(`  note: ${note}`);
   return 0;
 }
 

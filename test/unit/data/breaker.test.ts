@@ -3,8 +3,18 @@
  * bad input (issue 6). Each test holds the right behaviour for one defect.
  */
 import * as assert from 'assert';
+import { execFileSync, spawn } from 'child_process';
 import { createHash } from 'crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from 'fs';
 import { writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -298,5 +308,55 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     assert.match(result.rejected[0].reason, /key "completion".* role "user"/);
     assert.match(result.rejected[1].reason, /no message/);
     assert.match(result.rejected[2].reason, /key "suffix" must be a string, got 5/);
+  });
+  it('export --out through a symlink: never over the store, keeps the link, writes a FIFO', async () => {
+    const store = path.join(dir, 'store.jsonl');
+    writeFileSync(store, jsonl([sampleJudgment('a')]));
+    const before = sha(store);
+    const toStore = path.join(dir, 'to-store.jsonl');
+    symlinkSync(store, toStore);
+    const refused = await cli(
+      'data',
+      'export',
+      store,
+      '--format',
+      'trl',
+      '--out',
+      toStore,
+      '--force',
+    );
+    assert.strictEqual(refused.code, 2);
+    assert.match(refused.err, /--out must differ from the store file/);
+    assert.strictEqual(sha(store), before);
+
+    const real = path.join(dir, 'real.jsonl');
+    writeFileSync(real, 'old\n');
+    const link = path.join(dir, 'link.jsonl');
+    symlinkSync(real, link);
+    const viaLink = await cli('data', 'export', store, '--format', 'trl', '--out', link, '--force');
+    assert.strictEqual(viaLink.code, 0, viaLink.err);
+    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.match(readFileSync(real, 'utf8'), /"chosen"/);
+
+    // A named pipe (like /dev/stdout) is written as a stream, not replaced by a regular file.
+    const fifo = path.join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('cat', [fifo]);
+    let piped = '';
+    reader.stdout.on('data', (chunk: Buffer) => (piped += chunk.toString('utf8')));
+    const closed = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+    const timer = setTimeout(() => reader.kill('SIGKILL'), 5000);
+    try {
+      const toFifo = await cli('data', 'export', store, '--format', 'trl', '--out', fifo);
+      assert.strictEqual(toFifo.code, 0, toFifo.err);
+      assert.match(toFifo.err, /1 lines from 1 of 1 records/);
+      assert.strictEqual(toFifo.out, '');
+    } finally {
+      if (!lstatSync(fifo).isFIFO()) reader.kill('SIGKILL');
+      await closed;
+      clearTimeout(timer);
+    }
+    assert.ok(lstatSync(fifo).isFIFO());
+    assert.match(piped, /^\{"prompt":/);
   });
 });
