@@ -86,8 +86,14 @@ export async function openStore(
   file: string,
   options: StoreOptions = {},
 ): Promise<PreferenceStore> {
-  const storePath = path.resolve(file);
-  await fsp.mkdir(path.dirname(storePath), { recursive: true });
+  await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  // The real path: a store reached through a symlink must share the lock file with handles
+  // that use the target, and `rewrite` must replace the target, not the link.
+  const storePath = await fsp
+    .realpath(file)
+    .catch(async () =>
+      path.join(await fsp.realpath(path.dirname(path.resolve(file))), path.basename(file)),
+    );
   const lockPath = `${storePath}.lock`;
   const redact = options.redact ?? true;
   const index: Index = { ino: -1, bytes: 0, ids: new Set(), nextLine: 1 };

@@ -8,6 +8,7 @@ import { createHash } from 'crypto';
 import {
   existsSync,
   lstatSync,
+  realpathSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -358,5 +359,24 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     }
     assert.ok(lstatSync(fifo).isFIFO());
     assert.match(piped, /^\{"prompt":/);
+  });
+  it('a store opened through a symlink locks and rewrites the real file', async () => {
+    const realDir = path.join(dir, 'real');
+    mkdirSync(realDir);
+    const file = path.join(realDir, 'store.jsonl');
+    const link = path.join(dir, 'link.jsonl');
+    writeFileSync(file, jsonl([sampleJudgment('a')]));
+    symlinkSync(file, link);
+    const viaLink = await openStore(link);
+    assert.strictEqual(viaLink.path, realpathSync(file));
+    await viaLink.append(sampleJudgment('b'));
+    assert.strictEqual(await viaLink.rewrite((records) => records), 2);
+    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.strictEqual(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+    // A new store inside a linked folder also gets its real path.
+    const linkedDir = path.join(dir, 'linked-dir');
+    symlinkSync(realDir, linkedDir);
+    const fresh = await openStore(path.join(linkedDir, 'new.jsonl'));
+    assert.strictEqual(fresh.path, path.join(realpathSync(realDir), 'new.jsonl'));
   });
 });
