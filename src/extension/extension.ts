@@ -12,6 +12,7 @@ import { RecordSink } from './recordSink';
 import { selectModel } from './selectModel';
 import { StatusBar } from './statusBar';
 import { storeLocation } from './storeLocation';
+import { followTraining } from './trainingStatus';
 
 /** What `activate` returns: a small API used by the in-host integration tests. */
 export interface CodeRlhfApi {
@@ -40,7 +41,12 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
   const model = new ModelService(client, componentLogger(channel, 'model'));
   const sink = new RecordSink();
   const status = new StatusBar();
-  context.subscriptions.push(status);
+  context.subscriptions.push(
+    status,
+    followTraining(client, componentLogger(channel, 'training'), (training) =>
+      status.update({ training }),
+    ),
+  );
 
   /** The configured model, as the dashboard and the status bar name it. */
   const configuredModel = () =>
