@@ -105,7 +105,11 @@ function isMessages(value: unknown): value is ChatMessage[] {
 
 export async function importKto(file: string, options: ImportOptions = {}): Promise<ImportResult> {
   const result: ImportResult = { format: 'kto', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file)) {
+  for await (const line of readLines(file, 0, 1, true)) {
+    if (line.invalidUtf8) {
+      result.rejected.push({ line: line.line, reason: 'line is not valid UTF-8' });
+      continue;
+    }
     if (line.text.trim() === '') continue;
     try {
       let o: Record<string, unknown>;

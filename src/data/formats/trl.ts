@@ -176,7 +176,11 @@ function parseTrlObject(o: Record<string, unknown>): Parsed {
 /** Reads a TRL preference JSONL file; bad lines are reported with their line numbers. */
 export async function importTrl(file: string, options: ImportOptions = {}): Promise<ImportResult> {
   const result: ImportResult = { format: 'trl', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file)) {
+  for await (const line of readLines(file, 0, 1, true)) {
+    if (line.invalidUtf8) {
+      result.rejected.push({ line: line.line, reason: 'line is not valid UTF-8' });
+      continue;
+    }
     if (line.text.trim() === '') continue;
     try {
       let value: unknown;

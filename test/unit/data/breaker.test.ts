@@ -379,4 +379,31 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     const fresh = await openStore(path.join(linkedDir, 'new.jsonl'));
     assert.strictEqual(fresh.path, path.join(realpathSync(realDir), 'new.jsonl'));
   });
+  it('a TRL, rankings or KTO line that is not UTF-8 is rejected by number; the rest import', async () => {
+    const bad = Buffer.from([0x22, 0xff, 0xfe, 0x22]); // "\xff\xfe"
+    const cases: [
+      string,
+      (f: string) => Promise<{ records: unknown[]; rejected: { line: number }[] }>,
+      string,
+    ][] = [
+      ['trl', importTrl, '{"prompt":"p","chosen":"a","rejected":'],
+      ['rankings', importRankings, '{"completions":["a","b"],"best":0,"prompt":'],
+      ['kto', importKto, '{"completion":"a","label":true,"prompt":'],
+    ];
+    for (const [name, importer, head] of cases) {
+      const good = head + '"b"}\n';
+      const file = path.join(dir, `${name}.jsonl`);
+      writeFileSync(
+        file,
+        Buffer.concat([Buffer.from(good), Buffer.from(head), bad, Buffer.from('}\n' + good)]),
+      );
+      const result = await importer(file);
+      assert.strictEqual(result.records.length, 2, name);
+      assert.deepStrictEqual(
+        result.rejected.map((r) => r.line),
+        [2],
+        name,
+      );
+    }
+  });
 });
