@@ -310,7 +310,8 @@ export const dataCommand: CliCommand = {
       sub === '--help' ||
       sub === '-h' ||
       sub === 'help' ||
-      rest.includes('--help')
+      rest.includes('--help') ||
+      rest.includes('-h')
     ) {
       io.out(HELP);
       return sub === undefined ? 2 : 0;

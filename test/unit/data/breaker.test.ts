@@ -53,6 +53,12 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     }
   });
 
+  it('data <sub> -h prints the help like --help', async () => {
+    const result = await cli('data', 'import', '-h');
+    assert.strictEqual(result.code, 0, result.err);
+    assert.match(result.out, /code-rlhf data import <file> --out/);
+  });
+
   it('import --out refuses a file that is not a preference store, leaving it untouched', async () => {
     const input = path.join(dir, 'in.jsonl');
     writeFileSync(input, jsonl([{ prompt: 'p', chosen: 'a', rejected: 'b' }]));
