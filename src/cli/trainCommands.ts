@@ -321,8 +321,8 @@ export const demoCommand: CliCommand = {
       evalPrompts: num('eval-prompts') ?? DEMO_DEFAULTS.evalPrompts,
       seed: num('seed') ?? DEMO_DEFAULTS.seed,
       maxNewTokens: num('max-new-tokens') ?? DEMO_DEFAULTS.maxNewTokens,
-      rm: rmEpochs !== undefined ? { epochs: rmEpochs } : {},
-      ppo: iterations !== undefined ? { iterations } : {},
+      rm: { ...DEMO_DEFAULTS.rm, ...(rmEpochs !== undefined ? { epochs: rmEpochs } : {}) },
+      ppo: { ...DEMO_DEFAULTS.ppo, ...(iterations !== undefined ? { iterations } : {}) },
     };
     io.out(`demo: model ${modelDir}, prompts from ${promptSource}, work dir ${config.workDir}`);
     const controller = new AbortController();
