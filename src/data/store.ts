@@ -205,22 +205,36 @@ export async function openStore(
 
   async function writeLines(records: readonly PreferenceRecord[]): Promise<AppendResult[]> {
     const prepared = records.map(prepare);
+    // Serialized before the index changes: a record that cannot be written as JSON must not
+    // leave its id marked as stored (a later valid append of it would be dropped).
+    const serialized = prepared.map((record) => {
+      try {
+        return JSON.stringify(record) + '\n';
+      } catch (error) {
+        throw new RecordValidationError(
+          '(record)',
+          `id ${JSON.stringify(record.id)} cannot be written as JSON: ${(error as Error).message}`,
+        );
+      }
+    });
     await syncIndex();
     const results: AppendResult[] = [];
     const lines: string[] = [];
-    for (const record of prepared) {
+    prepared.forEach((record, i) => {
       const written = !index.ids.has(record.id);
       results.push({ id: record.id, written });
       if (written) {
         index.ids.add(record.id);
-        lines.push(JSON.stringify(record) + '\n');
+        lines.push(serialized[i]);
       }
-    }
+    });
     if (lines.length === 0) return results;
     const created = index.ino === -1;
     const buffer = Buffer.from(lines.join(''), 'utf8');
-    const handle = await fsp.open(storePath, 'a');
+    let handle: fsp.FileHandle | undefined;
     try {
+      // Opened inside the try: a failed open (read-only file, full disk) must also unmark ids.
+      handle = await fsp.open(storePath, 'a');
       let offset = 0;
       while (offset < buffer.length) {
         const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset);
@@ -235,7 +249,7 @@ export async function openStore(
       for (const result of results) if (result.written) index.ids.delete(result.id);
       throw new StoreError(`could not append to ${storePath}: ${(error as Error).message}`);
     } finally {
-      await handle.close();
+      await handle?.close();
     }
     if (created) await syncDir(path.dirname(storePath));
     return results;

@@ -16,7 +16,7 @@ import {
   rmSync,
   symlinkSync,
 } from 'fs';
-import { writeFileSync } from 'fs';
+import { promises as fsp, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runCli } from '../../../src/cli/main';
@@ -411,5 +411,37 @@ describe('breaker: data store, formats and CLI under bad input', () => {
         name,
       );
     }
+  });
+  it('an append that cannot be serialized leaves no id marked stored; the retry is written', async () => {
+    const file = path.join(dir, 'store.jsonl');
+    const store = await openStore(file);
+    await store.append(sampleJudgment('first'));
+    const bad = sampleJudgment('x', { meta: { n: BigInt(1) as unknown as number } });
+    await assert.rejects(store.append(bad), /id "x" cannot be written as JSON/);
+    assert.deepStrictEqual(await store.append(sampleJudgment('x')), { id: 'x', written: true });
+    assert.strictEqual(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+    assert.strictEqual(await store.count(), 2);
+  });
+  it('an append whose file cannot be opened leaves no id marked stored; the retry is written', async () => {
+    const file = path.join(dir, 'store.jsonl');
+    const store = await openStore(file);
+    await store.append(sampleJudgment('first'));
+    const realOpen = fsp.open;
+    let failed = 0;
+    fsp.open = (async (target: string, flags?: string, mode?: number) => {
+      if (target === realpathSync(file) && flags === 'a' && failed++ === 0) {
+        throw Object.assign(new Error(`EACCES: permission denied, open '${target}'`), {
+          code: 'EACCES',
+        });
+      }
+      return realOpen(target, flags, mode);
+    }) as typeof fsp.open;
+    try {
+      await assert.rejects(store.append(sampleJudgment('x')), /could not append .*EACCES/);
+    } finally {
+      fsp.open = realOpen;
+    }
+    assert.deepStrictEqual(await store.append(sampleJudgment('x')), { id: 'x', written: true });
+    assert.strictEqual(readFileSync(file, 'utf8').trim().split('\n').length, 2);
   });
 });
