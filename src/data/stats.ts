@@ -66,6 +66,8 @@ export interface DatasetStats {
   positionBias: PositionBias[];
   /** Records with no known shown position for the pick (e.g. TRL imports). */
   picksWithoutPosition: number;
+  /** Picks whose shown position is not in 0..shown-1 (e.g. 1-based imports); left out of bias. */
+  picksOutOfRange: number;
   duplicates: { sameId: number; sameJudgment: number; repeatedComparisons: number };
   selfConsistency: Record<string, Agreement>;
   interAnnotator: Agreement & { disagreeingComparisons: number };
@@ -163,6 +165,7 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
     degeneratePairs: 0,
     positionBias: [],
     picksWithoutPosition: 0,
+    picksOutOfRange: 0,
     duplicates: { sameId: 0, sameJudgment: 0, repeatedComparisons: 0 },
     selfConsistency: {},
     interAnnotator: { comparisons: 0, pairs: 0, agreeing: 0, rate: NaN, disagreeingComparisons: 0 },
@@ -198,8 +201,12 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
     else if (position !== undefined) {
       const shown = record.candidates.filter((c) => c.position !== null).length;
       const counts = picksByShown.get(shown) ?? new Array<number>(shown).fill(0);
-      if (position < shown) counts[position]++;
-      picksByShown.set(shown, counts);
+      if (position < shown) {
+        counts[position]++;
+        picksByShown.set(shown, counts);
+      } else {
+        stats.picksOutOfRange++;
+      }
     }
     const key = comparisonKey(record);
     const judgmentKey = JSON.stringify([key, record.annotator, [...outcomes(record)].sort()]);
@@ -296,6 +303,9 @@ export function formatStats(stats: DatasetStats): string {
   }
   if (stats.picksWithoutPosition > 0)
     out.push(`  picks without a known position: ${stats.picksWithoutPosition}`);
+  if (stats.picksOutOfRange > 0) {
+    out.push(`  picks left out: shown position not in 0..(shown-1): ${stats.picksOutOfRange}`);
+  }
   const d = stats.duplicates;
   out.push(
     `duplicates: same id ${d.sameId}, same judgment of the same comparison ${d.sameJudgment}, comparisons shown more than once ${d.repeatedComparisons}`,

@@ -444,4 +444,13 @@ describe('breaker: data store, formats and CLI under bad input', () => {
     assert.deepStrictEqual(await store.append(sampleJudgment('x')), { id: 'x', written: true });
     assert.strictEqual(readFileSync(file, 'utf8').trim().split('\n').length, 2);
   });
+  it('position bias reports picks whose position is out of range instead of dropping them', () => {
+    const oneBased = sampleJudgment('r');
+    oneBased.candidates[0].position = 2; // picked, shown "at 2" of 2 (1-based data)
+    oneBased.candidates[1].position = 1;
+    const stats = computeStats([oneBased, sampleJudgment('ok')]);
+    assert.strictEqual(stats.picksOutOfRange, 1);
+    assert.strictEqual(stats.positionBias[0].byPosition[0].total, 1);
+    assert.match(formatStats(stats), /picks left out: shown position not in 0\.\.\(shown-1\): 1/);
+  });
 });
