@@ -1,18 +1,18 @@
+import { Rng } from '../model/random';
+
 /**
  * Seeded pseudo-random numbers for everything in training that must replay exactly: oracle
  * noise, data splits, minibatch shuffles, sampling seeds.
  */
 
-/** mulberry32: a small 32-bit generator; good enough for shuffles and coin flips. */
+/**
+ * Uniform [0, 1) stream for a seed: the model module's xoshiro128** (SplitMix-seeded). An
+ * earlier mulberry32 stream drew 36 label flips in the first 200 judgments at p = 0.1 for
+ * seed 1 (a 1-in-10^4 event), so the better-mixed generator is used everywhere.
+ */
 export function createRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed >>> 0, 0x71f);
+  return () => rng.next();
 }
 
 /** Fisher-Yates shuffle of a copy. */
