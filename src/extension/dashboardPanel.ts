@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { parseDashboardToHost, type HostToDashboard } from '../protocol/webviewMessages';
+import type { HostToTrainingDashboard } from '../protocol/trainingDashboard';
 import type { Logger } from './log';
 import { webviewHtml } from './webviewHtml';
 
@@ -17,7 +18,14 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly extensionUri: vscode.Uri,
     private readonly log: Logger,
     private readonly getState: () => DashboardState,
+    /** Training messages of the current run, replayed when the webview (re)opens. */
+    private readonly trainingReplay: () => readonly HostToTrainingDashboard[] = () => [],
   ) {}
+
+  /** Sends a live training message (charts, run config) if the panel is open. */
+  post(message: HostToTrainingDashboard): void {
+    void this.panel?.webview.postMessage(message);
+  }
 
   show(): void {
     if (this.panel) {
@@ -39,13 +47,19 @@ export class DashboardPanel implements vscode.Disposable {
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, {
       title: 'Code RLHF',
       script: 'dashboard.js',
+      styles: ['dashboard.css'],
       body: `<h1>Code RLHF</h1>
 <dl>
 <dt>Model</dt><dd id="model"></dd>
 <dt>Judgments collected</dt><dd id="judgments"></dd>
 <dt>Training</dt><dd id="training"></dd>
 </dl>
-<button id="refresh" type="button">Refresh</button>`,
+<button id="refresh" type="button">Refresh</button>
+<h2>Training run</h2>
+<p id="run-status"></p>
+<div id="charts"></div>
+<h3>Run config</h3>
+<table id="run-config"></table>`,
     });
     panel.webview.onDidReceiveMessage(
       (raw: unknown) => {
@@ -54,6 +68,9 @@ export class DashboardPanel implements vscode.Disposable {
           this.received.push(message.type);
           this.log.info(`dashboard message: ${message.type}`);
           void panel.webview.postMessage({ type: 'state', ...this.getState() });
+          if (message.type === 'ready') {
+            for (const replayed of this.trainingReplay()) void panel.webview.postMessage(replayed);
+          }
         } catch (error) {
           this.log.warn(`dropped dashboard message: ${(error as Error).message}`);
         }

@@ -13,6 +13,8 @@ import { selectModel } from './selectModel';
 import { StatusBar } from './statusBar';
 import { storeLocation } from './storeLocation';
 import { followTraining } from './trainingStatus';
+import { registerTrainCommand } from './trainCommand';
+import { TrainingDashboardFeed } from './trainingDashboardFeed';
 
 /** What `activate` returns: a small API used by the in-host integration tests. */
 export interface CodeRlhfApi {
@@ -72,20 +74,23 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
         .then((choice) => choice && vscode.commands.executeCommand('codeRlhf.selectModel'));
     });
 
-  const refreshCount = () => {
+  /** The active preference store (JSONL) for the current settings and editor. */
+  const storeFile = () => {
     const editor = vscode.window.activeTextEditor;
     const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => ({
       name: f.name,
       uri: f.uri,
     }));
-    const location = storeLocation(
+    return storeLocation(
       settings.storeScope,
       folders,
       editor?.document.uri,
       context.globalStorageUri,
       vscode.Uri.joinPath,
-    );
-    sink.judgmentCount(location.uri.fsPath).then(
+    ).uri.fsPath;
+  };
+  const refreshCount = () => {
+    sink.judgmentCount(storeFile()).then(
       (judgments) => status.update({ judgments }),
       (error: Error) => log.warn(`could not count judgments: ${error.message}`),
     );
@@ -117,11 +122,24 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
       model: configuredModel(),
       training: status.current.training,
     }),
+    // The panel replays the current training run's messages when it (re)opens.
+    () => trainingFeed.replay(),
   );
+  const trainingFeed = new TrainingDashboardFeed((message) => dashboard.post(message));
   context.subscriptions.push(
     dashboard,
     vscode.commands.registerCommand('codeRlhf.showDashboard', () => dashboard.show()),
     vscode.commands.registerCommand('codeRlhf.showLog', () => channel.show()),
+    registerTrainCommand(context, {
+      client,
+      model,
+      status,
+      dashboard,
+      feed: trainingFeed,
+      log: componentLogger(channel, 'train'),
+      modelDir,
+      dataFile: storeFile,
+    }),
     vscode.commands.registerCommand('codeRlhf.selectModel', () =>
       selectModel(context, defaultModelDir, componentLogger(channel, 'select-model')),
     ),

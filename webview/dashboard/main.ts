@@ -3,6 +3,8 @@ import {
   type DashboardToHost,
   type HostToDashboard,
 } from '../../src/protocol/webviewMessages';
+import { parseHostToTrainingDashboard } from '../../src/protocol/trainingDashboard';
+import { TrainingView } from './charts';
 
 interface VsCodeApi {
   postMessage(message: DashboardToHost): void;
@@ -10,6 +12,8 @@ interface VsCodeApi {
 declare function acquireVsCodeApi(): VsCodeApi;
 
 const vscode = acquireVsCodeApi();
+const training = new TrainingView(document);
+training.render();
 
 function render(state: HostToDashboard): void {
   // textContent, never innerHTML: values come from outside the webview.
@@ -24,7 +28,9 @@ function render(state: HostToDashboard): void {
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {
   try {
-    render(parseHostToDashboard(event.data));
+    const data = event.data as { type?: unknown } | null;
+    if (data?.type === 'state') render(parseHostToDashboard(data));
+    else training.apply(parseHostToTrainingDashboard(data));
   } catch {
     // A malformed message is dropped; the host is the only sender and logs its own errors.
   }
