@@ -276,6 +276,9 @@ function finish(state: CandidateState): DetailedCandidate {
 }
 
 function validateRequest(request: CompletionRequest): void {
+  if (typeof request !== 'object' || request === null) {
+    throw new TypeError(`the completion request must be an object, got ${String(request)}`);
+  }
   if (typeof request.prefix !== 'string') throw new TypeError('request.prefix must be a string');
   if (typeof request.suffix !== 'string') throw new TypeError('request.suffix must be a string');
   if (!(Number.isInteger(request.count) && request.count >= 1 && request.count <= MAX_COUNT)) {
@@ -286,6 +289,11 @@ function validateRequest(request: CompletionRequest): void {
   if (!Number.isFinite(request.seed))
     throw new RangeError(`request.seed must be a number, got ${request.seed}`);
   validateSampling(request);
+  if (request.stopStrings !== undefined && !Array.isArray(request.stopStrings)) {
+    throw new TypeError(
+      `request.stopStrings must be an array of strings, got ${JSON.stringify(request.stopStrings)}`,
+    );
+  }
   validateStopping({
     stopStrings: request.stopStrings ?? [],
     maxNewTokens: request.maxNewTokens,

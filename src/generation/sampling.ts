@@ -57,6 +57,12 @@ export function sampleToken(
       argmax = i;
     }
   }
+  if (!Number.isFinite(max)) {
+    // NaN everywhere (or +Infinity): a diverged model or adapter. Sampling would silently pick id 0.
+    throw new RangeError(
+      `logits have no finite maximum (${max}; NaN or infinite values from the model or adapter)`,
+    );
+  }
   // Log-weights (l - max) / T <= 0 and weights exp of them, computed once. Weights below e^-60
   // relative to the top are 0: they cannot change a sample drawn with 32-bit uniforms.
   const scaled = new Float64Array(allowed);

@@ -55,7 +55,14 @@ export function openCheckpoint(dir: string): Checkpoint {
       throw new ConfigError(`${indexPath}: "weight_map" must be an object of tensor -> shard file`);
     }
     for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
+      if (
+        typeof shard !== 'string' ||
+        shard.includes('/') ||
+        shard.includes('\\') ||
+        shard === '' ||
+        shard === '.' ||
+        shard === '..'
+      ) {
         throw new ConfigError(
           `${indexPath}: weight_map["${name}"] = ${JSON.stringify(shard)} must be a file name in ${absolute}`,
         );

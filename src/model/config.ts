@@ -110,6 +110,14 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
     return value;
   };
 
+  const bool = (key: string): boolean => {
+    const value = raw[key] ?? false;
+    if (typeof value !== 'boolean') {
+      throw new ConfigError(`${where(key)} must be true or false, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+
   const architectures = raw.architectures;
   const architecture = Array.isArray(architectures) ? architectures[0] : undefined;
   if (!SUPPORTED_ARCHITECTURES.includes(architecture as Architecture)) {
@@ -140,6 +148,13 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new ConfigError(`${file}: head dimension ${headDim} must be an even integer`);
   }
+  if (raw.quantization_config != null) {
+    const method = (raw.quantization_config as { quant_method?: unknown }).quant_method;
+    throw new ConfigError(
+      `${where('quantization_config')}: quantized checkpoints (${JSON.stringify(method)}) are ` +
+        'not supported; use an F32, F16 or BF16 checkpoint',
+    );
+  }
   if (raw.partial_rotary_factor != null && raw.partial_rotary_factor !== 1) {
     throw new ConfigError(`${where('partial_rotary_factor')} is not supported (only 1)`);
   }
@@ -147,13 +162,13 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   let slidingWindow: number | undefined;
   if (arch === 'MistralForCausalLM' && raw.sliding_window != null)
     slidingWindow = int('sliding_window');
-  if (arch === 'Qwen2ForCausalLM' && raw.use_sliding_window === true) {
+  if (arch === 'Qwen2ForCausalLM' && bool('use_sliding_window')) {
     // Limitation: Qwen2 applies the window only from layer max_window_layers on; we bound the
     // whole sequence (prompt + completion) by the window instead, which is exact for every layer.
     slidingWindow = int('sliding_window');
   }
 
-  const llamaBias = arch === 'LlamaForCausalLM' && raw.attention_bias === true;
+  const llamaBias = arch === 'LlamaForCausalLM' && bool('attention_bias');
   return {
     architecture: arch,
     vocabSize: int('vocab_size'),
@@ -168,10 +183,10 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
     ropeScaling: parseRopeScaling(raw.rope_scaling, file),
     maxPositionEmbeddings: int('max_position_embeddings', 2048),
     slidingWindow,
-    tieWordEmbeddings: raw.tie_word_embeddings === true,
+    tieWordEmbeddings: bool('tie_word_embeddings'),
     qkvBias: arch === 'Qwen2ForCausalLM' || llamaBias,
     oBias: llamaBias,
-    mlpBias: arch === 'LlamaForCausalLM' && raw.mlp_bias === true,
+    mlpBias: arch === 'LlamaForCausalLM' && bool('mlp_bias'),
     torchDtype: typeof raw.torch_dtype === 'string' ? raw.torch_dtype : undefined,
     bosTokenId: optionalId(raw.bos_token_id, where('bos_token_id')),
     eosTokenIds: idList(raw.eos_token_id, where('eos_token_id')),

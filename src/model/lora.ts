@@ -142,6 +142,9 @@ export function savePeftAdapter(dir: string, adapter: LoraAdapter, baseModel = '
 export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
   const configFile = path.join(dir, 'adapter_config.json');
   const raw = readJsonFile(configFile) as Record<string, unknown>;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${configFile}: expected a JSON object, got ${JSON.stringify(raw)}`);
+  }
   const where = (key: string) => `${configFile}: "${key}"`;
   if (raw.peft_type !== undefined && raw.peft_type !== 'LORA') {
     throw new ConfigError(`${where('peft_type')} is ${JSON.stringify(raw.peft_type)}; only "LORA"`);

@@ -206,6 +206,7 @@ export class ModelRuntime {
         `step: ${ids.length} ids and ${positions.length} positions do not fill [${b}, T]`,
       );
     }
+    checkTokenIds(ids, config.vocabSize, 'step: input_ids');
     const session = await this.session('step', options.adapter?.config.targets ?? []);
     const kvShape = [b, config.numKvHeads, cache.capacity, config.headDim];
     const validSlots = new Array<number>(b * cache.capacity);
@@ -249,6 +250,7 @@ export class ModelRuntime {
     sequences: readonly (readonly number[])[],
     adapter?: LoraAdapter,
   ): Promise<Float32Array[]> {
+    sequences.forEach((seq, i) => checkTokenIds(seq, this.vocabSize, `logits: sequences[${i}]`));
     const batch = padRight(sequences);
     const session = await this.session('logits', adapter?.config.targets ?? []);
     const out = await session.run({ ...batch.feeds, ...this.loraFeeds(adapter) });
@@ -272,6 +274,8 @@ export class ModelRuntime {
     if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
     items.forEach((item, i) => {
       if (item.prompt.length === 0) throw new RangeError(`items[${i}].prompt is empty`);
+      checkTokenIds(item.prompt, this.vocabSize, `completionLogprobs: items[${i}].prompt`);
+      checkTokenIds(item.completion, this.vocabSize, `completionLogprobs: items[${i}].completion`);
     });
     const sequences = items.map((item) => [...item.prompt, ...item.completion]);
     const batch = padRight(sequences);
@@ -306,6 +310,23 @@ export class ModelRuntime {
       } catch {
         // A session that failed to build has nothing to release.
       }
+    }
+  }
+}
+
+/**
+ * Token ids must be integers in [0, vocabSize): the embedding Gather would read a wrong row for a
+ * negative id (ONNX Gather counts from the end) and fail without naming the input for one past
+ * the end.
+ */
+function checkTokenIds(ids: readonly number[], vocabSize: number, what: string): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+      throw new RangeError(
+        `${what}[${i}] = ${id} is not a token id; allowed: integers from 0 to ${vocabSize - 1} ` +
+          `(vocab_size ${vocabSize})`,
+      );
     }
   }
 }

@@ -65,7 +65,9 @@ export interface SafetensorsHeader {
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fd = fs.openSync(file, 'r');
   try {
-    const fileSize = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new SafetensorsError(file, 'not a regular file');
+    const fileSize = stat.size;
     const head = Buffer.alloc(Math.min(fileSize, 64));
     fs.readSync(fd, head, 0, head.length, 0);
     checkPrefix(file, head, fileSize);

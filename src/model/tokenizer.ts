@@ -72,6 +72,9 @@ export class CodeTokenizer {
     const config = fs.existsSync(configFile)
       ? (readJsonFile(configFile) as Record<string, unknown>)
       : {};
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+      throw new ConfigError(`${configFile}: expected a JSON object, got ${JSON.stringify(config)}`);
+    }
     return CodeTokenizer.fromJson(json, config, file);
   }
 
@@ -80,6 +83,9 @@ export class CodeTokenizer {
     config: Record<string, unknown>,
     source = 'tokenizer.json',
   ): CodeTokenizer {
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      throw new ConfigError(`${source}: expected a JSON object, got ${JSON.stringify(json)}`);
+    }
     const model = json.model as { type?: string } | undefined;
     if (model?.type !== 'BPE') {
       throw new ConfigError(
@@ -88,18 +94,28 @@ export class CodeTokenizer {
       );
     }
     const byteScheme = detectByteScheme(json.decoder, source);
+    if (json.added_tokens != null && !Array.isArray(json.added_tokens)) {
+      throw new ConfigError(`${source}: "added_tokens" must be a list of tokens`);
+    }
     const added = ((json.added_tokens as AddedTokenJson[] | undefined) ?? []).filter(
       (t) => typeof t?.content === 'string' && Number.isInteger(t.id),
     );
-    const special = added.filter((t) => t.special === true);
+    const special = added.filter(isControlToken);
     // Decoding cleanup is off whatever the config says: code must round-trip byte for byte.
     const libraryConfig = { ...config, clean_up_tokenization_spaces: false };
-    const full = new Tokenizer(json, libraryConfig);
-    // The plain tokenizer does not know the special tokens, so their text is split like any other.
-    const plain = new Tokenizer(
-      { ...json, added_tokens: added.filter((t) => t.special !== true) },
-      libraryConfig,
-    );
+    let full: Tokenizer;
+    let plain: Tokenizer;
+    try {
+      full = new Tokenizer(json, libraryConfig);
+      // The plain tokenizer does not know the control tokens, so their text is split like any
+      // other.
+      plain = new Tokenizer(
+        { ...json, added_tokens: added.filter((t) => !isControlToken(t)) },
+        libraryConfig,
+      );
+    } catch (error) {
+      throw new ConfigError(`${source} is not a valid tokenizer: ${(error as Error).message}`);
+    }
     return new CodeTokenizer(
       full,
       plain,
@@ -167,6 +183,16 @@ export class CodeTokenizer {
   private isAddedToken(id: number): boolean {
     return this.full.get_added_tokens_decoder().has(id);
   }
+}
+
+/**
+ * Control tokens: those marked special, and added tokens named like control tokens even when
+ * marked `special: false` (Qwen2.5-Coder ships `<|fim_prefix|>` ... `<|file_sep|>` that way).
+ */
+const CONTROL_NAME = /^<\|[^|\s]+\|>$|^<(?:fim_[a-z]+|file_sep|repo_name|filename|gh_stars)>$/;
+
+function isControlToken(token: AddedTokenJson): boolean {
+  return token.special === true || CONTROL_NAME.test(token.content);
 }
 
 function tokenContent(value: unknown): string | undefined {

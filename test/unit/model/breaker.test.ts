@@ -1,0 +1,258 @@
+/**
+ * Adversarial checks of checkpoint loading, tokenization and generation (issue 4), each built
+ * from a malformed or unusual input found while attacking the loader. Every case expects a typed
+ * error that names the file/key/value, or the correct result; never a TypeError from deep inside
+ * a library and never a silently wrong model.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { LlamaGenerator } from '../../../src/generation/generator';
+import { Rng, sampleToken } from '../../../src/generation/sampling';
+import type { CompletionRequest } from '../../../src/generation/api';
+import { openCheckpoint } from '../../../src/model/checkpoint';
+import { ConfigError, parseModelConfig } from '../../../src/model/config';
+import { loadModel } from '../../../src/model/loader';
+import { loadPeftAdapter } from '../../../src/model/lora';
+import { ModelRuntime } from '../../../src/model/runtime';
+import { readSafetensorsHeader, SafetensorsError } from '../../../src/model/safetensors';
+import { stopTokenIds } from '../../../src/model/stopIds';
+import { CodeTokenizer } from '../../../src/model/tokenizer';
+
+const FIXTURES = path.join(__dirname, '../../fixtures/model');
+
+function copyDir(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  for (const f of fs.readdirSync(from)) fs.copyFileSync(path.join(from, f), path.join(to, f));
+}
+
+function readJson(file: string): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+
+describe('breaker: loading, tokenization and generation under hostile inputs', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'breaker-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  describe('Qwen2.5-Coder-style control tokens marked "special": false (C5 d)', () => {
+    // Qwen2.5-Coder's tokenizer.json lists <|fim_prefix|> ... <|file_sep|> with special: false.
+    function qwenCoderStyle(): CodeTokenizer {
+      const json = readJson(path.join(FIXTURES, 'tiny-qwen2/tokenizer.json'));
+      for (const t of json.added_tokens as { content: string; special: boolean }[]) {
+        if (t.content !== '<|endoftext|>') t.special = false;
+      }
+      return CodeTokenizer.fromJson(json, { eos_token: '<|endoftext|>' });
+    }
+
+    it('encodes user text like <|fim_prefix|> as plain text, not as a control id', () => {
+      const tokenizer = qwenCoderStyle();
+      const text = 'x = "<|fim_prefix|><|fim_pad|><|file_sep|>"';
+      const ids = tokenizer.encodePlain(text);
+      for (const control of [305, 306, 307, 308, 309]) {
+        assert.ok(!ids.includes(control), `control id ${control} in ${JSON.stringify(ids)}`);
+      }
+      assert.strictEqual(tokenizer.decode(ids), text);
+      assert.deepStrictEqual(tokenizer.fim, {
+        prefix: 305,
+        suffix: 306,
+        middle: 307,
+        family: '<|fim_x|>',
+      });
+    });
+
+    it('treats <|fim_pad|> and <|file_sep|> as control: stop ids, never rendered', () => {
+      const tokenizer = qwenCoderStyle();
+      assert.strictEqual(tokenizer.decode([97, 308, 309, 98]), 'ab');
+      const stops = stopTokenIds(
+        parseModelConfig(readJson(path.join(FIXTURES, 'tiny-qwen2/config.json'))),
+        { eosTokenIds: [] },
+        tokenizer,
+      );
+      for (const id of [304, 305, 306, 307, 308, 309]) assert.ok(stops.has(id), `stop id ${id}`);
+    });
+  });
+
+  describe('invalid tokenizer files give a ConfigError naming the file', () => {
+    const cases: [string, string, string][] = [
+      ['tokenizer.json', 'null', 'tokenizer.json'],
+      ['tokenizer.json', '"BPE"', 'tokenizer.json'],
+      ['tokenizer_config.json', 'null', 'tokenizer_config.json'],
+      ['tokenizer_config.json', '[1, 2]', 'tokenizer_config.json'],
+    ];
+    for (const [file, content, named] of cases) {
+      it(`${file} = ${content}`, () => {
+        copyDir(path.join(FIXTURES, 'tiny-qwen2'), dir);
+        fs.writeFileSync(path.join(dir, file), content);
+        assert.throws(
+          () => CodeTokenizer.load(dir),
+          (e: Error) => e instanceof ConfigError && e.message.includes(named),
+        );
+      });
+    }
+
+    it('a BPE model with no merges', () => {
+      const json = readJson(path.join(FIXTURES, 'tiny-qwen2/tokenizer.json'));
+      delete (json.model as Record<string, unknown>).merges;
+      assert.throws(
+        () => CodeTokenizer.fromJson(json, {}, '/m/tokenizer.json'),
+        (e: Error) => e instanceof ConfigError && e.message.includes('/m/tokenizer.json'),
+      );
+    });
+
+    it('added_tokens that is not a list', () => {
+      const json = readJson(path.join(FIXTURES, 'tiny-qwen2/tokenizer.json'));
+      json.added_tokens = 'x';
+      assert.throws(
+        () => CodeTokenizer.fromJson(json, {}, '/m/tokenizer.json'),
+        (e: Error) => e instanceof ConfigError && /added_tokens/.test(e.message),
+      );
+    });
+  });
+
+  describe('config.json fields of the wrong type are errors, not silently false (C5)', () => {
+    const base = readJson(path.join(FIXTURES, 'tiny-llama/config.json'));
+    for (const key of ['tie_word_embeddings', 'attention_bias', 'mlp_bias']) {
+      it(`${key}: "true" (a string)`, () => {
+        assert.throws(
+          () => parseModelConfig({ ...base, [key]: 'true' }, '/m/config.json'),
+          (e: Error) =>
+            e instanceof ConfigError &&
+            e.message.includes('/m/config.json') &&
+            e.message.includes(key) &&
+            e.message.includes('"true"'),
+        );
+      });
+    }
+
+    it('a quantized checkpoint (quantization_config) is refused by name', () => {
+      assert.throws(
+        () =>
+          parseModelConfig(
+            { ...base, quantization_config: { quant_method: 'gptq', bits: 4 } },
+            '/m/config.json',
+          ),
+        (e: Error) =>
+          e instanceof ConfigError &&
+          e.message.includes('quantization_config') &&
+          e.message.includes('gptq'),
+      );
+    });
+  });
+
+  describe('sharded index naming something that is not a shard file (C3)', () => {
+    for (const shard of ['..', '.', '']) {
+      it(`weight_map value ${JSON.stringify(shard)}`, () => {
+        copyDir(path.join(FIXTURES, 'tiny-qwen2'), dir);
+        const indexFile = path.join(dir, 'model.safetensors.index.json');
+        const index = readJson(indexFile) as { weight_map: Record<string, string> };
+        index.weight_map['model.norm.weight'] = shard;
+        fs.writeFileSync(indexFile, JSON.stringify(index));
+        assert.throws(
+          () => openCheckpoint(dir),
+          (e: Error) =>
+            e instanceof ConfigError &&
+            e.message.includes('model.norm.weight') &&
+            e.message.includes(JSON.stringify(shard)),
+        );
+      });
+    }
+
+    it('a folder passed as a safetensors file', () => {
+      assert.throws(
+        () => readSafetensorsHeader(dir),
+        (e: Error) => e instanceof SafetensorsError && e.message.includes('not a regular file'),
+      );
+    });
+  });
+
+  describe('adapter_config.json that is not an object', () => {
+    it('null', () => {
+      copyDir(path.join(FIXTURES, 'tiny-llama-lora'), dir);
+      fs.writeFileSync(path.join(dir, 'adapter_config.json'), 'null');
+      const model = loadModel(path.join(FIXTURES, 'tiny-llama'));
+      assert.throws(
+        () => loadPeftAdapter(dir, model),
+        (e: Error) => e instanceof ConfigError && e.message.includes('adapter_config.json'),
+      );
+    });
+  });
+
+  describe('token ids outside the vocabulary (O1)', () => {
+    let runtime: ModelRuntime;
+    before(() => (runtime = ModelRuntime.load(path.join(FIXTURES, 'tiny-llama'), { threads: 1 })));
+    after(() => runtime.dispose());
+
+    for (const bad of [-1, 314, 99999]) {
+      it(`step with id ${bad} rejects naming input_ids and the range, then still works`, async () => {
+        await assert.rejects(
+          runtime.step(runtime.emptyCache(1, 3), [1, bad, 3], [0, 1, 2]),
+          (e: Error) =>
+            e instanceof RangeError &&
+            e.message.includes('input_ids') &&
+            e.message.includes(String(bad)) &&
+            e.message.includes('314'),
+        );
+        const ok = await runtime.step(runtime.emptyCache(1, 3), [1, 2, 3], [0, 1, 2]);
+        assert.strictEqual(ok.logits.length, 314);
+      });
+    }
+
+    it('completionLogprobs with a negative completion id rejects instead of scoring -1e9', async () => {
+      await assert.rejects(
+        runtime.completionLogprobs([{ prompt: [1, 2], completion: [-1] }]),
+        (e: Error) => e instanceof RangeError && e.message.includes('-1'),
+      );
+    });
+
+    it('logits with an id past the vocabulary rejects by name', async () => {
+      await assert.rejects(
+        runtime.logits([[1, 2, 400]]),
+        (e: Error) => e instanceof RangeError && e.message.includes('400'),
+      );
+    });
+  });
+
+  describe('request validation names the field', () => {
+    const request: CompletionRequest = {
+      prefix: 'x',
+      suffix: '',
+      count: 1,
+      maxNewTokens: 2,
+      maxLines: 0,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 1,
+    };
+    // Validation runs before the runtime is touched, so a bare object stands in for it.
+    const generator = new LlamaGenerator({} as ModelRuntime, false);
+
+    it('stopStrings given as a string', async () => {
+      await assert.rejects(
+        generator.complete({ ...request, stopStrings: '\n' as unknown as string[] }),
+        (e: Error) => e instanceof TypeError && /stopStrings must be an array/.test(e.message),
+      );
+    });
+
+    it('a null request', async () => {
+      await assert.rejects(
+        generator.complete(null as unknown as CompletionRequest),
+        (e: Error) => e instanceof TypeError && e.message.includes('request'),
+      );
+    });
+  });
+
+  describe('sampling from non-finite logits', () => {
+    it('all-NaN logits (a diverged model or adapter) raise instead of emitting token 0', () => {
+      const logits = new Float32Array(8).fill(NaN);
+      for (const temperature of [0, 0.8]) {
+        assert.throws(
+          () => sampleToken(logits, { temperature, topK: 0, topP: 1 }, new Rng(1)),
+          (e: Error) => e instanceof RangeError && /NaN/.test(e.message),
+        );
+      }
+    });
+  });
+});
