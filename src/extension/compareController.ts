@@ -71,6 +71,8 @@ interface InFlight {
 
 export class CompareController {
   private inFlight: InFlight | undefined;
+  /** Id of the comparison last sent to the panel. */
+  private shownId: string | undefined;
   /** Comparisons whose judgment is being recorded or was recorded in this session. */
   private readonly judged = new Set<string>();
   private readonly timingListeners: Array<(timing: CompareTiming) => void> = [];
@@ -202,6 +204,30 @@ export class CompareController {
     this.inFlight = undefined;
   }
 
+  /** The user closed the panel: the comparison on it is abandoned (no record) and forgotten. */
+  onPanelClosed(): void {
+    const id = this.shownId;
+    this.shownId = undefined;
+    this.deps.channel.setReplay(undefined);
+    if (id === undefined || this.judged.has(id)) return;
+    this.deps.log.info(`comparison ${id} abandoned: the panel was closed`);
+    this.deps.pending
+      .delete(id)
+      .catch((error: Error) =>
+        this.deps.log.warn(`could not forget comparison ${id}: ${error.message}`),
+      );
+  }
+
+  /**
+   * The comparison to bring back after a window reload when VS Code did not restore the panel
+   * itself: the latest one that was on screen, unjudged, and recent.
+   */
+  unfinished(maxAgeMs: number): PendingComparison | undefined {
+    const latest = this.deps.pending.latest();
+    if (!latest || latest.shownAt === null || this.judged.has(latest.id)) return undefined;
+    return this.deps.now() - latest.shownAt <= maxAgeMs ? latest : undefined;
+  }
+
   /** A revived or re-shown panel: show the comparison it had (or the latest pending one). */
   restore(comparisonId: string | undefined): PendingComparison | undefined {
     const pending =
@@ -308,6 +334,7 @@ export class CompareController {
   }
 
   private show(pending: PendingComparison): void {
+    this.shownId = pending.id;
     const message: HostToCompare = { type: 'comparison', comparison: comparisonView(pending) };
     const { channel } = this.deps;
     // A newer comparison supersedes anything not yet delivered.

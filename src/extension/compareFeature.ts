@@ -86,5 +86,16 @@ export function registerCompare(
       controller.onDocumentChanged(event.document.uri.toString(), event.document.version);
     }),
   );
+  // After a window reload VS Code normally revives the panel through the serializer. When it
+  // did not (its layout was not saved in time, e.g. a browser reload), bring the unfinished
+  // comparison back anyway, without taking the focus.
+  const reopen = setTimeout(() => {
+    const unfinished = controller.unfinished(30 * 60_000);
+    if (panel.isOpen || !unfinished) return;
+    log.info(`reopening the panel for unfinished comparison ${unfinished.id}`);
+    panel.reveal(true);
+    controller.restore(unfinished.id);
+  }, 3_000);
+  context.subscriptions.push({ dispose: () => clearTimeout(reopen) });
   return { controller, panel, timings };
 }

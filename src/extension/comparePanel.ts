@@ -28,16 +28,21 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
     this.controller = controller;
   }
 
-  /** Shows the panel beside the editor and gives it focus so number keys reach it. */
-  reveal(): void {
+  /** Whether a panel is open (created or revived). */
+  get isOpen(): boolean {
+    return this.panel !== undefined;
+  }
+
+  /** Shows the panel beside the editor; with focus (default) so number keys reach it. */
+  reveal(preserveFocus = false): void {
     if (this.panel) {
-      this.panel.reveal(this.panel.viewColumn ?? vscode.ViewColumn.Beside, false);
+      this.panel.reveal(this.panel.viewColumn ?? vscode.ViewColumn.Beside, preserveFocus);
       return;
     }
     const panel = vscode.window.createWebviewPanel(
       COMPARE_VIEW_TYPE,
       'Compare completions',
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus },
       {},
     );
     this.attach(panel);
@@ -49,7 +54,10 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
         ? String((state as { comparisonId: unknown }).comparisonId)
         : undefined;
     this.log.info(`reviving the comparison panel (comparison ${comparisonId ?? 'none'})`);
-    if (this.panel) this.panel.dispose();
+    const previous = this.panel;
+    // Replaced, not closed by the user: its comparison lives on in the revived panel.
+    this.panel = undefined;
+    previous?.dispose();
     this.attach(panel);
     this.controller?.restore(comparisonId);
   }
@@ -81,6 +89,9 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
       () => {
         if (this.panel !== panel) return;
         this.panel = undefined;
+        // Closed by the user (a window reload does not dispose panels in the extension host):
+        // the comparison on it is abandoned, not brought back later.
+        this.controller?.onPanelClosed();
         this.channel.detach();
         for (const d of disposables.splice(0)) d.dispose();
       },

@@ -262,3 +262,45 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
     promotion: { ...decision, ...(dpo.outputPath ? { adapterPath: dpo.outputPath } : {}) },
   };
 }
+
+export const STAGE_NAMES = { rm: 'reward model', ppo: 'PPO', dpo: 'DPO' } as const;
+
+/** Reads `codeRlhf.trainingAlgorithm`; a bad value falls back to PPO and is reported. */
+export function readTrainingAlgorithm(value: unknown): {
+  algorithm: TuneAlgorithm;
+  problem?: string;
+} {
+  if (value === undefined || value === 'ppo' || value === 'dpo') {
+    return { algorithm: (value as TuneAlgorithm | undefined) ?? 'ppo' };
+  }
+  return {
+    algorithm: 'ppo',
+    problem: `codeRlhf.trainingAlgorithm is ${JSON.stringify(value)}; allowed: "ppo", "dpo". Using "ppo".`,
+  };
+}
+
+/** One line saying how a run ended, for the notification and the dashboard. */
+export function describeResult(result: PipelineResult): string {
+  const parts: string[] = [];
+  for (const { kind, done } of result.stages) {
+    const s = done.summary ?? {};
+    let numbers = '';
+    if (kind === 'rm' && Number.isFinite(s.validationAccuracy)) {
+      numbers = ` (validation accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
+    } else if (kind === 'ppo' && Number.isFinite(s.heldOutRewardAfter)) {
+      numbers = ` (held-out reward ${s.heldOutRewardBefore?.toFixed(3)} -> ${s.heldOutRewardAfter.toFixed(3)}, KL ${s.kl?.toFixed(3)})`;
+    } else if (kind === 'dpo' && Number.isFinite(s.validationAccuracy)) {
+      numbers = ` (held-out accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
+    }
+    parts.push(`${STAGE_NAMES[kind]} ${done.status}${numbers}`);
+  }
+  if (result.error) parts.push(`error: ${result.error}`);
+  if (result.promotion) {
+    parts.push(
+      result.promotion.promote
+        ? `adapter promoted: ${result.promotion.reason}`
+        : `adapter not promoted: ${result.promotion.reason}`,
+    );
+  }
+  return parts.join('; ');
+}

@@ -208,6 +208,10 @@ describe('compare completions in a real VS Code', () => {
       (c: { id: string }) => c.id === records[0].judgment.best,
     );
     assert.strictEqual(best.text, before.texts[0]);
+    const how = channelLog('Code RLHF').filter((l) =>
+      /reviving the comparison panel|reopening the panel/.test(l),
+    );
+    process.stderr.write(`[e2e] comparison brought back by: ${how.at(-1) ?? '(no log line)'}\n`);
   });
 
   it('serves inline ghost text from the model and records its acceptance', async function () {

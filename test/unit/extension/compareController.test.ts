@@ -203,6 +203,22 @@ describe('compare controller', () => {
     );
   });
 
+  it('closing the panel abandons its comparison; an unclosed one is offered back', async () => {
+    const t = setup();
+    t.versions.set(snapshot(1, '').uri, 1);
+    const first = await t.controller.compare(snapshot(1, 'a'));
+    await t.controller.onRendered(first!.id);
+    assert.strictEqual(t.controller.unfinished(60_000)?.id, first!.id);
+    t.controller.onPanelClosed();
+    await t.deps.pending.flushed();
+    assert.strictEqual(t.deps.pending.get(first!.id), undefined);
+    assert.strictEqual(t.controller.unfinished(60_000), undefined);
+    const second = await t.controller.compare(snapshot(1, 'b'));
+    assert.strictEqual(t.controller.unfinished(60_000), undefined, 'never on screen');
+    await t.controller.onRendered(second!.id);
+    assert.strictEqual(t.controller.unfinished(0), undefined, 'too old');
+  });
+
   it('V1d: a postMessage that resolves false is re-queued and delivered', async () => {
     const t = setup();
     t.versions.set(snapshot(1, '').uri, 1);

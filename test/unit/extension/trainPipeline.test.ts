@@ -1,0 +1,237 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { openStore } from '../../../src/data/store';
+import type { Logger } from '../../../src/extension/log';
+import { ModelHostClient } from '../../../src/extension/modelHostClient';
+import {
+  decidePromotion,
+  describeResult,
+  KL_BUDGET,
+  readTrainingAlgorithm,
+  runTrainPipeline,
+} from '../../../src/extension/trainPipeline';
+import { TrainingDashboardFeed } from '../../../src/extension/trainingDashboardFeed';
+import type { TrainingEvent, TrainingKind } from '../../../src/protocol/training';
+import {
+  parseHostToTrainingDashboard,
+  type HostToTrainingDashboard,
+} from '../../../src/protocol/trainingDashboard';
+import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
+import { oracleRecord } from '../../../src/rlhf/preferences';
+
+const HOST = path.join(__dirname, '../../../src/host/main.ts');
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+  return {
+    lines,
+    info: push('info'),
+    warn: push('warn'),
+    error: push('error'),
+    debug: push('debug'),
+  };
+}
+
+async function judgments(dir: string): Promise<string> {
+  const file = path.join(dir, 'prefs.jsonl');
+  const store = await openStore(file);
+  const oracle = new Oracle(cleanCodeRule);
+  await store.appendMany(
+    Array.from(
+      { length: 32 },
+      (_, i) =>
+        oracleRecord(
+          oracle,
+          `let v${i % 16} = `,
+          i % 2 ? `${i};\n` : '((',
+          i % 2 ? '((' : `${i};\n`,
+          { model: 'm', index: i },
+        ).record,
+    ),
+  );
+  return file;
+}
+
+const small = { loraRank: 2, maxPromptTokens: 12, maxCompletionTokens: 6, checkpointEvery: 0 };
+
+describe('Train on my judgments: decisions', () => {
+  const done = (summary: Record<string, number>, status = 'completed' as const) => ({
+    type: 'train/done' as const,
+    jobId: 'j',
+    status,
+    outputPath: '/runs/x/policy',
+    summary,
+  });
+
+  it('promotes PPO only when held-out reward rose and KL stayed within budget', () => {
+    assert.strictEqual(
+      decidePromotion('ppo', done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: 1 }))
+        .promote,
+      true,
+    );
+    const fell = decidePromotion(
+      'ppo',
+      done({ heldOutRewardBefore: 0.3, heldOutRewardAfter: 0.1, kl: 1 }),
+    );
+    assert.strictEqual(fell.promote, false);
+    assert.match(fell.reason, /did not rise \(0\.300 -> 0\.100\)/);
+    const klHigh = decidePromotion(
+      'ppo',
+      done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: KL_BUDGET + 1 }),
+    );
+    assert.strictEqual(klHigh.promote, false);
+    assert.match(klHigh.reason, /outside the budget/);
+    assert.strictEqual(
+      decidePromotion('ppo', done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: NaN }))
+        .promote,
+      false,
+    );
+    assert.strictEqual(decidePromotion('ppo', done({})).promote, false);
+  });
+
+  it('promotes DPO only above 50% held-out accuracy, and never a cancelled job', () => {
+    assert.strictEqual(decidePromotion('dpo', done({ validationAccuracy: 0.75 })).promote, true);
+    assert.strictEqual(decidePromotion('dpo', done({ validationAccuracy: 0.5 })).promote, false);
+    const cancelled = { ...done({ validationAccuracy: 0.9 }), status: 'cancelled' as const };
+    assert.deepStrictEqual(decidePromotion('dpo', cancelled), {
+      promote: false,
+      reason: 'the dpo job ended cancelled',
+    });
+  });
+
+  it('reads the algorithm setting and names a bad value', () => {
+    assert.deepStrictEqual(readTrainingAlgorithm(undefined), { algorithm: 'ppo' });
+    assert.deepStrictEqual(readTrainingAlgorithm('dpo'), { algorithm: 'dpo' });
+    const bad = readTrainingAlgorithm('sft');
+    assert.strictEqual(bad.algorithm, 'ppo');
+    assert.match(bad.problem!, /codeRlhf\.trainingAlgorithm is "sft"; allowed: "ppo", "dpo"/);
+  });
+});
+
+describe('Train on my judgments against a real model host', function () {
+  this.timeout(180_000);
+  let client: ModelHostClient;
+  let log: ReturnType<typeof recordingLogger>;
+  let dir: string;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'train-cmd-'));
+    log = recordingLogger();
+    client = new ModelHostClient({ modulePath: HOST, execArgv: ['--import', 'tsx'], log });
+  });
+  afterEach(() => {
+    client.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs the reward model then DPO, streams metrics to the dashboard feed and decides promotion', async () => {
+    const dataFile = await judgments(dir);
+    const posted: HostToTrainingDashboard[] = [];
+    const feed = new TrainingDashboardFeed((m) => posted.push(m));
+    feed.runStarted('r1', 'dpo', dir);
+    const events: Array<[TrainingKind, TrainingEvent]> = [];
+    const result = await runTrainPipeline({
+      client,
+      log,
+      algorithm: 'dpo',
+      modelDir: MODEL,
+      dataFile,
+      runDir: path.join(dir, 'run'),
+      runId: 'r1',
+      signal: new AbortController().signal,
+      overrides: {
+        rm: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
+        dpo: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
+      },
+      onStage: (kind, command) => feed.stageStarted('r1', kind, command),
+      onEvent: (kind, event) => {
+        events.push([kind, event]);
+        feed.event('r1', kind, event);
+      },
+    });
+    assert.deepStrictEqual(
+      result.stages.map((s) => [s.kind, s.done.status !== 'failed']),
+      [
+        ['rm', true],
+        ['dpo', true],
+      ],
+      JSON.stringify(result),
+    );
+    assert.ok(result.promotion, 'no promotion decision');
+    assert.ok(fs.existsSync(path.join(result.promotion.adapterPath!, 'adapter_model.safetensors')));
+    assert.strictEqual(
+      result.promotion.promote,
+      result.stages[1].done.summary!.validationAccuracy > 0.5,
+    );
+    assert.match(
+      describeResult(result),
+      /^reward model (completed|early-stopped) \(validation accuracy/,
+    );
+    // Events of both jobs arrived, validated, tagged with their stage.
+    assert.ok(
+      events.some(
+        ([k, e]) => k === 'rm' && e.type === 'train/metrics' && 'eval/accuracy' in e.metrics,
+      ),
+    );
+    assert.ok(
+      events.some(
+        ([k, e]) => k === 'dpo' && e.type === 'train/metrics' && 'rewards/accuracies' in e.metrics,
+      ),
+    );
+    // Every dashboard message survives JSON and the webview's validation.
+    for (const message of posted) {
+      assert.deepStrictEqual(
+        parseHostToTrainingDashboard(JSON.parse(JSON.stringify(message))),
+        message,
+      );
+    }
+    const stage = posted.find((m) => m.type === 'trainingStage' && m.stage === 'dpo');
+    assert.ok(stage?.type === 'trainingStage' && stage.config.dataFile === dataFile);
+    assert.strictEqual(
+      feed.replay().length,
+      posted.length - posted.filter((m) => m.type === 'trainingProgress').length + 1,
+    );
+  });
+
+  it('cancel stops the running job in the model host, which stays up and skips the next stage', async () => {
+    const dataFile = await judgments(dir);
+    const controller = new AbortController();
+    let progressBeforeCancel = 0;
+    let progressAfterCancel = 0;
+    let totalSteps = 0;
+    const result = await runTrainPipeline({
+      client,
+      log,
+      algorithm: 'ppo',
+      modelDir: MODEL,
+      dataFile,
+      runDir: path.join(dir, 'run'),
+      runId: 'r2',
+      signal: controller.signal,
+      overrides: { rm: { ...small, epochs: 20, batchSize: 2, learningRate: 0.01 } },
+      onEvent: (_kind, event) => {
+        if (event.type !== 'train/progress') return;
+        totalSteps = event.totalSteps;
+        if (controller.signal.aborted) progressAfterCancel++;
+        else if (++progressBeforeCancel === 2) controller.abort();
+      },
+    });
+    assert.strictEqual(result.status, 'cancelled', JSON.stringify(result));
+    assert.deepStrictEqual(
+      result.stages.map((s) => [s.kind, s.done.status]),
+      [['rm', 'cancelled']],
+    );
+    assert.ok(totalSteps > 20, `expected a long job, got ${totalSteps} steps`);
+    assert.ok(progressAfterCancel <= 2, `${progressAfterCancel} steps ran after the cancel`);
+    assert.ok(log.lines.some((l) => /cancelling training job r2-rm/.test(l)));
+    // The same host process is alive and serves requests (nothing was killed to cancel).
+    const starts = client.starts;
+    await client.request('ping', {});
+    assert.strictEqual(client.starts, starts);
+    assert.strictEqual(starts, 1);
+  });
+});
