@@ -10,6 +10,11 @@ export class StreamingDetokenizer {
   text = '';
   /** Byte length of `text` plus the held-back bytes, after each pushed token. */
   readonly byteEnds: number[] = [];
+  /**
+   * Length of `text` (UTF-16 code units) after each pushed token. Unlike `byteEnds` this stays
+   * right when invalid bytes were replaced by U+FFFD (1 byte in, 3 bytes of text out).
+   */
+  readonly textEnds: number[] = [];
   private bytes = 0;
 
   constructor(private readonly tokenBytes: (id: number) => Uint8Array) {}
@@ -21,10 +26,14 @@ export class StreamingDetokenizer {
     this.bytes += bytes.length;
     this.byteEnds.push(this.bytes);
     const complete = completePrefixLength(this.pending);
-    if (complete === 0) return '';
+    if (complete === 0) {
+      this.textEnds.push(this.text.length);
+      return '';
+    }
     const chunk = this.decoder.decode(Uint8Array.from(this.pending.slice(0, complete)));
     this.pending = this.pending.slice(complete);
     this.text += chunk;
+    this.textEnds.push(this.text.length);
     return chunk;
   }
 

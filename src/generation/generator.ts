@@ -256,13 +256,13 @@ function stream(
 function finish(state: CandidateState): DetailedCandidate {
   const done = state.done!;
   const text = state.detokenizer.text.slice(0, done.keepChars);
-  // Keep the fewest tokens whose bytes cover the kept text (a stop string or a line end can sit
-  // inside a token, so text is a prefix of decode(tokenIds)).
-  const keptBytes = Buffer.byteLength(text, 'utf8');
+  // Keep the fewest tokens whose text covers the kept text (a stop string or a line end can sit
+  // inside a token, so text is a prefix of decode(tokenIds)). Counted in characters, not bytes:
+  // an invalid byte decodes to U+FFFD, which is 3 bytes of text for 1 byte of token.
   let count = state.tokens.length;
   if (done.reason === 'stop-string' || done.reason === 'max-lines') {
     count =
-      keptBytes === 0 ? 0 : state.detokenizer.byteEnds.findIndex((end) => end >= keptBytes) + 1;
+      text.length === 0 ? 0 : state.detokenizer.textEnds.findIndex((end) => end >= text.length) + 1;
   }
   const tokenLogprobs = state.logprobs.slice(0, count);
   return {

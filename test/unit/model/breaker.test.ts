@@ -15,7 +15,7 @@ import { openCheckpoint } from '../../../src/model/checkpoint';
 import { ConfigError, parseModelConfig } from '../../../src/model/config';
 import { loadModel } from '../../../src/model/loader';
 import { loadPeftAdapter } from '../../../src/model/lora';
-import { ModelRuntime } from '../../../src/model/runtime';
+import { ModelRuntime, type KvCache } from '../../../src/model/runtime';
 import { readSafetensorsHeader, SafetensorsError } from '../../../src/model/safetensors';
 import { stopTokenIds } from '../../../src/model/stopIds';
 import { CodeTokenizer } from '../../../src/model/tokenizer';
@@ -241,6 +241,64 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
         generator.complete(null as unknown as CompletionRequest),
         (e: Error) => e instanceof TypeError && e.message.includes('request'),
       );
+    });
+  });
+
+  describe('kept token ids when the text holds an invalid UTF-8 byte', () => {
+    /** A runtime whose model emits `script` (one candidate), over the real tiny-llama model. */
+    function scripted(script: number[]): ModelRuntime {
+      const model = loadModel(path.join(FIXTURES, 'tiny-llama'));
+      const v = model.config.vocabSize;
+      let calls = 0;
+      const emptyCache = (batch: number, capacity = 0): KvCache => ({
+        batch,
+        capacity,
+        kvHeads: 1,
+        headDim: 1,
+        length: 0,
+        keys: [],
+        values: [],
+        valid: new Uint8Array(batch * capacity),
+      });
+      return {
+        model,
+        vocabSize: v,
+        emptyCache,
+        async step(cache: KvCache, ids: readonly number[]) {
+          const logits = new Float32Array(cache.batch * v);
+          logits[script[Math.min(calls++, script.length - 1)]] = 100;
+          const length = cache.length + ids.length / cache.batch;
+          const capacity = Math.max(cache.capacity, length);
+          return { logits, cache: { ...cache, length, capacity } };
+        },
+      } as unknown as ModelRuntime;
+    }
+    const request: CompletionRequest = {
+      prefix: 'x',
+      suffix: '',
+      count: 1,
+      maxNewTokens: 8,
+      maxLines: 1,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      seed: 1,
+    };
+
+    it('a stray continuation byte (shown as U+FFFD) does not pull in tokens past the cut', async () => {
+      // Byte tokens: ids equal byte values in this vocabulary. 0x80 alone is invalid UTF-8.
+      const generator = new LlamaGenerator(scripted([0x80, 10, 97, 98, 99]), false);
+      const [line] = await generator.complete(request);
+      assert.strictEqual(line.text, '\uFFFD\n');
+      assert.strictEqual(line.stopReason, 'max-lines');
+      assert.deepStrictEqual(line.tokenIds, [0x80, 10]);
+      const stopped = await new LlamaGenerator(scripted([0x80, 0x80, 97, 98, 99]), false).complete({
+        ...request,
+        maxLines: 0,
+        stopStrings: ['a'],
+      });
+      assert.strictEqual(stopped[0].text, '\uFFFD\uFFFD');
+      assert.deepStrictEqual(stopped[0].tokenIds, [0x80, 0x80]);
     });
   });
 
