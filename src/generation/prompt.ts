@@ -30,8 +30,14 @@ export function buildPrompt(
   const start = [...tokenizer.promptPrefixIds];
   const prefixIds = tokenizer.encodePlain(prefix);
   const fim = tokenizer.fim;
+  const tooSmall = (needed: number) =>
+    new RangeError(
+      `maxNewTokens leaves room for ${budget} prompt tokens; this prompt needs at least ${needed} ` +
+        '(control tokens); lower maxNewTokens',
+    );
   if (suffix.length === 0 || !fim) {
-    const room = Math.max(1, budget - start.length);
+    const room = budget - start.length;
+    if (room < 0) throw tooSmall(start.length);
     const dropped = Math.max(0, prefixIds.length - room);
     return {
       ids: [...start, ...prefixIds.slice(dropped)],
@@ -41,13 +47,14 @@ export function buildPrompt(
     };
   }
   const suffixIds = tokenizer.encodeContinuation(suffix);
-  const room = Math.max(2, budget - start.length - 3);
+  const room = budget - start.length - 3;
+  if (room < 0) throw tooSmall(start.length + 3);
   // The suffix gets at most a quarter of the room when both do not fit: text before the cursor
   // matters more for what comes next.
   let suffixKeep = suffixIds.length;
   let prefixKeep = prefixIds.length;
   if (prefixKeep + suffixKeep > room) {
-    suffixKeep = Math.min(suffixKeep, Math.max(1, Math.floor(room / 4)));
+    suffixKeep = Math.min(suffixKeep, room, Math.max(1, Math.floor(room / 4)));
     prefixKeep = Math.min(prefixKeep, room - suffixKeep);
     suffixKeep = Math.min(suffixIds.length, room - prefixKeep);
   }

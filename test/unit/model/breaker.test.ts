@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { LlamaGenerator } from '../../../src/generation/generator';
+import { buildPrompt } from '../../../src/generation/prompt';
 import { Rng, sampleToken } from '../../../src/generation/sampling';
 import type { CompletionRequest } from '../../../src/generation/api';
 import { openCheckpoint } from '../../../src/model/checkpoint';
@@ -300,6 +301,27 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
       assert.strictEqual(stopped[0].text, '\uFFFD\uFFFD');
       assert.deepStrictEqual(stopped[0].tokenIds, [0x80, 0x80]);
     });
+  });
+
+  describe('prompt + maxNewTokens never exceed the context (sliding window is exact only then)', () => {
+    for (const model of ['tiny-llama', 'tiny-qwen2']) {
+      const tokenizer = CodeTokenizer.load(path.join(FIXTURES, model));
+      for (const suffix of ['', 'y = 2\n']) {
+        it(`${model}, ${suffix ? 'fill-in-the-middle' : 'left-to-right'}: budgets 1 to 6`, () => {
+          for (let budget = 1; budget <= 6; budget++) {
+            let ids: number[];
+            try {
+              ids = buildPrompt(tokenizer, 'x = 1\n'.repeat(50), suffix, budget).ids;
+            } catch (e) {
+              // Refusing is fine when not even the control tokens fit, if it says why.
+              assert.ok(e instanceof RangeError && /maxNewTokens/.test(e.message), String(e));
+              continue;
+            }
+            assert.ok(ids.length <= budget, `budget ${budget}: ${ids.length} prompt tokens`);
+          }
+        });
+      }
+    }
   });
 
   describe('sampling from non-finite logits', () => {
