@@ -72,6 +72,11 @@ export function readJsonFile(file: string): unknown {
   } catch (error) {
     throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
   }
+  if (text.startsWith('version https://git-lfs.github.com/spec/')) {
+    throw new ConfigError(
+      `${file} is a Git LFS pointer, not the file itself; run \`git lfs pull\` (or download it)`,
+    );
+  }
   try {
     return JSON.parse(text);
   } catch (error) {

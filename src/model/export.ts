@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { INDEX_FILE } from './checkpoint';
 import type { LoadedModel } from './loader';
 import { loraScale, mergeIntoWeight, type LoraAdapter } from './lora';
 import { writeSafetensorsStreaming, type LazyTensor } from './safetensors';
@@ -30,10 +31,18 @@ export function exportMergedCheckpoint(
   options: MergedExportOptions = {},
 ): void {
   const dtype = options.dtype ?? 'F32';
-  if (path.resolve(outDir) === model.dir) {
-    throw new Error(`refusing to export into the source model folder ${model.dir}`);
-  }
   fs.mkdirSync(outDir, { recursive: true });
+  // Compare real paths: a symlink (or bind of the same folder) would overwrite the base weights.
+  if (fs.realpathSync(outDir) === fs.realpathSync(model.dir)) {
+    throw new Error(`refusing to export into the source model folder ${model.dir} (${outDir})`);
+  }
+  // A loader reads the index before model.safetensors, so a stale one would hide the export.
+  if (fs.existsSync(path.join(outDir, INDEX_FILE))) {
+    throw new Error(
+      `${path.join(outDir, INDEX_FILE)} exists: the merged model.safetensors would be ignored ` +
+        'next to it; export into an empty folder',
+    );
+  }
   const scale = adapter ? loraScale(adapter.config) : 0;
   const tensors: LazyTensor[] = [];
   const plain = (name: string, shape: number[]) =>

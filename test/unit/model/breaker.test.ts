@@ -14,6 +14,7 @@ import { Rng, sampleToken } from '../../../src/generation/sampling';
 import type { CompletionRequest } from '../../../src/generation/api';
 import { openCheckpoint } from '../../../src/model/checkpoint';
 import { ConfigError, parseModelConfig } from '../../../src/model/config';
+import { exportMergedCheckpoint } from '../../../src/model/export';
 import { loadModel } from '../../../src/model/loader';
 import { loadPeftAdapter } from '../../../src/model/lora';
 import { ModelRuntime, type KvCache } from '../../../src/model/runtime';
@@ -92,6 +93,21 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
         );
       });
     }
+
+    it('tokenizer.json checked out as a Git LFS pointer says so', () => {
+      copyDir(path.join(FIXTURES, 'tiny-qwen2'), dir);
+      fs.writeFileSync(
+        path.join(dir, 'tokenizer.json'),
+        `version https://git-lfs.github.com/spec/v1\noid sha256:${'ab'.repeat(32)}\nsize 7031645\n`,
+      );
+      assert.throws(
+        () => loadModel(dir),
+        (e: Error) =>
+          e instanceof ConfigError &&
+          e.message.includes('tokenizer.json') &&
+          e.message.includes('Git LFS pointer'),
+      );
+    });
 
     it('a BPE model with no merges', () => {
       const json = readJson(path.join(FIXTURES, 'tiny-qwen2/tokenizer.json'));
@@ -322,6 +338,34 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
         });
       }
     }
+  });
+
+  describe('merged export never overwrites the base or leaves a stale index in charge', () => {
+    it('refuses a symlink to the source folder and leaves the base weights unchanged', () => {
+      const source = path.join(dir, 'base');
+      copyDir(path.join(FIXTURES, 'tiny-llama'), source);
+      const link = path.join(dir, 'link');
+      fs.symlinkSync(source, link);
+      const before = fs.readFileSync(path.join(source, 'model.safetensors'));
+      const model = loadModel(source);
+      const adapter = loadPeftAdapter(path.join(FIXTURES, 'tiny-llama-lora'), model);
+      assert.throws(
+        () => exportMergedCheckpoint(model, adapter, link),
+        (e: Error) => e.message.includes('source model folder'),
+      );
+      assert.ok(fs.readFileSync(path.join(source, 'model.safetensors')).equals(before));
+    });
+
+    it('refuses a folder that holds a model.safetensors.index.json (it would win over the export)', () => {
+      const out = path.join(dir, 'out');
+      copyDir(path.join(FIXTURES, 'tiny-qwen2'), out);
+      const model = loadModel(path.join(FIXTURES, 'tiny-llama'));
+      assert.throws(
+        () => exportMergedCheckpoint(model, undefined, out),
+        (e: Error) => e.message.includes('model.safetensors.index.json'),
+      );
+      assert.ok(!fs.existsSync(path.join(out, 'model.safetensors')));
+    });
   });
 
   describe('sampling from non-finite logits', () => {
