@@ -5,7 +5,8 @@
 
 export class StreamingDetokenizer {
   private pending: number[] = [];
-  private readonly decoder = new TextDecoder('utf-8');
+  // ignoreBOM keeps a U+FEFF that starts a chunk (the default would silently drop it).
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   /** Text emitted so far. */
   text = '';
   /** Byte length of `text` plus the held-back bytes, after each pushed token. */

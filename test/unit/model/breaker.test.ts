@@ -8,6 +8,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { StreamingDetokenizer } from '../../../src/generation/detokenizer';
 import { LlamaGenerator } from '../../../src/generation/generator';
 import { buildPrompt } from '../../../src/generation/prompt';
 import { Rng, sampleToken } from '../../../src/generation/sampling';
@@ -365,6 +366,19 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
         (e: Error) => e.message.includes('model.safetensors.index.json'),
       );
       assert.ok(!fs.existsSync(path.join(out, 'model.safetensors')));
+    });
+  });
+
+  describe('streaming detokenizer keeps U+FEFF (BOM / zero-width no-break space)', () => {
+    it('at the start of the completion and of any chunk', () => {
+      const tokenizer = CodeTokenizer.load(path.join(FIXTURES, 'tiny-llama'));
+      for (const text of ['\uFEFFdef f():', 'x = "\uFEFF"', 'a\n\uFEFF\uFEFFb']) {
+        const detokenizer = new StreamingDetokenizer((id) => tokenizer.tokenBytes(id));
+        let streamed = '';
+        for (const id of tokenizer.encodePlain(text)) streamed += detokenizer.push(id);
+        assert.strictEqual(streamed, text, JSON.stringify(text));
+        assert.strictEqual(detokenizer.text, text);
+      }
     });
   });
 
