@@ -189,6 +189,8 @@ export class LlamaGenerator implements CompletionGenerator {
       rowLogits = next.map((_, row) => result.logits.subarray(row * v, (row + 1) * v));
       active = next;
     }
+    // An abort that fired while the last step ran still wins: the caller no longer wants these.
+    throwIfAborted();
     const candidates = states.map((state) => finish(state));
     if (onText) {
       // Candidates that stopped on a stop id emitted everything in the loop above.

@@ -320,6 +320,50 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
     });
   });
 
+  describe('abort during the prefill', () => {
+    it('rejects with AbortError even when every candidate stops on its first token', async () => {
+      const model = loadModel(path.join(FIXTURES, 'tiny-llama'));
+      const controller = new AbortController();
+      const runtime = {
+        model,
+        vocabSize: model.config.vocabSize,
+        emptyCache: (batch: number): KvCache => ({
+          batch,
+          capacity: 0,
+          kvHeads: 1,
+          headDim: 1,
+          length: 0,
+          keys: [],
+          values: [],
+          valid: new Uint8Array(0),
+        }),
+        async step(cache: KvCache) {
+          controller.abort(); // the user typed on while the prompt was being read
+          const logits = new Float32Array(model.config.vocabSize);
+          logits[304] = 100; // EOS first
+          return { logits, cache };
+        },
+      } as unknown as ModelRuntime;
+      await assert.rejects(
+        new LlamaGenerator(runtime, false).complete(
+          {
+            prefix: 'x',
+            suffix: '',
+            count: 2,
+            maxNewTokens: 4,
+            maxLines: 0,
+            temperature: 0,
+            topK: 0,
+            topP: 1,
+            seed: 1,
+          },
+          controller.signal,
+        ),
+        (e: Error) => e.name === 'AbortError',
+      );
+    });
+  });
+
   describe('prompt + maxNewTokens never exceed the context (sliding window is exact only then)', () => {
     for (const model of ['tiny-llama', 'tiny-qwen2']) {
       const tokenizer = CodeTokenizer.load(path.join(FIXTURES, model));
