@@ -246,7 +246,18 @@ export function readTensorBytes(header: SafetensorsHeader, name: string): Buffer
   const bytes = Buffer.alloc(entry.byteLength);
   const fd = fs.openSync(header.file, 'r');
   try {
-    fs.readSync(fd, bytes, 0, entry.byteLength, entry.fileOffset);
+    let read = 0;
+    while (read < entry.byteLength) {
+      const n = fs.readSync(fd, bytes, read, entry.byteLength - read, entry.fileOffset + read);
+      if (n === 0) {
+        throw new SafetensorsError(
+          header.file,
+          `truncated file: tensor "${name}" needs bytes up to ${entry.fileOffset + entry.byteLength}` +
+            `, the file ends at ${entry.fileOffset + read} (was it replaced after loading?)`,
+        );
+      }
+      read += n;
+    }
   } finally {
     fs.closeSync(fd);
   }

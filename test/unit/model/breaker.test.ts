@@ -19,7 +19,12 @@ import { exportMergedCheckpoint } from '../../../src/model/export';
 import { loadModel } from '../../../src/model/loader';
 import { loadPeftAdapter } from '../../../src/model/lora';
 import { ModelRuntime, type KvCache } from '../../../src/model/runtime';
-import { readSafetensorsHeader, SafetensorsError } from '../../../src/model/safetensors';
+import {
+  readSafetensorsHeader,
+  readTensorF32,
+  SafetensorsError,
+  writeSafetensors,
+} from '../../../src/model/safetensors';
 import { stopTokenIds } from '../../../src/model/stopIds';
 import { CodeTokenizer } from '../../../src/model/tokenizer';
 
@@ -176,6 +181,20 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
         );
       });
     }
+
+    it('a shard truncated after its header was read fails the read instead of giving zeros', () => {
+      const file = path.join(dir, 'model.safetensors');
+      writeSafetensors(file, {
+        a: { dtype: 'F32', shape: [4], data: Float32Array.of(1, 2, 3, 4) },
+      });
+      const header = readSafetensorsHeader(file);
+      fs.truncateSync(file, fs.statSync(file).size - 8);
+      assert.throws(
+        () => readTensorF32(header, 'a'),
+        (e: Error) =>
+          e instanceof SafetensorsError && e.message.includes(file) && /truncated/.test(e.message),
+      );
+    });
 
     it('a folder passed as a safetensors file', () => {
       assert.throws(
