@@ -22,6 +22,11 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly trainingReplay: () => readonly HostToTrainingDashboard[] = () => [],
   ) {}
 
+  /** Sends the current state (model, judgments, training) again if the panel is open. */
+  refreshState(): void {
+    void this.panel?.webview.postMessage({ type: 'state', ...this.getState() });
+  }
+
   /** Sends a live training message (charts, run config) if the panel is open. */
   post(message: HostToTrainingDashboard): void {
     void this.panel?.webview.postMessage(message);

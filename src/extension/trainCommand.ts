@@ -89,6 +89,7 @@ export function registerTrainCommand(
               stageIndex++;
               deps.feed.stageStarted(runId, kind, command);
               deps.status.update({ training: `${STAGE_NAMES[kind]} starting` });
+              deps.dashboard.refreshState();
               progress.report({ message: `${STAGE_NAMES[kind]}: starting` });
             },
             onEvent: (kind, event) => {
@@ -96,6 +97,7 @@ export function registerTrainCommand(
               if (event.type === 'train/progress') {
                 const text = `${STAGE_NAMES[kind]}: ${event.phase} ${event.step}/${event.totalSteps}`;
                 deps.status.update({ training: text });
+                deps.dashboard.refreshState();
                 const fraction = event.totalSteps > 0 ? event.step / event.totalSteps : 0;
                 const total = (100 * (stageIndex + Math.min(1, fraction))) / stages;
                 const increment = Math.max(0, total - reported);
@@ -112,6 +114,7 @@ export function registerTrainCommand(
         },
       );
       const text = describeResult(result);
+      deps.dashboard.refreshState();
       deps.feed.runEnded(runId, result.status, text);
       deps.log.info(`training run ${runId} ended ${result.status}: ${text}`);
       if (result.promotion?.promote && result.promotion.adapterPath) {

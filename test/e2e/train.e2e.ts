@@ -1,0 +1,105 @@
+/**
+ * "Train on my judgments" in a real VS Code with the real model host and the tiny fixture
+ * checkpoint: the reward model and then DPO (`codeRlhf.trainingAlgorithm`) train on judgments
+ * already in the workspace store, the dashboard draws their metrics, and the run ends.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { openStore } from '../../src/data/store';
+import { Oracle, cleanCodeRule } from '../../src/rlhf/oracle';
+import { oracleRecord } from '../../src/rlhf/preferences';
+import { REPO_ROOT } from './support/codeServer';
+import { channelLog, e2e, openTestWorkbench } from './support/hooks';
+import { findFrameWith, openFile, runCommand, screenshot, waitFor } from './support/workbench';
+
+const MODEL = path.join(REPO_ROOT, 'test', 'fixtures', 'model', 'tiny-llama');
+const ENDED = /training run (run-\S+) ended (\S+): (.*)$/;
+
+describe('train on my judgments in a real VS Code', () => {
+  let folder: string | undefined;
+  after(() => folder && fs.rmSync(folder, { recursive: true, force: true }));
+
+  it('trains the reward model then DPO in the model host and charts it live', async function () {
+    this.timeout(300_000);
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-train-'));
+    fs.cpSync(e2e().workspace, folder, { recursive: true });
+    fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
+    fs.writeFileSync(
+      path.join(folder, '.vscode', 'settings.json'),
+      JSON.stringify({
+        'codeRlhf.modelPath': MODEL,
+        'codeRlhf.storeScope': 'workspace',
+        'codeRlhf.inlineSuggestions': false,
+        'codeRlhf.trainingAlgorithm': 'dpo',
+      }),
+    );
+    const store = await openStore(path.join(folder, '.code-rlhf', 'judgments.jsonl'));
+    const oracle = new Oracle(cleanCodeRule);
+    await store.appendMany(
+      Array.from(
+        { length: 32 },
+        (_, i) =>
+          oracleRecord(
+            oracle,
+            `let v${i % 16} = `,
+            i % 2 ? `${i};\n` : '((',
+            i % 2 ? '((' : `${i};\n`,
+            { model: 'tiny-llama', index: i },
+          ).record,
+      ),
+    );
+
+    const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));
+    await openFile(page, 'src/math.ts');
+    await waitFor(
+      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
+      () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+      60_000,
+    );
+    await runCommand(page, 'Code RLHF: Train on my judgments');
+
+    const frame = await findFrameWith(page, '#charts', 60_000);
+    // The reward model's validation accuracy is drawn while the run goes on.
+    await waitFor(
+      async () =>
+        (await frame.locator('figure[data-chart="accuracy"] svg .series').count()) > 0
+          ? true
+          : undefined,
+      () => `no accuracy chart; log:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+      120_000,
+    );
+    await screenshot(page, 'train-dashboard-live');
+    const ended = await waitFor(
+      () => {
+        const line = channelLog('Code RLHF').find((l) => ENDED.test(l));
+        return line ? ENDED.exec(line)! : undefined;
+      },
+      () => `the run never ended; log:\n${channelLog('Code RLHF').slice(-30).join('\n')}`,
+      180_000,
+    );
+    const [, runId, status, text] = ended;
+    assert.ok(['completed', 'early-stopped'].includes(status), `${status}: ${text}`);
+    assert.match(text, /^reward model \S+ \(validation accuracy [\d.]+%\); DPO \S+/);
+    assert.match(text, /adapter (not )?promoted: /);
+
+    // The dashboard shows both stages' metrics and configs, and how the run ended.
+    await waitFor(
+      async () =>
+        (await frame.locator('#run-status').textContent())?.startsWith(status) ? true : undefined,
+      () => 'the dashboard never showed the end of the run',
+    );
+    assert.ok((await frame.locator('figure[data-chart="loss"] svg .series').count()) >= 2);
+    const configRows = await frame.locator('#run-config tr').allTextContents();
+    assert.ok(configRows.some((r) => r.startsWith('dpo') && r.includes('dataFile')));
+    // The existing state part of the dashboard still works.
+    assert.strictEqual(await frame.locator('#model').textContent(), 'tiny-llama');
+    const runDir = channelLog('Code RLHF')
+      .map((l) => new RegExp(`training run ${runId}: .* in (.*)$`).exec(l)?.[1])
+      .find(Boolean);
+    assert.ok(runDir && fs.existsSync(path.join(runDir, 'dpo')), `no run folder ${runDir}`);
+    await screenshot(page, 'train-dashboard-done');
+    assert.deepStrictEqual(blockedRequests, [], 'the workbench tried to reach another host');
+  });
+});
