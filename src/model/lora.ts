@@ -218,7 +218,15 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
       );
     }
     const slot = parts.get(module) ?? {};
-    slot[which === 'A' ? 'a' : 'b'] = readTensorF32(header, key);
+    const values = readTensorF32(header, key);
+    const bad = values.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new ConfigError(
+        `${weightsFile}: tensor "${key}" holds ${values[bad]} at [${bad}]; LoRA factors must be ` +
+          'finite numbers',
+      );
+    }
+    slot[which === 'A' ? 'a' : 'b'] = values;
     parts.set(module, slot);
   }
   if (parts.size === 0) {

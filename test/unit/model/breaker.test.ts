@@ -17,7 +17,7 @@ import { openCheckpoint } from '../../../src/model/checkpoint';
 import { ConfigError, parseModelConfig } from '../../../src/model/config';
 import { exportMergedCheckpoint } from '../../../src/model/export';
 import { loadModel } from '../../../src/model/loader';
-import { loadPeftAdapter } from '../../../src/model/lora';
+import { loadPeftAdapter, savePeftAdapter } from '../../../src/model/lora';
 import { ModelRuntime, type KvCache } from '../../../src/model/runtime';
 import {
   readSafetensorsHeader,
@@ -212,6 +212,24 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
       assert.throws(
         () => loadPeftAdapter(dir, model),
         (e: Error) => e instanceof ConfigError && e.message.includes('adapter_config.json'),
+      );
+    });
+  });
+
+  describe('an adapter holding NaN (a diverged run) is refused by key at import', () => {
+    it('names the tensor and the index', () => {
+      const model = loadModel(path.join(FIXTURES, 'tiny-llama'));
+      const adapter = loadPeftAdapter(path.join(FIXTURES, 'tiny-llama-lora'), model);
+      const [module, factors] = [...adapter.factors][0];
+      factors.b[3] = NaN;
+      savePeftAdapter(dir, adapter);
+      assert.throws(
+        () => loadPeftAdapter(dir, model),
+        (e: Error) =>
+          e instanceof ConfigError &&
+          e.message.includes(`${module}.lora_B.weight`) &&
+          e.message.includes('NaN') &&
+          e.message.includes('[3]'),
       );
     });
   });
