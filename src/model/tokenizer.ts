@@ -187,9 +187,11 @@ export class CodeTokenizer {
 
 /**
  * Control tokens: those marked special, and added tokens named like control tokens even when
- * marked `special: false` (Qwen2.5-Coder ships `<|fim_prefix|>` ... `<|file_sep|>` that way).
+ * marked `special: false` (Qwen2.5-Coder ships `<|fim_prefix|>` ... `<|file_sep|>` that way,
+ * DeepSeek-Coder `<｜fim▁hole｜>` with full-width bars).
  */
-const CONTROL_NAME = /^<\|[^|\s]+\|>$|^<(?:fim_[a-z]+|file_sep|repo_name|filename|gh_stars)>$/;
+const CONTROL_NAME =
+  /^<\|[^|\s]+\|>$|^<｜[^｜\s]+｜>$|^<(?:fim_[a-z]+|file_sep|repo_name|filename|gh_stars)>$/;
 
 function isControlToken(token: AddedTokenJson): boolean {
   return token.special === true || CONTROL_NAME.test(token.content);

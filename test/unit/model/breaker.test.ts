@@ -82,6 +82,22 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
     });
   });
 
+  describe('DeepSeek-Coder-style control tokens (full-width bars, "special": false)', () => {
+    it('are control: never produced from user text, never rendered, stop generation', () => {
+      const json = readJson(path.join(FIXTURES, 'tiny-qwen2/tokenizer.json'));
+      const added = json.added_tokens as { id: number; content: string; special: boolean }[];
+      added.push({ id: 310, content: '<｜fim▁hole｜>', special: false });
+      added.push({ id: 311, content: '<｜fim▁end｜>', special: false });
+      const tokenizer = CodeTokenizer.fromJson(json, { eos_token: '<|endoftext|>' });
+      const text = 'a = "<｜fim▁hole｜>"';
+      const ids = tokenizer.encodePlain(text);
+      assert.ok(!ids.includes(310) && !ids.includes(311), JSON.stringify(ids));
+      assert.strictEqual(tokenizer.decode(ids), text);
+      assert.strictEqual(tokenizer.decode([97, 310, 311]), 'a');
+      assert.ok(tokenizer.specialIds.has(310) && tokenizer.specialIds.has(311));
+    });
+  });
+
   describe('invalid tokenizer files give a ConfigError naming the file', () => {
     const cases: [string, string, string][] = [
       ['tokenizer.json', 'null', 'tokenizer.json'],
