@@ -4,6 +4,7 @@
  * Progress shows in a cancellable notification and the status bar, live charts in the
  * dashboard; a promoted adapter becomes the completion policy.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DashboardPanel } from './dashboardPanel';
@@ -16,8 +17,13 @@ import {
   STAGE_NAMES,
   describeResult,
   readTrainingAlgorithm,
+  restorableAdapter,
   runTrainPipeline,
+  type SavedAdapter,
 } from './trainPipeline';
+
+/** Global-state key of the promoted adapter (restored at activation). */
+const ACTIVE_ADAPTER_KEY = 'codeRlhf.activeAdapter';
 
 export interface TrainCommandDeps {
   client: ModelHostClient;
@@ -37,6 +43,28 @@ export function registerTrainCommand(
   deps: TrainCommandDeps,
 ): vscode.Disposable {
   let running: AbortController | undefined;
+  // The adapter promoted by an earlier run stays the policy after a window reload, as long as
+  // the same model is configured; a model change drops it (it only fits the model it was
+  // trained on).
+  let active: SavedAdapter | undefined;
+  const restored = restorableAdapter(
+    context.globalState.get(ACTIVE_ADAPTER_KEY),
+    deps.modelDir(),
+    (file) => fs.existsSync(file),
+  );
+  if (restored.problem) deps.log.warn(restored.problem);
+  if (restored.adapter) {
+    active = restored.adapter;
+    deps.model.setAdapter({ name: active.name, path: active.path });
+    deps.log.info(`using adapter ${active.name} (${active.path})`);
+  }
+  deps.model.onDidChange((state) => {
+    if (active && state.dir !== active.modelDir) {
+      deps.log.info(`model changed to ${state.dir}: adapter ${active.name} no longer applies`);
+      active = undefined;
+      deps.model.setAdapter(null);
+    }
+  });
 
   const train = async () => {
     if (running) {
@@ -60,6 +88,7 @@ export function registerTrainCommand(
     const runId = `run-${stamp}`;
     const runDir = path.join(context.globalStorageUri.fsPath, 'training', runId);
     const controller = new AbortController();
+    const modelDir = deps.modelDir();
     running = controller;
     deps.feed.runStarted(runId, algorithm, runDir);
     deps.dashboard.show();
@@ -80,7 +109,7 @@ export function registerTrainCommand(
             client: deps.client,
             log: deps.log,
             algorithm,
-            modelDir: deps.modelDir(),
+            modelDir,
             dataFile: deps.dataFile(),
             runDir,
             runId,
@@ -117,11 +146,19 @@ export function registerTrainCommand(
       deps.dashboard.refreshState();
       deps.feed.runEnded(runId, result.status, text);
       deps.log.info(`training run ${runId} ended ${result.status}: ${text}`);
-      if (result.promotion?.promote && result.promotion.adapterPath) {
-        deps.model.setAdapter({
-          name: `${runId} ${algorithm}`,
-          path: result.promotion.adapterPath,
-        });
+      if (
+        result.promotion?.promote &&
+        result.promotion.adapterPath &&
+        deps.modelDir() !== modelDir
+      ) {
+        void vscode.window.showWarningMessage(
+          `Code RLHF: the model changed during training; the adapter of ${runId} (trained on ` +
+            `${modelDir}) is not used. ${text}`,
+        );
+      } else if (result.promotion?.promote && result.promotion.adapterPath) {
+        active = { name: `${runId} ${algorithm}`, path: result.promotion.adapterPath, modelDir };
+        deps.model.setAdapter({ name: active.name, path: active.path });
+        await context.globalState.update(ACTIVE_ADAPTER_KEY, active);
         void vscode.window.showInformationMessage(
           `Code RLHF: completions now use the adapter of ${runId}. ${text}`,
         );

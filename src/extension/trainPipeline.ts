@@ -304,3 +304,35 @@ export function describeResult(result: PipelineResult): string {
   }
   return parts.join('; ');
 }
+
+/** The promoted adapter as remembered across window reloads (extension global state). */
+export interface SavedAdapter {
+  name: string;
+  path: string;
+  /** Model folder the adapter was trained on: it is only valid on top of that model. */
+  modelDir: string;
+}
+
+/**
+ * The saved adapter to use for `modelDir`, or a reason it cannot be used: not saved, saved for
+ * another model, malformed, or its folder is gone (`exists` checks the adapter file).
+ */
+export function restorableAdapter(
+  saved: unknown,
+  modelDir: string,
+  exists: (file: string) => boolean,
+): { adapter?: SavedAdapter; problem?: string } {
+  if (saved === undefined || saved === null) return {};
+  const s = saved as Partial<SavedAdapter>;
+  if (typeof s.name !== 'string' || typeof s.path !== 'string' || typeof s.modelDir !== 'string') {
+    return { problem: `ignoring a malformed saved adapter: ${JSON.stringify(saved)}` };
+  }
+  if (s.modelDir !== modelDir) {
+    return {
+      problem: `adapter ${s.name} was trained on ${s.modelDir}, not ${modelDir}; using the base model`,
+    };
+  }
+  const weights = path.join(s.path, 'adapter_model.safetensors');
+  if (!exists(weights)) return { problem: `adapter ${s.name} is gone (${weights} is missing)` };
+  return { adapter: { name: s.name, path: s.path, modelDir: s.modelDir } };
+}

@@ -10,6 +10,7 @@ import {
   describeResult,
   KL_BUDGET,
   readTrainingAlgorithm,
+  restorableAdapter,
   runTrainPipeline,
 } from '../../../src/extension/trainPipeline';
 import { TrainingDashboardFeed } from '../../../src/extension/trainingDashboardFeed';
@@ -101,6 +102,26 @@ describe('Train on my judgments: decisions', () => {
       promote: false,
       reason: 'the dpo job ended cancelled',
     });
+  });
+
+  it('restores the promoted adapter after a reload only for the model it was trained on', () => {
+    const saved = { name: 'run-1 ppo', path: '/runs/run-1/ppo/policy', modelDir: '/models/a' };
+    const weights = '/runs/run-1/ppo/policy/adapter_model.safetensors';
+    const exists = (file: string) => file === weights;
+    assert.deepStrictEqual(restorableAdapter(undefined, '/models/a', exists), {});
+    assert.deepStrictEqual(restorableAdapter(saved, '/models/a', exists), { adapter: saved });
+    assert.match(
+      restorableAdapter(saved, '/models/b', exists).problem!,
+      /run-1 ppo was trained on \/models\/a, not \/models\/b/,
+    );
+    assert.match(
+      restorableAdapter(saved, '/models/a', () => false).problem!,
+      /is gone \(.*adapter_model\.safetensors is missing\)/,
+    );
+    assert.match(
+      restorableAdapter({ name: 1 }, '/models/a', exists).problem!,
+      /malformed saved adapter: \{"name":1\}/,
+    );
   });
 
   it('reads the algorithm setting and names a bad value', () => {
