@@ -54,7 +54,7 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
   positionBias: 0,
   judgments: 400,
   candidatesPerJudgment: 4,
-  heldOutPrompts: 8,
+  heldOutPrompts: 16,
   evalPrompts: 100,
   temperature: 1,
   maxNewTokens: 16,

@@ -588,9 +588,12 @@ export async function trainPpo(options: {
       );
       row['eval/held_out_reward'] = heldOut;
       const klExploded = meanKl > 4 * config.targetKl;
+      // Compared with the last accepted adapter's held-out reward, not the best ever seen: the
+      // maximum of noisy estimates sits above the truth and caused spurious rollbacks (measured).
+      const reference = Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : bestHeldOut;
       if (
         Number.isFinite(heldOut) &&
-        (heldOut < bestHeldOut - config.rollbackRewardDrop || klExploded)
+        (heldOut < reference - config.rollbackRewardDrop || klExploded)
       ) {
         copyInto(params, lastGood);
         optimizer.restore(lastGoodOptimizer);
@@ -598,7 +601,7 @@ export async function trainPpo(options: {
         row['eval/rollback'] = 1;
         ctx.log(
           'warn',
-          `PPO: rollback at iteration ${iteration} (held-out reward ${heldOut.toFixed(4)}, best ${bestHeldOut.toFixed(4)}, KL ${meanKl.toFixed(3)})`,
+          `PPO: rollback at iteration ${iteration} (held-out reward ${heldOut.toFixed(4)}, last good ${reference.toFixed(4)}, KL ${meanKl.toFixed(3)})`,
         );
       } else {
         if (Number.isFinite(heldOut)) bestHeldOut = Math.max(bestHeldOut, heldOut);
