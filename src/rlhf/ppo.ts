@@ -590,10 +590,10 @@ export async function trainPpo(options: {
       const klExploded = meanKl > 4 * config.targetKl;
       // Compared with the last accepted adapter's held-out reward, not the best ever seen: the
       // maximum of noisy estimates sits above the truth and caused spurious rollbacks (measured).
-      const reference = Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : bestHeldOut;
+      const lastGoodReward = Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : bestHeldOut;
       if (
         Number.isFinite(heldOut) &&
-        (heldOut < reference - config.rollbackRewardDrop || klExploded)
+        (heldOut < lastGoodReward - config.rollbackRewardDrop || klExploded)
       ) {
         copyInto(params, lastGood);
         optimizer.restore(lastGoodOptimizer);
@@ -601,7 +601,7 @@ export async function trainPpo(options: {
         row['eval/rollback'] = 1;
         ctx.log(
           'warn',
-          `PPO: rollback at iteration ${iteration} (held-out reward ${heldOut.toFixed(4)}, last good ${reference.toFixed(4)}, KL ${meanKl.toFixed(3)})`,
+          `PPO: rollback at iteration ${iteration} (held-out reward ${heldOut.toFixed(4)}, last good ${lastGoodReward.toFixed(4)}, KL ${meanKl.toFixed(3)})`,
         );
       } else {
         if (Number.isFinite(heldOut)) bestHeldOut = Math.max(bestHeldOut, heldOut);
