@@ -11,6 +11,7 @@ import {
   KL_BUDGET,
   readTrainingAlgorithm,
   restorableAdapter,
+  runHostJob,
   runTrainPipeline,
 } from '../../../src/extension/trainPipeline';
 import { TrainingDashboardFeed } from '../../../src/extension/trainingDashboardFeed';
@@ -122,6 +123,52 @@ describe('Train on my judgments: decisions', () => {
       restorableAdapter({ name: 1 }, '/models/a', exists).problem!,
       /malformed saved adapter: \{"name":1\}/,
     );
+  });
+
+  it('reports a job lost when the model host is replaced, and drops invalid or foreign events', async () => {
+    const sent: unknown[] = [];
+    const listeners = new Map<string, (m: Record<string, unknown>) => void>();
+    let pid = 100;
+    const channel = {
+      send: (m: unknown) => sent.push(m),
+      on: (type: string, listener: (m: Record<string, unknown>) => void) => {
+        listeners.set(type, listener);
+        return { dispose: () => listeners.delete(type) };
+      },
+      request: async () => ({ pid, model: null }),
+    } as unknown as Parameters<typeof runHostJob>[0];
+    const log = recordingLogger();
+    const seen: TrainingEvent[] = [];
+    const command = {
+      type: 'train/start' as const,
+      jobId: 'j1',
+      kind: 'rm' as const,
+      runDir: '/r',
+      resume: false,
+      config: {},
+    };
+    const job = runHostJob(channel, command, {
+      signal: new AbortController().signal,
+      log,
+      livenessMs: 20,
+      onEvent: (e) => seen.push(e),
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepStrictEqual(sent, [command]);
+    const progress = listeners.get('train/progress')!;
+    progress({ type: 'train/progress', jobId: 'other', phase: 'p', step: 1, totalSteps: 2 });
+    progress({ type: 'train/progress', jobId: 'j1', phase: 'p', step: -1, totalSteps: 2 });
+    progress({ type: 'train/progress', jobId: 'j1', phase: 'p', step: 1, totalSteps: 2 });
+    assert.deepStrictEqual(
+      seen.map((e) => e.type === 'train/progress' && e.step),
+      [1],
+    );
+    assert.ok(log.lines.some((l) => /dropped training event of job j1: .*"step"/.test(l)));
+    pid = 101; // the host crashed and was restarted
+    const done = await job;
+    assert.strictEqual(done.status, 'failed');
+    assert.match(done.error!, /model host restarted \(pid 100 -> 101\); the job was lost/);
+    assert.strictEqual(listeners.size, 0, 'listeners left behind');
   });
 
   it('reads the algorithm setting and names a bad value', () => {
