@@ -307,10 +307,22 @@ describe('compare completions in a real VS Code', () => {
       };
       await selectModel();
       await pick('Choose a Hugging Face model folder');
-      // code-server's folder dialog is a quick input holding a path.
+      // code-server's folder dialog is a quick input holding a path. It writes its starting
+      // folder into the input asynchronously, so text typed before that is overwritten: wait for
+      // the starting path, then type ours until it stays put.
       await input.waitFor({ state: 'visible' });
-      await input.fill(`${MODEL}/`);
-      await page.waitForTimeout(500);
+      await waitFor(
+        async () => ((await input.inputValue()).startsWith('/') ? true : undefined),
+        async () => `folder dialog shows no starting path: "${await input.inputValue()}"`,
+      );
+      await waitFor(
+        async () => {
+          if ((await input.inputValue()) !== `${MODEL}/`) await input.fill(`${MODEL}/`);
+          await page.waitForTimeout(500);
+          return (await input.inputValue()) === `${MODEL}/` ? true : undefined;
+        },
+        async () => `folder dialog input is "${await input.inputValue()}", not "${MODEL}/"`,
+      );
       await page.keyboard.press('Enter');
       await waitFor(
         () =>
