@@ -176,13 +176,17 @@ function parseArgs(argv: string[]): PretrainConfig {
   return config;
 }
 
-/** The config fields that change the trained function; output paths and budgets do not. */
+/**
+ * The config fields that change the trained function; output paths and budgets (minutes and the
+ * step limit) do not, so a run can be resumed with a larger budget.
+ */
 function resumeKey(config: PretrainConfig): string {
   const {
     corpus: _c,
     out: _o,
     runDir: _r,
     maxMinutes: _m,
+    steps: _n,
     samples: _s,
     threads: _t,
     ...rest

@@ -52,6 +52,17 @@ export function saveCheckpoint(dir: string, state: TrainerState, progress: RunPr
 }
 
 /**
+ * A saved run config without its budget fields. Checkpoints written before the step limit
+ * counted as a budget carry `steps`; it does not change the trained function, so a run resumes
+ * with a different one.
+ */
+function comparableConfig(json: string | undefined): string | undefined {
+  if (json === undefined) return undefined;
+  const { steps: _steps, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  return JSON.stringify(rest);
+}
+
+/**
  * Loads a checkpoint written by `saveCheckpoint`. Fails, naming the file and the key, when the
  * saved config differs from `configJson` or a tensor is missing.
  */
@@ -64,7 +75,7 @@ export function loadCheckpoint(
   if (!existsSync(file)) return undefined;
   const header = readSafetensorsHeader(file);
   const meta = header.metadata;
-  if (meta.config !== configJson) {
+  if (comparableConfig(meta.config) !== comparableConfig(configJson)) {
     throw new Error(
       `${file}: saved run config differs from this run's; resume with the same flags or ` +
         `move the checkpoint away.\n  saved: ${meta.config}\n  now:   ${configJson}`,

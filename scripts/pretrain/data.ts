@@ -130,6 +130,29 @@ function documentAt(stream: TokenStream, position: number): number {
   return low;
 }
 
+const WORD = /[A-Za-z0-9_$]/;
+
+/**
+ * Moves a uniformly drawn cut to where an editor cursor usually stands. With `draw` in [0, 1):
+ * below 0.45 the cut moves back to the start of its line (a cursor on a fresh line, or at the
+ * end of the previous one); below 0.8 it moves back out of the word it splits (a cursor after
+ * a finished word or punctuation); otherwise it stays where it fell (a cursor mid-word), so
+ * every kind of cursor is seen in training. Cutting only at uniform positions, as the first
+ * default model was trained, taught it that a middle almost always starts inside a word.
+ */
+export function editorCut(text: string, cut: number, draw: number): number {
+  if (draw < 0.45) {
+    const lineStart = text.lastIndexOf('\n', cut - 1);
+    return lineStart < 0 ? 0 : lineStart + 1;
+  }
+  if (draw < 0.8) {
+    let at = cut;
+    while (at > 0 && at < text.length && WORD.test(text[at - 1]) && WORD.test(text[at])) at--;
+    return at;
+  }
+  return cut;
+}
+
 /**
  * A FIM example of at most `length` tokens from the document holding `position`, padded with
  * PAD (target IGNORE). Returns undefined when the document is too short to cut.
@@ -150,8 +173,8 @@ export function fimExample(
     end - start > window ? start + Math.floor(rng.next() * (end - start - window)) : start;
   const text = codec.decode(stream.tokens.subarray(from, Math.min(end, from + window)));
   if (text.length < 3) return undefined;
-  let a = Math.floor(rng.next() * (text.length + 1));
-  let b = Math.floor(rng.next() * (text.length + 1));
+  let a = editorCut(text, Math.floor(rng.next() * (text.length + 1)), rng.next());
+  let b = editorCut(text, Math.floor(rng.next() * (text.length + 1)), rng.next());
   if (a > b) [a, b] = [b, a];
   const prefix = codec.encode(text.slice(0, a));
   const middle = codec.encode(text.slice(a, b));
