@@ -29,3 +29,7 @@ export type { ExportFormat, ImportFormat } from './formats';
 export type { ExportResult, ImportIssue, ImportResult } from './formats/importResult';
 export { splitSharedPrompt } from './formats/trl';
 export { contentId, importedCandidate, importedJudgment } from './recordFactory';
+export { blindAbOutcome, blindAbScore, isEvaluationRecord } from './blindAb';
+export type { BlindAbOutcome, BlindAbScore } from './blindAb';
+export { formatWinRate, wilsonInterval, winRate } from './winRate';
+export type { WinRate } from './winRate';

@@ -1,6 +1,8 @@
 import {
+  EVALUATION_SCHEMA_VERSION,
   RECORD_SCHEMA_VERSION,
   type CandidateShown,
+  type Evaluation,
   type ChatMessage,
   type ImplicitSignalRecord,
   type Judgment,
@@ -170,6 +172,67 @@ function checkJudgment(c: Checker, value: unknown, ids: Set<string>): Judgment {
   }
 }
 
+/**
+ * A blind A/B evaluation (v2): it names two distinct shown candidates, the record shows exactly
+ * those two, and each candidate's own `adapter` field agrees with the side it is on, so the
+ * record cannot say one thing in `evaluation` and another in `candidates`.
+ */
+function checkEvaluation(
+  c: Checker,
+  value: unknown,
+  version: number,
+  candidates: readonly CandidateShown[],
+): Evaluation {
+  if (version < EVALUATION_SCHEMA_VERSION) {
+    c.fail(
+      'evaluation',
+      `needs schema version ${EVALUATION_SCHEMA_VERSION} or later; the record has v ${version}`,
+    );
+  }
+  const o = c.obj(value, 'evaluation');
+  if (o.kind !== 'blind-ab') {
+    c.fail('evaluation.kind', `unknown kind ${describe(o.kind)}; allowed: "blind-ab"`);
+  }
+  const adapter = c.obj(o.adapter, 'evaluation.adapter');
+  const name = c.str(adapter.name, 'evaluation.adapter.name', true);
+  c.str(adapter.path, 'evaluation.adapter.path', true);
+  const byId = new Map(candidates.map((cand) => [cand.id, cand]));
+  const ids = candidates.map((cand) => cand.id).join(', ');
+  const side = (key: 'baseCandidate' | 'tunedCandidate'): CandidateShown => {
+    const id = c.str(o[key], `evaluation.${key}`, true);
+    const candidate = byId.get(id);
+    if (!candidate) {
+      c.fail(`evaluation.${key}`, `names unknown candidate ${JSON.stringify(id)}; ids: ${ids}`);
+    }
+    return candidate;
+  };
+  const base = side('baseCandidate');
+  const tuned = side('tunedCandidate');
+  if (base.id === tuned.id) {
+    c.fail('evaluation.tunedCandidate', `must differ from baseCandidate (both ${base.id})`);
+  }
+  if (candidates.length !== 2) {
+    c.fail(
+      'candidates',
+      `a blind A/B record shows exactly 2 candidates (base and tuned), got ${candidates.length}`,
+    );
+  }
+  if (base.adapter !== null) {
+    c.fail(
+      `candidates[${candidates.indexOf(base)}].adapter`,
+      `the base candidate ${base.id} must have adapter null, got ${describe(base.adapter)}`,
+    );
+  }
+  if (tuned.adapter !== name) {
+    c.fail(
+      `candidates[${candidates.indexOf(tuned)}].adapter`,
+      `the tuned candidate ${tuned.id} must name the adapter ${JSON.stringify(name)}, got ` +
+        describe(tuned.adapter),
+    );
+  }
+  return o as unknown as Evaluation;
+}
+
 function checkBase(c: Checker, o: Obj): void {
   if (typeof o.v !== 'number' || !Number.isInteger(o.v) || o.v < 1) {
     c.fail('v', `must be a positive integer schema version, got ${describe(o.v)}`);
@@ -218,7 +281,13 @@ export function validateRecord(value: unknown, line?: number, source?: string): 
     checkJudgment(c, o.judgment, ids);
     c.numOrNull(o.decisionMs, 'decisionMs', 0);
     c.numOrNull(o.generationMs, 'generationMs', 0);
+    if (o.evaluation !== undefined) {
+      checkEvaluation(c, o.evaluation, o.v as number, candidates as CandidateShown[]);
+    }
     return o as unknown as JudgmentRecord;
+  }
+  if (o.evaluation !== undefined) {
+    c.fail('evaluation', 'is allowed only on judgment records, not on implicit signals');
   }
   checkCandidate(c, o.candidate, 'candidate');
   if (o.outcome !== 'accepted' && o.outcome !== 'ignored' && o.outcome !== 'rejected') {

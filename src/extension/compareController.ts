@@ -6,9 +6,19 @@
  * typing (or by a newer comparison) is aborted, and if the generator still returns, its
  * candidates are dropped: never shown, never persisted, never recorded.
  */
+import { blindAbOutcome, blindAbScore, type BlindAbOutcome } from '../data/blindAb';
+import { formatWinRate } from '../data/winRate';
 import type { CompletionRequest, GeneratedCandidate } from '../generation/api';
-import type { JudgmentRecord } from '../protocol/records';
+import type { AdapterRef, JudgmentRecord, PreferenceRecord } from '../protocol/records';
 import type { HostToCompare, ViewJudgment } from '../protocol/webviewMessages';
+import {
+  blindJudgmentRecord,
+  buildBlindComparison,
+  generateBlindPair,
+  revealText,
+  scoreView,
+  type GenerateWith,
+} from './blindCompare';
 import {
   buildComparison,
   chosenText,
@@ -30,9 +40,14 @@ export interface GenerationResult {
 }
 
 export interface CompareDeps {
+  /** Generates with the active policy (the active adapter, or the base model). */
   generate(request: CompletionRequest, signal: AbortSignal): Promise<GenerationResult>;
-  /** Active adapter name, or null for the base model. */
-  adapter(): string | null;
+  /** Generates with the given adapter, or the base model (null), whatever is active. */
+  generateWith: GenerateWith;
+  /** The active adapter, or null for the base model. */
+  adapter(): AdapterRef | null;
+  /** Every record of a store (for the blind A/B score); [] when the store has no file yet. */
+  readRecords(storePath: string): Promise<PreferenceRecord[]>;
   settings(): Settings;
   /** Current version of a document, or undefined when it is closed. */
   documentVersion(uri: string): number | undefined;
@@ -63,6 +78,14 @@ export interface CompareTiming {
   candidates: number;
 }
 
+/** What generation produced: a comparison to show, a reason not to, or dropped candidates. */
+type Produced =
+  { pending: PendingComparison; latencyMs: number } | { problem: string } | { dropped: number };
+
+const NO_ADAPTER =
+  'Blind A/B needs a tuned adapter, and none is active: completions use the base model. ' +
+  'Run "Code RLHF: Train on my judgments" (a promoted adapter becomes active), then try again.';
+
 interface InFlight {
   snapshot: EditorSnapshot;
   controller: AbortController;
@@ -91,51 +114,36 @@ export class CompareController {
   }
 
   /** Runs one comparison for `snapshot`. Resolves once it is shown, dropped or failed. */
-  async compare(snapshot: EditorSnapshot): Promise<PendingComparison | undefined> {
+  compare(snapshot: EditorSnapshot): Promise<PendingComparison | undefined> {
     const { deps } = this;
-    this.cancel('a newer comparison was requested');
-    const inFlight: InFlight = { snapshot, controller: new AbortController() };
-    this.inFlight = inFlight;
-    const settings = deps.settings();
-    const count = settings.candidateCount;
-    deps.revealPanel();
-    this.status(`Generating ${count} candidates…`, true);
-    const request: CompletionRequest = {
-      prefix: snapshot.prefix,
-      suffix: snapshot.suffix,
-      count,
-      ...COMPARE_SAMPLING,
-      seed: Math.floor(deps.random() * 2 ** 31),
-    };
-    try {
+    const count = deps.settings().candidateCount;
+    return this.run(snapshot, `Generating ${count} candidates…`, async (signal, isCurrent) => {
+      const request: CompletionRequest = {
+        prefix: snapshot.prefix,
+        suffix: snapshot.suffix,
+        count,
+        ...COMPARE_SAMPLING,
+        seed: Math.floor(deps.random() * 2 ** 31),
+      };
       const started = deps.now();
-      let result = await deps.generate(request, inFlight.controller.signal);
+      let result = await deps.generate(request, signal);
       let candidates = result.candidates;
       // Identical samples are one option (shown once). Only when nothing is left to compare,
       // ask once more with another seed; fewer than K distinct is shown as it is.
-      if (this.isCurrent(inFlight) && new Set(candidates.map((c) => c.text)).size < 2) {
-        const more = await deps.generate(
-          { ...request, seed: request.seed + 1 },
-          inFlight.controller.signal,
-        );
+      if (isCurrent() && new Set(candidates.map((c) => c.text)).size < 2) {
+        const more = await deps.generate({ ...request, seed: request.seed + 1 }, signal);
         candidates = [...candidates, ...more.candidates];
         result = { ...more, candidates };
       }
       const generationMs = deps.now() - started;
-      if (!this.isCurrent(inFlight)) {
-        deps.log.info(
-          `dropped ${candidates.length} candidates generated for ${snapshot.uri} ` +
-            `v${snapshot.version}: ${inFlight.reason ?? 'the document changed'}`,
-        );
-        return undefined;
-      }
+      if (!isCurrent()) return { dropped: candidates.length };
       const pending = buildComparison(
         deps.newId(),
         snapshot,
         candidates,
         {
           model: result.model,
-          adapter: deps.adapter(),
+          adapter: deps.adapter()?.name ?? null,
           sampling: {
             temperature: request.temperature,
             topK: request.topK,
@@ -149,12 +157,97 @@ export class CompareController {
         deps.random,
       );
       if (pending.candidates.length < 2) {
-        this.status(
-          'The model produced only one distinct completion here; there is nothing to compare.',
-          false,
+        return {
+          problem:
+            'The model produced only one distinct completion here; there is nothing to compare.',
+        };
+      }
+      return { pending, latencyMs: result.latencyMs };
+    });
+  }
+
+  /**
+   * Runs one blind A/B comparison for `snapshot`: one completion from the base model and one
+   * from the active adapter, unlabeled, in random order. Without an active adapter it says so
+   * and generates nothing (comparing the base with itself would measure nothing).
+   */
+  compareBlind(snapshot: EditorSnapshot): Promise<PendingComparison | undefined> {
+    const { deps } = this;
+    const adapter = deps.adapter();
+    if (!adapter) {
+      this.cancel('a blind A/B comparison was requested');
+      deps.revealPanel();
+      this.status(NO_ADAPTER, false);
+      deps.log.info('blind A/B comparison not started: no tuned adapter is active');
+      return Promise.resolve(undefined);
+    }
+    const busy = `Blind A/B: generating one completion from the base model and one from the tuned adapter…`;
+    return this.run(snapshot, busy, async (signal, isCurrent) => {
+      const started = deps.now();
+      const request = { prefix: snapshot.prefix, suffix: snapshot.suffix, ...COMPARE_SAMPLING };
+      const pair = await generateBlindPair(
+        deps.generateWith,
+        request,
+        adapter,
+        deps.random,
+        signal,
+      );
+      if (!isCurrent()) return { dropped: 'identical' in pair ? 1 : 2 };
+      if ('identical' in pair) {
+        return {
+          problem:
+            'Blind A/B: the base model and the tuned adapter gave the same completion here ' +
+            '(twice), so there is nothing to judge; nothing was recorded or counted.',
+        };
+      }
+      const { temperature, topK, topP, maxNewTokens } = COMPARE_SAMPLING;
+      const pending = buildBlindComparison(
+        deps.newId(),
+        snapshot,
+        pair,
+        adapter,
+        { temperature, topK, topP, maxNewTokens },
+        deps.now() - started,
+        deps.random,
+      );
+      return { pending, latencyMs: deps.now() - started };
+    });
+  }
+
+  /**
+   * The flow shared by both kinds: one request at a time (a newer one cancels the older), the
+   * panel revealed with a busy status, candidates dropped when the document changed meanwhile,
+   * the comparison persisted for a window reload and shown.
+   */
+  private async run(
+    snapshot: EditorSnapshot,
+    busy: string,
+    produce: (signal: AbortSignal, isCurrent: () => boolean) => Promise<Produced>,
+  ): Promise<PendingComparison | undefined> {
+    const { deps } = this;
+    this.cancel('a newer comparison was requested');
+    const inFlight: InFlight = { snapshot, controller: new AbortController() };
+    this.inFlight = inFlight;
+    deps.revealPanel();
+    this.status(busy, true);
+    try {
+      const produced = await produce(inFlight.controller.signal, () => this.isCurrent(inFlight));
+      if ('dropped' in produced || !this.isCurrent(inFlight)) {
+        const count = 'dropped' in produced ? `${produced.dropped} ` : '';
+        deps.log.info(
+          `dropped ${count}candidates generated for ${snapshot.uri} ` +
+            `v${snapshot.version}: ${inFlight.reason ?? 'the document changed'}`,
         );
         return undefined;
       }
+      if ('problem' in produced) {
+        this.status(produced.problem, false);
+        deps.log.info(
+          `nothing to compare at ${snapshot.file ?? snapshot.uri}: ${produced.problem}`,
+        );
+        return undefined;
+      }
+      const { pending } = produced;
       // Persisted for a window reload; written in the background, shown at once.
       deps.pending
         .put(pending)
@@ -163,9 +256,10 @@ export class CompareController {
         );
       this.show(pending);
       deps.log.info(
-        `comparison ${pending.id}: ${pending.candidates.length} candidates for ` +
+        `${pending.blindAb ? 'blind A/B comparison' : 'comparison'} ${pending.id}: ` +
+          `${pending.candidates.length} candidates for ` +
           `${snapshot.file ?? snapshot.uri} v${snapshot.version}: generation ` +
-          `${generationMs.toFixed(0)} ms (model host ${result.latencyMs.toFixed(0)} ms), ` +
+          `${pending.generationMs.toFixed(0)} ms (model host ${produced.latencyMs.toFixed(0)} ms), ` +
           `${(deps.now() - snapshot.requestedAt).toFixed(0)} ms since the command`,
       );
       return pending;
@@ -236,6 +330,7 @@ export class CompareController {
     if (pending && !this.judged.has(pending.id)) {
       this.show(pending);
       this.deps.log.info(`restored comparison ${pending.id} after the panel was recreated`);
+      if (pending.blindAb) void this.postScore(pending);
       return pending;
     }
     if (comparisonId !== undefined) {
@@ -285,21 +380,26 @@ export class CompareController {
     this.judged.add(comparisonId);
     const decidedAt = deps.now();
     let summary: string;
+    let outcome: BlindAbOutcome | undefined;
     if (deps.isExcluded(pending.snapshot)) {
       summary = 'Not recorded: this file matches codeRlhf.excludeGlobs.';
       deps.log.info(`judgment for ${comparisonId} not recorded: file excluded`);
     } else {
       try {
-        const record = judgmentRecord(pending, judgment, {
-          annotator: deps.annotator(),
-          decidedAt,
-        });
+        const context = { annotator: deps.annotator(), decidedAt };
+        const record = pending.blindAb
+          ? blindJudgmentRecord(pending, judgment, context)
+          : judgmentRecord(pending, judgment, context);
         const { written } = await deps.record(record, pending.snapshot);
         this.recorded.push(comparisonId);
         summary = `Recorded (${describe(judgment.kind)}).`;
+        outcome = blindAbOutcome(record);
+        if (outcome) summary += ` ${revealText(pending, outcome)}`;
         deps.log.info(
-          `judgment ${comparisonId} ${written ? 'recorded' : 'was already stored'}: ` +
-            `${judgment.kind}, decided in ${record.decisionMs ?? '?'} ms`,
+          `${pending.blindAb ? 'blind A/B judgment' : 'judgment'} ${comparisonId} ` +
+            `${written ? 'recorded' : 'was already stored'}: ` +
+            `${judgment.kind}${outcome ? ` (${outcome})` : ''}, ` +
+            `decided in ${record.decisionMs ?? '?'} ms`,
         );
       } catch (error) {
         // Keep the comparison so the judgment can be given again; nothing is lost.
@@ -322,7 +422,33 @@ export class CompareController {
     deps.channel.setReplay(undefined);
     deps.channel.drop((m) => m.type === 'comparison' && m.comparison.id === comparisonId);
     deps.channel.post({ type: 'recorded', comparisonId, text: summary });
+    if (pending.blindAb) await this.postScore(pending, outcome);
     await deps.focusEditor(pending.snapshot);
+  }
+
+  /**
+   * Sends the adapter's blind A/B score, recomputed from the stored records (so it survives
+   * reloads and counts judgments from other windows), to the panel and the log.
+   */
+  private async postScore(pending: PendingComparison, lastOutcome?: BlindAbOutcome) {
+    const { deps } = this;
+    const adapter = pending.blindAb?.adapter;
+    if (!adapter) return;
+    let message: HostToCompare;
+    try {
+      const score = blindAbScore(await deps.readRecords(pending.snapshot.storePath), adapter.path);
+      message = { type: 'blindScore', score: scoreView(score, adapter.name, lastOutcome) };
+      deps.log.info(
+        `blind A/B score of ${adapter.name}: tuned win rate ${formatWinRate(score)}, ` +
+          `${score.skipped} skipped`,
+      );
+    } catch (error) {
+      const text = `Could not compute the blind A/B score: ${(error as Error).message}`;
+      deps.log.error(text);
+      message = { type: 'blindScoreError', text };
+    }
+    deps.channel.drop((m) => m.type === 'blindScore' || m.type === 'blindScoreError');
+    deps.channel.post(message);
   }
 
   private isCurrent(inFlight: InFlight): boolean {

@@ -24,7 +24,10 @@ export interface CompareFeature {
   timings: CompareTiming[];
 }
 
-/** Registers "Compare completions at cursor", its panel, its serializer and its listeners. */
+/**
+ * Registers "Compare completions at cursor" and "Blind A/B test (base vs tuned)", their shared
+ * panel, its serializer and its listeners.
+ */
 export function registerCompare(
   context: vscode.ExtensionContext,
   settings: () => Settings,
@@ -38,7 +41,9 @@ export function registerCompare(
   const panel = new ComparePanel(context.extensionUri, channel, log);
   const controller = new CompareController({
     generate: (request, signal) => model.generate(request, signal),
-    adapter: () => model.adapter?.name ?? null,
+    generateWith: (request, adapter, signal) => model.generateWith(request, adapter, signal),
+    adapter: () => model.adapter,
+    readRecords: (storePath) => sink.readAll(storePath),
     settings,
     documentVersion,
     isExcluded: (snapshot) => excluded(snapshot, settings()),
@@ -56,6 +61,22 @@ export function registerCompare(
     random: () => crypto.randomInt(0, 2 ** 32) / 2 ** 32,
     newId: () => `cmp-${crypto.randomUUID()}`,
   });
+  const cursorSnapshot = () => {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage(
+        'Code RLHF: open a file and put the cursor where a completion should go.',
+      );
+      return undefined;
+    }
+    return snapshotOf(
+      editor.document,
+      editor.selection.active,
+      settings(),
+      context.globalStorageUri,
+      Date.now(),
+    );
+  };
   const timings: CompareTiming[] = [];
   controller.onTiming((timing) => timings.push(timing));
   panel.setController(controller);
@@ -64,22 +85,26 @@ export function registerCompare(
     panel,
     vscode.window.registerWebviewPanelSerializer(COMPARE_VIEW_TYPE, panel),
     vscode.commands.registerCommand('codeRlhf.compareCompletions', async () => {
-      const editor = vscode.window.activeTextEditor;
-      if (!editor) {
-        void vscode.window.showInformationMessage(
-          'Code RLHF: open a file and put the cursor where a completion should go.',
+      const snapshot = cursorSnapshot();
+      if (!snapshot) return;
+      beforeCompare();
+      await controller.compare(snapshot);
+    }),
+    vscode.commands.registerCommand('codeRlhf.blindCompare', async () => {
+      if (!model.adapter) {
+        // Said out loud, not only in the panel: comparing the base with itself measures nothing.
+        log.info('blind A/B comparison not started: no tuned adapter is active');
+        void vscode.window.showWarningMessage(
+          'Code RLHF: Blind A/B compares the base model with the active tuned adapter, and no ' +
+            'adapter is active (completions use the base model). Train on your judgments ' +
+            'first; a promoted adapter becomes active.',
         );
         return;
       }
-      const snapshot = snapshotOf(
-        editor.document,
-        editor.selection.active,
-        settings(),
-        context.globalStorageUri,
-        Date.now(),
-      );
+      const snapshot = cursorSnapshot();
+      if (!snapshot) return;
       beforeCompare();
-      await controller.compare(snapshot);
+      await controller.compareBlind(snapshot);
     }),
     vscode.workspace.onDidChangeTextDocument((event) => {
       if (event.contentChanges.length === 0) return;

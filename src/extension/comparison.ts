@@ -6,6 +6,7 @@
 import type { GeneratedCandidate } from '../generation/api';
 import {
   RECORD_SCHEMA_VERSION,
+  type BlindAbEvaluation,
   type CandidateShown,
   type Judgment,
   type JudgmentRecord,
@@ -50,6 +51,8 @@ export interface PendingComparison {
   generationMs: number;
   /** Epoch ms when the webview reported the candidates visible; null until then. */
   shownAt: number | null;
+  /** Set for a blind A/B comparison: which candidate is base, which tuned, and the adapter. */
+  blindAb?: BlindAbEvaluation;
 }
 
 /** Fisher-Yates permutation of 0..n-1 with the given uniform [0, 1) source. */
@@ -99,12 +102,15 @@ export function buildComparison(
 
 /** What the webview gets: texts in shown order, no model or adapter names (blind). */
 export function comparisonView(pending: PendingComparison): ComparisonView {
-  return {
+  const view: ComparisonView = {
     id: pending.id,
     languageId: pending.snapshot.languageId,
     contextBefore: pending.snapshot.prefix.slice(-4000),
     candidates: pending.candidates.map((c) => c.text),
   };
+  // Only the mode: which candidate is base and which is tuned stays in the extension.
+  if (pending.blindAb) view.mode = 'blind-ab';
+  return view;
 }
 
 function candidateAt(pending: PendingComparison, position: number, key: string): string {

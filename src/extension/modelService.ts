@@ -78,15 +78,26 @@ export class ModelService {
     return loading;
   }
 
-  /** Generates with the current model, waiting for it to finish loading. */
-  async generate(request: CompletionRequest, signal: AbortSignal): Promise<GenerationResult> {
+  /** Generates with the current model and the active adapter, waiting for loading. */
+  generate(request: CompletionRequest, signal: AbortSignal): Promise<GenerationResult> {
+    return this.generateWith(request, this.activeAdapter, signal);
+  }
+
+  /**
+   * Generates with the current model and the given adapter (null: the base model, adapter off),
+   * whatever adapter is active; the blind A/B comparison asks for both sides this way.
+   */
+  async generateWith(
+    request: CompletionRequest,
+    adapter: ActiveAdapter | null,
+    signal: AbortSignal,
+  ): Promise<GenerationResult> {
     if (!this.loading || !this.state) throw new Error('no model selected; run "Select model"');
     if (this.state.kind === 'error') {
       // Try again: the folder may have been fixed, or the host crashed earlier.
       void this.use(this.state.dir);
     }
     await this.loading;
-    const adapter = this.activeAdapter;
     return this.client.request(
       'complete',
       adapter ? { ...request, adapterPath: adapter.path } : request,

@@ -27,16 +27,17 @@ export class RecordSink {
     return result;
   }
 
+  /** Every record in the store, validated; [] when the store has no file yet. */
+  async readAll(storePath: string): Promise<PreferenceRecord[]> {
+    return (await this.store(storePath)).readAll().catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [];
+      throw error;
+    });
+  }
+
   /** Number of judgment records in the store (implicit signals are not judgments). */
   async judgmentCount(storePath: string): Promise<number> {
-    const records = await (
-      await this.store(storePath)
-    )
-      .readAll()
-      .catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return [];
-        throw error;
-      });
+    const records = await this.readAll(storePath);
     return records.filter((r) => r.type === 'judgment').length;
   }
 

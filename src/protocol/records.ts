@@ -6,8 +6,18 @@
  * `type` and `v` (schema version) so readers can reject what they do not understand.
  */
 
-/** Schema version written by this code. Readers accept versions up to this one. */
-export const RECORD_SCHEMA_VERSION = 1;
+/**
+ * Schema version written by this code. Readers accept versions up to this one.
+ *
+ * - v1: judgments and implicit signals.
+ * - v2: adds the optional `evaluation` field of judgment records (blind A/B judgments). A v2
+ *   record without it means exactly what a v1 record means. A v1 reader rejects v2 records
+ *   instead of silently training on evaluation judgments it cannot recognize.
+ */
+export const RECORD_SCHEMA_VERSION = 2;
+
+/** First schema version that allows `JudgmentRecord.evaluation`. */
+export const EVALUATION_SCHEMA_VERSION = 2;
 
 /** The text around the cursor when the candidates were generated, byte for byte. */
 export interface PromptSnapshot {
@@ -101,11 +111,42 @@ export interface RecordBase {
   meta?: Record<string, unknown>;
 }
 
+/** A LoRA adapter as the extension names it: display name and PEFT folder. */
+export interface AdapterRef {
+  /** Name shown in the status bar and stored in `CandidateShown.adapter`. */
+  name: string;
+  /** Absolute path of the adapter folder (PEFT format). */
+  path: string;
+}
+
+/**
+ * A blind A/B judgment (schema v2): one candidate from the base model (adapter off) and one
+ * from a tuned adapter, shown unlabeled in random order. It measures the adapter; it is not
+ * training data (reward-model and DPO pair building skip records that carry it).
+ */
+export interface BlindAbEvaluation {
+  kind: 'blind-ab';
+  /** Id of the candidate the base model produced (its `adapter` is null). */
+  baseCandidate: string;
+  /** Id of the candidate the tuned adapter produced (its `adapter` is `adapter.name`). */
+  tunedCandidate: string;
+  /** The tuned adapter that was compared with the base. */
+  adapter: AdapterRef;
+}
+
+/** Evaluation judgments; allowed kinds: "blind-ab". */
+export type Evaluation = BlindAbEvaluation;
+
 /** A comparison the annotator judged. */
 export interface JudgmentRecord extends RecordBase {
   type: 'judgment';
   candidates: CandidateShown[];
   judgment: Judgment;
+  /**
+   * Present when the judgment was an evaluation (schema v2 and later), not a preference to
+   * train on. Absent for ordinary comparisons.
+   */
+  evaluation?: Evaluation;
   /** Milliseconds from candidates visible to the decision; null if unknown. */
   decisionMs: number | null;
   /** Milliseconds the generation took; null if unknown. */

@@ -71,6 +71,33 @@ export interface ComparisonView {
   contextBefore: string;
   /** Candidate texts in shown order. */
   candidates: string[];
+  /**
+   * "blind-ab": one candidate from the base model and one from the tuned adapter, in random
+   * order (the view never learns which is which). Absent for an ordinary comparison.
+   */
+  mode?: 'blind-ab';
+}
+
+/**
+ * Blind A/B score of the tuned adapter against the base so far, from the stored records. Ties
+ * (and "none good", both bad) count as half a win; rate and interval are null before any
+ * counted judgment.
+ */
+export interface BlindScoreView {
+  /** Adapter name as the status bar shows it. */
+  adapter: string;
+  tunedWins: number;
+  baseWins: number;
+  ties: number;
+  /** Skipped blind judgments (stored, not counted). */
+  skipped: number;
+  /** Tuned win rate, (tunedWins + ties / 2) / (tunedWins + baseWins + ties). */
+  rate: number | null;
+  /** 95% Wilson interval of the rate. */
+  low: number | null;
+  high: number | null;
+  /** Which side the judgment just recorded preferred, revealed after recording; else absent. */
+  lastOutcome?: 'tuned' | 'base' | 'tie' | 'no-preference';
 }
 
 /** A judgment expressed with shown positions (0-based). */
@@ -84,7 +111,10 @@ export type ViewJudgment =
 export type HostToCompare =
   | { type: 'comparison'; comparison: ComparisonView }
   | { type: 'status'; text: string; busy: boolean }
-  | { type: 'recorded'; comparisonId: string; text: string };
+  | { type: 'recorded'; comparisonId: string; text: string }
+  | { type: 'blindScore'; score: BlindScoreView }
+  /** The score could not be computed (e.g. the store could not be read); says why. */
+  | { type: 'blindScoreError'; text: string };
 
 /** Comparison webview -> extension host. */
 export type CompareToHost =
@@ -223,16 +253,25 @@ export function parseHostToCompare(value: unknown): HostToCompare {
           reject(where, `comparison.candidates[${i}]`, 'a string', text);
         }
       });
-      return {
-        type: 'comparison',
-        comparison: {
-          id,
-          languageId: stringField(where, c, 'languageId', 100),
-          contextBefore: stringField(where, c, 'contextBefore', MAX_CANDIDATE_LENGTH),
-          candidates: candidates as string[],
-        },
+      const comparison: ComparisonView = {
+        id,
+        languageId: stringField(where, c, 'languageId', 100),
+        contextBefore: stringField(where, c, 'contextBefore', MAX_CANDIDATE_LENGTH),
+        candidates: candidates as string[],
       };
+      if (c.mode !== undefined) {
+        if (c.mode !== 'blind-ab') reject(where, 'comparison.mode', '"blind-ab" or absent', c.mode);
+        if (candidates.length !== 2) {
+          reject(where, 'comparison.candidates', '2 texts in a blind A/B comparison', candidates);
+        }
+        comparison.mode = 'blind-ab';
+      }
+      return { type: 'comparison', comparison };
     }
+    case 'blindScore':
+      return { type: 'blindScore', score: parseBlindScore(where, value.score) };
+    case 'blindScoreError':
+      return { type: 'blindScoreError', text: stringField(where, value, 'text', 2000) };
     case 'status': {
       if (typeof value.busy !== 'boolean') reject(where, 'busy', 'a boolean', value.busy);
       return { type: 'status', text: stringField(where, value, 'text', 2000), busy: value.busy };
@@ -246,7 +285,55 @@ export function parseHostToCompare(value: unknown): HostToCompare {
     default:
       throw new MessageValidationError(
         `host message has unknown type ${JSON.stringify(value.type)}; ` +
-          'allowed: "comparison", "status", "recorded"',
+          'allowed: "comparison", "status", "recorded", "blindScore", "blindScoreError"',
       );
   }
+}
+
+const OUTCOMES = ['tuned', 'base', 'tie', 'no-preference'] as const;
+
+function parseBlindScore(where: string, value: unknown): BlindScoreView {
+  if (!isRecord(value)) reject(where, 'score', 'an object', value);
+  const count = (key: 'tunedWins' | 'baseWins' | 'ties' | 'skipped') => {
+    const n = value[key];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+      reject(where, `score.${key}`, 'a non-negative integer', n);
+    }
+    return n;
+  };
+  const share = (key: 'rate' | 'low' | 'high') => {
+    const x = value[key];
+    if (x === null) return null;
+    if (typeof x !== 'number' || !(x >= 0 && x <= 1)) {
+      reject(where, `score.${key}`, 'a number in [0, 1] or null', x);
+    }
+    return x;
+  };
+  const score: BlindScoreView = {
+    adapter: stringField(where, value, 'adapter', 500),
+    tunedWins: count('tunedWins'),
+    baseWins: count('baseWins'),
+    ties: count('ties'),
+    skipped: count('skipped'),
+    rate: share('rate'),
+    low: share('low'),
+    high: share('high'),
+  };
+  const counted = score.tunedWins + score.baseWins + score.ties;
+  if ((counted === 0) !== (score.rate === null)) {
+    reject(
+      where,
+      'score.rate',
+      `null exactly when no judgment is counted (${counted})`,
+      score.rate,
+    );
+  }
+  if (value.lastOutcome !== undefined) {
+    const outcome = value.lastOutcome;
+    if (!OUTCOMES.includes(outcome as (typeof OUTCOMES)[number])) {
+      reject(where, 'score.lastOutcome', `one of ${OUTCOMES.join(', ')}`, outcome);
+    }
+    score.lastOutcome = outcome as BlindScoreView['lastOutcome'];
+  }
+  return score;
 }

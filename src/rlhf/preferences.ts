@@ -3,6 +3,7 @@
  * Rankings expand through `src/data/pairs.ts` (A > B = C > D gives 5 pairs and 1 tie); a tie
  * becomes a pair with target 0.5, never a win.
  */
+import { isEvaluationRecord } from '../data/blindAb';
 import { expandJudgment } from '../data/pairs';
 import { contentId, importedCandidate, importedJudgment } from '../data/recordFactory';
 import type { JudgmentRecord, PreferenceRecord } from '../protocol/records';
@@ -29,6 +30,11 @@ export interface PairSummary {
   degenerate: number;
   /** Records without pairs: implicit signals, none-good, skipped, conversational. */
   unusableRecords: number;
+  /**
+   * Blind A/B evaluation judgments left out: they measure a tuned adapter against the base,
+   * and training on them would fit the policy to its own test.
+   */
+  evaluationRecords: number;
 }
 
 export function pairsFromRecords(records: readonly PreferenceRecord[]): PairSummary {
@@ -38,8 +44,13 @@ export function pairsFromRecords(records: readonly PreferenceRecord[]): PairSumm
     tiePairs: 0,
     degenerate: 0,
     unusableRecords: 0,
+    evaluationRecords: 0,
   };
   for (const record of records) {
+    if (isEvaluationRecord(record)) {
+      out.evaluationRecords++;
+      continue;
+    }
     // Limitation: conversational records (chat messages) are not trained on; code completion
     // prompts are plain prefixes.
     if (record.type !== 'judgment' || record.prompt.messages) {

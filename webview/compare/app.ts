@@ -6,6 +6,7 @@
  */
 import {
   parseHostToCompare,
+  type BlindScoreView,
   type CompareToHost,
   type ComparisonView,
   type ViewJudgment,
@@ -29,6 +30,8 @@ const CONTEXT_CHARS = 4000;
 
 interface Elements {
   status: HTMLElement;
+  /** Blind A/B score line; hidden outside blind A/B comparisons. */
+  score: HTMLElement;
   toolbar: HTMLElement;
   candidates: HTMLElement;
   help: HTMLElement;
@@ -77,6 +80,10 @@ export class CompareApp {
     status.setAttribute('role', 'status');
     status.setAttribute('aria-live', 'polite');
     status.textContent = 'Run "Compare completions at cursor" in an editor.';
+    const score = this.make('div', 'blind-score');
+    score.setAttribute('role', 'status');
+    score.setAttribute('aria-live', 'polite');
+    score.hidden = true;
     const toolbar = this.make('div', 'toolbar');
     toolbar.setAttribute('role', 'toolbar');
     const buttons: Record<string, HTMLButtonElement> = {};
@@ -132,8 +139,8 @@ export class CompareApp {
     );
     const candidates = this.make('div', 'candidates');
     const help = this.make('p', 'help');
-    root.append(status, toolbar, candidates, help);
-    const el = { status, toolbar, candidates, help, buttons };
+    root.append(status, score, toolbar, candidates, help);
+    const el = { status, score, toolbar, candidates, help, buttons };
     this.updateControls(el);
     return el;
   }
@@ -165,7 +172,54 @@ export class CompareApp {
         }
         this.setStatus(message.text, false);
         break;
+      case 'blindScore':
+        this.showScore(message.score);
+        break;
+      case 'blindScoreError':
+        this.el.score.hidden = false;
+        this.el.score.classList.add('error');
+        this.el.score.textContent = message.text;
+        break;
     }
+  }
+
+  private showScore(score: BlindScoreView): void {
+    const el = this.el.score;
+    el.hidden = false;
+    el.classList.remove('error');
+    const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+    const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+    const counted = score.tunedWins + score.baseWins + score.ties;
+    const head = this.make(
+      'strong',
+      'blind-score-title',
+      `Tuned adapter ${score.adapter} vs base: `,
+    );
+    const counts = this.make(
+      'span',
+      'blind-score-counts',
+      `${plural(score.tunedWins, 'tuned win', 'tuned wins')}, ` +
+        `${plural(score.baseWins, 'base win', 'base wins')}, ${plural(score.ties, 'tie', 'ties')}` +
+        (score.skipped ? `, ${score.skipped} skipped (not counted)` : '') +
+        '. ',
+    );
+    counts.dataset.tuned = String(score.tunedWins);
+    counts.dataset.base = String(score.baseWins);
+    counts.dataset.ties = String(score.ties);
+    const rate = this.make(
+      'span',
+      'blind-score-rate',
+      counted === 0
+        ? 'No counted judgment yet.'
+        : `Tuned win rate ${pct(score.rate)} (95% Wilson interval ${pct(score.low)} to ` +
+            `${pct(score.high)}, n = ${counted}).`,
+    );
+    const note = this.make(
+      'span',
+      'blind-score-note',
+      ' Ties ("all equal", or "none good": both bad) count as half a win.',
+    );
+    el.replaceChildren(head, counts, rate, note);
   }
 
   private setStatus(text: string, busy: boolean): void {
@@ -182,8 +236,15 @@ export class CompareApp {
     const state: CompareViewState = { comparisonId: comparison.id };
     this.api.setState(state);
     this.renderCandidates(comparison);
+    const blind = comparison.mode === 'blind-ab';
+    this.el.candidates.classList.toggle('blind', blind);
+    // The score belongs to blind A/B; an ordinary comparison hides it.
+    if (!blind) this.el.score.hidden = true;
     this.setStatus(
-      `Which completion is best? ${comparison.candidates.length} candidates, in random order.`,
+      blind
+        ? 'Blind A/B: one completion is from the base model and one from the tuned adapter, ' +
+            'in random order. Which is better?'
+        : `Which completion is best? ${comparison.candidates.length} candidates, in random order.`,
       false,
     );
     this.updateControls();

@@ -99,7 +99,11 @@ function setup(options: { generate?: CompareDeps['generate'] } = {}) {
         generateCalls.push(request);
         return { candidates: candidates(['a', 'b', 'c', 'd']), latencyMs: 5, model: 'tiny' };
       }),
+    generateWith: async () => {
+      throw new Error('generateWith is only used by blind A/B comparisons');
+    },
     adapter: () => null,
+    readRecords: async () => records.map((r) => r.record),
     settings: () => DEFAULT_SETTINGS,
     documentVersion: (uri) => versions.get(uri),
     isExcluded: () => false,
