@@ -27,6 +27,7 @@ import {
 import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
 import { compareAdapters } from '../rlhf/evaluate';
 import { Oracle, resolveOracleRule } from '../rlhf/oracle';
+import { GATE_DEFAULTS, GATE_SPEC } from '../rlhf/promotionGate';
 import { cutPrompts, readCodeSources } from '../rlhf/prompts';
 import { RewardScorer } from '../rlhf/rewardModel';
 import { directContext } from '../rlhf/trainerContext';
@@ -37,6 +38,7 @@ const SPECS: Record<TrainingKind, { spec: ConfigSpec<object>; defaults: object }
   rm: { spec: RM_SPEC as ConfigSpec<object>, defaults: RM_DEFAULTS },
   ppo: { spec: PPO_SPEC as ConfigSpec<object>, defaults: PPO_DEFAULTS },
   dpo: { spec: DPO_SPEC as ConfigSpec<object>, defaults: DPO_DEFAULTS },
+  gate: { spec: GATE_SPEC as ConfigSpec<object>, defaults: GATE_DEFAULTS },
 };
 
 function trainHelp(): string {
@@ -46,8 +48,12 @@ function trainHelp(): string {
     'usage: code-rlhf train rm|ppo|dpo --modelDir <dir> --dataFile <store.jsonl> --run-dir <dir>',
     '         [--resume] [--config <file.json>] [--<key> <value> ...]',
     '  ppo also needs --rewardModelDir <run-dir>/reward-model (from train rm).',
+    '       code-rlhf train gate --modelDir <dir> --rewardModelDir <dir> --adapterDir <dir>',
+    '         --run-dir <dir> [--baselineAdapterDir <dir>]',
+    '  gate: the promotion gate (reward-model win rate against the base or --baselineAdapterDir',
+    '  on the prompts both trainers held out, and KL); prints promote or keep, and why.',
     '',
-    ...(['rm', 'ppo', 'dpo'] as const).flatMap((kind) => [
+    ...(['rm', 'ppo', 'dpo', 'gate'] as const).flatMap((kind) => [
       `${kind} keys:`,
       ...describeConfig(SPECS[kind].spec, SPECS[kind].defaults),
       '',
@@ -84,6 +90,9 @@ function printEvent(io: CliIo, event: TrainingEvent): void {
         `${event.outputPath ? ` -> ${event.outputPath}` : ''}` +
         `${event.summary ? ` ${JSON.stringify(event.summary)}` : ''}`,
     );
+    if (event.decision) {
+      io.out(`[gate] ${event.decision.promote ? 'promote' : 'keep'}: ${event.decision.reason}`);
+    }
   }
 }
 
@@ -107,7 +116,9 @@ export const trainCommand: CliCommand = {
       return kindArg === undefined ? 2 : 0;
     }
     if (!(kindArg in SPECS))
-      throw new UsageError(`unknown trainer ${JSON.stringify(kindArg)}; allowed: rm, ppo, dpo`);
+      throw new UsageError(
+        `unknown trainer ${JSON.stringify(kindArg)}; allowed: rm, ppo, dpo, gate`,
+      );
     const kind = kindArg as TrainingKind;
     const keys = Object.keys(SPECS[kind].spec);
     const args = parseArgs(rest, ['run-dir', 'config', ...keys], ['resume']);

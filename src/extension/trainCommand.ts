@@ -1,8 +1,10 @@
 /**
  * The "Code RLHF: Train on my judgments" command: reward model, then PPO or DPO
- * (`codeRlhf.trainingAlgorithm`) on the active preference store, as jobs in the model host.
- * Progress shows in a cancellable notification and the status bar, live charts in the
- * dashboard; a promoted adapter becomes the completion policy.
+ * (`codeRlhf.trainingAlgorithm`) on the active preference store, then the promotion gate, as
+ * jobs in the model host. Progress shows in a cancellable notification and the status bar, live
+ * charts in the dashboard; an adapter that passes the gate becomes the completion policy. Every
+ * trained adapter goes into the adapter history, and "Code RLHF: Select adapter" switches the
+ * completion policy to any of them or to the base model.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,17 +14,26 @@ import type { Logger } from './log';
 import type { ModelHostClient } from './modelHostClient';
 import type { ModelService } from './modelService';
 import type { StatusBar } from './statusBar';
+import {
+  adapterChoices,
+  adapterName,
+  appendAdapterEntry,
+  readAdapterHistory,
+  restorableAdapter,
+  type AdapterEntry,
+  type SavedAdapter,
+} from './adapterHistory';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   STAGE_NAMES,
   describeResult,
   readTrainingAlgorithm,
-  restorableAdapter,
   runTrainPipeline,
-  type SavedAdapter,
+  type PipelineResult,
+  type TuneAlgorithm,
 } from './trainPipeline';
 
-/** Global-state key of the promoted adapter (restored at activation). */
+/** Global-state key of the adapter completions use (restored at activation); unset = base. */
 const ACTIVE_ADAPTER_KEY = 'codeRlhf.activeAdapter';
 
 export interface TrainCommandDeps {
@@ -43,16 +54,29 @@ export function registerTrainCommand(
   deps: TrainCommandDeps,
 ): vscode.Disposable {
   let running: AbortController | undefined;
-  // The adapter promoted by an earlier run stays the policy after a window reload, as long as
-  // the same model is configured; a model change drops it (it only fits the model it was
-  // trained on).
+  const historyFile = path.join(context.globalStorageUri.fsPath, 'training', 'adapters.jsonl');
+  // The chosen adapter stays the policy after a window reload, as long as the same model is
+  // configured and its files exist; otherwise it is dropped with a warning (it only fits the
+  // model it was trained on) and completions use the base model.
   let active: SavedAdapter | undefined;
+  const use = async (adapter: SavedAdapter | undefined) => {
+    active = adapter;
+    deps.model.setAdapter(adapter ? { name: adapter.name, path: adapter.path } : null);
+    await context.globalState.update(ACTIVE_ADAPTER_KEY, adapter);
+  };
+  const drop = (problem: string) => {
+    deps.log.warn(problem);
+    void vscode.window
+      .showWarningMessage(`Code RLHF: ${problem}`, 'Select adapter')
+      .then((choice) => choice && vscode.commands.executeCommand('codeRlhf.selectAdapter'));
+    void use(undefined);
+  };
   const restored = restorableAdapter(
     context.globalState.get(ACTIVE_ADAPTER_KEY),
     deps.modelDir(),
     (file) => fs.existsSync(file),
   );
-  if (restored.problem) deps.log.warn(restored.problem);
+  if (restored.problem) drop(restored.problem);
   if (restored.adapter) {
     active = restored.adapter;
     deps.model.setAdapter({ name: active.name, path: active.path });
@@ -60,11 +84,50 @@ export function registerTrainCommand(
   }
   deps.model.onDidChange((state) => {
     if (active && state.dir !== active.modelDir) {
-      deps.log.info(`model changed to ${state.dir}: adapter ${active.name} no longer applies`);
-      active = undefined;
-      deps.model.setAdapter(null);
+      drop(
+        `the model changed to ${state.dir}: adapter ${active.name} (trained on ` +
+          `${active.modelDir}) no longer applies; using the base model`,
+      );
     }
   });
+
+  /** Records the run's adapter in the history, promoted or not. */
+  const remember = async (
+    runId: string,
+    algorithm: TuneAlgorithm,
+    modelDir: string,
+    result: PipelineResult,
+  ) => {
+    const promotion = result.promotion;
+    if (!promotion) return;
+    const e = promotion.evaluation ?? {};
+    const entry: AdapterEntry = {
+      runId,
+      algorithm,
+      time: new Date().toISOString(),
+      path: promotion.adapterPath,
+      modelDir,
+      promoted: promotion.promote,
+      reason: promotion.reason,
+      ...(Number.isFinite(e.winRate)
+        ? {
+            winRate: e.winRate,
+            winRateLow: e.winRateLow,
+            winRateHigh: e.winRateHigh,
+            comparisons: e.comparisons,
+          }
+        : {}),
+      ...(Number.isFinite(e.meanKl) ? { meanKl: e.meanKl } : {}),
+    };
+    try {
+      await appendAdapterEntry(historyFile, entry);
+    } catch (error) {
+      deps.log.error(
+        `could not add ${adapterName(entry)} to the adapter history ${historyFile}: ` +
+          `${(error as Error).message}`,
+      );
+    }
+  };
 
   const train = async () => {
     if (running) {
@@ -90,6 +153,8 @@ export function registerTrainCommand(
     const controller = new AbortController();
     const modelDir = deps.modelDir();
     running = controller;
+    // The gate compares the tuned adapter with the policy in use when the run started.
+    const baseline = active;
     deps.feed.runStarted(runId, algorithm, runDir);
     deps.dashboard.show();
     deps.log.info(`training run ${runId}: reward model, then ${algorithm} in ${runDir}`);
@@ -102,7 +167,7 @@ export function registerTrainCommand(
         },
         async (progress, token) => {
           token.onCancellationRequested(() => controller.abort());
-          const stages = 2;
+          const stages = 3;
           let stageIndex = -1;
           let reported = 0;
           return runTrainPipeline({
@@ -114,6 +179,7 @@ export function registerTrainCommand(
             runDir,
             runId,
             signal: controller.signal,
+            ...(baseline ? { baseline: { name: baseline.name, path: baseline.path } } : {}),
             onStage: (kind, command) => {
               stageIndex++;
               deps.feed.stageStarted(runId, kind, command);
@@ -146,19 +212,21 @@ export function registerTrainCommand(
       deps.dashboard.refreshState();
       deps.feed.runEnded(runId, result.status, text);
       deps.log.info(`training run ${runId} ended ${result.status}: ${text}`);
-      if (
-        result.promotion?.promote &&
-        result.promotion.adapterPath &&
-        deps.modelDir() !== modelDir
-      ) {
+      await remember(runId, algorithm, modelDir, result);
+      const adapterPath = result.promotion?.adapterPath;
+      if (result.promotion?.promote && adapterPath && deps.modelDir() !== modelDir) {
         void vscode.window.showWarningMessage(
           `Code RLHF: the model changed during training; the adapter of ${runId} (trained on ` +
             `${modelDir}) is not used. ${text}`,
         );
-      } else if (result.promotion?.promote && result.promotion.adapterPath) {
-        active = { name: `${runId} ${algorithm}`, path: result.promotion.adapterPath, modelDir };
-        deps.model.setAdapter({ name: active.name, path: active.path });
-        await context.globalState.update(ACTIVE_ADAPTER_KEY, active);
+      } else if (result.promotion?.promote && adapterPath && active?.path !== baseline?.path) {
+        void vscode.window.showWarningMessage(
+          `Code RLHF: the adapter was changed during training, so the gate compared ${runId} ` +
+            `with ${baseline?.name ?? 'the base model'}, not the adapter now in use; it is not ` +
+            `switched on. Use "Select adapter" to pick it. ${text}`,
+        );
+      } else if (result.promotion?.promote && adapterPath) {
+        await use({ name: `${runId} ${algorithm}`, path: adapterPath, modelDir });
         void vscode.window.showInformationMessage(
           `Code RLHF: completions now use the adapter of ${runId}. ${text}`,
         );
@@ -167,7 +235,10 @@ export function registerTrainCommand(
           .showErrorMessage(`Code RLHF: training failed. ${text}`, 'Show log')
           .then((choice) => choice && vscode.commands.executeCommand('codeRlhf.showLog'));
       } else {
-        void vscode.window.showInformationMessage(`Code RLHF: training ${result.status}. ${text}`);
+        void vscode.window.showInformationMessage(
+          `Code RLHF: training ${result.status}. ${text}` +
+            (adapterPath ? ' The adapter stays selectable with "Select adapter".' : ''),
+        );
       }
     } catch (error) {
       const message = (error as Error).message;
@@ -179,12 +250,60 @@ export function registerTrainCommand(
     }
   };
 
-  const command = vscode.commands.registerCommand('codeRlhf.train', train);
+  const selectAdapter = async () => {
+    const modelDir = deps.modelDir();
+    const { entries, problems } = await readAdapterHistory(historyFile);
+    for (const problem of problems) deps.log.warn(`adapter history: ${problem}`);
+    if (problems.length > 0) {
+      void vscode.window.showWarningMessage(
+        `Code RLHF: ${problems.length} line${problems.length === 1 ? '' : 's'} of the adapter ` +
+          `history could not be read and ${problems.length === 1 ? 'is' : 'are'} not listed ` +
+          `(the file is left as it is): ${problems[0]}`,
+      );
+    }
+    const { choices, otherModels } = adapterChoices(entries, modelDir, active, (file) =>
+      fs.existsSync(file),
+    );
+    const picked = await vscode.window.showQuickPick(
+      choices.map((choice) => ({
+        label: `${choice.active ? '$(check) ' : ''}${choice.label}`,
+        description: choice.description,
+        ...(choice.detail ? { detail: choice.detail } : {}),
+        choice,
+      })),
+      {
+        title: 'Code RLHF: Select adapter',
+        placeHolder:
+          `Completion policy for ${path.basename(modelDir)}` +
+          (otherModels > 0
+            ? ` (${otherModels} adapter${otherModels === 1 ? '' : 's'} of other models not listed)`
+            : ''),
+        matchOnDescription: true,
+        matchOnDetail: true,
+      },
+    );
+    if (!picked) return;
+    const { choice } = picked;
+    if (choice.problem) {
+      deps.log.warn(choice.problem);
+      void vscode.window.showWarningMessage(`Code RLHF: ${choice.problem}; nothing changed.`);
+      return;
+    }
+    await use(choice.target ?? undefined);
+    const now = choice.target ? `adapter ${choice.target.name}` : 'the base model';
+    deps.log.info(`completions now use ${now}${choice.target ? ` (${choice.target.path})` : ''}`);
+    void vscode.window.showInformationMessage(`Code RLHF: completions now use ${now}.`);
+  };
+
+  const commands = [
+    vscode.commands.registerCommand('codeRlhf.train', train),
+    vscode.commands.registerCommand('codeRlhf.selectAdapter', selectAdapter),
+  ];
   return {
     dispose: () => {
       // The model host outlives nothing of ours, but say so to a job still running.
       running?.abort();
-      command.dispose();
+      commands.forEach((c) => c.dispose());
     },
   };
 }

@@ -1,9 +1,9 @@
 /**
  * "Train on my judgments" without `vscode`: runs the reward model and then PPO or DPO as
  * training jobs in the model host (the editor's main thread never trains), forwards their
- * validated events, cancels the running job when the signal fires, and decides whether the
- * tuned adapter replaces the current completion policy. Unit tests drive it against a real
- * forked model host.
+ * validated events, cancels the running job when the signal fires, and ends with the promotion
+ * gate, a model-host job that decides whether the tuned adapter replaces the current completion
+ * policy. Unit tests drive it against a real forked model host.
  */
 import * as path from 'path';
 import {
@@ -28,8 +28,8 @@ const EVENT_TYPES = [
 ] as const;
 
 /**
- * Mean per-sequence KL (nats) the tuned policy may reach and still be promoted. Sent to PPO as
- * its `targetKl` too, so the adaptive controller and the gate agree.
+ * Mean per-sequence KL (nats, against the base model) the tuned policy may reach and still be
+ * promoted. Sent to PPO as its `targetKl` too, so the adaptive controller and the gate agree.
  */
 export const KL_BUDGET = 6;
 
@@ -124,52 +124,21 @@ export interface PromotionDecision {
 }
 
 /**
- * Whether the tuned adapter becomes the completion policy. PPO: its held-out reward (reward
- * model, prompts it did not train on) must rise and the final KL stay within `KL_BUDGET`. DPO:
- * its implicit-reward accuracy on held-out judgments must be above 50%.
- *
- * Limitation: this uses the trainer's own held-out summary, not the blind reward-model win rate
- * of `src/rlhf/evaluate.ts` that `code-rlhf demo` and `eval` compute (the model host's job runners
- * do not run that evaluation yet).
+ * Whether the tuned adapter becomes the completion policy, from the promotion gate's job. The
+ * gate (model host, `src/rlhf/promotionGate.ts`) compares the tuned adapter with the previous
+ * policy on held-out prompts and applies the rule of `src/rlhf/promotionRule.ts`: at least 4
+ * held-out prompts, mean KL against the base within `KL_BUDGET`, and the lower end of the
+ * reward-model win rate's 95% interval above 50%. A gate that did not complete never promotes.
  */
-export function decidePromotion(kind: TuneAlgorithm, done: TrainDoneEvent): PromotionDecision {
-  if (done.status !== 'completed' && done.status !== 'early-stopped') {
-    return { promote: false, reason: `the ${kind} job ended ${done.status}` };
+export function decidePromotion(gate: TrainDoneEvent): PromotionDecision {
+  if (gate.status === 'failed') {
+    return { promote: false, reason: `the promotion gate failed: ${gate.error ?? 'no error'}` };
   }
-  if (!done.outputPath) return { promote: false, reason: `the ${kind} job produced no adapter` };
-  const s = done.summary ?? {};
-  if (kind === 'ppo') {
-    const before = s.heldOutRewardBefore;
-    const after = s.heldOutRewardAfter;
-    const kl = s.kl;
-    if (!Number.isFinite(before) || !Number.isFinite(after)) {
-      return { promote: false, reason: 'no held-out reward to decide on' };
-    }
-    if (!(after > before)) {
-      return {
-        promote: false,
-        reason: `held-out reward did not rise (${before.toFixed(3)} -> ${after.toFixed(3)})`,
-      };
-    }
-    if (!Number.isFinite(kl) || kl > KL_BUDGET) {
-      return { promote: false, reason: `KL ${kl} is outside the budget ${KL_BUDGET}` };
-    }
-    return {
-      promote: true,
-      reason: `held-out reward ${before.toFixed(3)} -> ${after.toFixed(3)}, KL ${kl.toFixed(3)}`,
-    };
+  if (gate.status !== 'completed') {
+    return { promote: false, reason: `the promotion gate ended ${gate.status}` };
   }
-  const accuracy = s.validationAccuracy;
-  if (!Number.isFinite(accuracy)) {
-    return { promote: false, reason: 'no held-out accuracy to decide on' };
-  }
-  if (!(accuracy > 0.5)) {
-    return {
-      promote: false,
-      reason: `held-out accuracy ${(100 * accuracy).toFixed(1)}% is not above 50%`,
-    };
-  }
-  return { promote: true, reason: `held-out accuracy ${(100 * accuracy).toFixed(1)}%` };
+  if (!gate.decision) return { promote: false, reason: 'the promotion gate gave no verdict' };
+  return { promote: gate.decision.promote, reason: gate.decision.reason };
 }
 
 export interface PipelineOptions {
@@ -185,6 +154,11 @@ export interface PipelineOptions {
   /** Prefix of the job ids (unique per run). */
   runId: string;
   signal: AbortSignal;
+  /**
+   * The current completion policy, which the tuned adapter must beat; undefined for the base
+   * model. Must be an adapter of `modelDir`.
+   */
+  baseline?: { name: string; path: string };
   /** Extra trainer config per stage (e.g. smaller runs in tests); unknown keys fail the job. */
   overrides?: Partial<Record<TrainingKind, Record<string, unknown>>>;
   /** Called when a stage starts, with the config it was started with. */
@@ -198,13 +172,21 @@ export interface PipelineResult {
   /** How the whole run ended: the first stage that did not succeed decides. */
   status: TrainDoneEvent['status'];
   error?: string;
-  promotion?: PromotionDecision & { adapterPath?: string };
+  /** Present once the tuned stage produced an adapter (promoted or not). */
+  promotion?: PromotionDecision & {
+    adapterPath: string;
+    /** The gate's numbers (win rate, interval, KL, prompts), when it ran. */
+    evaluation?: Record<string, number>;
+  };
 }
 
 const succeeded = (done: TrainDoneEvent) =>
   done.status === 'completed' || done.status === 'early-stopped';
 
-/** Reward model first, then PPO (against it) or DPO; then the promotion decision. */
+/**
+ * Reward model first, then PPO (against it) or DPO, then the promotion gate: the tuned adapter
+ * against `baseline` on the prompts both stages held out, judged by the new reward model.
+ */
 export async function runTrainPipeline(options: PipelineOptions): Promise<PipelineResult> {
   const stages: PipelineResult['stages'] = [];
   const base = { modelDir: options.modelDir, dataFile: options.dataFile };
@@ -232,38 +214,55 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
     ...(done.error ? { error: done.error } : {}),
   });
 
-  if (options.algorithm === 'ppo') {
-    const rm = await run('rm', base);
-    if (!succeeded(rm)) return failedWith(rm);
-    if (!rm.outputPath) {
-      return { stages, status: 'failed', error: 'the reward model job produced no output folder' };
-    }
-    if (options.signal.aborted) return { stages, status: 'cancelled' };
-    const ppo = await run('ppo', { ...base, rewardModelDir: rm.outputPath, targetKl: KL_BUDGET });
-    if (!succeeded(ppo)) return failedWith(ppo);
-    const decision = decidePromotion('ppo', ppo);
-    return {
-      stages,
-      status: ppo.status,
-      promotion: { ...decision, ...(ppo.outputPath ? { adapterPath: ppo.outputPath } : {}) },
-    };
-  }
-  // DPO needs no reward model to train; the reward model still runs first so its accuracy on
-  // held-out judgments is shown on the dashboard next to DPO's.
   const rm = await run('rm', base);
   if (!succeeded(rm)) return failedWith(rm);
+  if (!rm.outputPath) {
+    return { stages, status: 'failed', error: 'the reward model job produced no output folder' };
+  }
   if (options.signal.aborted) return { stages, status: 'cancelled' };
-  const dpo = await run('dpo', base);
-  if (!succeeded(dpo)) return failedWith(dpo);
-  const decision = decidePromotion('dpo', dpo);
-  return {
-    stages,
-    status: dpo.status,
-    promotion: { ...decision, ...(dpo.outputPath ? { adapterPath: dpo.outputPath } : {}) },
+  // DPO needs no reward model to train; the reward model judges its samples in the gate.
+  const tuned =
+    options.algorithm === 'ppo'
+      ? await run('ppo', { ...base, rewardModelDir: rm.outputPath, targetKl: KL_BUDGET })
+      : await run('dpo', base);
+  if (!succeeded(tuned)) return failedWith(tuned);
+  if (!tuned.outputPath) {
+    return { stages, status: 'failed', error: `the ${options.algorithm} job produced no adapter` };
+  }
+  const adapterPath = tuned.outputPath;
+  if (options.signal.aborted) {
+    return {
+      stages,
+      status: 'cancelled',
+      promotion: { promote: false, reason: 'cancelled before the promotion gate', adapterPath },
+    };
+  }
+  const gate = await run('gate', {
+    modelDir: options.modelDir,
+    rewardModelDir: rm.outputPath,
+    adapterDir: adapterPath,
+    baselineAdapterDir: options.baseline?.path ?? '',
+    baselineName: options.baseline ? `adapter ${options.baseline.name}` : 'the base model',
+    klBudget: KL_BUDGET,
+  });
+  const decision = decidePromotion(gate);
+  const promotion = {
+    ...decision,
+    adapterPath,
+    ...(gate.summary ? { evaluation: gate.summary } : {}),
   };
+  if (gate.status === 'failed' || gate.status === 'cancelled') {
+    return { ...failedWith(gate), promotion };
+  }
+  return { stages, status: tuned.status, promotion };
 }
 
-export const STAGE_NAMES = { rm: 'reward model', ppo: 'PPO', dpo: 'DPO' } as const;
+export const STAGE_NAMES = {
+  rm: 'reward model',
+  ppo: 'PPO',
+  dpo: 'DPO',
+  gate: 'promotion gate',
+} as const;
 
 /** Reads `codeRlhf.trainingAlgorithm`; a bad value falls back to PPO and is reported. */
 export function readTrainingAlgorithm(value: unknown): {
@@ -291,6 +290,11 @@ export function describeResult(result: PipelineResult): string {
       numbers = ` (held-out reward ${s.heldOutRewardBefore?.toFixed(3)} -> ${s.heldOutRewardAfter.toFixed(3)}, KL ${s.kl?.toFixed(3)})`;
     } else if (kind === 'dpo' && Number.isFinite(s.validationAccuracy)) {
       numbers = ` (held-out accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
+    } else if (kind === 'gate' && Number.isFinite(s.prompts)) {
+      const k = Number.isFinite(s.comparisons) && s.prompts > 0 ? s.comparisons / s.prompts : 0;
+      numbers = k
+        ? ` (${s.prompts} held-out prompts x ${k} samples)`
+        : ` (${s.prompts} held-out prompts)`;
     }
     parts.push(`${STAGE_NAMES[kind]} ${done.status}${numbers}`);
   }
@@ -303,36 +307,4 @@ export function describeResult(result: PipelineResult): string {
     );
   }
   return parts.join('; ');
-}
-
-/** The promoted adapter as remembered across window reloads (extension global state). */
-export interface SavedAdapter {
-  name: string;
-  path: string;
-  /** Model folder the adapter was trained on: it is only valid on top of that model. */
-  modelDir: string;
-}
-
-/**
- * The saved adapter to use for `modelDir`, or a reason it cannot be used: not saved, saved for
- * another model, malformed, or its folder is gone (`exists` checks the adapter file).
- */
-export function restorableAdapter(
-  saved: unknown,
-  modelDir: string,
-  exists: (file: string) => boolean,
-): { adapter?: SavedAdapter; problem?: string } {
-  if (saved === undefined || saved === null) return {};
-  const s = saved as Partial<SavedAdapter>;
-  if (typeof s.name !== 'string' || typeof s.path !== 'string' || typeof s.modelDir !== 'string') {
-    return { problem: `ignoring a malformed saved adapter: ${JSON.stringify(saved)}` };
-  }
-  if (s.modelDir !== modelDir) {
-    return {
-      problem: `adapter ${s.name} was trained on ${s.modelDir}, not ${modelDir}; using the base model`,
-    };
-  }
-  const weights = path.join(s.path, 'adapter_model.safetensors');
-  if (!exists(weights)) return { problem: `adapter ${s.name} is gone (${weights} is missing)` };
-  return { adapter: { name: s.name, path: s.path, modelDir: s.modelDir } };
 }

@@ -13,6 +13,7 @@ import {
   parseTrainingCommand,
   type JobStatus,
   type LogLevel,
+  type PromotionVerdict,
   type TrainStartCommand,
   type TrainingEvent,
   type TrainingKind,
@@ -38,6 +39,8 @@ export interface TrainingJobResult {
   status: Extract<JobStatus, 'completed' | 'early-stopped'>;
   outputPath?: string;
   summary?: Record<string, number>;
+  /** The promotion gate's verdict ("gate" jobs). */
+  decision?: PromotionVerdict;
 }
 
 export type TrainingJobRunner = (ctx: TrainingJobContext) => Promise<TrainingJobResult>;
@@ -87,6 +90,7 @@ export async function runTrainingJob(
       status: signal.aborted ? 'cancelled' : result.status,
       ...(result.outputPath ? { outputPath: result.outputPath } : {}),
       ...(result.summary ? { summary: result.summary } : {}),
+      ...(result.decision && !signal.aborted ? { decision: result.decision } : {}),
     };
   } catch (error) {
     if (isAbort(error) || signal.aborted) {

@@ -1,8 +1,14 @@
 /**
- * The job runners behind `train/start`: each reads the preference store named in its config,
- * builds pairs or prompts, and runs the trainer from src/rlhf. Used by the model host and the
- * CLI alike. Config keys are checked against the trainer's typed config (unknown keys fail).
+ * The job runners behind `train/start`: each trainer reads the preference store named in its
+ * config, builds pairs or prompts, and runs the trainer from src/rlhf; "gate" runs the promotion
+ * gate on a tuned adapter. Used by the model host and the CLI alike. Config keys are checked
+ * against the job's typed config (unknown keys fail).
+ *
+ * Every trainer writes the prompts its split held out (`held-out-prompts.json`) next to its
+ * output, so the gate compares on prompts that no stage trained on. The splits are recomputed
+ * here with the trainer's own function, seed and fraction, so they are the trainer's exactly.
  */
+import * as fs from 'fs';
 import { openStore } from '../data/store';
 import { createGenerator } from '../generation';
 import { loadModel } from '../model/loader';
@@ -18,7 +24,13 @@ import {
 } from '../rlhf/config';
 import { trainDpo } from '../rlhf/dpo';
 import { trainPpo } from '../rlhf/ppo';
-import { pairsFromRecords } from '../rlhf/preferences';
+import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
+import {
+  GATE_DEFAULTS,
+  GATE_SPEC,
+  runPromotionGate,
+  writeHeldOutPrompts,
+} from '../rlhf/promotionGate';
 import { RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
 import { splitByPrompt } from '../rlhf/split';
 import type { TrainingJobContext, TrainingRunners } from './trainingHandlers';
@@ -38,6 +50,16 @@ async function readPairs(dataFile: string, ctx: TrainingJobContext) {
   return { records, summary };
 }
 
+/** The prompts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them). */
+function heldOutPairPrompts(
+  pairs: readonly TrainingPair[],
+  validationFraction: number,
+  seed: number,
+): string[] {
+  const split = splitByPrompt(pairs, (p) => p.prompt, validationFraction, seed);
+  return [...new Set(split.validation.map((p) => p.prompt))];
+}
+
 export function createTrainingRunners(options: { threads?: number } = {}): TrainingRunners {
   const threads = options.threads ?? 2;
   return {
@@ -53,6 +75,12 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
         resume: ctx.command.resume,
         ctx,
         threads,
+      });
+      writeHeldOutPrompts(result.outputDir, {
+        stage: 'rm',
+        seed: config.seed,
+        validationFraction: config.validationFraction,
+        prompts: heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
       });
       return {
         status: result.earlyStopped ? 'early-stopped' : 'completed',
@@ -80,7 +108,8 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           ),
         ),
       ];
-      const split = splitByPrompt(prompts, (p) => p, 0.2, config.seed);
+      const heldOutFraction = 0.2;
+      const split = splitByPrompt(prompts, (p) => p, heldOutFraction, config.seed);
       const runtime = ModelRuntime.fromModel(model, { threads });
       const generator = createGenerator(runtime);
       const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
@@ -96,6 +125,12 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           resume: ctx.command.resume,
           ctx,
           threads,
+        });
+        writeHeldOutPrompts(result.outputDir, {
+          stage: 'ppo',
+          seed: config.seed,
+          validationFraction: heldOutFraction,
+          prompts: split.validation,
         });
         const last = result.history[result.history.length - 1] ?? {};
         return {
@@ -128,6 +163,12 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
         ctx,
         threads,
       });
+      writeHeldOutPrompts(result.outputDir, {
+        stage: 'dpo',
+        seed: config.seed,
+        validationFraction: config.validationFraction,
+        prompts: heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
+      });
       return {
         status: result.earlyStopped ? 'early-stopped' : 'completed',
         outputPath: result.outputDir,
@@ -137,6 +178,22 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           steps: result.steps,
         },
       };
+    },
+    gate: async (ctx) => {
+      const config = parseConfig(
+        ctx.command.config,
+        GATE_SPEC,
+        GATE_DEFAULTS,
+        'promotion gate config',
+      );
+      fs.mkdirSync(ctx.command.runDir, { recursive: true });
+      const result = await runPromotionGate({
+        config,
+        workDir: ctx.command.runDir,
+        ctx,
+        threads,
+      });
+      return { status: 'completed', summary: result.summary, decision: result.decision };
     },
   };
 }

@@ -4,8 +4,12 @@
  * a process boundary: a bad field is reported by name with what was allowed.
  */
 
-export type TrainingKind = 'rm' | 'ppo' | 'dpo';
-export const TRAINING_KINDS: readonly TrainingKind[] = ['rm', 'ppo', 'dpo'];
+/**
+ * Job kinds: the three trainers, and "gate", the promotion gate that compares a tuned adapter
+ * with the previous policy on held-out prompts (reward-model win rate and KL) after training.
+ */
+export type TrainingKind = 'rm' | 'ppo' | 'dpo' | 'gate';
+export const TRAINING_KINDS: readonly TrainingKind[] = ['rm', 'ppo', 'dpo', 'gate'];
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -87,6 +91,15 @@ export interface TrainDoneEvent {
   outputPath?: string;
   /** Final numbers, e.g. validation accuracy or win rate. */
   summary?: Record<string, number>;
+  /** The promotion gate's verdict on the tuned adapter ("gate" jobs that completed). */
+  decision?: PromotionVerdict;
+}
+
+/** Whether a tuned adapter may replace the current completion policy, and why. */
+export interface PromotionVerdict {
+  promote: boolean;
+  /** One sentence naming the numbers the verdict rests on. */
+  reason: string;
 }
 
 export type TrainingEvent =
@@ -160,6 +173,23 @@ function numberMap(
     }
   }
   return out;
+}
+
+function verdict(message: Obj): PromotionVerdict | undefined {
+  const value = message.decision;
+  if (value === undefined) return undefined;
+  if (
+    !isObject(value) ||
+    typeof value.promote !== 'boolean' ||
+    typeof value.reason !== 'string' ||
+    value.reason.length === 0
+  ) {
+    throw new TrainingMessageError(
+      `${where(message)}: "decision" must be {"promote": boolean, "reason": non-empty string}, ` +
+        `got ${JSON.stringify(value)}`,
+    );
+  }
+  return { promote: value.promote, reason: value.reason };
 }
 
 /** Validates a command arriving at the model host. */
@@ -241,6 +271,7 @@ export function parseTrainingEvent(value: unknown): TrainingEvent {
       }
       const outputPath = str(value, 'outputPath', true);
       const summary = numberMap(value, 'summary', true);
+      const decision = verdict(value);
       return {
         type: 'train/done',
         jobId,
@@ -248,6 +279,7 @@ export function parseTrainingEvent(value: unknown): TrainingEvent {
         ...(error !== undefined ? { error } : {}),
         ...(outputPath !== undefined ? { outputPath } : {}),
         ...(summary !== undefined ? { summary } : {}),
+        ...(decision !== undefined ? { decision } : {}),
       };
     }
     default:

@@ -5,8 +5,9 @@
  */
 import { MessageValidationError } from './webviewMessages';
 
-export type DashboardStage = 'rm' | 'ppo' | 'dpo';
-export const DASHBOARD_STAGES: readonly DashboardStage[] = ['rm', 'ppo', 'dpo'];
+/** The trainers, and "gate": the promotion gate's evaluation after training. */
+export type DashboardStage = 'rm' | 'ppo' | 'dpo' | 'gate';
+export const DASHBOARD_STAGES: readonly DashboardStage[] = ['rm', 'ppo', 'dpo', 'gate'];
 
 /** A training run starts (clears the charts). */
 export interface TrainingRunMessage {

@@ -11,6 +11,7 @@ import type { LoadedModel } from '../model/loader';
 import type { LoraAdapter } from '../model/lora';
 import type { ModelRuntime } from '../model/runtime';
 import { encodePair } from './batch';
+import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
 import { writeFileAtomic } from './checkpoint';
 import * as fs from 'fs';
 import type { Oracle } from './oracle';
@@ -27,6 +28,8 @@ export interface EvalSettings {
   maxPromptTokens: number;
   maxCompletionTokens: number;
   seed: number;
+  /** Samples per prompt from each side (K, default 1); sample k of both shares a seed. */
+  samplesPerPrompt?: number;
 }
 
 export interface ComparisonItem {
@@ -43,6 +46,7 @@ export interface ComparisonItem {
 }
 
 export interface EvaluationReport {
+  /** Distinct prompts compared (each gives `samplesPerPrompt` comparisons). */
   prompts: number;
   oracleWinRate?: WinRate;
   rewardWinRate?: WinRate;
@@ -53,8 +57,8 @@ export interface EvaluationReport {
 }
 
 /**
- * Samples one completion per prompt from the tuned adapter and from the baseline (undefined =
- * base model) with the same seed, and judges them.
+ * Samples K completions per prompt (default 1) from the tuned adapter and from the baseline
+ * (undefined = base model) with the same seeds, and judges them pairwise.
  */
 export async function compareAdapters(options: {
   model: LoadedModel;
@@ -77,7 +81,7 @@ export async function compareAdapters(options: {
       adapter,
       dir,
       {
-        samples: 1,
+        samples: settings.samplesPerPrompt ?? 1,
         temperature: settings.temperature,
         maxNewTokens: settings.maxNewTokens,
         maxLines: settings.maxLines,
@@ -117,7 +121,7 @@ export async function compareAdapters(options: {
     kl: kls[i],
   }));
   const report: EvaluationReport = {
-    prompts: items.length,
+    prompts: options.prompts.length,
     meanKl: items.reduce((a, x) => a + x.kl, 0) / Math.max(1, items.length),
     items,
   };
@@ -175,29 +179,19 @@ export async function compareAdapters(options: {
   return report;
 }
 
-/** The promotion rule: the tuned adapter must beat the previous one and stay within budget. */
+/**
+ * The promotion rule of `promotionRule.ts` (the one the editor's gate applies) for a report:
+ * the tuned adapter must beat the previous one beyond chance and stay within the KL budget.
+ */
 export function shouldPromote(
-  report: Pick<EvaluationReport, 'rewardWinRate' | 'meanKl'>,
+  report: Pick<EvaluationReport, 'prompts' | 'rewardWinRate' | 'meanKl'>,
   klBudget: number,
-): { promote: boolean; reason: string } {
-  const w = report.rewardWinRate;
-  if (!w || w.n === 0) return { promote: false, reason: 'no held-out comparisons to decide on' };
-  if (!(w.rate > 0.5)) {
-    return {
-      promote: false,
-      reason: `reward-model win rate ${(100 * w.rate).toFixed(1)}% is not above 50%`,
-    };
-  }
-  if (report.meanKl > klBudget) {
-    return {
-      promote: false,
-      reason: `mean KL ${report.meanKl.toFixed(3)} exceeds the budget ${klBudget}`,
-    };
-  }
-  return {
-    promote: true,
-    reason: `win rate ${(100 * w.rate).toFixed(1)}%, mean KL ${report.meanKl.toFixed(3)}`,
-  };
+  minPrompts = DEFAULT_MIN_PROMPTS,
+): PromotionDecision {
+  return decidePromotion(
+    { prompts: report.prompts, rewardWinRate: report.rewardWinRate, meanKl: report.meanKl },
+    { minPrompts, klBudget },
+  );
 }
 
 export interface ActiveAdapterPointer {

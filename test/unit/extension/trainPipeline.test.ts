@@ -10,7 +10,6 @@ import {
   describeResult,
   KL_BUDGET,
   readTrainingAlgorithm,
-  restorableAdapter,
   runHostJob,
   runTrainPipeline,
 } from '../../../src/extension/trainPipeline';
@@ -20,7 +19,11 @@ import {
   parseHostToTrainingDashboard,
   type HostToTrainingDashboard,
 } from '../../../src/protocol/trainingDashboard';
+import { loadModel } from '../../../src/model/loader';
+import { initLora, savePeftAdapter } from '../../../src/model/lora';
 import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
+import { decidePromotion as decideByRule } from '../../../src/rlhf/promotionRule';
+import { winRate } from '../../../src/rlhf/winRate';
 import { oracleRecord } from '../../../src/rlhf/preferences';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
@@ -61,68 +64,28 @@ async function judgments(dir: string): Promise<string> {
 const small = { loraRank: 2, maxPromptTokens: 12, maxCompletionTokens: 6, checkpointEvery: 0 };
 
 describe('Train on my judgments: decisions', () => {
-  const done = (summary: Record<string, number>, status = 'completed' as const) => ({
-    type: 'train/done' as const,
-    jobId: 'j',
-    status,
-    outputPath: '/runs/x/policy',
-    summary,
-  });
+  const gate = (
+    status: 'completed' | 'cancelled' | 'failed' | 'early-stopped',
+    extra: Record<string, unknown> = {},
+  ) => ({ type: 'train/done' as const, jobId: 'r-gate', status, ...extra });
 
-  it('promotes PPO only when held-out reward rose and KL stayed within budget', () => {
-    assert.strictEqual(
-      decidePromotion('ppo', done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: 1 }))
-        .promote,
-      true,
-    );
-    const fell = decidePromotion(
-      'ppo',
-      done({ heldOutRewardBefore: 0.3, heldOutRewardAfter: 0.1, kl: 1 }),
-    );
-    assert.strictEqual(fell.promote, false);
-    assert.match(fell.reason, /did not rise \(0\.300 -> 0\.100\)/);
-    const klHigh = decidePromotion(
-      'ppo',
-      done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: KL_BUDGET + 1 }),
-    );
-    assert.strictEqual(klHigh.promote, false);
-    assert.match(klHigh.reason, /outside the budget/);
-    assert.strictEqual(
-      decidePromotion('ppo', done({ heldOutRewardBefore: 0.1, heldOutRewardAfter: 0.3, kl: NaN }))
-        .promote,
-      false,
-    );
-    assert.strictEqual(decidePromotion('ppo', done({})).promote, false);
-  });
-
-  it('promotes DPO only above 50% held-out accuracy, and never a cancelled job', () => {
-    assert.strictEqual(decidePromotion('dpo', done({ validationAccuracy: 0.75 })).promote, true);
-    assert.strictEqual(decidePromotion('dpo', done({ validationAccuracy: 0.5 })).promote, false);
-    const cancelled = { ...done({ validationAccuracy: 0.9 }), status: 'cancelled' as const };
-    assert.deepStrictEqual(decidePromotion('dpo', cancelled), {
+  it("promotes exactly when the gate's verdict says so, and never without a completed gate", () => {
+    const verdict = { promote: true, reason: 'reward-model win rate 80.0% [...]' };
+    assert.deepStrictEqual(decidePromotion(gate('completed', { decision: verdict })), verdict);
+    const keep = { promote: false, reason: 'only 3 held-out prompts' };
+    assert.deepStrictEqual(decidePromotion(gate('completed', { decision: keep })), keep);
+    assert.deepStrictEqual(decidePromotion(gate('completed')), {
       promote: false,
-      reason: 'the dpo job ended cancelled',
+      reason: 'the promotion gate gave no verdict',
     });
-  });
-
-  it('restores the promoted adapter after a reload only for the model it was trained on', () => {
-    const saved = { name: 'run-1 ppo', path: '/runs/run-1/ppo/policy', modelDir: '/models/a' };
-    const weights = '/runs/run-1/ppo/policy/adapter_model.safetensors';
-    const exists = (file: string) => file === weights;
-    assert.deepStrictEqual(restorableAdapter(undefined, '/models/a', exists), {});
-    assert.deepStrictEqual(restorableAdapter(saved, '/models/a', exists), { adapter: saved });
-    assert.match(
-      restorableAdapter(saved, '/models/b', exists).problem!,
-      /run-1 ppo was trained on \/models\/a, not \/models\/b/,
-    );
-    assert.match(
-      restorableAdapter(saved, '/models/a', () => false).problem!,
-      /is gone \(.*adapter_model\.safetensors is missing\)/,
-    );
-    assert.match(
-      restorableAdapter({ name: 1 }, '/models/a', exists).problem!,
-      /malformed saved adapter: \{"name":1\}/,
-    );
+    assert.deepStrictEqual(decidePromotion(gate('cancelled', { decision: verdict })), {
+      promote: false,
+      reason: 'the promotion gate ended cancelled',
+    });
+    assert.deepStrictEqual(decidePromotion(gate('failed', { error: 'adapter gone' })), {
+      promote: false,
+      reason: 'the promotion gate failed: adapter gone',
+    });
   });
 
   it('reports a job lost when the model host is replaced, and drops invalid or foreign events', async () => {
@@ -196,8 +159,15 @@ describe('Train on my judgments against a real model host', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs the reward model then DPO, streams metrics to the dashboard feed and decides promotion', async () => {
+  it('runs the reward model, DPO and the promotion gate against the previous adapter, streaming to the dashboard feed', async () => {
     const dataFile = await judgments(dir);
+    // The previous policy: a fresh adapter of the fixture model (B = 0, so it equals the base).
+    const fixture = loadModel(MODEL);
+    const baselineDir = path.join(dir, 'previous');
+    savePeftAdapter(
+      baselineDir,
+      initLora(fixture, { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj'], useRslora: false }),
+    );
     const posted: HostToTrainingDashboard[] = [];
     const feed = new TrainingDashboardFeed((m) => posted.push(m));
     feed.runStarted('r1', 'dpo', dir);
@@ -211,9 +181,12 @@ describe('Train on my judgments against a real model host', function () {
       runDir: path.join(dir, 'run'),
       runId: 'r1',
       signal: new AbortController().signal,
+      baseline: { name: 'run-0 dpo', path: baselineDir },
       overrides: {
         rm: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
         dpo: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
+        // 16 prompts hold out 3: let the gate sample on them (tiny budget).
+        gate: { minPrompts: 2, samplesPerPrompt: 2, maxNewTokens: 4, maxPromptTokens: 12 },
       },
       onStage: (kind, command) => feed.stageStarted('r1', kind, command),
       onEvent: (kind, event) => {
@@ -226,15 +199,48 @@ describe('Train on my judgments against a real model host', function () {
       [
         ['rm', true],
         ['dpo', true],
+        ['gate', true],
       ],
       JSON.stringify(result),
     );
     assert.ok(result.promotion, 'no promotion decision');
-    assert.ok(fs.existsSync(path.join(result.promotion.adapterPath!, 'adapter_model.safetensors')));
-    assert.strictEqual(
-      result.promotion.promote,
-      result.stages[1].done.summary!.validationAccuracy > 0.5,
+    assert.ok(fs.existsSync(path.join(result.promotion.adapterPath, 'adapter_model.safetensors')));
+    // The gate compared the DPO adapter with the baseline adapter on the 3 held-out prompts,
+    // 2 samples each, and its verdict follows the rule on its own numbers.
+    const gateDone = result.stages[2].done;
+    const e = gateDone.summary!;
+    assert.strictEqual(e.prompts, 3, JSON.stringify(e));
+    assert.strictEqual(e.comparisons, 6);
+    assert.strictEqual(e.wins + e.losses + e.ties, 6);
+    assert.ok(e.winRateLow <= e.winRate && e.winRate <= e.winRateHigh);
+    assert.ok(Number.isFinite(e.meanKl));
+    assert.deepStrictEqual(result.promotion.evaluation, e);
+    const expected = decideByRule(
+      {
+        prompts: e.prompts,
+        rewardWinRate: winRate(e.wins, e.losses, e.ties),
+        meanKl: e.meanKl,
+        baseline: 'adapter run-0 dpo',
+      },
+      { minPrompts: 2, klBudget: KL_BUDGET },
     );
+    assert.deepStrictEqual(
+      { promote: result.promotion.promote, reason: result.promotion.reason },
+      expected,
+    );
+    const gateConfig = posted.find((m) => m.type === 'trainingStage' && m.stage === 'gate');
+    assert.ok(gateConfig?.type === 'trainingStage');
+    assert.strictEqual(gateConfig.config.baselineAdapterDir, baselineDir);
+    assert.strictEqual(gateConfig.config.adapterDir, result.promotion.adapterPath);
+    assert.ok(
+      events.some(([k, ev]) => k === 'gate' && ev.type === 'train/progress'),
+      'the gate sent no progress',
+    );
+    const written = JSON.parse(
+      fs.readFileSync(path.join(dir, 'run', 'gate', 'evaluation.json'), 'utf8'),
+    );
+    assert.strictEqual(written.items.length, 6);
+    assert.deepStrictEqual(written.decision, gateDone.decision);
     assert.match(
       describeResult(result),
       /^reward model (completed|early-stopped) \(validation accuracy/,
@@ -299,7 +305,7 @@ describe('Train on my judgments against a real model host', function () {
     });
     assert.deepStrictEqual(
       result.stages.map((s) => s.kind),
-      ['rm', 'ppo'],
+      ['rm', 'ppo', 'gate'],
       JSON.stringify(result),
     );
     assert.notStrictEqual(result.status, 'failed', JSON.stringify(result));
@@ -313,11 +319,22 @@ describe('Train on my judgments against a real model host', function () {
     ]) {
       assert.ok(metrics.has(name), `PPO sent no ${name}; got ${[...metrics].join(', ')}`);
     }
-    const decision = decidePromotion('ppo', result.stages[1].done);
+    // 16 prompts hold out 3, fewer than the gate's default minimum of 4: no sampling, and a
+    // verdict that says why.
+    const gateDone = result.stages[2].done;
+    assert.strictEqual(gateDone.status, 'completed', JSON.stringify(gateDone));
+    assert.deepStrictEqual(gateDone.summary, { heldOutPrompts: 3, prompts: 3 });
     assert.deepStrictEqual(result.promotion, {
-      ...decision,
+      promote: false,
+      reason:
+        'only 3 held-out prompts to compare on (at least 4 needed); judge comparisons in more ' +
+        'places and train again',
       adapterPath: result.stages[1].done.outputPath,
+      evaluation: gateDone.summary,
     });
+    assert.strictEqual(stages[2][1].baselineAdapterDir, '');
+    assert.strictEqual(stages[2][1].klBudget, KL_BUDGET);
+    assert.match(describeResult(result), /promotion gate completed \(3 held-out prompts\)/);
   });
 
   it('cancel stops the running job in the model host, which stays up and skips the next stage', async () => {

@@ -18,7 +18,7 @@ function harness(runner: TrainingJobRunner) {
   };
   const loop = new MessageLoop(transport);
   const scheduler = new ModelScheduler();
-  const runners: TrainingRunners = { rm: runner, ppo: runner, dpo: runner };
+  const runners: TrainingRunners = { rm: runner, ppo: runner, dpo: runner, gate: runner };
   const handlers = registerTrainingHandlers(loop, scheduler, runners);
   loop.start();
   const events = () =>

@@ -1,0 +1,290 @@
+/**
+ * Every adapter "Train on my judgments" produced, promoted or not, and which one completions
+ * use. No `vscode` here (unit-tested directly).
+ *
+ * The history is an append-only JSONL file (`<global storage>/training/adapters.jsonl`), one
+ * adapter per line, appended under an inter-process lock (two windows may train at once) and
+ * never rewritten: a corrupt line is reported with its line number and skipped, and the other
+ * entries stay readable. The active choice (an adapter or the base model) is a small record in
+ * the extension's global state, valid only for the model it was trained on.
+ */
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import { acquireLock } from '../data/fileLock';
+import { readLines } from '../data/jsonl';
+
+export const HISTORY_VERSION = 1;
+
+/** One trained adapter as the history remembers it. */
+export interface AdapterEntry {
+  /** Training run id, e.g. "run-20261204T181500". */
+  runId: string;
+  algorithm: 'ppo' | 'dpo';
+  /** ISO 8601 time the run ended. */
+  time: string;
+  /** Adapter folder (PEFT format). */
+  path: string;
+  /** Model folder it was trained on: it only applies on top of that model. */
+  modelDir: string;
+  /** Whether the promotion gate let it replace the completion policy. */
+  promoted: boolean;
+  /** The gate's reason (or why the gate did not run). */
+  reason: string;
+  /** The gate's numbers, when it compared samples. */
+  winRate?: number;
+  winRateLow?: number;
+  winRateHigh?: number;
+  comparisons?: number;
+  meanKl?: number;
+}
+
+/** The adapter completions use, as remembered across window reloads. */
+export interface SavedAdapter {
+  name: string;
+  path: string;
+  /** Model folder the adapter was trained on. */
+  modelDir: string;
+}
+
+/** The name the status bar and records use for a history entry. */
+export function adapterName(entry: Pick<AdapterEntry, 'runId' | 'algorithm'>): string {
+  return `${entry.runId} ${entry.algorithm}`;
+}
+
+const OPTIONAL_NUMBERS = ['winRate', 'winRateLow', 'winRateHigh', 'comparisons', 'meanKl'] as const;
+
+/** Validates one parsed line; returns the entry or what is wrong with it. */
+export function parseAdapterEntry(value: unknown): AdapterEntry | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `expected a JSON object, got ${JSON.stringify(value)}`;
+  }
+  const v = value as Record<string, unknown>;
+  if (v.version !== HISTORY_VERSION) {
+    return `"version" is ${JSON.stringify(v.version)}; allowed: ${HISTORY_VERSION}`;
+  }
+  for (const key of ['runId', 'time', 'path', 'modelDir', 'reason'] as const) {
+    if (typeof v[key] !== 'string' || (v[key] as string).length === 0) {
+      return `"${key}" is ${JSON.stringify(v[key])}; allowed: a non-empty string`;
+    }
+  }
+  if (v.algorithm !== 'ppo' && v.algorithm !== 'dpo') {
+    return `"algorithm" is ${JSON.stringify(v.algorithm)}; allowed: "ppo", "dpo"`;
+  }
+  if (typeof v.promoted !== 'boolean') {
+    return `"promoted" is ${JSON.stringify(v.promoted)}; allowed: true, false`;
+  }
+  const entry: AdapterEntry = {
+    runId: v.runId as string,
+    algorithm: v.algorithm,
+    time: v.time as string,
+    path: v.path as string,
+    modelDir: v.modelDir as string,
+    promoted: v.promoted,
+    reason: v.reason as string,
+  };
+  for (const key of OPTIONAL_NUMBERS) {
+    const n = v[key];
+    if (n === undefined || n === null) continue;
+    if (typeof n !== 'number') {
+      return `"${key}" is ${JSON.stringify(n)}; allowed: a number or absent`;
+    }
+    entry[key] = n;
+  }
+  return entry;
+}
+
+export interface HistoryRead {
+  /** Valid entries in file order (oldest first). */
+  entries: AdapterEntry[];
+  /** One line per unreadable line, "<file>:<line>: <what is wrong>". */
+  problems: string[];
+}
+
+/** Reads the history; a missing file is an empty history. Never throws for bad lines. */
+export async function readAdapterHistory(file: string): Promise<HistoryRead> {
+  const out: HistoryRead = { entries: [], problems: [] };
+  try {
+    await fsp.access(file);
+  } catch {
+    return out;
+  }
+  for await (const line of readLines(file, 0, 1, true)) {
+    if (line.invalidUtf8) {
+      out.problems.push(`${file}:${line.line}: not valid UTF-8; line skipped`);
+      continue;
+    }
+    if (line.text.trim() === '') continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line.text);
+    } catch (error) {
+      out.problems.push(
+        `${file}:${line.line}: not valid JSON (${(error as Error).message}); line skipped`,
+      );
+      continue;
+    }
+    const entry = parseAdapterEntry(parsed);
+    if (typeof entry === 'string')
+      out.problems.push(`${file}:${line.line}: ${entry}; line skipped`);
+    else out.entries.push(entry);
+  }
+  return out;
+}
+
+/**
+ * Appends one entry as one line, under a lock so that two windows never interleave. A last
+ * line torn by a crash (no newline) is closed first so the new entry starts on its own line.
+ */
+export async function appendAdapterEntry(file: string, entry: AdapterEntry): Promise<void> {
+  const problem = parseAdapterEntry({ version: HISTORY_VERSION, ...entry });
+  if (typeof problem === 'string') throw new Error(`adapter history entry: ${problem}`);
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const lock = await acquireLock(`${file}.lock`);
+  try {
+    let prefix = '';
+    try {
+      const handle = await fsp.open(file, 'r');
+      try {
+        const { size } = await handle.stat();
+        if (size > 0) {
+          const last = Buffer.alloc(1);
+          await handle.read(last, 0, 1, size - 1);
+          if (last[0] !== 0x0a) prefix = '\n';
+        }
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const json = JSON.stringify({ version: HISTORY_VERSION, ...entry });
+    await fsp.appendFile(file, `${prefix}${json}\n`, 'utf8');
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The saved adapter to use for `modelDir`, or a reason it cannot be used: not saved (base
+ * model), saved for another model, malformed, or its folder is gone (`exists` checks the file).
+ */
+export function restorableAdapter(
+  saved: unknown,
+  modelDir: string,
+  exists: (file: string) => boolean,
+): { adapter?: SavedAdapter; problem?: string } {
+  if (saved === undefined || saved === null) return {};
+  const s = saved as Partial<SavedAdapter>;
+  if (typeof s.name !== 'string' || typeof s.path !== 'string' || typeof s.modelDir !== 'string') {
+    return { problem: `ignoring a malformed saved adapter: ${JSON.stringify(saved)}` };
+  }
+  if (s.modelDir !== modelDir) {
+    return {
+      problem: `adapter ${s.name} was trained on ${s.modelDir}, not ${modelDir}; using the base model`,
+    };
+  }
+  const weights = adapterWeights(s.path);
+  if (!exists(weights)) {
+    return { problem: `adapter ${s.name} is gone (${weights} is missing); using the base model` };
+  }
+  return { adapter: { name: s.name, path: s.path, modelDir: s.modelDir } };
+}
+
+export function adapterWeights(adapterDir: string): string {
+  return path.join(adapterDir, 'adapter_model.safetensors');
+}
+
+/** One row of the "Select adapter" list. */
+export interface AdapterChoice {
+  label: string;
+  description: string;
+  detail?: string;
+  /** What choosing it does: use this adapter, or the base model (null). */
+  target: SavedAdapter | null;
+  /** Set when it cannot be chosen (its files are gone); shown as a warning instead. */
+  problem?: string;
+  active: boolean;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function describeEntry(entry: AdapterEntry): string {
+  const numbers: string[] = [];
+  if (entry.winRate !== undefined && Number.isFinite(entry.winRate)) {
+    const interval =
+      entry.winRateLow !== undefined && entry.winRateHigh !== undefined
+        ? ` [95% CI ${pct(entry.winRateLow)}-${pct(entry.winRateHigh)}]`
+        : '';
+    const n = entry.comparisons !== undefined ? `, n=${entry.comparisons}` : '';
+    numbers.push(`win rate ${pct(entry.winRate)}${interval}${n}`);
+  }
+  if (entry.meanKl !== undefined && Number.isFinite(entry.meanKl)) {
+    numbers.push(`KL ${entry.meanKl.toFixed(3)}`);
+  }
+  return [...numbers, `${entry.promoted ? 'promoted' : 'not promoted'}: ${entry.reason}`].join(
+    ' · ',
+  );
+}
+
+/**
+ * The choices for `modelDir`: the base model, then the adapters trained on it, newest first
+ * (a run listed twice keeps its last line). Adapters of other models are counted, not listed:
+ * they do not apply to this model.
+ */
+export function adapterChoices(
+  entries: readonly AdapterEntry[],
+  modelDir: string,
+  active: SavedAdapter | undefined,
+  exists: (file: string) => boolean,
+): { choices: AdapterChoice[]; otherModels: number } {
+  const byPath = new Map<string, AdapterEntry>();
+  let otherModels = 0;
+  for (const entry of entries) {
+    if (entry.modelDir !== modelDir) {
+      otherModels++;
+      continue;
+    }
+    byPath.delete(entry.path);
+    byPath.set(entry.path, entry);
+  }
+  const choices: AdapterChoice[] = [
+    {
+      label: 'Base model',
+      description: active ? 'no adapter' : 'no adapter · active',
+      target: null,
+      active: !active,
+    },
+  ];
+  const listed = [...byPath.values()].reverse();
+  // An adapter promoted before the history existed is still offered while it is active.
+  if (active && !byPath.has(active.path)) {
+    choices.push({
+      label: active.name,
+      description: 'active · not in the adapter history',
+      detail: active.path,
+      target: active,
+      active: true,
+    });
+  }
+  for (const entry of listed) {
+    const name = adapterName(entry);
+    const isActive = active?.path === entry.path;
+    const missing = !exists(adapterWeights(entry.path));
+    choices.push({
+      label: name,
+      description: [
+        entry.algorithm.toUpperCase(),
+        entry.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC'),
+        ...(isActive ? ['active'] : []),
+        ...(missing ? ['$(warning) files missing'] : []),
+      ].join(' · '),
+      detail: describeEntry(entry),
+      target: { name, path: entry.path, modelDir: entry.modelDir },
+      active: isActive,
+      ...(missing
+        ? { problem: `adapter ${name} is gone (${adapterWeights(entry.path)} is missing)` }
+        : {}),
+    });
+  }
+  return { choices, otherModels };
+}

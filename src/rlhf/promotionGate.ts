@@ -1,0 +1,279 @@
+/**
+ * The promotion gate run after training: the tuned adapter against the previous policy (the
+ * active adapter, or the base model) on held-out prompts, K samples each, judged blind by the
+ * reward model just trained; the verdict follows `promotionRule.ts`.
+ *
+ * Held-out prompts are the prompts of judgments that no training stage of the run used. Each
+ * trainer job writes the prompts its split held out (`held-out-prompts.json`) next to its
+ * output; the gate compares on the prompts held out by both the reward model and the tuned
+ * adapter's trainer.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { createGenerator } from '../generation';
+import { loadModel } from '../model/loader';
+import { loadPeftAdapter } from '../model/lora';
+import { ModelRuntime } from '../model/runtime';
+import { writeFileAtomic } from './checkpoint';
+import type { ConfigSpec } from './config';
+import { compareAdapters, type EvaluationReport } from './evaluate';
+import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
+import { createRng, shuffled } from './random';
+import { RewardScorer } from './rewardModel';
+import type { TrainerContext } from './trainerContext';
+
+export const HELD_OUT_FILE = 'held-out-prompts.json';
+
+export interface GateConfig {
+  /** Model folder (Hugging Face layout) the adapters were trained on. */
+  modelDir: string;
+  /** Reward model run output (adapter + reward head) that judges the samples. */
+  rewardModelDir: string;
+  /** The tuned adapter (PEFT folder) to decide on. */
+  adapterDir: string;
+  /** The current policy's adapter folder; empty for the base model. */
+  baselineAdapterDir: string;
+  /** How the baseline is named in the verdict (e.g. "adapter run-... ppo"). */
+  baselineName: string;
+  /** Held-out prompts compared at most (bounds the time the gate takes). */
+  maxPrompts: number;
+  /** Fewest held-out prompts a promotion may rest on. */
+  minPrompts: number;
+  /** Samples per prompt from each side (K). */
+  samplesPerPrompt: number;
+  temperature: number;
+  maxNewTokens: number;
+  /** A sample ends after this many lines (0 = only at a stop token or maxNewTokens). */
+  maxLines: number;
+  maxPromptTokens: number;
+  maxCompletionTokens: number;
+  /** Largest mean per-sequence KL (nats) against the base model a promoted adapter may have. */
+  klBudget: number;
+  seed: number;
+}
+
+export const GATE_SPEC: ConfigSpec<GateConfig> = {
+  modelDir: { kind: 'string', help: 'model folder (Hugging Face layout)' },
+  rewardModelDir: { kind: 'string', help: 'reward model run output that judges the samples' },
+  adapterDir: { kind: 'string', help: 'tuned adapter folder (PEFT) to decide on' },
+  baselineAdapterDir: { kind: 'string', help: 'current adapter folder ("" = base model)' },
+  baselineName: { kind: 'string', help: 'name of the current policy in the verdict' },
+  maxPrompts: { kind: 'number', integer: true, min: 1, help: 'held-out prompts compared at most' },
+  minPrompts: { kind: 'number', integer: true, min: 1, help: 'fewest held-out prompts to promote' },
+  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
+  temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
+  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
+  maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
+  maxPromptTokens: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    help: 'prompt tokens kept for scoring (left-truncated)',
+  },
+  maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
+  klBudget: { kind: 'number', min: 0, help: 'largest mean KL per sequence (nats) to promote' },
+  seed: { kind: 'number', integer: true, min: 0, help: 'random seed' },
+};
+
+/** Sampling settings follow PPO's defaults so the gate sees completions as PPO trained them. */
+export const GATE_DEFAULTS: GateConfig = {
+  modelDir: '',
+  rewardModelDir: '',
+  adapterDir: '',
+  baselineAdapterDir: '',
+  baselineName: '',
+  maxPrompts: 16,
+  minPrompts: DEFAULT_MIN_PROMPTS,
+  samplesPerPrompt: 4,
+  temperature: 0.9,
+  maxNewTokens: 24,
+  maxLines: 1,
+  maxPromptTokens: 96,
+  maxCompletionTokens: 32,
+  klBudget: 6,
+  seed: 0,
+};
+
+/** What a trainer held out, as written next to its output. */
+export interface HeldOutPrompts {
+  /** The stage that held them out ("rm", "ppo", "dpo"). */
+  stage: string;
+  seed: number;
+  validationFraction: number;
+  prompts: string[];
+}
+
+/** Writes `<dir>/held-out-prompts.json` atomically. */
+export function writeHeldOutPrompts(dir: string, heldOut: HeldOutPrompts): void {
+  writeFileAtomic(path.join(dir, HELD_OUT_FILE), JSON.stringify({ version: 1, ...heldOut }));
+}
+
+/** Reads `<dir>/held-out-prompts.json`, naming the file and the bad key on any problem. */
+export function readHeldOutPrompts(dir: string): HeldOutPrompts {
+  const file = path.join(dir, HELD_OUT_FILE);
+  if (!fs.existsSync(file)) {
+    throw new Error(
+      `${file} is missing: the promotion gate needs the prompts training held out ` +
+        '(written by the trainer jobs of this version; train again)',
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const value = parsed as Record<string, unknown>;
+  const bad = (key: string, allowed: string) =>
+    new Error(`${file}: "${key}" is ${JSON.stringify(value?.[key])}; allowed: ${allowed}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${file}: expected a JSON object with "prompts"`);
+  }
+  if (value.version !== 1) throw bad('version', '1');
+  if (typeof value.stage !== 'string') throw bad('stage', 'a string');
+  if (typeof value.seed !== 'number') throw bad('seed', 'a number');
+  if (typeof value.validationFraction !== 'number') throw bad('validationFraction', 'a number');
+  if (!Array.isArray(value.prompts) || value.prompts.some((p) => typeof p !== 'string')) {
+    throw bad('prompts', 'an array of strings');
+  }
+  return {
+    stage: value.stage,
+    seed: value.seed,
+    validationFraction: value.validationFraction,
+    prompts: value.prompts as string[],
+  };
+}
+
+export interface GateResult {
+  decision: PromotionDecision;
+  /** Held-out prompts available (before the `maxPrompts` cap). */
+  heldOutPrompts: number;
+  /** Absent when there were too few prompts to sample. */
+  report?: EvaluationReport;
+  summary: Record<string, number>;
+}
+
+/**
+ * Runs the gate: reads the held-out prompts, samples K completions per prompt from the tuned
+ * adapter and the baseline, scores both with the reward model, measures the tuned samples' KL
+ * against the base, and applies the promotion rule. Writes `<workDir>/evaluation.json`.
+ */
+export async function runPromotionGate(options: {
+  config: GateConfig;
+  workDir: string;
+  ctx: TrainerContext;
+  threads?: number;
+}): Promise<GateResult> {
+  const { config, ctx } = options;
+  const started = Date.now();
+  for (const key of ['modelDir', 'rewardModelDir', 'adapterDir'] as const) {
+    if (!config[key]) throw new Error(`promotion gate config "${key}" is empty`);
+  }
+  const tunedHeldOut = readHeldOutPrompts(config.adapterDir);
+  const rewardHeldOut = new Set(readHeldOutPrompts(config.rewardModelDir).prompts);
+  const heldOut = [...new Set(tunedHeldOut.prompts)].filter((p) => rewardHeldOut.has(p));
+  const prompts = shuffled(heldOut, createRng(config.seed)).slice(0, config.maxPrompts);
+  const baselineName =
+    config.baselineName ||
+    (config.baselineAdapterDir ? `adapter ${config.baselineAdapterDir}` : 'the base model');
+  const rule = { minPrompts: config.minPrompts, klBudget: config.klBudget };
+  ctx.log(
+    'info',
+    `promotion gate: ${heldOut.length} prompts held out by both the reward model ` +
+      `(${rewardHeldOut.size}) and ${tunedHeldOut.stage} (${tunedHeldOut.prompts.length}); ` +
+      `comparing ${prompts.length} x ${config.samplesPerPrompt} samples against ${baselineName}`,
+  );
+  const counts = { heldOutPrompts: heldOut.length, prompts: prompts.length };
+  if (prompts.length < config.minPrompts) {
+    const decision = decidePromotion(
+      { prompts: prompts.length, meanKl: Number.NaN, baseline: baselineName },
+      rule,
+    );
+    writeFileAtomic(
+      path.join(options.workDir, 'evaluation.json'),
+      JSON.stringify({ config, decision, ...counts }, null, 2),
+    );
+    return { decision, heldOutPrompts: heldOut.length, summary: counts };
+  }
+
+  const model = loadModel(config.modelDir);
+  const tuned = loadPeftAdapter(config.adapterDir, model);
+  const baseline = config.baselineAdapterDir
+    ? loadPeftAdapter(config.baselineAdapterDir, model)
+    : undefined;
+  const runtime = ModelRuntime.fromModel(model, { threads: options.threads });
+  const generator = createGenerator(runtime);
+  let scorer: RewardScorer | undefined;
+  try {
+    scorer = await RewardScorer.load(model, config.rewardModelDir, { threads: options.threads });
+    // Units of model work in compareAdapters: one per prompt and side, KL chunks of 16, scoring.
+    const total =
+      2 * prompts.length + Math.ceil((prompts.length * config.samplesPerPrompt) / 16) + 1;
+    let done = 0;
+    const counted: TrainerContext = {
+      ...ctx,
+      step: async (work) => {
+        const result = await ctx.step(work);
+        done = Math.min(total, done + 1);
+        ctx.progress('evaluate', done, total);
+        return result;
+      },
+    };
+    ctx.progress('evaluate', 0, total);
+    const report = await compareAdapters({
+      model,
+      runtime,
+      generator,
+      prompts,
+      tuned,
+      baseline,
+      rewardScorer: scorer,
+      settings: {
+        temperature: config.temperature,
+        maxNewTokens: config.maxNewTokens,
+        maxLines: config.maxLines,
+        maxPromptTokens: config.maxPromptTokens,
+        maxCompletionTokens: config.maxCompletionTokens,
+        seed: config.seed + 4242,
+        samplesPerPrompt: config.samplesPerPrompt,
+      },
+      workDir: options.workDir,
+      ctx: counted,
+    });
+    const decision = decidePromotion(
+      {
+        prompts: report.prompts,
+        rewardWinRate: report.rewardWinRate,
+        meanKl: report.meanKl,
+        baseline: baselineName,
+      },
+      rule,
+    );
+    const w = report.rewardWinRate!;
+    const summary = {
+      ...counts,
+      comparisons: w.n,
+      wins: w.wins,
+      losses: w.losses,
+      ties: w.ties,
+      winRate: w.rate,
+      winRateLow: w.low,
+      winRateHigh: w.high,
+      meanKl: report.meanKl,
+      klBudget: config.klBudget,
+      meanRewardTuned: report.meanRewardTuned ?? Number.NaN,
+      meanRewardBaseline: report.meanRewardBaseline ?? Number.NaN,
+      seconds: (Date.now() - started) / 1000,
+    };
+    writeFileAtomic(
+      path.join(options.workDir, 'evaluation.json'),
+      JSON.stringify({ config, decision, summary, items: report.items }, null, 2),
+    );
+    ctx.log('info', `promotion gate: ${decision.promote ? 'promote' : 'keep'}: ${decision.reason}`);
+    return { decision, heldOutPrompts: heldOut.length, report, summary };
+  } finally {
+    await scorer?.release();
+    await generator.dispose();
+    await runtime.dispose();
+  }
+}
