@@ -73,6 +73,7 @@ export interface PpoConfig extends CommonConfig {
   adaptiveKl: boolean;
   /** Target per-sequence KL (nats) for the adaptive controller. */
   targetKl: number;
+  /** Adaptive gain: beta changes by at most 20% * (sequences per rollout) / klHorizon per rollout. */
   klHorizon: number;
   /** Stop the epoch loop of an iteration when approx KL of a minibatch exceeds this (0 = off). */
   klBudget: number;
@@ -206,7 +207,10 @@ export const PPO_DEFAULTS: PpoConfig = {
   klCoef: 0.05,
   adaptiveKl: true,
   targetKl: 6,
-  klHorizon: 10000,
+  // K_beta = nSteps / horizon per rollout: 16 sequences / 160 = 0.1, the gain Ziegler et al.
+  // (2019) use. TRL's 10000 assumes rollouts of hundreds of sequences; with 16 it moves beta by
+  // at most 0.03% per rollout, so the "adaptive" coefficient would stay fixed for a whole run.
+  klHorizon: 160,
   klBudget: 0.5,
   missingEosPenalty: 1,
   missingEosConvention: 'subtract',

@@ -28,7 +28,7 @@ import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
 import { PROJECTIONS, type Projection } from '../model/weights';
 import { AdamW, packTensors, unpackTensors } from './adamw';
 import { computeGae, whiten, type Matrix } from './advantages';
-import { float32, sequenceBatch, encodePair, type TokenRow } from './batch';
+import { float32, sequenceBatch, type TokenRow } from './batch';
 import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
 import { parseLoraTargets, type PpoConfig } from './config';
 import { loadHead, saveHead, type Head } from './heads';
@@ -251,7 +251,6 @@ export async function sampleRollouts(
 async function heldOutReward(
   generator: LlamaGenerator,
   scorer: RewardScorer,
-  model: LoadedModel,
   prompts: readonly string[],
   adapter: LoraAdapter | undefined,
   adapterDir: string,
@@ -273,15 +272,7 @@ async function heldOutReward(
     },
     ctx,
   );
-  const rows = samples.map((s) =>
-    encodePair(
-      model.tokenizer,
-      s.prompt,
-      s.text,
-      config.maxPromptTokens,
-      config.maxCompletionTokens,
-    ),
-  );
+  const rows = samples.map((s) => scorer.encode(s.prompt, s.text, config));
   const scores = await ctx.step(() => scorer.score(rows));
   return mean(Array.from(scores));
 }
@@ -397,7 +388,6 @@ export async function trainPpo(options: {
       heldOutBefore = await heldOutReward(
         generator,
         scorer,
-        model,
         options.heldOutPrompts,
         undefined,
         adapterDir,
@@ -435,15 +425,7 @@ export async function trainPpo(options: {
         continue;
       }
       // Phase 2: score with the reward model (text re-encoded as the RM was trained).
-      const rmRows = usable.map((s) =>
-        encodePair(
-          model.tokenizer,
-          s.prompt,
-          s.text,
-          config.maxPromptTokens,
-          config.maxCompletionTokens,
-        ),
-      );
+      const rmRows = usable.map((s) => scorer.encode(s.prompt, s.text, config));
       const scores = await ctx.step(() => scorer.score(rmRows));
       // Phase 3: policy and reference forward passes at the sampling temperature.
       const rows = usable.map((s) => s.row);
@@ -579,7 +561,6 @@ export async function trainPpo(options: {
       const heldOut = await heldOutReward(
         generator,
         scorer,
-        model,
         options.heldOutPrompts,
         adapter,
         adapterDir,

@@ -95,6 +95,33 @@ function mergeGroups(groups: readonly ComparisonGroup[]): ComparisonGroup {
   return { prompt: '', rows, pairs };
 }
 
+/** How (prompt, completion) text was cut into tokens when the reward model was trained. */
+export interface RewardEncoding {
+  maxPromptTokens: number;
+  maxCompletionTokens: number;
+}
+
+/** Reads the training encoding from a reward-model folder's run.json; undefined when absent. */
+export function readRewardEncoding(dir: string): RewardEncoding | undefined {
+  const file = path.join(dir, 'run.json');
+  if (!fs.existsSync(file)) return undefined;
+  let run: { config?: Partial<RewardEncoding> };
+  try {
+    run = JSON.parse(fs.readFileSync(file, 'utf8')) as { config?: Partial<RewardEncoding> };
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const { maxPromptTokens, maxCompletionTokens } = run.config ?? {};
+  for (const [key, value] of Object.entries({ maxPromptTokens, maxCompletionTokens })) {
+    if (!(typeof value === 'number' && Number.isInteger(value) && value >= 1)) {
+      throw new Error(
+        `${file}: config.${key} is ${JSON.stringify(value)}; allowed: an integer >= 1`,
+      );
+    }
+  }
+  return { maxPromptTokens: maxPromptTokens!, maxCompletionTokens: maxCompletionTokens! };
+}
+
 /** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */
 export class RewardScorer {
   private constructor(
@@ -103,22 +130,34 @@ export class RewardScorer {
     readonly adapter: LoraAdapter,
     readonly head: Head,
     private readonly batchSize: number,
+    /** The encoding the model was trained with, when known (see `encode`). */
+    readonly encoding: RewardEncoding | undefined,
   ) {}
 
   static async create(
     model: LoadedModel,
     adapter: LoraAdapter,
     head: Head,
-    options: { threads?: number; batchSize?: number } = {},
+    options: { threads?: number; batchSize?: number; encoding?: RewardEncoding } = {},
   ): Promise<RewardScorer> {
     const session = await EngineSession.create(
       buildRewardGraph(model, adapter.config.targets, false),
       { threads: options.threads ?? 2 },
     );
-    return new RewardScorer(session, model, adapter, head, options.batchSize ?? 16);
+    return new RewardScorer(
+      session,
+      model,
+      adapter,
+      head,
+      options.batchSize ?? 16,
+      options.encoding,
+    );
   }
 
-  /** Loads a reward-model output folder; a missing head file is an error (R5). */
+  /**
+   * Loads a reward-model output folder; a missing head file is an error (R5). The prompt and
+   * completion token limits it was trained with come from its run.json.
+   */
   static async load(
     model: LoadedModel,
     dir: string,
@@ -126,7 +165,26 @@ export class RewardScorer {
   ): Promise<RewardScorer> {
     const adapter = loadPeftAdapter(dir, model);
     const { head } = loadHead(dir, 'reward', model.config.hiddenSize);
-    return RewardScorer.create(model, adapter, head, options);
+    return RewardScorer.create(model, adapter, head, {
+      ...options,
+      encoding: readRewardEncoding(dir),
+    });
+  }
+
+  /**
+   * Tokenises a (prompt, completion) text pair for scoring, cut exactly as the training pairs
+   * were: a reward model trained on 64 prompt tokens and queried with 96 scores inputs it never
+   * saw. `fallback` applies only when the training encoding is unknown.
+   */
+  encode(prompt: string, completion: string, fallback: RewardEncoding): TokenRow {
+    const { maxPromptTokens, maxCompletionTokens } = this.encoding ?? fallback;
+    return encodePair(
+      this.model.tokenizer,
+      prompt,
+      completion,
+      maxPromptTokens,
+      maxCompletionTokens,
+    );
   }
 
   async score(rows: readonly TokenRow[]): Promise<Float32Array> {

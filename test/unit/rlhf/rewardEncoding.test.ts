@@ -1,0 +1,90 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { loadModel } from '../../../src/model/loader';
+import { initLora } from '../../../src/model/lora';
+import { PPO_DEFAULTS } from '../../../src/rlhf/config';
+import { AdaptiveKlController } from '../../../src/rlhf/klController';
+import { RewardScorer, readRewardEncoding } from '../../../src/rlhf/rewardModel';
+
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+describe('rlhf reward-model encoding (the RM is queried as it was trained)', function () {
+  this.timeout(60000);
+  const model = loadModel(MODEL);
+  const longPrompt = Array.from({ length: 40 }, (_, i) => `let v${i} = ${i};`).join('\n');
+
+  it('reads the training limits from run.json; absent file is undefined; bad values are named', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-enc-'));
+    assert.strictEqual(readRewardEncoding(dir), undefined);
+    const file = path.join(dir, 'run.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ config: { maxPromptTokens: 64, maxCompletionTokens: 17 } }),
+    );
+    assert.deepStrictEqual(readRewardEncoding(dir), {
+      maxPromptTokens: 64,
+      maxCompletionTokens: 17,
+    });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ config: { maxPromptTokens: 0, maxCompletionTokens: 17 } }),
+    );
+    assert.throws(
+      () => readRewardEncoding(dir),
+      (e: Error) =>
+        e.message.includes(file) &&
+        e.message.includes('config.maxPromptTokens is 0') &&
+        e.message.includes('an integer >= 1'),
+    );
+    fs.writeFileSync(file, JSON.stringify({ config: { maxPromptTokens: 64 } }));
+    assert.throws(() => readRewardEncoding(dir), /config\.maxCompletionTokens is undefined/);
+    fs.writeFileSync(file, '{"config": ');
+    assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);
+  });
+
+  it('encode() cuts prompts to the training limit, whatever the caller asks; the fallback applies only when unknown', async () => {
+    const adapter = initLora(
+      model,
+      { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
+      1,
+    );
+    const head = { weight: new Float32Array(model.config.hiddenSize), bias: new Float32Array(1) };
+    const trained = await RewardScorer.create(model, adapter, head, {
+      encoding: { maxPromptTokens: 12, maxCompletionTokens: 3 },
+    });
+    const unknown = await RewardScorer.create(model, adapter, head);
+    try {
+      const asked = { maxPromptTokens: 40, maxCompletionTokens: 8 };
+      const a = trained.encode(longPrompt, ' x = y + z + w;', asked);
+      assert.strictEqual(a.prompt.length, 12);
+      assert.strictEqual(a.completion.length, 3);
+      const b = unknown.encode(longPrompt, ' x = y + z + w;', asked);
+      assert.strictEqual(b.prompt.length, 40);
+      assert.ok(b.completion.length > 3 && b.completion.length <= 8, `${b.completion.length}`);
+      // After the model's prompt prefix, the kept tokens are the end of the prompt (left
+      // truncation), the same in both.
+      const k = model.tokenizer.promptPrefixIds.length;
+      assert.deepStrictEqual(a.prompt.slice(k), b.prompt.slice(b.prompt.length - (12 - k)));
+    } finally {
+      await trained.release();
+      await unknown.release();
+    }
+  });
+});
+
+describe('rlhf adaptive KL gain with the default horizon', () => {
+  it('moves beta by K_beta = 0.1 times the clipped error per default rollout (Ziegler et al.)', () => {
+    const perRollout = PPO_DEFAULTS.promptsPerBatch * PPO_DEFAULTS.samplesPerPrompt;
+    const kl = new AdaptiveKlController(0.05, PPO_DEFAULTS.targetKl, PPO_DEFAULTS.klHorizon);
+    kl.update(10 * PPO_DEFAULTS.targetKl, perRollout); // error clipped to +0.2
+    assert.ok(Math.abs(kl.value - 0.05 * 1.02) < 1e-12, `${kl.value}`);
+    kl.update(0, perRollout); // error clipped to -0.2
+    assert.ok(Math.abs(kl.value - 0.05 * 1.02 * 0.98) < 1e-12, `${kl.value}`);
+    // Over a 20-rollout run, KL held at twice the target raises beta by about half, not 0.6%.
+    const run = new AdaptiveKlController(0.05, PPO_DEFAULTS.targetKl, PPO_DEFAULTS.klHorizon);
+    for (let i = 0; i < 20; i++) run.update(2 * PPO_DEFAULTS.targetKl, perRollout);
+    assert.ok(run.value > 0.05 * 1.45, `${run.value}`);
+  });
+});
