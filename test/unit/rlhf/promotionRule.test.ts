@@ -1,0 +1,141 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { shouldPromote } from '../../../src/rlhf/evaluate';
+import {
+  HELD_OUT_FILE,
+  readHeldOutPrompts,
+  writeHeldOutPrompts,
+} from '../../../src/rlhf/promotionGate';
+import { decidePromotion } from '../../../src/rlhf/promotionRule';
+import { winRate } from '../../../src/rlhf/winRate';
+
+const rule = { minPrompts: 4, klBudget: 6 };
+
+describe('promotion rule', () => {
+  it('promotes when the lower end of the 95% interval is above 50% and KL is within budget', () => {
+    // 26 of 32: rate 81.3%, Wilson interval [64.7%, 91.1%].
+    const w = winRate(26, 6, 0);
+    assert.ok(w.low > 0.5 && w.low < 0.66, `low ${w.low}`);
+    const d = decidePromotion(
+      { prompts: 8, rewardWinRate: w, meanKl: 1.5, baseline: 'the base model' },
+      rule,
+    );
+    assert.deepStrictEqual(d, {
+      promote: true,
+      reason:
+        'reward-model win rate against the base model 81.3% [95% CI 64.7%-91.1%] ' +
+        '(26 wins, 6 losses, 0 ties, n=32), mean KL 1.500 nats (budget 6)',
+    });
+  });
+
+  it('keeps the current policy when the win rate is above 50% only by chance', () => {
+    // 20 of 32 = 62.5%, but the interval [45.3%, 77.1%] reaches below one half.
+    const d = decidePromotion({ prompts: 8, rewardWinRate: winRate(20, 12, 0), meanKl: 1 }, rule);
+    assert.strictEqual(d.promote, false);
+    assert.match(
+      d.reason,
+      /^reward-model win rate against the previous policy 62\.5% \[95% CI 45\.3%-77\.1%\] .*: the lower end of its 95% interval is not above 50%$/,
+    );
+  });
+
+  it('counts ties as half: an adapter that samples what the previous one samples never wins', () => {
+    const allTies = decidePromotion(
+      { prompts: 16, rewardWinRate: winRate(0, 0, 64), meanKl: 0 },
+      rule,
+    );
+    assert.strictEqual(allTies.promote, false);
+    assert.match(allTies.reason, /50\.0% \[95% CI 38\.1%-61\.9%\] \(0 wins, 0 losses, 64 ties/);
+  });
+
+  it('refuses too few held-out prompts before looking at the numbers, and says what to do', () => {
+    const d = decidePromotion({ prompts: 3, rewardWinRate: winRate(12, 0, 0), meanKl: 0 }, rule);
+    assert.deepStrictEqual(d, {
+      promote: false,
+      reason:
+        'only 3 held-out prompts to compare on (at least 4 needed); judge comparisons in more ' +
+        'places and train again',
+    });
+    assert.match(
+      decidePromotion({ prompts: 1, meanKl: Number.NaN }, rule).reason,
+      /^only 1 held-out prompt to compare on/,
+    );
+  });
+
+  it('refuses a KL over the budget or not a number, whatever the win rate', () => {
+    const w = winRate(32, 0, 0);
+    assert.deepStrictEqual(decidePromotion({ prompts: 8, rewardWinRate: w, meanKl: 6.01 }, rule), {
+      promote: false,
+      reason: 'mean KL 6.010 nats exceeds the budget 6',
+    });
+    assert.strictEqual(
+      decidePromotion({ prompts: 8, rewardWinRate: w, meanKl: 6 }, rule).promote,
+      true,
+    );
+    assert.deepStrictEqual(
+      decidePromotion({ prompts: 8, rewardWinRate: w, meanKl: Number.NaN }, rule),
+      { promote: false, reason: 'mean KL against the base model is NaN, not a number' },
+    );
+  });
+
+  it('refuses when nothing was compared', () => {
+    assert.deepStrictEqual(decidePromotion({ prompts: 8, meanKl: 0 }, rule), {
+      promote: false,
+      reason: 'no held-out comparisons to decide on',
+    });
+    assert.strictEqual(
+      decidePromotion({ prompts: 8, rewardWinRate: winRate(0, 0, 0), meanKl: 0 }, rule).promote,
+      false,
+    );
+  });
+
+  it('is the rule the CLI demo applies too', () => {
+    // 58 of 100: the interval [48.2%, 67.2%] reaches below one half; 60 of 100 ([50.2%, 69.1%])
+    // clears it.
+    const report = { prompts: 100, rewardWinRate: winRate(58, 42, 0), meanKl: 2 };
+    assert.deepStrictEqual(
+      shouldPromote(report, 6),
+      decidePromotion(report, { minPrompts: 4, klBudget: 6 }),
+    );
+    assert.strictEqual(shouldPromote(report, 6).promote, false);
+    assert.strictEqual(
+      shouldPromote({ ...report, rewardWinRate: winRate(60, 40, 0) }, 6).promote,
+      true,
+    );
+  });
+});
+
+describe('held-out prompts written by the trainers', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'held-out-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('round-trips, including prompts with newlines and non-ASCII text', () => {
+    const heldOut = {
+      stage: 'dpo',
+      seed: 3,
+      validationFraction: 0.2,
+      prompts: ['def f(x):\n    ', 'const é = "\u2028";', ''],
+    };
+    writeHeldOutPrompts(dir, heldOut);
+    assert.deepStrictEqual(readHeldOutPrompts(dir), heldOut);
+  });
+
+  it('names the file and the key when the file is missing or malformed', () => {
+    const file = path.join(dir, HELD_OUT_FILE);
+    assert.throws(() => readHeldOutPrompts(dir), new RegExp(`${file} is missing: .*train again`));
+    fs.writeFileSync(file, '{"version":1,');
+    assert.throws(() => readHeldOutPrompts(dir), /held-out-prompts\.json: not valid JSON/);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ version: 1, stage: 'rm', seed: 0, validationFraction: 0.2, prompts: [1] }),
+    );
+    assert.throws(
+      () => readHeldOutPrompts(dir),
+      /held-out-prompts\.json: "prompts" is \[1\]; allowed: an array of strings/,
+    );
+    fs.writeFileSync(file, JSON.stringify({ version: 2 }));
+    assert.throws(() => readHeldOutPrompts(dir), /"version" is 2; allowed: 1/);
+  });
+});
