@@ -1,5 +1,6 @@
 import * as path from 'path';
 import type { PreferenceRecord } from '../../protocol/records';
+import { isEvaluationRecord } from '../blindAb';
 import { readLines } from '../jsonl';
 import { RecordValidationError, parseRecordLine } from '../recordSchema';
 import { importArenaCsv } from './copilotArena';
@@ -102,13 +103,25 @@ export function exportRecords(
   format: ExportFormat,
   options: TrlExportOptions & KtoExportOptions = {},
 ): ExportResult {
+  if (format === 'trl' || format === 'rankings' || format === 'kto') {
+    // Blind A/B judgments measure an adapter; as training data they would leak the test.
+    const training = records.filter((r) => !isEvaluationRecord(r));
+    const left = records.length - training.length;
+    const result =
+      format === 'trl'
+        ? exportTrl(training, options)
+        : format === 'rankings'
+          ? exportRankings(training)
+          : exportKto(training, options);
+    if (left > 0) {
+      result.notHeld.push(
+        `${left} blind A/B evaluation judgment${left === 1 ? '' : 's'} left out (not training ` +
+          'data; use --format records to keep them)',
+      );
+    }
+    return result;
+  }
   switch (format) {
-    case 'trl':
-      return exportTrl(records, options);
-    case 'rankings':
-      return exportRankings(records);
-    case 'kto':
-      return exportKto(records, options);
     case 'records':
       return {
         format,

@@ -1,5 +1,6 @@
 import * as assert from 'assert';
 import { blindAbOutcome, blindAbScore, isEvaluationRecord } from '../../../src/data/blindAb';
+import { exportRecords } from '../../../src/data/formats';
 import { RecordValidationError, validateRecord } from '../../../src/data/recordSchema';
 import { winRate } from '../../../src/data/winRate';
 import type { Judgment, JudgmentRecord } from '../../../src/protocol/records';
@@ -11,6 +12,8 @@ const ADAPTER = { name: 'run-1 dpo', path: '/store/training/run-1/dpo/adapter' }
 /** A valid blind A/B record: c0 base, c1 tuned, shown tuned first. */
 function blindRecord(id: string, judgment: Judgment, adapter = ADAPTER): JudgmentRecord {
   const record = sampleJudgment(id, { judgment }, 2);
+  record.candidates[0].text = 'BLIND base';
+  record.candidates[1].text = 'BLIND tuned';
   record.candidates[1].adapter = adapter.name;
   record.candidates[0].position = 1;
   record.candidates[1].position = 0;
@@ -149,5 +152,29 @@ describe('blind A/B records (schema v2)', () => {
     assert.strictEqual(summary.strictPairs, 2);
     assert.strictEqual(summary.tiePairs, 0);
     assert.ok(summary.pairs.every((p) => p.recordId === 'plain'));
+  });
+
+  it('training exports leave blind A/B records out and say so; the records export keeps them', () => {
+    const records = [
+      blindRecord('a', { kind: 'pick', best: 'c1' }),
+      blindRecord('b', { kind: 'none-good' }),
+      sampleJudgment('plain', {}, 2),
+    ];
+    for (const format of ['trl', 'rankings', 'kto'] as const) {
+      const result = exportRecords(records, format);
+      assert.strictEqual(result.recordsUsed, 1, format);
+      assert.ok(
+        result.notHeld.includes(
+          '2 blind A/B evaluation judgments left out (not training data; use --format records ' +
+            'to keep them)',
+        ),
+        `${format}: ${result.notHeld.join('; ')}`,
+      );
+      assert.ok(result.lines.length > 0, format);
+      assert.ok(!result.lines.some((l) => l.includes('BLIND')), `${format} holds a blind text`);
+    }
+    const all = exportRecords(records, 'records');
+    assert.strictEqual(all.lines.length, 3);
+    assert.deepStrictEqual(JSON.parse(all.lines[0]).evaluation, records[0].evaluation);
   });
 });
