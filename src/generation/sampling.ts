@@ -39,6 +39,34 @@ export function validateSampling(settings: SamplingSettings): void {
 }
 
 /**
+ * Scratch buffers reused by every call: a decode step samples K x vocabulary weights, and fresh
+ * arrays per call cost more in allocation and garbage collection than the arithmetic. Sampling
+ * is synchronous, so one set serves the whole process.
+ */
+const scratch = {
+  scaled: new Float64Array(0),
+  weights: new Float64Array(0),
+  /** Kept ids in id order (output of the top-k/top-p filter). */
+  kept: new Int32Array(0),
+  /** Input ids of a filter pass (a copy, so `kept` can be its output). */
+  order: new Int32Array(0),
+  /** Log-weight bucket of each entry of `order`. */
+  buckets: new Int32Array(0),
+  /** Members of the boundary bucket, sorted. */
+  members: new Int32Array(0),
+};
+
+function ensureScratch(n: number): void {
+  if (scratch.scaled.length >= n) return;
+  scratch.scaled = new Float64Array(n);
+  scratch.weights = new Float64Array(n);
+  scratch.kept = new Int32Array(n);
+  scratch.order = new Int32Array(n);
+  scratch.buckets = new Int32Array(n);
+  scratch.members = new Int32Array(n);
+}
+
+/**
  * Picks one token from `logits` (length = vocabulary). `allowed` limits the choice to the first
  * n ids (checkpoints often pad the embedding past the tokenizer's vocabulary).
  */
@@ -63,98 +91,117 @@ export function sampleToken(
       `logits have no finite maximum (${max}; NaN or infinite values from the model or adapter)`,
     );
   }
+  ensureScratch(allowed);
+  const { scaled, weights } = scratch;
   // Log-weights (l - max) / T <= 0 and weights exp of them, computed once. Weights below e^-60
   // relative to the top are 0: they cannot change a sample drawn with 32-bit uniforms.
-  const scaled = new Float64Array(allowed);
-  const weights = new Float64Array(allowed);
   let sum = 0;
   for (let i = 0; i < allowed; i++) {
     const x = (logits[i] - max) / temperature;
     scaled[i] = x;
     if (x > -60) {
-      weights[i] = Math.exp(x);
-      sum += weights[i];
-    }
+      const w = Math.exp(x);
+      weights[i] = w;
+      sum += w;
+    } else weights[i] = 0;
   }
   const logZ = Math.log(sum);
-  const logprobOf = (id: number) => scaled[id] - logZ;
-  if (settings.temperature === 0) return { id: argmax, logprob: logprobOf(argmax) };
+  if (settings.temperature === 0) return { id: argmax, logprob: scaled[argmax] - logZ };
 
-  const candidates = nucleusCandidates(weights, scaled, settings);
-  if (!candidates) {
+  const kept = nucleusCandidates(weights, scaled, allowed, sum, settings);
+  if (kept < 0) {
     // No filtering: walk the whole vocabulary.
     let u = rng.next() * sum;
     for (let i = 0; i < allowed; i++) {
       u -= weights[i];
-      if (u < 0) return { id: i, logprob: logprobOf(i) };
+      if (u < 0) return { id: i, logprob: scaled[i] - logZ };
     }
-    return { id: argmax, logprob: logprobOf(argmax) };
+    return { id: argmax, logprob: scaled[argmax] - logZ };
   }
+  // Sum and walk in id order: the same order on every run, so the same uniform picks the same id.
+  const ids = scratch.kept;
   let total = 0;
-  for (const c of candidates) total += weights[c];
+  for (let j = 0; j < kept; j++) total += weights[ids[j]];
   let u = rng.next() * total;
-  for (const c of candidates) {
-    u -= weights[c];
-    if (u < 0) return { id: c, logprob: logprobOf(c) };
+  for (let j = 0; j < kept; j++) {
+    u -= weights[ids[j]];
+    if (u < 0) return { id: ids[j], logprob: scaled[ids[j]] - logZ };
   }
-  const last = candidates[candidates.length - 1];
-  return { id: last, logprob: logprobOf(last) };
+  const last = ids[kept - 1];
+  return { id: last, logprob: scaled[last] - logZ };
 }
 
 /** The ids top-k/top-p keep for these logits (sorted ascending), for tests and tools. */
 export function keptIds(logits: Float32Array, settings: SamplingSettings): number[] {
   const temperature = settings.temperature > 0 ? settings.temperature : 1;
   const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
-  const scaled = Float64Array.from(logits, (l) => (l - max) / temperature);
-  const weights = scaled.map((x) => (x > -60 ? Math.exp(x) : 0));
-  return nucleusCandidates(weights, scaled, settings) ?? Array.from(logits, (_, i) => i);
+  const n = logits.length;
+  ensureScratch(n);
+  const { scaled, weights } = scratch;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    scaled[i] = (logits[i] - max) / temperature;
+    weights[i] = scaled[i] > -60 ? Math.exp(scaled[i]) : 0;
+    sum += weights[i];
+  }
+  const kept = nucleusCandidates(weights, scaled, n, sum, settings);
+  return kept < 0 ? Array.from(logits, (_, i) => i) : Array.from(scratch.kept.subarray(0, kept));
 }
 
 /**
- * The ids top-k and top-p keep, in id order (a fixed order is all sampling needs), or null when
- * neither filter is on. As in transformers' warpers, top-k runs first and top-p then works on
- * the renormalised survivors; ties at the boundary go to lower ids.
+ * Writes the ids top-k and top-p keep into `scratch.kept`, in id order (a fixed order is all
+ * sampling needs), and returns how many; -1 when neither filter is on. `sum` is the total of
+ * `weights[0, allowed)` in id order. As in transformers' warpers, top-k runs first and top-p then
+ * works on the renormalised survivors; ties at the boundary go to lower ids.
  */
 function nucleusCandidates(
   weights: Float64Array,
   scaled: Float64Array,
+  allowed: number,
+  sum: number,
   settings: SamplingSettings,
-): number[] | null {
-  const allowed = weights.length;
+): number {
   const k = settings.topK > 0 ? Math.min(settings.topK, allowed) : 0;
   const topP = settings.topP;
-  if (k === 0 && topP >= 1) return null;
-  let ids: number[] | null = null; // null = every id
-  if (k > 0) ids = topPrefix(null, weights, scaled, (count) => count >= k);
-  if (topP >= 1) return ids;
-  let mass = 0;
-  if (ids) for (const id of ids) mass += weights[id];
-  else for (let i = 0; i < allowed; i++) mass += weights[i];
-  return topPrefix(ids, weights, scaled, (_, cumulative) => cumulative >= topP * mass);
+  if (k === 0 && topP >= 1) return -1;
+  let count = -1; // -1 = every id
+  if (k > 0) count = topPrefix(-1, allowed, weights, scaled, k, Infinity);
+  if (topP >= 1) return count;
+  let mass = sum;
+  if (count >= 0) {
+    mass = 0;
+    for (let j = 0; j < count; j++) mass += weights[scratch.kept[j]];
+  }
+  return topPrefix(count, allowed, weights, scaled, Infinity, topP * mass);
 }
 
 /** Buckets per nat of log-weight for `topPrefix` (weights within a bucket differ < 7%). */
 const BUCKETS_PER_NAT = 16;
 const BUCKETS = 61 * BUCKETS_PER_NAT;
+const bucketMass = new Float64Array(BUCKETS);
+const bucketCount = new Int32Array(BUCKETS);
 
 /**
- * The shortest prefix of `ids` (null = all) in descending weight order, ties to lower ids, for
- * which `done(count, cumulativeWeight)` holds, returned in id order. Linear time: ids are
- * counted into log-spaced buckets of their log-weight, and only the bucket where the prefix
- * ends is sorted.
+ * The shortest prefix, in descending weight order with ties to lower ids, of the first `count`
+ * ids in `scratch.kept` (or of ids 0..allowed-1 when `count` is -1), that holds `maxCount` ids or
+ * `maxMass` weight. Writes it to `scratch.kept` in id order and returns its length. Linear time:
+ * ids are counted into log-spaced buckets of their log-weight, and only the bucket where the
+ * prefix ends is sorted.
  */
 function topPrefix(
-  ids: readonly number[] | null,
+  count: number,
+  allowed: number,
   weights: Float64Array,
   scaled: Float64Array,
-  done: (count: number, cumulative: number) => boolean,
-): number[] {
-  const n = ids ? ids.length : weights.length;
-  const order = new Int32Array(n);
-  for (let j = 0; j < n; j++) order[j] = ids ? ids[j] : j;
-  const buckets = new Int32Array(n);
-  const bucketMass = new Float64Array(BUCKETS);
-  const bucketCount = new Int32Array(BUCKETS);
+  maxCount: number,
+  maxMass: number,
+): number {
+  const n = count < 0 ? allowed : count;
+  const { order, buckets, members, kept } = scratch;
+  if (count < 0) for (let j = 0; j < n; j++) order[j] = j;
+  else order.set(kept.subarray(0, n));
+  bucketMass.fill(0);
+  bucketCount.fill(0);
   for (let j = 0; j < n; j++) {
     const id = order[j];
     const b = Math.min(BUCKETS - 1, Math.floor(-scaled[id] * BUCKETS_PER_NAT));
@@ -162,38 +209,39 @@ function topPrefix(
     bucketMass[b] += weights[id];
     bucketCount[b]++;
   }
-  let count = 0;
+  const done = (c: number, cumulative: number) => c >= maxCount || cumulative >= maxMass;
+  let taken = 0;
   let cumulative = 0;
   let boundary = BUCKETS - 1;
   for (let b = 0; b < BUCKETS; b++) {
-    if (bucketCount[b] > 0 && done(count + bucketCount[b], cumulative + bucketMass[b])) {
+    if (bucketCount[b] > 0 && done(taken + bucketCount[b], cumulative + bucketMass[b])) {
       boundary = b;
       break;
     }
-    count += bucketCount[b];
+    taken += bucketCount[b];
     cumulative += bucketMass[b];
   }
   // Within the boundary bucket, take members in descending order until the prefix is done.
-  const members: number[] = [];
-  for (let j = 0; j < n; j++) if (buckets[j] === boundary) members.push(order[j]);
-  members.sort((a, b) => scaled[b] - scaled[a] || a - b);
-  let taken = 0;
-  while (taken < members.length) {
-    count++;
-    cumulative += weights[members[taken++]];
-    if (done(count, cumulative)) break;
+  let size = 0;
+  for (let j = 0; j < n; j++) if (buckets[j] === boundary) members[size++] = order[j];
+  const sorted = members.subarray(0, size).sort((a, b) => scaled[b] - scaled[a] || a - b);
+  let m = 0;
+  while (m < size) {
+    taken++;
+    cumulative += weights[sorted[m++]];
+    if (done(taken, cumulative)) break;
   }
   // The last member taken sets the cut: everything above it, and its ties up to lower ids.
-  const last = members[taken - 1];
-  const out: number[] = [];
+  const last = sorted[m - 1];
+  let out = 0;
   for (let j = 0; j < n; j++) {
     const id = order[j];
-    if (buckets[j] < boundary) out.push(id);
-    else if (
-      buckets[j] === boundary &&
-      (scaled[id] > scaled[last] || (scaled[id] === scaled[last] && id <= last))
+    if (
+      buckets[j] < boundary ||
+      (buckets[j] === boundary &&
+        (scaled[id] > scaled[last] || (scaled[id] === scaled[last] && id <= last)))
     ) {
-      out.push(id);
+      kept[out++] = id;
     }
   }
   return out;

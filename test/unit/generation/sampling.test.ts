@@ -123,6 +123,64 @@ describe('sampling', () => {
     }
   });
 
+  it('draws the same ids and log-probs as before the scratch-buffer rewrite', () => {
+    // Pinned from the allocation-per-call implementation (commit 4c1a1a2): the speed-up must
+    // not change a single sample or the last bit of a log-prob.
+    const settingsList = [
+      { temperature: 0.8, topK: 0, topP: 0.95 },
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 0.6, topK: 40, topP: 0.9 },
+      { temperature: 0, topK: 0, topP: 1 },
+      { temperature: 1.3, topK: 5, topP: 1 },
+      { temperature: 0.2, topK: 0, topP: 0.5 },
+      { temperature: 1, topK: 3, topP: 0.7 },
+      { temperature: 0.8, topK: 0, topP: 0.999 },
+    ];
+    const ids: number[] = [];
+    let logprobSum = 0;
+    for (let trial = 0; trial < 24; trial++) {
+      const rng = new Rng(1000 + trial);
+      const n = [7, 300, 4096][trial % 3];
+      const spread = [0.5, 3, 12][Math.floor(trial / 3) % 3];
+      const logits = Float32Array.from(
+        { length: n },
+        (_, i) => (rng.next() - 0.5) * spread * 2 + (i % 17 === 0 ? spread : 0),
+      );
+      const draw = new Rng(trial, 1);
+      for (let k = 0; k < 4; k++) {
+        const settings = settingsList[trial % 8];
+        const token = sampleToken(logits, settings, draw, trial % 5 === 4 ? n - 2 : n);
+        ids.push(token.id);
+        logprobSum += token.logprob;
+      }
+    }
+    // prettier-ignore
+    assert.deepStrictEqual(ids, [
+      4, 2, 5, 2, 231, 286, 4, 284, 3400, 1819, 3247, 3349, 5, 5, 5, 5, 255, 85, 153, 85, 2584,
+      2227, 2669, 2584, 0, 0, 0, 0, 17, 17, 51, 17, 3298, 2006, 2006, 2278, 0, 2, 3, 1, 272, 116,
+      72, 119, 1802, 1802, 1802, 1802, 1, 1, 5, 1, 255, 255, 255, 255, 2329, 2329, 2329, 2822, 4,
+      4, 4, 4, 119, 119, 119, 119, 3111, 2771, 646, 578, 5, 0, 2, 6, 68, 68, 68, 68, 4046, 2686,
+      2754, 2686, 1, 1, 1, 1, 238, 102, 68, 102, 2737, 629, 425, 1445,
+    ]);
+    assert.strictEqual(logprobSum, -275.12104986349226);
+  });
+
+  it('gives the same answers whatever vocabulary size the previous call had', () => {
+    // Scratch buffers are shared between calls: a large call must leave nothing behind that a
+    // smaller one reads (weights past `allowed`, stale kept ids, bucket totals).
+    const small = Float32Array.from([1, 3, 2, 0.5]);
+    const settings = { temperature: 0.7, topK: 3, topP: 0.8 };
+    const alone = Array.from({ length: 30 }, (_, i) => sampleToken(small, settings, new Rng(i)));
+    const big = Float32Array.from({ length: 5000 }, (_, i) => (i % 13) - 6);
+    const mixed = Array.from({ length: 30 }, (_, i) => {
+      sampleToken(big, { temperature: 1, topK: 0, topP: 0.9 }, new Rng(i));
+      keptIds(big, { temperature: 1, topK: 100, topP: 0.5 });
+      return sampleToken(small, settings, new Rng(i));
+    });
+    assert.deepStrictEqual(mixed, alone);
+    assert.deepStrictEqual(keptIds(small, settings), [1, 2]);
+  });
+
   it('rejects bad settings by name', () => {
     assert.throws(() => validateSampling({ temperature: -1, topK: 0, topP: 1 }), /temperature/);
     assert.throws(() => validateSampling({ temperature: 1, topK: 1.5, topP: 1 }), /topK/);
