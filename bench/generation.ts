@@ -1,28 +1,42 @@
 /**
  * `npm run bench:generation`: time to K = 4 candidates of up to 48 new tokens (prefill, time to
- * first token, decode tokens/s) for the tiny fixture, for models/default when it exists, and for
- * a 110M-parameter Llama config with random weights, against PyTorch on the same shape in the
- * same run (when /usr/bin/python3 has torch).
+ * first token, decode tokens/s, and where the time went) for the tiny fixture, for
+ * models/default when it exists, and for a 110M-parameter Llama config with random weights,
+ * against PyTorch on the same shapes in the same run (when /usr/bin/python3 has torch).
  *
- * Options: --runs N (default 7), --threads N (default 2), --skip-110m.
+ * Each model gets a row with its stop ids on (what the editor sees: candidates that sample EOS
+ * end early, so fewer than K x 48 tokens are generated) and a row with stop ids off, where every
+ * candidate generates exactly 48 tokens; the tokens column says how many of the K x 48 asked
+ * were generated. The 110M row and the PyTorch baselines always generate all K x 48.
+ *
+ * Options: --runs N (default 7), --threads N (default 2), --step-threads N (default: the
+ * runtime's choice for the model size), --skip-110m.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadGenerator } from '../src/generation';
+import { createGenerator, loadGenerator } from '../src/generation';
 import type { CompletionRequest } from '../src/generation/api';
+import { loadModel } from '../src/model/loader';
 import { Rng } from '../src/model/random';
+import { ModelRuntime, parameterCount, type RuntimeOptions } from '../src/model/runtime';
 import { writeSafetensorsStreaming, type LazyTensor } from '../src/model/safetensors';
 
 const ROOT = path.join(__dirname, '..');
 const args = process.argv.slice(2);
-const option = (name: string, fallback: number) => {
+const option = (name: string, fallback: number | undefined) => {
   const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
+  if (at < 0) return fallback;
+  const value = Number(args[at + 1]);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(args[at + 1])}`);
+  }
+  return value;
 };
-const RUNS = option('runs', 7);
-const THREADS = option('threads', 2);
+const RUNS = option('runs', 7)!;
+const THREADS = option('threads', 2)!;
+const STEP_THREADS = option('step-threads', undefined);
 const COUNT = 4;
 const NEW_TOKENS = 48;
 
@@ -43,21 +57,33 @@ def main():
 interface Row {
   model: string;
   params: string;
+  stops: 'on' | 'off';
+  stepThreads: number;
   promptTokens: number;
   firstTokenMs: number;
   totalMs: number;
   /** CPU time of this process per request (all threads): less sensitive to other load. */
   cpuMs: number;
+  /** Medians of the generator's own phase timers. */
+  prefillMs: number;
+  modelMs: number;
+  samplingMs: number;
   decodeTokS: number;
+  /** Mean tokens generated per request, of COUNT x NEW_TOKENS asked. */
   tokens: number;
   torch?: string;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function benchModel(dir: string, label: string): Promise<Row> {
-  const generator = await loadGenerator(dir, { threads: THREADS });
-  const config = generator.runtime.model.config;
+async function benchModel(dir: string, label: string, stops: 'on' | 'off'): Promise<Row> {
+  const loaded = loadModel(dir);
+  // Stops off: no stop id ends a candidate, so each one runs the full 48 decode positions.
+  const model = stops === 'on' ? loaded : { ...loaded, stopIds: new Set<number>() };
+  const options: RuntimeOptions = { threads: THREADS, stepThreads: STEP_THREADS };
+  const runtime = ModelRuntime.fromModel(model, options);
+  const generator = createGenerator(runtime);
+  const config = model.config;
   const request: CompletionRequest = {
     prefix: PROMPT,
     suffix: '',
@@ -69,54 +95,58 @@ async function benchModel(dir: string, label: string): Promise<Row> {
     topP: 0.95,
     seed: 0,
   };
-  await generator.completeDetailed(request); // warm-up: first-run allocations
-  const first: number[] = [];
-  const total: number[] = [];
-  const cpu: number[] = [];
-  const rates: number[] = [];
+  await generator.completeDetailed(request); // warm-up: session creation, first-run allocations
+  const samples = {
+    first: [] as number[],
+    total: [] as number[],
+    cpu: [] as number[],
+    prefill: [] as number[],
+    model: [] as number[],
+    sampling: [] as number[],
+    rates: [] as number[],
+  };
   let tokens = 0;
   let promptTokens = 0;
   for (let run = 0; run < RUNS; run++) {
     const started = performance.now();
     const cpuStart = process.cpuUsage();
     const result = await generator.completeDetailed({ ...request, seed: run + 1 });
-    total.push(performance.now() - started);
+    samples.total.push(performance.now() - started);
     const used = process.cpuUsage(cpuStart);
-    cpu.push((used.user + used.system) / 1000);
-    first.push(result.timings.firstTokenMs);
-    const generated = result.candidates.reduce((a, c) => a + c.tokenIds.length, 0);
+    samples.cpu.push((used.user + used.system) / 1000);
+    const { timings } = result;
+    samples.first.push(timings.firstTokenMs);
+    samples.prefill.push(timings.prefillMs);
+    samples.model.push(timings.modelMs);
+    samples.sampling.push(timings.samplingMs);
+    // A candidate that stopped on a stop id sampled it but does not keep it: count it, since
+    // its decode step was run.
+    const generated = result.candidates.reduce(
+      (a, c) => a + c.tokenIds.length + (c.stopReason === 'stop-token' ? 1 : 0),
+      0,
+    );
     tokens += generated;
     promptTokens = result.promptIds.length;
     // Decode steps after the prefill; each step produces one token per live candidate.
-    rates.push((generated - COUNT) / (result.timings.decodeMs / 1000));
+    samples.rates.push((generated - COUNT) / (timings.decodeMs / 1000));
   }
-  await generator.dispose();
+  const stepThreads = runtime.threadsFor('step');
+  await runtime.dispose();
   return {
     model: label,
-    params: `${(countParams(config) / 1e6).toFixed(2)}M`,
+    params: `${(parameterCount(config) / 1e6).toFixed(2)}M`,
+    stops,
+    stepThreads,
     promptTokens,
-    firstTokenMs: median(first),
-    totalMs: median(total),
-    cpuMs: median(cpu),
-    decodeTokS: median(rates),
-    tokens: Math.round(tokens / RUNS),
+    firstTokenMs: median(samples.first),
+    totalMs: median(samples.total),
+    cpuMs: median(samples.cpu),
+    prefillMs: median(samples.prefill),
+    modelMs: median(samples.model),
+    samplingMs: median(samples.sampling),
+    decodeTokS: median(samples.rates),
+    tokens: tokens / RUNS,
   };
-}
-
-function countParams(c: {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  tieWordEmbeddings: boolean;
-}): number {
-  const attention = c.hiddenSize * c.headDim * (2 * c.numHeads + 2 * c.numKvHeads);
-  const mlp = 3 * c.hiddenSize * c.intermediateSize;
-  const embed = c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
-  return embed + c.numLayers * (attention + mlp + 2 * c.hiddenSize) + c.hiddenSize;
 }
 
 /** llama2.c's 110M shape: dim 768, 12 layers, 12 heads, vocab 32000, tied head. */
@@ -203,25 +233,38 @@ function randomCheckpoint(
   return dir;
 }
 
-function torchBaseline(promptTokens: number): string {
+/**
+ * PyTorch on the same shape (random weights, prefill then K x 48 decode steps with a KV cache and
+ * multinomial sampling, no stops) with the same thread count, or why it is unavailable.
+ */
+function torchBaseline(shape: object, promptTokens: number, threads: number): string {
   const script = path.join(__dirname, 'generation_torch.py');
   const result = spawnSync(
     '/usr/bin/python3',
     [
       script,
-      JSON.stringify(SHAPE_110M),
+      JSON.stringify(shape),
       String(promptTokens),
       String(COUNT),
       String(NEW_TOKENS),
-      String(THREADS),
+      String(threads),
     ],
     { encoding: 'utf8', timeout: 600_000 },
   );
   if (result.status !== 0) {
     return `unavailable (${(result.stderr || result.error?.message || '').trim().split('\n').pop()})`;
   }
-  const parsed = JSON.parse(result.stdout.trim().split('\n').pop() as string);
-  return `${parsed.decode_tok_s.toFixed(1)} tok/s decode, ${parsed.prefill_ms.toFixed(1)} ms prefill (torch ${parsed.torch})`;
+  const parsed = JSON.parse(result.stdout.trim().split('\n').pop() as string) as {
+    prefill_ms: number;
+    decode_tok_s: number;
+    torch: string;
+  };
+  // Decode of all K x 48 positions after the prefill (torch reports tokens/s over them).
+  const totalMs = parsed.prefill_ms + ((COUNT * NEW_TOKENS) / parsed.decode_tok_s) * 1000;
+  return (
+    `${parsed.decode_tok_s.toFixed(1)} tok/s decode, ${parsed.prefill_ms.toFixed(1)} ms prefill, ` +
+    `${totalMs.toFixed(0)} ms total (torch ${parsed.torch}, ${threads} threads)`
+  );
 }
 
 /** Parity of the engine's forward pass with the PyTorch reference fixtures. */
@@ -275,39 +318,54 @@ async function main(): Promise<void> {
   await parity();
   const rows: Row[] = [];
   rows.push(
-    await benchModel(path.join(ROOT, 'test/fixtures/model/tiny-llama'), 'fixture tiny-llama'),
+    await benchModel(path.join(ROOT, 'test/fixtures/model/tiny-llama'), 'fixture tiny-llama', 'on'),
   );
   const defaultDir = path.join(ROOT, 'models/default');
   const fixtureTokenizer = path.join(ROOT, 'test/fixtures/model/tiny-llama');
-  if (fs.existsSync(path.join(defaultDir, 'config.json'))) {
-    rows.push(await benchModel(defaultDir, 'models/default'));
-  } else {
+  let dir = defaultDir;
+  let label = 'models/default';
+  if (!fs.existsSync(path.join(defaultDir, 'config.json'))) {
     // Until the trained model lands, time its shape with random weights.
     const tokenizerDir = fs.existsSync(path.join(defaultDir, 'tokenizer.json'))
       ? defaultDir
       : fixtureTokenizer;
     // pretrain exports F16 weights, as here.
-    const dir = randomCheckpoint('default-shape', SHAPE_DEFAULT, tokenizerDir, 'F16');
-    rows.push(await benchModel(dir, 'default shape, random weights'));
+    dir = randomCheckpoint('default-shape', SHAPE_DEFAULT, tokenizerDir, 'F16');
+    label = 'default shape, random weights';
   }
+  rows.push(await benchModel(dir, label, 'on'));
+  const full = await benchModel(dir, label, 'off');
+  const shape = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as object;
+  full.torch = torchBaseline(shape, full.promptTokens, full.stepThreads);
+  rows.push(full);
   if (!args.includes('--skip-110m')) {
-    const dir = randomCheckpoint('llama-110m', SHAPE_110M, fixtureTokenizer);
-    const row = await benchModel(dir, 'llama 110M random');
-    row.torch = torchBaseline(row.promptTokens);
+    const row = await benchModel(
+      randomCheckpoint('llama-110m', SHAPE_110M, fixtureTokenizer),
+      'llama 110M random',
+      'off',
+    );
+    row.torch = torchBaseline(SHAPE_110M, row.promptTokens, row.stepThreads);
     rows.push(row);
   }
-  const load = os.loadavg()[0].toFixed(1);
+  const load = os.loadavg().map((x) => x.toFixed(2));
   console.log(
-    `\nK=${COUNT} candidates, up to ${NEW_TOKENS} new tokens, ${THREADS} threads, median of ${RUNS} runs, load average ${load} on ${os.cpus().length} cores\n`,
+    `\nK=${COUNT} candidates, up to ${NEW_TOKENS} new tokens, temperature 0.8, top-p 0.95, ` +
+      `median of ${RUNS} runs after a warm-up; load average ${load.join(' ')} (1/5/15 min) on ` +
+      `${os.cpus().length} cores at the end\n`,
   );
   console.log(
-    '| model | params | prompt tok | first token ms | total ms (all K) | CPU ms | decode tok/s | tokens | PyTorch (same shape) |',
+    '| model | params | stops | step threads | prompt tok | first token ms | total ms (all K) | ' +
+      'CPU ms | prefill ms | model ms | sampling ms | decode tok/s | tokens of K x 48 | ' +
+      'PyTorch (same shape) |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('|' + ' --- |'.repeat(14));
   for (const r of rows) {
     console.log(
-      `| ${r.model} | ${r.params} | ${r.promptTokens} | ${r.firstTokenMs.toFixed(1)} | ` +
-        `${r.totalMs.toFixed(1)} | ${r.cpuMs.toFixed(0)} | ${r.decodeTokS.toFixed(1)} | ${r.tokens} | ${r.torch ?? '-'} |`,
+      `| ${r.model} | ${r.params} | ${r.stops} | ${r.stepThreads} | ${r.promptTokens} | ` +
+        `${r.firstTokenMs.toFixed(1)} | ${r.totalMs.toFixed(1)} | ${r.cpuMs.toFixed(0)} | ` +
+        `${r.prefillMs.toFixed(1)} | ${r.modelMs.toFixed(1)} | ${r.samplingMs.toFixed(1)} | ` +
+        `${r.decodeTokS.toFixed(1)} | ${r.tokens.toFixed(1)} / ${COUNT * NEW_TOKENS} | ` +
+        `${r.torch ?? '-'} |`,
     );
   }
 }

@@ -29,8 +29,23 @@ export interface DetailedResult {
   promptIds: number[];
   promptMode: 'left-to-right' | 'fill-in-the-middle';
   candidates: DetailedCandidate[];
-  /** Milliseconds: prompt forward pass; until every candidate has its first token; decoding. */
-  timings: { prefillMs: number; firstTokenMs: number; decodeMs: number; decodeSteps: number };
+  timings: GenerationTimings;
+}
+
+/** Where a request's time went, in milliseconds (performance.now() around each phase). */
+export interface GenerationTimings {
+  /** The prompt's forward pass. */
+  prefillMs: number;
+  /** From the start until every candidate has its first token. */
+  firstTokenMs: number;
+  /** From the first sampled token to the end. */
+  decodeMs: number;
+  /** Decode forward passes (each produces one token per live candidate). */
+  decodeSteps: number;
+  /** Of decodeMs: inside the decode forward passes (feeds, session.run, cache writes). */
+  modelMs: number;
+  /** Sampling, detokenizing and stop checks, prefill's first tokens included. */
+  samplingMs: number;
 }
 
 export class AbortError extends Error {
@@ -147,10 +162,13 @@ export class LlamaGenerator implements CompletionGenerator {
     );
     let active = states;
     let decodeSteps = 0;
+    let modelMs = 0;
+    let samplingMs = 0;
     const decodeStart = performance.now();
     for (let step = 0; ; step++) {
       const next: CandidateState[] = [];
       const nextIds: number[] = [];
+      const samplingStart = performance.now();
       active.forEach((state, row) => {
         const token = sampleToken(rowLogits[row], request, state.rng, allowed);
         const before = state.detokenizer.text.length;
@@ -175,7 +193,9 @@ export class LlamaGenerator implements CompletionGenerator {
         }
         if (onText) stream(state, stop.stopStrings, onText);
       });
-      if (step === 0) firstTokenMs = performance.now() - started;
+      const sampled = performance.now();
+      samplingMs += sampled - samplingStart;
+      if (step === 0) firstTokenMs = sampled - started;
       if (next.length === 0) break;
       // Let an abort signal fire between steps.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -183,7 +203,9 @@ export class LlamaGenerator implements CompletionGenerator {
       const keep = next.map((s) => active.indexOf(s));
       cache = keep.length === active.length ? cache : selectCacheRows(cache, keep);
       const positions = new Array<number>(next.length).fill(n + step);
+      const stepStart = performance.now();
       const result = await this.runtime.step(cache, nextIds, positions, { adapter });
+      modelMs += performance.now() - stepStart;
       decodeSteps++;
       cache = result.cache;
       rowLogits = next.map((_, row) => result.logits.subarray(row * v, (row + 1) * v));
@@ -200,7 +222,14 @@ export class LlamaGenerator implements CompletionGenerator {
       promptIds: prompt.ids,
       promptMode: prompt.mode,
       candidates,
-      timings: { prefillMs, firstTokenMs, decodeMs: performance.now() - decodeStart, decodeSteps },
+      timings: {
+        prefillMs,
+        firstTokenMs,
+        decodeMs: performance.now() - decodeStart,
+        decodeSteps,
+        modelMs,
+        samplingMs,
+      },
     };
   }
 

@@ -8,7 +8,7 @@ import { LlamaGenerator } from './generator';
 
 export type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
 export { AbortError, LlamaGenerator, MAX_COUNT } from './generator';
-export type { DetailedCandidate, DetailedResult } from './generator';
+export type { DetailedCandidate, DetailedResult, GenerationTimings } from './generator';
 export { buildPrompt } from './prompt';
 export { StreamingDetokenizer } from './detokenizer';
 export { sampleToken, Rng } from './sampling';

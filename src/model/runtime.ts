@@ -28,7 +28,16 @@ export type GraphKind = 'step' | 'logits' | 'logprobs';
 export interface RuntimeOptions {
   /** Intra-op threads (default 2, the machine's cores). */
   threads?: number;
+  /**
+   * Intra-op threads for the `step` session (prefill and decode). Default: 1 for models under
+   * SMALL_MODEL_PARAMS parameters, whose [K, 1] decode steps are too small for a second thread to
+   * pay for its hand-offs (see bench/generation.ts), else `threads`.
+   */
+  stepThreads?: number;
 }
+
+/** Below this many parameters the decode session runs on one thread by default. */
+export const SMALL_MODEL_PARAMS = 20e6;
 
 /**
  * A static KV cache: per layer [B, Hkv, capacity, D] float32 buffers, filled in slot order, and
@@ -66,11 +75,19 @@ export class ModelRuntime {
   ) {}
 
   static load(dir: string, options: RuntimeOptions = {}): ModelRuntime {
-    return new ModelRuntime(loadModel(dir), { threads: options.threads ?? 2 });
+    return ModelRuntime.fromModel(loadModel(dir), options);
   }
 
   static fromModel(model: LoadedModel, options: RuntimeOptions = {}): ModelRuntime {
-    return new ModelRuntime(model, { threads: options.threads ?? 2 });
+    const threads = options.threads ?? 2;
+    const small = parameterCount(model.config) < SMALL_MODEL_PARAMS;
+    const stepThreads = options.stepThreads ?? (small ? 1 : threads);
+    return new ModelRuntime(model, { threads, stepThreads });
+  }
+
+  /** Intra-op threads the sessions of a graph kind run with. */
+  threadsFor(kind: GraphKind): number {
+    return kind === 'step' ? this.options.stepThreads : this.options.threads;
   }
 
   get vocabSize(): number {
@@ -86,7 +103,7 @@ export class ModelRuntime {
     if (!session) {
       const built = this.buildGraph(kind, sorted);
       this.sessionsCreated++;
-      session = EngineSession.create(built, { threads: this.options.threads });
+      session = EngineSession.create(built, { threads: this.threadsFor(kind) });
       this.sessions.set(key, session);
       // A failed build must not stay cached.
       session.catch(() => this.sessions.delete(key));
@@ -209,14 +226,15 @@ export class ModelRuntime {
     checkTokenIds(ids, config.vocabSize, 'step: input_ids');
     const session = await this.session('step', options.adapter?.config.targets ?? []);
     const kvShape = [b, config.numKvHeads, cache.capacity, config.headDim];
-    const validSlots = new Array<number>(b * cache.capacity);
-    for (let i = 0; i < validSlots.length; i++) validSlots[i] = cache.valid[i];
+    // Filled from the 0/1 bytes directly: this runs once per decode step.
+    const validSlots = new BigInt64Array(b * cache.capacity);
+    for (let i = 0; i < validSlots.length; i++) if (cache.valid[i]) validSlots[i] = 1n;
     const keyMask = options.keyMask ?? new Array<number>(b * t).fill(1);
     const feeds: Record<string, HostTensor> = {
       input_ids: int64Tensor(ids, [b, t]),
       positions: int64Tensor(positions, [b, t]),
       key_mask: int64Tensor(keyMask, [b, t]),
-      valid_slots: int64Tensor(validSlots, [b, cache.capacity]),
+      valid_slots: { dtype: 'int64', shape: [b, cache.capacity], data: validSlots },
       ...this.loraFeeds(options.adapter),
     };
     for (let l = 0; l < config.numLayers; l++) {
@@ -312,6 +330,15 @@ export class ModelRuntime {
       }
     }
   }
+}
+
+/** Weights in a Llama-family checkpoint of this config (embedding, blocks, head). */
+export function parameterCount(config: LoadedModel['config']): number {
+  const c = config;
+  const attention = c.hiddenSize * c.headDim * (2 * c.numHeads + 2 * c.numKvHeads);
+  const mlp = 3 * c.hiddenSize * c.intermediateSize;
+  const embed = c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
+  return embed + c.numLayers * (attention + mlp + 2 * c.hiddenSize) + c.hiddenSize;
 }
 
 /**

@@ -6,7 +6,7 @@ import { createGenerator, loadGenerator, LlamaGenerator } from '../../../src/gen
 import type { CompletionRequest } from '../../../src/generation/api';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, loadPeftAdapter, savePeftAdapter } from '../../../src/model/lora';
-import type { KvCache, ModelRuntime } from '../../../src/model/runtime';
+import { ModelRuntime, parameterCount, type KvCache } from '../../../src/model/runtime';
 
 const FIXTURES = path.join(__dirname, '../../fixtures/model');
 const MODEL = path.join(FIXTURES, 'tiny-llama');
@@ -144,6 +144,34 @@ describe('generator on the tiny checkpoint', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('says where the time went: prefill, decode forward passes, sampling', async () => {
+    const { timings, candidates } = await generator.completeDetailed({
+      ...request,
+      temperature: 0,
+    });
+    assert.ok(candidates.every((c) => c.tokenIds.length === request.maxNewTokens));
+    // The prefill gives every first token; each later token needs one decode pass.
+    assert.strictEqual(timings.decodeSteps, request.maxNewTokens - 1);
+    assert.ok(timings.prefillMs > 0 && timings.firstTokenMs >= timings.prefillMs);
+    assert.ok(timings.modelMs > 0 && timings.samplingMs > 0);
+    assert.ok(timings.modelMs + timings.samplingMs <= timings.decodeMs + 1e-6, `${timings}`);
+  });
+
+  it('runs the decode session of a small model on one thread unless told otherwise', () => {
+    const model = loadModel(MODEL);
+    const small = ModelRuntime.fromModel(model, { threads: 2 });
+    assert.strictEqual(small.threadsFor('step'), 1);
+    assert.strictEqual(small.threadsFor('logprobs'), 2);
+    assert.strictEqual(ModelRuntime.fromModel(model, { stepThreads: 2 }).threadsFor('step'), 2);
+    // llama2.c's 110M shape: big enough for a second thread to pay.
+    const config = { ...model.config, vocabSize: 32000, hiddenSize: 768, intermediateSize: 2048 };
+    Object.assign(config, { numLayers: 12, numHeads: 12, numKvHeads: 12, headDim: 64 });
+    config.tieWordEmbeddings = true;
+    assert.ok(Math.abs(parameterCount(config) - 110e6) < 1e6, `${parameterCount(config)}`);
+    const large = ModelRuntime.fromModel({ ...model, config }, { threads: 2 });
+    assert.strictEqual(large.threadsFor('step'), 2);
   });
 
   it('(O3) serves many requests from the one decode session', async () => {
