@@ -1,7 +1,8 @@
 /**
  * "Train on my judgments" in a real VS Code with the real model host and the tiny fixture
  * checkpoint: the reward model and then DPO (`codeRlhf.trainingAlgorithm`) train on judgments
- * already in the workspace store, the dashboard draws their metrics, and the run ends.
+ * already in the workspace store, the dashboard draws their metrics, the promotion gate
+ * decides, and "Select adapter" switches completions to the run's adapter.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
@@ -100,6 +101,38 @@ describe('train on my judgments in a real VS Code', () => {
       .find(Boolean);
     assert.ok(runDir && fs.existsSync(path.join(runDir, 'dpo')), `no run folder ${runDir}`);
     await screenshot(page, 'train-dashboard-done');
+
+    // The run's adapter is in the history whether or not the gate promoted it; choosing it in
+    // "Select adapter" makes it the completion policy, shown in the status bar.
+    assert.match(text, /; promotion gate \S+ \(\d+ held-out prompts/);
+    await page.locator('.monaco-workbench').click({ position: { x: 5, y: 300 } });
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.fill('>Code RLHF: Select adapter');
+    await page
+      .locator('.quick-input-list .monaco-list-row')
+      .filter({ hasText: 'Code RLHF: Select adapter' })
+      .first()
+      .waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    const name = `${runId} dpo`;
+    const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: name });
+    await row.first().waitFor({ timeout: 30_000 });
+    assert.match((await row.first().textContent()) ?? '', /DPO · .*(not )?promoted: /);
+    await screenshot(page, 'train-select-adapter');
+    await row.first().click();
+    await waitFor(
+      () =>
+        channelLog('Code RLHF').some((l) => l.includes(`completions now use adapter ${name}`))
+          ? true
+          : undefined,
+      () => `the adapter was not selected; log:\n${channelLog('Code RLHF').slice(-10).join('\n')}`,
+    );
+    await waitFor(
+      async () =>
+        ((await page.locator('.statusbar').textContent()) ?? '').includes(name) ? true : undefined,
+      async () => `status bar: ${await page.locator('.statusbar').textContent()}`,
+    );
     assert.deepStrictEqual(blockedRequests, [], 'the workbench tried to reach another host');
   });
 });
