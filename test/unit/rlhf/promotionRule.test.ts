@@ -2,6 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { parseTrainingCommand, parseTrainingEvent } from '../../../src/protocol/training';
 import { shouldPromote } from '../../../src/rlhf/evaluate';
 import {
   HELD_OUT_FILE,
@@ -137,5 +138,36 @@ describe('held-out prompts written by the trainers', () => {
     );
     fs.writeFileSync(file, JSON.stringify({ version: 2 }));
     assert.throws(() => readHeldOutPrompts(dir), /"version" is 2; allowed: 1/);
+  });
+});
+
+describe('the verdict in train/done', () => {
+  const done = { type: 'train/done', jobId: 'r-gate', status: 'completed' };
+
+  it('survives the process boundary and is checked on arrival', () => {
+    const decision = { promote: false, reason: 'only 3 held-out prompts' };
+    assert.deepStrictEqual(parseTrainingEvent(JSON.parse(JSON.stringify({ ...done, decision }))), {
+      ...done,
+      decision,
+    });
+    assert.deepStrictEqual(parseTrainingEvent(done), done);
+    for (const bad of [{ promote: 'yes', reason: 'r' }, { promote: true, reason: '' }, [true]]) {
+      assert.throws(
+        () => parseTrainingEvent({ ...done, decision: bad }),
+        /train\/done message: "decision" must be \{"promote": boolean, "reason": non-empty string\}/,
+      );
+    }
+  });
+
+  it('accepts "gate" as a job kind', () => {
+    const start = {
+      type: 'train/start',
+      jobId: 'g',
+      kind: 'gate',
+      runDir: '/r',
+      resume: false,
+      config: {},
+    };
+    assert.deepStrictEqual(parseTrainingCommand(start), start);
   });
 });
