@@ -91,12 +91,13 @@ export function registerTrainCommand(
     }
   });
 
-  /** Records the run's adapter in the history, promoted or not. */
+  /** Records the run's adapter in the history, promoted or not (`blocked`: why not used). */
   const remember = async (
     runId: string,
     algorithm: TuneAlgorithm,
     modelDir: string,
     result: PipelineResult,
+    blocked: string | undefined,
   ) => {
     const promotion = result.promotion;
     if (!promotion) return;
@@ -107,8 +108,8 @@ export function registerTrainCommand(
       time: new Date().toISOString(),
       path: promotion.adapterPath,
       modelDir,
-      promoted: promotion.promote,
-      reason: promotion.reason,
+      promoted: promotion.promote && !blocked,
+      reason: blocked ? `${promotion.reason}; not switched on: ${blocked}` : promotion.reason,
       ...(Number.isFinite(e.winRate)
         ? {
             winRate: e.winRate,
@@ -212,18 +213,21 @@ export function registerTrainCommand(
       deps.dashboard.refreshState();
       deps.feed.runEnded(runId, result.status, text);
       deps.log.info(`training run ${runId} ended ${result.status}: ${text}`);
-      await remember(runId, algorithm, modelDir, result);
       const adapterPath = result.promotion?.adapterPath;
-      if (result.promotion?.promote && adapterPath && deps.modelDir() !== modelDir) {
+      // A verdict is only valid for the model and the policy the gate compared against.
+      let blocked: string | undefined;
+      if (result.promotion?.promote && deps.modelDir() !== modelDir) {
+        blocked = `the model changed during training (the adapter was trained on ${modelDir})`;
+      } else if (result.promotion?.promote && active?.path !== baseline?.path) {
+        blocked =
+          `the adapter in use changed during training; the gate compared with ` +
+          `${baseline ? `adapter ${baseline.name}` : 'the base model'}`;
+      }
+      await remember(runId, algorithm, modelDir, result, blocked);
+      if (result.promotion?.promote && adapterPath && blocked) {
         void vscode.window.showWarningMessage(
-          `Code RLHF: the model changed during training; the adapter of ${runId} (trained on ` +
-            `${modelDir}) is not used. ${text}`,
-        );
-      } else if (result.promotion?.promote && adapterPath && active?.path !== baseline?.path) {
-        void vscode.window.showWarningMessage(
-          `Code RLHF: the adapter was changed during training, so the gate compared ${runId} ` +
-            `with ${baseline?.name ?? 'the base model'}, not the adapter now in use; it is not ` +
-            `switched on. Use "Select adapter" to pick it. ${text}`,
+          `Code RLHF: the adapter of ${runId} passed the gate but is not switched on: ${blocked}. ` +
+            `"Select adapter" can pick it. ${text}`,
         );
       } else if (result.promotion?.promote && adapterPath) {
         await use({ name: `${runId} ${algorithm}`, path: adapterPath, modelDir });
