@@ -20,8 +20,12 @@ export interface FimTokens {
   prefix: number;
   suffix: number;
   middle: number;
-  /** Which naming family the vocabulary uses. */
-  family: '<fim_x>' | '<|fim_x|>';
+  /**
+   * Which naming family the vocabulary uses: StarCoder's `<fim_prefix>`, Qwen2.5-Coder's
+   * `<|fim_prefix|>`, or DeepSeek-Coder's `<｜fim▁begin｜>` / `<｜fim▁hole｜>` / `<｜fim▁end｜>`
+   * (the same prefix-suffix-middle layout under other names).
+   */
+  family: '<fim_x>' | '<|fim_x|>' | '<｜fim▁x｜>';
 }
 
 interface AddedTokenJson {
@@ -209,12 +213,19 @@ function tokenContent(value: unknown): string | undefined {
   return undefined;
 }
 
+/** FIM token names per family, in prefix, suffix, middle order. */
+const FIM_FAMILIES: ReadonlyArray<[FimTokens['family'], string, string, string]> = [
+  ['<|fim_x|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'],
+  ['<fim_x>', '<fim_prefix>', '<fim_suffix>', '<fim_middle>'],
+  // DeepSeek-Coder: `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` then the middle.
+  ['<｜fim▁x｜>', '<｜fim▁begin｜>', '<｜fim▁hole｜>', '<｜fim▁end｜>'],
+];
+
 function findFimTokens(lookup: (content: string) => number | undefined): FimTokens | undefined {
-  for (const family of ['<|fim_x|>', '<fim_x>'] as const) {
-    const name = (part: string) => family.replace('x', part);
-    const prefix = lookup(name('prefix'));
-    const suffix = lookup(name('suffix'));
-    const middle = lookup(name('middle'));
+  for (const [family, prefixName, suffixName, middleName] of FIM_FAMILIES) {
+    const prefix = lookup(prefixName);
+    const suffix = lookup(suffixName);
+    const middle = lookup(middleName);
     if (prefix !== undefined && suffix !== undefined && middle !== undefined) {
       return { prefix, suffix, middle, family };
     }

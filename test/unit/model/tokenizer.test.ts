@@ -1,9 +1,11 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { loadGenerationConfig, loadModelConfig } from '../../../src/model/config';
 import { stopTokenIds } from '../../../src/model/stopIds';
 import { CodeTokenizer } from '../../../src/model/tokenizer';
+import { buildPrompt } from '../../../src/generation/prompt';
 
 const FIXTURES = path.join(__dirname, '../../fixtures/model');
 const names = ['tiny-llama', 'tiny-qwen2', 'tiny-llama3rope'];
@@ -75,6 +77,46 @@ describe('tokenizer (T1, T2, control tokens)', () => {
     assert.strictEqual(starcoder.fim?.family, '<fim_x>');
     assert.strictEqual(starcoder.fim?.middle, starcoder.tokenId('<fim_middle>'));
     assert.deepStrictEqual(starcoder.promptPrefixIds, []);
+  });
+
+  it("finds DeepSeek-Coder's FIM tokens and lays the prompt out prefix-suffix-middle", () => {
+    // tiny-llama's tokenizer with its Qwen-style FIM tokens renamed to DeepSeek-Coder's.
+    const source = path.join(FIXTURES, 'tiny-llama');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepseek-tok-'));
+    try {
+      const renames: Array<[string, string]> = [
+        ['<|fim_prefix|>', '<｜fim▁begin｜>'],
+        ['<|fim_suffix|>', '<｜fim▁hole｜>'],
+        ['<|fim_middle|>', '<｜fim▁end｜>'],
+      ];
+      for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+        let text = fs.readFileSync(path.join(source, file), 'utf8');
+        for (const [from, to] of renames)
+          text = text.split(JSON.stringify(from)).join(JSON.stringify(to));
+        fs.writeFileSync(path.join(dir, file), text);
+      }
+      const tokenizer = CodeTokenizer.load(dir);
+      assert.strictEqual(tokenizer.fim?.family, '<｜fim▁x｜>');
+      const begin = tokenizer.tokenId('<｜fim▁begin｜>') as number;
+      const hole = tokenizer.tokenId('<｜fim▁hole｜>') as number;
+      const end = tokenizer.tokenId('<｜fim▁end｜>') as number;
+      assert.deepStrictEqual(
+        [tokenizer.fim?.prefix, tokenizer.fim?.suffix, tokenizer.fim?.middle],
+        [begin, hole, end],
+      );
+      for (const id of [begin, hole, end]) assert.ok(tokenizer.specialIds.has(id));
+      const prompt = buildPrompt(tokenizer, 'a = ', '\nb = 2', 100);
+      assert.strictEqual(prompt.mode, 'fill-in-the-middle');
+      const ids = prompt.ids;
+      assert.ok(ids.indexOf(begin) < ids.indexOf(hole) && ids.indexOf(hole) < ids.indexOf(end));
+      assert.strictEqual(ids[ids.length - 1], end);
+      // User text spelled like the control tokens stays text.
+      const plain = tokenizer.encodePlain('<｜fim▁hole｜>');
+      assert.ok(plain.every((id) => !tokenizer.specialIds.has(id)));
+      assert.strictEqual(tokenizer.decode(plain), '<｜fim▁hole｜>');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('(C5c) stop ids are the union of config, generation config and tokenizer', () => {
