@@ -62,7 +62,8 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
   judgments: 400,
   candidatesPerJudgment: 4,
   heldOutPrompts: 16,
-  evalPrompts: 100,
+  // 200 unseen prompts: the win rate's 95% interval is about +-7 points instead of +-10.
+  evalPrompts: 200,
   temperature: 1,
   maxNewTokens: 16,
   maxLines: 1,
@@ -78,7 +79,9 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
   // reward model, not PPO's length, was the limit. So the budget goes to the reward model first
   // (LoRA on every projection, as reward models and QLoRA-style fine-tunes do; up to 6 epochs
   // with early stopping on validation accuracy), then to larger PPO batches (64 samples per
-  // rollout: lower-variance advantages per update).
+  // rollout: lower-variance advantages per update). With 64-sample rollouts the held-out reward
+  // levelled off after about 12 iterations (KL about 3.5) while the KL kept rising to 7.7 by
+  // iteration 36 under beta 0.035-0.05 (measured), so beta starts at 0.1 and PPO runs 30.
   rm: {
     epochs: 6,
     evalEvery: 20,
@@ -86,7 +89,7 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
     loraTargets: 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj',
   },
   ppo: {
-    iterations: 36,
+    iterations: 30,
     learningRate: 3e-3,
     samplesPerPrompt: 4,
     promptsPerBatch: 16,
@@ -96,6 +99,7 @@ export const DEMO_DEFAULTS: Omit<DemoConfig, 'modelDir' | 'promptSource' | 'work
     // rollout it is the controller of Ziegler et al. (2019), who use K_beta = 0.1.
     targetKl: 4,
     klHorizon: 640,
+    klCoef: 0.1,
   },
 };
 
