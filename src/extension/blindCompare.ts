@@ -5,17 +5,20 @@
  * adapter is recomputed from the store after every judgment.
  */
 import type { CompletionRequest, GeneratedCandidate } from '../generation/api';
-import type { BlindAbOutcome, BlindAbScore } from '../data/blindAb';
+import { blindAbScore, type BlindAbOutcome, type BlindAbScore } from '../data/blindAb';
+import { formatWinRate } from '../data/winRate';
 import type {
   AdapterRef,
   BlindAbEvaluation,
   CandidateShown,
   Judgment,
   JudgmentRecord,
+  PreferenceRecord,
   SamplingSettings,
 } from '../protocol/records';
-import type { BlindScoreView } from '../protocol/webviewMessages';
+import type { BlindScoreView, HostToCompare } from '../protocol/webviewMessages';
 import type { GenerationResult } from './compareController';
+import type { Logger } from './log';
 import {
   judgmentRecord,
   randomOrder,
@@ -184,4 +187,28 @@ export function scoreView(
   };
   if (lastOutcome) view.lastOutcome = lastOutcome;
   return view;
+}
+
+/**
+ * The panel message with the adapter's score, recomputed from the stored records (so it
+ * survives reloads and counts judgments from other windows), or the reason it could not be.
+ */
+export async function scoreMessage(
+  readRecords: () => Promise<PreferenceRecord[]>,
+  adapter: AdapterRef,
+  log: Logger,
+  lastOutcome?: BlindAbOutcome,
+): Promise<HostToCompare> {
+  try {
+    const score = blindAbScore(await readRecords(), adapter.path);
+    log.info(
+      `blind A/B score of ${adapter.name}: tuned win rate ${formatWinRate(score)}, ` +
+        `${score.skipped} skipped`,
+    );
+    return { type: 'blindScore', score: scoreView(score, adapter.name, lastOutcome) };
+  } catch (error) {
+    const text = `Could not compute the blind A/B score: ${(error as Error).message}`;
+    log.error(text);
+    return { type: 'blindScoreError', text };
+  }
 }

@@ -6,8 +6,7 @@
  * typing (or by a newer comparison) is aborted, and if the generator still returns, its
  * candidates are dropped: never shown, never persisted, never recorded.
  */
-import { blindAbOutcome, blindAbScore, type BlindAbOutcome } from '../data/blindAb';
-import { formatWinRate } from '../data/winRate';
+import { blindAbOutcome, type BlindAbOutcome } from '../data/blindAb';
 import type { CompletionRequest, GeneratedCandidate } from '../generation/api';
 import type { AdapterRef, JudgmentRecord, PreferenceRecord } from '../protocol/records';
 import type { HostToCompare, ViewJudgment } from '../protocol/webviewMessages';
@@ -16,7 +15,7 @@ import {
   buildBlindComparison,
   generateBlindPair,
   revealText,
-  scoreView,
+  scoreMessage,
   type GenerateWith,
 } from './blindCompare';
 import {
@@ -432,21 +431,13 @@ export class CompareController {
    */
   private async postScore(pending: PendingComparison, lastOutcome?: BlindAbOutcome) {
     const { deps } = this;
-    const adapter = pending.blindAb?.adapter;
-    if (!adapter) return;
-    let message: HostToCompare;
-    try {
-      const score = blindAbScore(await deps.readRecords(pending.snapshot.storePath), adapter.path);
-      message = { type: 'blindScore', score: scoreView(score, adapter.name, lastOutcome) };
-      deps.log.info(
-        `blind A/B score of ${adapter.name}: tuned win rate ${formatWinRate(score)}, ` +
-          `${score.skipped} skipped`,
-      );
-    } catch (error) {
-      const text = `Could not compute the blind A/B score: ${(error as Error).message}`;
-      deps.log.error(text);
-      message = { type: 'blindScoreError', text };
-    }
+    if (!pending.blindAb) return;
+    const message = await scoreMessage(
+      () => deps.readRecords(pending.snapshot.storePath),
+      pending.blindAb.adapter,
+      deps.log,
+      lastOutcome,
+    );
     deps.channel.drop((m) => m.type === 'blindScore' || m.type === 'blindScoreError');
     deps.channel.post(message);
   }
