@@ -221,7 +221,9 @@ ${fenced(JSON.stringify(config, null, 2), 'json')}
 
 Objective: next-token cross-entropy on every position. ${percent(config.fimRate)} of rows are
 fill-in-the-middle examples in PSM order (Bavarian et al. 2022): a document window is cut at two
-random character positions and laid out as
+random character positions, each moved to where an editor cursor usually stands (45% to the
+start of its line, 35% out of the word it splits, 20% left where it fell; \`editorCut\` in
+\`scripts/pretrain/data.ts\`), and laid out as
 \`<|fim_prefix|>prefix<|fim_suffix|>suffix<|fim_middle|>middle<|endoftext|>\`; the other rows are
 left-to-right windows of the concatenated training files (each followed by \`<|endoftext|>\`).
 AdamW (beta1 0.9, beta2 ${config.beta2}, weight decay ${config.weightDecay} on matrices), linear
