@@ -196,53 +196,74 @@ function topPrefix(
   maxCount: number,
   maxMass: number,
 ): number {
-  const n = count < 0 ? allowed : count;
+  const all = count < 0;
+  const n = all ? allowed : count;
   const { order, buckets, members, kept } = scratch;
-  if (count < 0) for (let j = 0; j < n; j++) order[j] = j;
-  else order.set(kept.subarray(0, n));
+  if (!all) order.set(kept.subarray(0, n));
   bucketMass.fill(0);
   bucketCount.fill(0);
   for (let j = 0; j < n; j++) {
-    const id = order[j];
-    const b = Math.min(BUCKETS - 1, Math.floor(-scaled[id] * BUCKETS_PER_NAT));
+    const id = all ? j : order[j];
+    // floor(-x * 16), capped at the last bucket; x <= 0, so the product is >= 0.
+    const y = -scaled[id] * BUCKETS_PER_NAT;
+    const b = y < BUCKETS - 1 ? y | 0 : BUCKETS - 1;
     buckets[j] = b;
     bucketMass[b] += weights[id];
     bucketCount[b]++;
   }
-  const done = (c: number, cumulative: number) => c >= maxCount || cumulative >= maxMass;
   let taken = 0;
   let cumulative = 0;
   let boundary = BUCKETS - 1;
   for (let b = 0; b < BUCKETS; b++) {
-    if (bucketCount[b] > 0 && done(taken + bucketCount[b], cumulative + bucketMass[b])) {
+    const c = bucketCount[b];
+    if (c > 0 && (taken + c >= maxCount || cumulative + bucketMass[b] >= maxMass)) {
       boundary = b;
       break;
     }
-    taken += bucketCount[b];
+    taken += c;
     cumulative += bucketMass[b];
   }
   // Within the boundary bucket, take members in descending order until the prefix is done.
   let size = 0;
-  for (let j = 0; j < n; j++) if (buckets[j] === boundary) members[size++] = order[j];
-  const sorted = members.subarray(0, size).sort((a, b) => scaled[b] - scaled[a] || a - b);
+  for (let j = 0; j < n; j++) if (buckets[j] === boundary) members[size++] = all ? j : order[j];
+  sortByWeight(members, size, scaled);
   let m = 0;
   while (m < size) {
     taken++;
-    cumulative += weights[sorted[m++]];
-    if (done(taken, cumulative)) break;
+    cumulative += weights[members[m++]];
+    if (taken >= maxCount || cumulative >= maxMass) break;
   }
   // The last member taken sets the cut: everything above it, and its ties up to lower ids.
-  const last = sorted[m - 1];
+  const last = members[m - 1];
+  const cut = scaled[last];
   let out = 0;
   for (let j = 0; j < n; j++) {
-    const id = order[j];
-    if (
-      buckets[j] < boundary ||
-      (buckets[j] === boundary &&
-        (scaled[id] > scaled[last] || (scaled[id] === scaled[last] && id <= last)))
-    ) {
-      kept[out++] = id;
-    }
+    const b = buckets[j];
+    if (b > boundary) continue;
+    const id = all ? j : order[j];
+    if (b < boundary || scaled[id] > cut || (scaled[id] === cut && id <= last)) kept[out++] = id;
   }
   return out;
+}
+
+/**
+ * Sorts `ids[0, size)` by log-weight, descending, ties to lower ids (a total order, so any
+ * correct sort gives this one result). Boundary buckets are usually a few ids: insertion sort
+ * there, the built-in sort for the rare large ones (a flat distribution).
+ */
+function sortByWeight(ids: Int32Array, size: number, scaled: Float64Array): void {
+  if (size > 32) {
+    ids.subarray(0, size).sort((a, b) => scaled[b] - scaled[a] || a - b);
+    return;
+  }
+  for (let i = 1; i < size; i++) {
+    const id = ids[i];
+    const x = scaled[id];
+    let j = i - 1;
+    while (j >= 0 && (scaled[ids[j]] < x || (scaled[ids[j]] === x && ids[j] > id))) {
+      ids[j + 1] = ids[j];
+      j--;
+    }
+    ids[j + 1] = id;
+  }
 }
