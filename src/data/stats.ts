@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import type { JudgmentRecord, PreferenceRecord } from '../protocol/records';
+import { isEvaluationRecord } from './blindAb';
 import { candidateContentKey, expandJudgment } from './pairs';
 
 /** A proportion with its 95% Wilson score interval. */
@@ -60,9 +61,12 @@ export interface DatasetStats {
   byOrigin: Record<string, number>;
   /** Per candidate model: times shown, and times it won a pick. */
   byModel: Record<string, { shown: number; picked: number }>;
+  /** Pairs and ties the trainers would use (blind A/B evaluation judgments give none). */
   trainingPairs: number;
   ties: number;
   degeneratePairs: number;
+  /** Blind A/B evaluation judgments: they measure an adapter and are never training data. */
+  evaluationRecords: number;
   positionBias: PositionBias[];
   /** Records with no known shown position for the pick (e.g. TRL imports). */
   picksWithoutPosition: number;
@@ -163,6 +167,7 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
     trainingPairs: 0,
     ties: 0,
     degeneratePairs: 0,
+    evaluationRecords: 0,
     positionBias: [],
     picksWithoutPosition: 0,
     picksOutOfRange: 0,
@@ -192,10 +197,14 @@ export function computeStats(records: readonly PreferenceRecord[]): DatasetStats
       model.shown++;
       if (j.kind === 'pick' && j.best === c.id) model.picked++;
     }
-    const expansion = expandJudgment(record);
-    stats.trainingPairs += expansion.pairs.length;
-    stats.ties += expansion.ties.length;
-    stats.degeneratePairs += expansion.degenerate;
+    if (isEvaluationRecord(record)) {
+      stats.evaluationRecords++;
+    } else {
+      const expansion = expandJudgment(record);
+      stats.trainingPairs += expansion.pairs.length;
+      stats.ties += expansion.ties.length;
+      stats.degeneratePairs += expansion.degenerate;
+    }
     const position = bestPosition(record);
     if (position === null) stats.picksWithoutPosition++;
     else if (position !== undefined) {
@@ -289,7 +298,10 @@ export function formatStats(stats: DatasetStats): string {
     );
   }
   out.push(
-    `training pairs: ${stats.trainingPairs}, ties: ${stats.ties}, degenerate pairs dropped: ${stats.degeneratePairs}`,
+    `training pairs: ${stats.trainingPairs}, ties: ${stats.ties}, degenerate pairs dropped: ${stats.degeneratePairs}` +
+      (stats.evaluationRecords > 0
+        ? `, blind A/B evaluation judgments (not training data): ${stats.evaluationRecords}`
+        : ''),
   );
   out.push('position bias (share of picks by shown position, 95% Wilson interval):');
   if (stats.positionBias.length === 0) out.push('  no picks with known positions');

@@ -9,7 +9,9 @@
  * here with the trainer's own function, seed and fraction, so they are the trainer's exactly.
  */
 import * as fs from 'fs';
+import { isEvaluationRecord } from '../data/blindAb';
 import { openStore } from '../data/store';
+import type { PreferenceRecord } from '../protocol/records';
 import { createGenerator } from '../generation';
 import { loadModel } from '../model/loader';
 import { ModelRuntime } from '../model/runtime';
@@ -43,11 +45,29 @@ async function readPairs(dataFile: string, ctx: TrainingJobContext) {
   ctx.log(
     'info',
     `${dataFile}: ${records.length} records -> ${summary.strictPairs} preference pairs, ` +
-      `${summary.tiePairs} ties, ${summary.degenerate} identical pairs dropped, ${summary.unusableRecords} records without pairs`,
+      `${summary.tiePairs} ties, ${summary.degenerate} identical pairs dropped, ${summary.unusableRecords} records without pairs, ` +
+      `${summary.evaluationRecords} blind A/B evaluation judgments left out`,
   );
   if (summary.pairs.length === 0)
     throw new Error(`${dataFile}: no training pairs (judge some comparisons first)`);
   return { records, summary };
+}
+
+/**
+ * The distinct prompts PPO samples from: the text before the cursor of every judgment, except
+ * conversational imports and blind A/B evaluation judgments (the prompts an adapter is measured
+ * on are not trained on).
+ */
+export function ppoPrompts(records: readonly PreferenceRecord[]): string[] {
+  return [
+    ...new Set(
+      records.flatMap((r) =>
+        r.type === 'judgment' && !r.prompt.messages && !isEvaluationRecord(r)
+          ? [r.prompt.prefix]
+          : [],
+      ),
+    ),
+  ];
 }
 
 /** The prompts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them). */
@@ -101,13 +121,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
       const { records } = await readPairs(config.dataFile, ctx);
       // The prompts are the contexts developers asked for completions in; a fifth is held out
       // for the held-out reward that drives rollback.
-      const prompts = [
-        ...new Set(
-          records.flatMap((r) =>
-            r.type === 'judgment' && !r.prompt.messages ? [r.prompt.prefix] : [],
-          ),
-        ),
-      ];
+      const prompts = ppoPrompts(records);
       const heldOutFraction = 0.2;
       const split = splitByPrompt(prompts, (p) => p, heldOutFraction, config.seed);
       const runtime = ModelRuntime.fromModel(model, { threads });
