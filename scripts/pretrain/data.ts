@@ -141,6 +141,15 @@ const WORD = /[A-Za-z0-9_$]/;
  * default model was trained, taught it that a middle almost always starts inside a word.
  */
 export function editorCut(text: string, cut: number, draw: number): number {
+  // A cursor never stands inside a surrogate pair or between the CR and LF of a line end;
+  // a cut there would leave a lone surrogate (encoded as U+FFFD) or a stray CR on one side.
+  if (cut > 0 && cut < text.length) {
+    const before = text.charCodeAt(cut - 1);
+    const after = text.charCodeAt(cut);
+    const splitsPair = before >= 0xd800 && before <= 0xdbff && after >= 0xdc00 && after <= 0xdfff;
+    if (splitsPair || (before === 0x0d && after === 0x0a)) cut--;
+  }
+  if (cut <= 0) return 0;
   if (draw < 0.45) {
     const lineStart = text.lastIndexOf('\n', cut - 1);
     return lineStart < 0 ? 0 : lineStart + 1;
