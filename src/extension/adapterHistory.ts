@@ -100,7 +100,10 @@ export interface HistoryRead {
   problems: string[];
 }
 
-/** Reads the history; a missing file is an empty history. Never throws for bad lines. */
+/**
+ * Reads the history; a missing file is an empty history. Never throws: bad lines, and a file
+ * that cannot be read at all, are reported in `problems`.
+ */
 export async function readAdapterHistory(file: string): Promise<HistoryRead> {
   const out: HistoryRead = { entries: [], problems: [] };
   try {
@@ -108,25 +111,30 @@ export async function readAdapterHistory(file: string): Promise<HistoryRead> {
   } catch {
     return out;
   }
-  for await (const line of readLines(file, 0, 1, true)) {
-    if (line.invalidUtf8) {
-      out.problems.push(`${file}:${line.line}: not valid UTF-8; line skipped`);
-      continue;
+  try {
+    for await (const line of readLines(file, 0, 1, true)) {
+      if (line.invalidUtf8) {
+        out.problems.push(`${file}:${line.line}: not valid UTF-8; line skipped`);
+        continue;
+      }
+      if (line.text.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line.text);
+      } catch (error) {
+        out.problems.push(
+          `${file}:${line.line}: not valid JSON (${(error as Error).message}); line skipped`,
+        );
+        continue;
+      }
+      const entry = parseAdapterEntry(parsed);
+      if (typeof entry === 'string')
+        out.problems.push(`${file}:${line.line}: ${entry}; line skipped`);
+      else out.entries.push(entry);
     }
-    if (line.text.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line.text);
-    } catch (error) {
-      out.problems.push(
-        `${file}:${line.line}: not valid JSON (${(error as Error).message}); line skipped`,
-      );
-      continue;
-    }
-    const entry = parseAdapterEntry(parsed);
-    if (typeof entry === 'string')
-      out.problems.push(`${file}:${line.line}: ${entry}; line skipped`);
-    else out.entries.push(entry);
+  } catch (error) {
+    // A folder in its place, or no read permission: say so; the entries read so far stay.
+    out.problems.push(`${file}: cannot be read (${(error as Error).message})`);
   }
   return out;
 }
