@@ -7,7 +7,9 @@
  * Each model gets a row with its stop ids on (what the editor sees: candidates that sample EOS
  * end early, so fewer than K x 48 tokens are generated) and a row with stop ids off, where every
  * candidate generates exactly 48 tokens; the tokens column says how many of the K x 48 asked
- * were generated. The 110M row and the PyTorch baselines always generate all K x 48.
+ * were generated. The 110M row and the PyTorch baselines always generate all K x 48. The
+ * "compare request" row times what the editor's Compare command asks for in bench:ui
+ * (fill-in-the-middle in sandbox/src/strings.js, top-k 40, at most 8 lines).
  *
  * Options: --runs N (default 7), --threads N (default 2), --step-threads N (default: the
  * runtime's choice for the model size), --skip-110m.
@@ -76,7 +78,20 @@ interface Row {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function benchModel(dir: string, label: string, stops: 'on' | 'off'): Promise<Row> {
+/** The request bench:ui's "Compare completions" sends: end of line 5 of sandbox/src/strings.js. */
+function compareRequest(): Partial<CompletionRequest> {
+  const text = fs.readFileSync(path.join(ROOT, 'sandbox/src/strings.js'), 'utf8');
+  const at = text.split('\n').slice(0, 5).join('\n').length;
+  // Settings of COMPARE_SAMPLING in src/extension/config.ts.
+  return { prefix: text.slice(0, at), suffix: text.slice(at), maxLines: 8, topK: 40 };
+}
+
+async function benchModel(
+  dir: string,
+  label: string,
+  stops: 'on' | 'off',
+  overrides: Partial<CompletionRequest> = {},
+): Promise<Row> {
   const loaded = loadModel(dir);
   // Stops off: no stop id ends a candidate, so each one runs the full 48 decode positions.
   const model = stops === 'on' ? loaded : { ...loaded, stopIds: new Set<number>() };
@@ -94,6 +109,7 @@ async function benchModel(dir: string, label: string, stops: 'on' | 'off'): Prom
     topK: 0,
     topP: 0.95,
     seed: 0,
+    ...overrides,
   };
   await generator.completeDetailed(request); // warm-up: session creation, first-run allocations
   const samples = {
@@ -334,6 +350,7 @@ async function main(): Promise<void> {
     label = 'default shape, random weights';
   }
   rows.push(await benchModel(dir, label, 'on'));
+  rows.push(await benchModel(dir, `${label}, compare request (FIM)`, 'on', compareRequest()));
   const full = await benchModel(dir, label, 'off');
   const shape = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as object;
   full.torch = torchBaseline(shape, full.promptTokens, full.stepThreads);
