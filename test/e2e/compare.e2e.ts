@@ -40,6 +40,18 @@ async function candidateTexts(frame: Frame): Promise<string[]> {
   );
 }
 
+/**
+ * `codeRlhf.modelPath` in the user settings file, or undefined while VS Code is rewriting it
+ * (it writes in place, so a read can see a truncated file).
+ */
+function modelPathSetting(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'))['codeRlhf.modelPath'];
+  } catch {
+    return undefined;
+  }
+}
+
 async function putCursorAtEndOfLine(page: Page, line: number): Promise<void> {
   await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
   await page.keyboard.press('Control+G');
@@ -325,10 +337,7 @@ describe('compare completions in a real VS Code', () => {
       );
       await page.keyboard.press('Enter');
       await waitFor(
-        () =>
-          JSON.parse(fs.readFileSync(userSettings, 'utf8'))['codeRlhf.modelPath'] === MODEL
-            ? true
-            : undefined,
+        () => (modelPathSetting(userSettings) === MODEL ? true : undefined),
         () => `codeRlhf.modelPath not set in ${fs.readFileSync(userSettings, 'utf8')}`,
       );
       let text = '';
@@ -343,10 +352,7 @@ describe('compare completions in a real VS Code', () => {
       await selectModel();
       await pick('Default model');
       await waitFor(
-        () =>
-          JSON.parse(fs.readFileSync(userSettings, 'utf8'))['codeRlhf.modelPath'] === ''
-            ? true
-            : undefined,
+        () => (modelPathSetting(userSettings) === '' ? true : undefined),
         () => `codeRlhf.modelPath not reset in ${fs.readFileSync(userSettings, 'utf8')}`,
       );
       await waitFor(
