@@ -8,6 +8,8 @@
  * entries stay readable. The active choice (an adapter or the base model) is a small record in
  * the extension's global state, valid only for the model it was trained on.
  */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { acquireLock } from '../data/fileLock';
@@ -26,6 +28,11 @@ export interface AdapterEntry {
   path: string;
   /** Model folder it was trained on: it only applies on top of that model. */
   modelDir: string;
+  /**
+   * {@link modelFingerprint} of the weights in `modelDir` when the run started; absent in
+   * entries written before it existed (those cannot be checked).
+   */
+  modelFingerprint?: string;
   /** Whether the promotion gate let it replace the completion policy. */
   promoted: boolean;
   /** The gate's reason (or why the gate did not run). */
@@ -44,6 +51,8 @@ export interface SavedAdapter {
   path: string;
   /** Model folder the adapter was trained on. */
   modelDir: string;
+  /** {@link modelFingerprint} of the weights it was trained on, when known. */
+  modelFingerprint?: string;
 }
 
 /** The name the status bar and records use for a history entry. */
@@ -73,12 +82,19 @@ export function parseAdapterEntry(value: unknown): AdapterEntry | string {
   if (typeof v.promoted !== 'boolean') {
     return `"promoted" is ${JSON.stringify(v.promoted)}; allowed: true, false`;
   }
+  if (
+    v.modelFingerprint !== undefined &&
+    (typeof v.modelFingerprint !== 'string' || v.modelFingerprint.length === 0)
+  ) {
+    return `"modelFingerprint" is ${JSON.stringify(v.modelFingerprint)}; allowed: a non-empty string or absent`;
+  }
   const entry: AdapterEntry = {
     runId: v.runId as string,
     algorithm: v.algorithm,
     time: v.time as string,
     path: v.path as string,
     modelDir: v.modelDir as string,
+    ...(v.modelFingerprint !== undefined ? { modelFingerprint: v.modelFingerprint } : {}),
     promoted: v.promoted,
     reason: v.reason as string,
   };
@@ -172,18 +188,76 @@ export async function appendAdapterEntry(file: string, entry: AdapterEntry): Pro
   }
 }
 
+/** Bytes read per sample of a weight file, and samples spread over each file. */
+const SAMPLE_BYTES = 4096;
+const SAMPLES = 64;
+
+/**
+ * A fingerprint of the weights in `modelDir`, so that an adapter is never applied over other
+ * weights put in the same folder (a model retrained or updated in place has the same path and,
+ * for the same architecture, the same safetensors headers). Hashes `config.json` and, for every
+ * `*.safetensors` file, its name, size, first and last 64 KiB and 64 samples of 4 KiB spread
+ * over it. Undefined when the folder cannot be read.
+ *
+ * Limitation: sampled, not a hash of every byte (reading gigabytes at every window start is too
+ * slow); weights that differ only between the samples (a merge that changed a few tensors of a
+ * large model) can give the same fingerprint.
+ */
+export function modelFingerprint(modelDir: string): string | undefined {
+  try {
+    const hash = createHash('sha256');
+    const config = path.join(modelDir, 'config.json');
+    hash.update(fs.existsSync(config) ? fs.readFileSync(config) : Buffer.alloc(0));
+    const files = fs
+      .readdirSync(modelDir)
+      .filter((name) => name.endsWith('.safetensors'))
+      .sort();
+    if (files.length === 0) return undefined;
+    const buffer = Buffer.alloc(65536);
+    for (const name of files) {
+      const fd = fs.openSync(path.join(modelDir, name), 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        hash.update(`\u0000${name}\u0000${size}\u0000`);
+        const read = (position: number, length: number) => {
+          const n = fs.readSync(fd, buffer, 0, Math.min(length, size - position), position);
+          hash.update(buffer.subarray(0, n));
+        };
+        read(0, buffer.length);
+        for (let i = 0; i < SAMPLES; i++) {
+          read(Math.max(0, Math.floor(((size - SAMPLE_BYTES) * i) / SAMPLES)), SAMPLE_BYTES);
+        }
+        read(Math.max(0, size - buffer.length), buffer.length);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return hash.digest('hex').slice(0, 32);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The saved adapter to use for `modelDir`, or a reason it cannot be used: not saved (base
- * model), saved for another model, malformed, or its folder is gone (`exists` checks the file).
+ * model), saved for another model or for earlier weights in the same folder (`fingerprint` is
+ * the current {@link modelFingerprint}), malformed, or its folder is gone (`exists` checks the
+ * file).
  */
 export function restorableAdapter(
   saved: unknown,
   modelDir: string,
   exists: (file: string) => boolean,
+  fingerprint?: string,
 ): { adapter?: SavedAdapter; problem?: string } {
   if (saved === undefined || saved === null) return {};
   const s = saved as Partial<SavedAdapter>;
-  if (typeof s.name !== 'string' || typeof s.path !== 'string' || typeof s.modelDir !== 'string') {
+  if (
+    typeof s.name !== 'string' ||
+    typeof s.path !== 'string' ||
+    typeof s.modelDir !== 'string' ||
+    (s.modelFingerprint !== undefined && typeof s.modelFingerprint !== 'string')
+  ) {
     return { problem: `ignoring a malformed saved adapter: ${JSON.stringify(saved)}` };
   }
   if (s.modelDir !== modelDir) {
@@ -191,11 +265,30 @@ export function restorableAdapter(
       problem: `adapter ${s.name} was trained on ${s.modelDir}, not ${modelDir}; using the base model`,
     };
   }
+  if (staleWeights(s.modelFingerprint, fingerprint)) {
+    return {
+      problem:
+        `the weights in ${modelDir} changed since adapter ${s.name} was trained on them; ` +
+        'using the base model',
+    };
+  }
   const weights = adapterWeights(s.path);
   if (!exists(weights)) {
     return { problem: `adapter ${s.name} is gone (${weights} is missing); using the base model` };
   }
-  return { adapter: { name: s.name, path: s.path, modelDir: s.modelDir } };
+  return {
+    adapter: {
+      name: s.name,
+      path: s.path,
+      modelDir: s.modelDir,
+      ...(s.modelFingerprint !== undefined ? { modelFingerprint: s.modelFingerprint } : {}),
+    },
+  };
+}
+
+/** Both fingerprints known and different. An unknown one (older entries) cannot be checked. */
+function staleWeights(trainedOn: string | undefined, current: string | undefined): boolean {
+  return trainedOn !== undefined && current !== undefined && trainedOn !== current;
 }
 
 export function adapterWeights(adapterDir: string): string {
@@ -244,6 +337,7 @@ export function adapterChoices(
   modelDir: string,
   active: SavedAdapter | undefined,
   exists: (file: string) => boolean,
+  fingerprint?: string,
 ): { choices: AdapterChoice[]; otherModels: number } {
   const byPath = new Map<string, AdapterEntry>();
   let otherModels = 0;
@@ -278,6 +372,13 @@ export function adapterChoices(
     const name = adapterName(entry);
     const isActive = active?.path === entry.path;
     const missing = !exists(adapterWeights(entry.path));
+    const stale = staleWeights(entry.modelFingerprint, fingerprint);
+    const problem = missing
+      ? `adapter ${name} is gone (${adapterWeights(entry.path)} is missing)`
+      : stale
+        ? `adapter ${name} was trained on earlier weights in ${modelDir} (the model changed ` +
+          'in place since); it does not apply to the current weights'
+        : undefined;
     choices.push({
       label: name,
       description: [
@@ -285,13 +386,19 @@ export function adapterChoices(
         entry.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC'),
         ...(isActive ? ['active'] : []),
         ...(missing ? ['$(warning) files missing'] : []),
+        ...(stale && !missing ? ['$(warning) trained on earlier weights'] : []),
       ].join(' · '),
       detail: describeEntry(entry),
-      target: { name, path: entry.path, modelDir: entry.modelDir },
+      target: {
+        name,
+        path: entry.path,
+        modelDir: entry.modelDir,
+        ...(entry.modelFingerprint !== undefined
+          ? { modelFingerprint: entry.modelFingerprint }
+          : {}),
+      },
       active: isActive,
-      ...(missing
-        ? { problem: `adapter ${name} is gone (${adapterWeights(entry.path)} is missing)` }
-        : {}),
+      ...(problem ? { problem } : {}),
     });
   }
   return { choices, otherModels };

@@ -18,6 +18,7 @@ import {
   adapterChoices,
   adapterName,
   appendAdapterEntry,
+  modelFingerprint,
   readAdapterHistory,
   restorableAdapter,
   type AdapterEntry,
@@ -75,6 +76,7 @@ export function registerTrainCommand(
     context.globalState.get(ACTIVE_ADAPTER_KEY),
     deps.modelDir(),
     (file) => fs.existsSync(file),
+    modelFingerprint(deps.modelDir()),
   );
   if (restored.problem) drop(restored.problem);
   if (restored.adapter) {
@@ -96,6 +98,7 @@ export function registerTrainCommand(
     runId: string,
     algorithm: TuneAlgorithm,
     modelDir: string,
+    fingerprint: string | undefined,
     result: PipelineResult,
     blocked: string | undefined,
   ) => {
@@ -108,6 +111,7 @@ export function registerTrainCommand(
       time: new Date().toISOString(),
       path: promotion.adapterPath,
       modelDir,
+      ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
       promoted: promotion.promote && !blocked,
       reason: blocked ? `${promotion.reason}; not switched on: ${blocked}` : promotion.reason,
       ...(Number.isFinite(e.winRate)
@@ -153,6 +157,8 @@ export function registerTrainCommand(
     const runDir = path.join(context.globalStorageUri.fsPath, 'training', runId);
     const controller = new AbortController();
     const modelDir = deps.modelDir();
+    // The weights the run trains on: an adapter never applies over other weights in the folder.
+    const fingerprint = modelFingerprint(modelDir);
     running = controller;
     // The gate compares the tuned adapter with the policy in use when the run started.
     const baseline = active;
@@ -218,19 +224,26 @@ export function registerTrainCommand(
       let blocked: string | undefined;
       if (result.promotion?.promote && deps.modelDir() !== modelDir) {
         blocked = `the model changed during training (the adapter was trained on ${modelDir})`;
+      } else if (result.promotion?.promote && modelFingerprint(modelDir) !== fingerprint) {
+        blocked = `the weights in ${modelDir} changed during training`;
       } else if (result.promotion?.promote && active?.path !== baseline?.path) {
         blocked =
           `the adapter in use changed during training; the gate compared with ` +
           `${baseline ? `adapter ${baseline.name}` : 'the base model'}`;
       }
-      await remember(runId, algorithm, modelDir, result, blocked);
+      await remember(runId, algorithm, modelDir, fingerprint, result, blocked);
       if (result.promotion?.promote && adapterPath && blocked) {
         void vscode.window.showWarningMessage(
           `Code RLHF: the adapter of ${runId} passed the gate but is not switched on: ${blocked}. ` +
             `"Select adapter" can pick it. ${text}`,
         );
       } else if (result.promotion?.promote && adapterPath) {
-        await use({ name: `${runId} ${algorithm}`, path: adapterPath, modelDir });
+        await use({
+          name: `${runId} ${algorithm}`,
+          path: adapterPath,
+          modelDir,
+          ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
+        });
         void vscode.window.showInformationMessage(
           `Code RLHF: completions now use the adapter of ${runId}. ${text}`,
         );
@@ -265,8 +278,12 @@ export function registerTrainCommand(
           `(the file is left as it is): ${problems[0]}`,
       );
     }
-    const { choices, otherModels } = adapterChoices(entries, modelDir, active, (file) =>
-      fs.existsSync(file),
+    const { choices, otherModels } = adapterChoices(
+      entries,
+      modelDir,
+      active,
+      (file) => fs.existsSync(file),
+      modelFingerprint(modelDir),
     );
     const picked = await vscode.window.showQuickPick(
       choices.map((choice) => ({
