@@ -198,7 +198,10 @@ export async function trainDpo(options: {
         ctx.log('info', `DPO: resumed from ${ck.dir} at step ${step}`);
       }
     }
-    const evaluate = async () => {
+    // `candidate` false: the step-0 evaluation is a logged baseline only, so the output is always
+    // a trained adapter (a later step that merely ties the untrained one would otherwise leave the
+    // reference policy as the output).
+    const evaluate = async (candidate = true) => {
       if (validation.length === 0) return;
       const logps = await ctx.step(() =>
         sequenceLogps(
@@ -241,12 +244,13 @@ export async function trainDpo(options: {
       ctx.metrics(step, row);
       metricsWriter.append(step, row);
       ctx.log('info', formatMetricLine(step, row, DPO_METRICS));
+      if (!candidate) return;
       if (earlyStopping.observe(accuracy, step) || Number.isNaN(bestEval.accuracy)) {
         best = Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
         bestEval = { accuracy, loss: loss / validation.length };
       }
     };
-    if (step === 0) await evaluate();
+    if (step === 0) await evaluate(false);
     while (step < totalSteps) {
       throwIfCancelled(ctx.signal);
       const epoch = Math.floor(step / stepsPerEpoch);

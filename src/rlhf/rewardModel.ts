@@ -410,7 +410,10 @@ export async function trainRewardModel(options: {
 
   let earlyStopped = false;
   try {
-    const evaluate = async () => {
+    // `candidate` false: the step-0 evaluation is a logged baseline only. The output is always a
+    // trained model: if the untrained one were a candidate, a later step that only ties its
+    // accuracy (common with a handful of validation pairs) would leave it as the output.
+    const evaluate = async (candidate = true) => {
       const result = await ctx.step(() => evaluateRewardModel(scorer, validation));
       const row = {
         'eval/loss': result.loss,
@@ -423,12 +426,13 @@ export async function trainRewardModel(options: {
       ctx.metrics(step, row);
       metricsWriter.append(step, row);
       ctx.log('info', formatMetricLine(step, row, RM_METRICS));
+      if (!candidate) return;
       if (earlyStopping.observe(result.accuracy, step) || bestEval === undefined) {
         best = copyParams(params);
         bestEval = result;
       }
     };
-    if (validation.length > 0 && step === 0) await evaluate();
+    if (validation.length > 0 && step === 0) await evaluate(false);
     while (step < totalSteps) {
       throwIfCancelled(ctx.signal);
       const epoch = Math.floor(step / stepsPerEpoch);

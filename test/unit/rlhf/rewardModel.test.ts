@@ -82,6 +82,24 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     await assert.rejects(RewardScorer.load(model, result.outputDir), /reward head not found at/);
   });
 
+  it('outputs a trained model even when no step beats the untrained one on validation', async () => {
+    // A learning rate so small that validation accuracy never moves: every evaluation ties the
+    // step-0 baseline. The output must still be the trained adapter (LoRA B no longer all zero),
+    // not the untrained one that the baseline evaluation scored.
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-tie-'));
+    const result = await trainRewardModel({
+      model,
+      pairs: pairs(16),
+      config: config({ epochs: 2, learningRate: 1e-9, checkpointEvery: 0 }),
+      runDir,
+      resume: false,
+      ctx: directContext({}),
+    });
+    const trained = [...result.adapter.factors.values()].some((f) => f.b.some((x) => x !== 0));
+    assert.ok(trained, 'the output adapter is the untrained one (every LoRA B is zero)');
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
   it('resumes from the last checkpoint and ends where an uninterrupted run ends', async () => {
     const data = pairs(32);
     const straightDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
