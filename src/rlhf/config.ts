@@ -82,6 +82,11 @@ export interface PpoConfig extends CommonConfig {
   missingEosConvention: 'subtract' | 'replace';
   /** Whiten advantages per batch. */
   whitenAdvantages: boolean;
+  /**
+   * Standardise reward-model scores with the mean and std of the first rollout, fixed for the
+   * run, so that klCoef, targetKl and missingEosPenalty do not depend on the RM's arbitrary scale.
+   */
+  normalizeScores: boolean;
   /** Roll back to the last good adapter when held-out reward drops by more than this. */
   rollbackRewardDrop: number;
 }
@@ -180,6 +185,10 @@ export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   missingEosPenalty: { kind: 'number', min: 0, help: 'penalty for hitting maxNewTokens' },
   missingEosConvention: { kind: 'enum', values: ['subtract', 'replace'], help: 'penalty form' },
   whitenAdvantages: { kind: 'boolean', help: 'whiten advantages per batch' },
+  normalizeScores: {
+    kind: 'boolean',
+    help: "standardise RM scores by the first rollout's mean and std",
+  },
   rollbackRewardDrop: {
     kind: 'number',
     min: 0,
@@ -215,6 +224,7 @@ export const PPO_DEFAULTS: PpoConfig = {
   missingEosPenalty: 1,
   missingEosConvention: 'subtract',
   whitenAdvantages: true,
+  normalizeScores: true,
   rollbackRewardDrop: 1,
 };
 

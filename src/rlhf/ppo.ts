@@ -316,6 +316,8 @@ export async function trainPpo(options: {
   let lastGoodOptimizer = optimizer.state();
   let bestHeldOut = Number.NaN;
   let heldOutBefore = Number.NaN;
+  // Standardisation of the reward model's scores, fixed from the first rollout (normalizeScores).
+  let scoreNorm: { mean: number; std: number } | undefined;
 
   if (options.resume) {
     const ck = loadLatestCheckpoint(checkpointsDir);
@@ -337,12 +339,14 @@ export async function trainPpo(options: {
         bestHeldOut: number | null;
         heldOutBefore: number | null;
         rollbacks: number;
+        scoreNorm?: { mean: number; std: number } | null;
       };
       optimizer.restore({ step: state.optimizerStep, m, v });
       kl = restoreKlController(state.kl);
       iteration = state.iteration;
       episode = state.episode;
       rollbacks = state.rollbacks;
+      scoreNorm = state.scoreNorm ?? undefined;
       bestHeldOut = state.bestHeldOut ?? Number.NaN;
       heldOutBefore = state.heldOutBefore ?? Number.NaN;
       lastGood = snapshot(params);
@@ -377,6 +381,7 @@ export async function trainPpo(options: {
         bestHeldOut: Number.isFinite(bestHeldOut) ? bestHeldOut : null,
         heldOutBefore: Number.isFinite(heldOutBefore) ? heldOutBefore : null,
         rollbacks,
+        scoreNorm: scoreNorm ?? null,
       },
     );
     ctx.checkpoint(iteration, dir);
@@ -426,7 +431,29 @@ export async function trainPpo(options: {
       }
       // Phase 2: score with the reward model (text re-encoded as the RM was trained).
       const rmRows = usable.map((s) => scorer.encode(s.prompt, s.text, config));
-      const scores = await ctx.step(() => scorer.score(rmRows));
+      const rawScores = await ctx.step(() => scorer.score(rmRows));
+      // A Bradley-Terry reward model's scale is arbitrary (only differences are trained, and
+      // they grow as training goes on), so a fixed beta means little: measured, one demo RM's
+      // held-out scores were ~2 for one oracle and ~9-17 for another, whose KL then ran to 8 at
+      // the same beta. Scores are standardised with the mean and standard deviation of the
+      // first rollout (the starting policy), fixed for the run, so beta and the length penalty
+      // are in units of the starting policy's reward spread (reward scaling, as OpenRLHF's
+      // normalize_reward and Engstrom et al. 2020).
+      if (config.normalizeScores && !scoreNorm) {
+        const m = mean(Array.from(rawScores));
+        const sd = Math.sqrt(mean(Array.from(rawScores, (x) => (x - m) ** 2)));
+        scoreNorm = { mean: m, std: sd > 1e-6 ? sd : 1 };
+        // The value head starts as the reward head: move it to the same scale, or its first
+        // predictions are off by the raw mean and its large errors reach the shared trunk.
+        for (let i = 0; i < valueHead.weight.length; i++) valueHead.weight[i] /= scoreNorm.std;
+        valueHead.bias[0] = (valueHead.bias[0] - scoreNorm.mean) / scoreNorm.std;
+        ctx.log(
+          'info',
+          `PPO: reward-model scores standardised with mean ${m.toFixed(4)}, std ${scoreNorm.std.toFixed(4)} of the first rollout`,
+        );
+      }
+      const norm = config.normalizeScores ? scoreNorm : undefined;
+      const scores = norm ? rawScores.map((x) => (x - norm.mean) / norm.std) : rawScores;
       // Phase 3: policy and reference forward passes at the sampling temperature.
       const rows = usable.map((s) => s.row);
       const policy = await ctx.step(() =>
@@ -546,6 +573,7 @@ export async function trainPpo(options: {
         'objective/non_score_reward': mean(rolled.map((r) => r.nonScoreReward)),
         'objective/rlhf_reward': mean(rolled.map((r) => r.nonScoreReward + r.score)),
         'objective/scores': mean(rolled.map((r) => r.score)),
+        'objective/raw_scores': mean(Array.from(rawScores)),
         ...acc.means(),
         'policy/entropy_avg': mean(policy.entropy.flat()),
         'val/num_eos_tokens': usable.filter((s) => s.endedWithStopToken).length,

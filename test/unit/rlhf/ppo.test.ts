@@ -76,7 +76,8 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
       rewardScorer: scorer,
       prompts,
       heldOutPrompts: ['let b = ', 'x = ('],
-      config: config(),
+      // Raw scores: the length penalty of 1 stays small next to this scorer's spread.
+      config: config({ normalizeScores: false }),
       runDir,
       resume: false,
       ctx: directContext(),
@@ -111,6 +112,32 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     // R5: the saved value head is bitwise the trained one.
     const saved = loadHead(result.outputDir, 'value', model.config.hiddenSize);
     assert.strictEqual(headDigest(saved.head), headDigest(result.valueHead));
+  });
+
+  it('standardises scores by the first rollout: mean 0 there, raw scores logged, scale kept in the checkpoint', async () => {
+    const scorer = await fixedScorer();
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
+    const result = await trainPpo({
+      model,
+      generator,
+      rewardScorer: scorer,
+      prompts,
+      heldOutPrompts: [],
+      config: config({ normalizeScores: true, missingEosPenalty: 0, iterations: 2 }),
+      runDir,
+      resume: false,
+      ctx: directContext(),
+    });
+    await scorer.release();
+    const h = result.history;
+    assert.ok(Math.abs(h[0]['objective/scores']) < 1e-5, `first mean ${h[0]['objective/scores']}`);
+    assert.ok(Math.abs(h[0]['objective/raw_scores']) > 1e-3, 'raw scores are logged unscaled');
+    const ckDir = path.join(runDir, 'checkpoints', 'policy');
+    const latest = fs.readFileSync(path.join(ckDir, 'latest'), 'utf8').trim();
+    const manifest = JSON.parse(fs.readFileSync(path.join(ckDir, latest, 'manifest.json'), 'utf8'));
+    const norm = manifest.state.scoreNorm as { mean: number; std: number };
+    assert.ok(Math.abs(norm.mean - h[0]['objective/raw_scores']) < 1e-4, JSON.stringify(norm));
+    assert.ok(norm.std > 0);
   });
 
   it('R5: resuming without the value head in the checkpoint fails loudly', async () => {
