@@ -87,7 +87,10 @@ export interface PpoConfig extends CommonConfig {
    * run, so that klCoef, targetKl and missingEosPenalty do not depend on the RM's arbitrary scale.
    */
   normalizeScores: boolean;
-  /** Roll back to the last good adapter when held-out reward drops by more than this. */
+  /**
+   * Roll back to the last good adapter when held-out reward drops by more than this: in
+   * standard deviations of the first rollout's scores with normalizeScores, else in raw units.
+   */
   rollbackRewardDrop: number;
 }
 
@@ -192,7 +195,7 @@ export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   rollbackRewardDrop: {
     kind: 'number',
     min: 0,
-    help: 'held-out reward drop that triggers rollback',
+    help: 'held-out reward drop that triggers rollback (in score std with normalizeScores)',
   },
 };
 
