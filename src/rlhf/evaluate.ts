@@ -10,7 +10,6 @@ import type { LlamaGenerator } from '../generation';
 import type { LoadedModel } from '../model/loader';
 import type { LoraAdapter } from '../model/lora';
 import type { ModelRuntime } from '../model/runtime';
-import { encodePair } from './batch';
 import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
 import { writeFileAtomic } from './checkpoint';
 import * as fs from 'fs';
@@ -73,7 +72,7 @@ export async function compareAdapters(options: {
   workDir: string;
   ctx: TrainerContext;
 }): Promise<EvaluationReport> {
-  const { model, settings, ctx } = options;
+  const { settings, ctx } = options;
   const sample = (adapter: LoraAdapter | undefined, dir: string) =>
     sampleRollouts(
       options.generator,
@@ -143,23 +142,18 @@ export async function compareAdapters(options: {
     report.oracleWinRate = winRate(w, l, t);
   }
   if (options.rewardScorer) {
+    // Pairs are cut the way the reward model's training pairs were (its run.json), not with the
+    // sampling limits above; those apply only when the scorer does not know its encoding.
+    const scorer = options.rewardScorer;
+    const fallback = {
+      maxPromptTokens: settings.maxPromptTokens,
+      maxCompletionTokens: settings.maxCompletionTokens,
+    };
     const rows = items.flatMap((item) => [
-      encodePair(
-        model.tokenizer,
-        item.prompt,
-        item.tuned,
-        settings.maxPromptTokens,
-        settings.maxCompletionTokens,
-      ),
-      encodePair(
-        model.tokenizer,
-        item.prompt,
-        item.baseline,
-        settings.maxPromptTokens,
-        settings.maxCompletionTokens,
-      ),
+      scorer.encode(item.prompt, item.tuned, fallback),
+      scorer.encode(item.prompt, item.baseline, fallback),
     ]);
-    const scores = await ctx.step(() => options.rewardScorer!.score(rows));
+    const scores = await ctx.step(() => scorer.score(rows));
     let w = 0;
     let l = 0;
     let t = 0;
