@@ -85,6 +85,21 @@ export class InlineCompletions {
       if (isStale() || controller.signal.aborted) return undefined;
       const candidate = result.candidates[0];
       if (!candidate || candidate.text.trim().length === 0) return undefined;
+      const current = this.shown;
+      if (
+        current &&
+        !this.settled.has(current.id) &&
+        current.snapshot.uri === snapshot.uri &&
+        current.snapshot.version === snapshot.version &&
+        current.snapshot.offset === snapshot.offset &&
+        current.text === candidate.text
+      ) {
+        // VS Code asked again for the same place (a focus or cursor event) and got the same
+        // text: it is the suggestion already on screen, so it keeps its id. A new id would
+        // record it as ignored, and a Tab on the ghost text VS Code kept showing would then
+        // accept an id that is already settled, leaving no "accepted" record.
+        return { id: current.id, text: current.text };
+      }
       await this.settle('ignored');
       const shown: Shown = {
         id: deps.newId(),

@@ -140,4 +140,23 @@ describe('inline completions', () => {
       ],
     );
   });
+
+  it('a repeated request for the same place and text keeps the id on screen, so Tab records it', async () => {
+    const t = setup();
+    t.versions.set('file:///ws/a.js', 1);
+    const first = await t.inline.provide(snap(1, 'ab'), new Token());
+    // VS Code asks again without an edit (focus or cursor event): same version, same text.
+    const again = await t.inline.provide(snap(1, 'ab'), new Token());
+    assert.deepStrictEqual(again, first);
+    assert.strictEqual(t.calls(), 2);
+    await t.inline.accepted('inl1');
+    assert.deepStrictEqual(
+      t.records.map((r) => [r.id, r.outcome]),
+      [['inl1', 'accepted']],
+    );
+    // After an edit, the same text at a new version is a new suggestion.
+    t.versions.set('file:///ws/a.js', 2);
+    const later = await t.inline.provide(snap(2, 'xy'), new Token());
+    assert.strictEqual(later?.id, 'inl2');
+  });
 });
