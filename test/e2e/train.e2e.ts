@@ -8,9 +8,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { openStore } from '../../src/data/store';
-import { Oracle, cleanCodeRule } from '../../src/rlhf/oracle';
-import { oracleRecord } from '../../src/rlhf/preferences';
+import { appendOracleJudgments } from '../support/oracleJudgments';
 import { REPO_ROOT } from './support/codeServer';
 import { channelLog, e2e, openTestWorkbench } from './support/hooks';
 import { findFrameWith, openFile, runCommand, screenshot, waitFor } from './support/workbench';
@@ -36,20 +34,10 @@ describe('train on my judgments in a real VS Code', () => {
         'codeRlhf.trainingAlgorithm': 'dpo',
       }),
     );
-    const store = await openStore(path.join(folder, '.code-rlhf', 'judgments.jsonl'));
-    const oracle = new Oracle(cleanCodeRule);
-    await store.appendMany(
-      Array.from(
-        { length: 32 },
-        (_, i) =>
-          oracleRecord(
-            oracle,
-            `let v${i % 16} = `,
-            i % 2 ? `${i};\n` : '((',
-            i % 2 ? '((' : `${i};\n`,
-            { model: 'tiny-llama', index: i },
-          ).record,
-      ),
+    await appendOracleJudgments(
+      path.join(folder, '.code-rlhf', 'judgments.jsonl'),
+      32,
+      'tiny-llama',
     );
 
     const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));

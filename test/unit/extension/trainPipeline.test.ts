@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { openStore } from '../../../src/data/store';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
 import type { Logger } from '../../../src/extension/log';
 import { ModelHostClient } from '../../../src/extension/modelHostClient';
 import {
@@ -21,10 +21,8 @@ import {
 } from '../../../src/protocol/trainingDashboard';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, savePeftAdapter } from '../../../src/model/lora';
-import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
 import { decidePromotion as decideByRule } from '../../../src/rlhf/promotionRule';
 import { winRate } from '../../../src/rlhf/winRate';
-import { oracleRecord } from '../../../src/rlhf/preferences';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -43,21 +41,7 @@ function recordingLogger(): Logger & { lines: string[] } {
 
 async function judgments(dir: string): Promise<string> {
   const file = path.join(dir, 'prefs.jsonl');
-  const store = await openStore(file);
-  const oracle = new Oracle(cleanCodeRule);
-  await store.appendMany(
-    Array.from(
-      { length: 32 },
-      (_, i) =>
-        oracleRecord(
-          oracle,
-          `let v${i % 16} = `,
-          i % 2 ? `${i};\n` : '((',
-          i % 2 ? '((' : `${i};\n`,
-          { model: 'm', index: i },
-        ).record,
-    ),
-  );
+  await appendOracleJudgments(file, 32, 'm');
   return file;
 }
 

@@ -3,10 +3,8 @@ import { fork, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { openStore } from '../../../src/data/store';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
 import { parseTrainingEvent, type TrainingEvent } from '../../../src/protocol/training';
-import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
-import { oracleRecord } from '../../../src/rlhf/preferences';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -18,21 +16,7 @@ describe('training jobs in a real model-host process', function () {
 
   it('streams validated events, cancels at a step boundary, and resumes from the checkpoint', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'host-train-'));
-    const store = await openStore(path.join(dir, 'prefs.jsonl'));
-    const oracle = new Oracle(cleanCodeRule);
-    await store.appendMany(
-      Array.from(
-        { length: 48 },
-        (_, i) =>
-          oracleRecord(
-            oracle,
-            `let v${i % 16} = `,
-            i % 2 ? `${i};\n` : '((',
-            i % 2 ? '((' : `${i};\n`,
-            { model: 'm', index: i },
-          ).record,
-      ),
-    );
+    await appendOracleJudgments(path.join(dir, 'prefs.jsonl'), 48, 'm');
     child = fork(HOST, [], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
