@@ -6,6 +6,9 @@
 export { openStore, StoreError } from './store';
 export type { AppendResult, PreferenceStore, RepairReport, StoreOptions } from './store';
 export { RecordValidationError, parseRecordLine, validateRecord } from './recordSchema';
+// The record types live in src/protocol because they cross process boundaries; rlhf and the CLI,
+// which may not import the protocol, name them through the module that owns the store.
+export type { ImplicitSignalRecord, JudgmentRecord, PreferenceRecord } from '../protocol/records';
 export { expandJudgment, distinctCandidates, candidateContentKey } from './pairs';
 export type { Expansion, PreferencePair, TiePair } from './pairs';
 export { redactRecord, redactText, redactionMarker, SECRET_KINDS } from './redact';

@@ -6,7 +6,7 @@
 import { isEvaluationRecord } from '../data/blindAb';
 import { expandJudgment } from '../data/pairs';
 import { contentId, importedCandidate, importedJudgment } from '../data/recordFactory';
-import type { JudgmentRecord, PreferenceRecord } from '../protocol/records';
+import type { JudgmentRecord, PreferenceRecord } from '../data';
 import type { Oracle, Judgment as OracleJudgment, RankingJudgment } from './oracle';
 
 /** One comparison the reward model or DPO trains on. */

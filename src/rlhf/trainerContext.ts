@@ -3,7 +3,12 @@
  * cancellation, the model lock, and channels for progress, metrics, logs and checkpoints.
  * The model host's TrainingJobContext satisfies this interface.
  */
-import type { LogLevel } from '../protocol/training';
+
+/**
+ * Severity of a trainer's log record. The same levels as the protocol's `LogLevel`, declared
+ * here because rlhf may not import the protocol; the model host forwards them unchanged.
+ */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 export interface TrainerContext {
   signal: AbortSignal;
