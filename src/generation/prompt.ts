@@ -15,9 +15,21 @@ export interface BuiltPrompt {
 }
 
 /**
+ * Fixed caps on the prefix and suffix tokens, applied before `budget` shares out the room.
+ * Training (src/rlhf) uses them to cut a judgment's context to fixed limits while keeping the
+ * exact layout the editor's requests get; the editor's requests use none.
+ */
+export interface PromptCaps {
+  /** Keep at most the last this many prefix tokens (the text nearest the cursor). */
+  maxPrefixTokens?: number;
+  /** Keep at most the first this many suffix tokens (the text nearest the cursor). */
+  maxSuffixTokens?: number;
+}
+
+/**
  * Builds the prompt ids. `budget` is the most prompt tokens the model can take (context length
- * minus the tokens to generate). When the suffix is empty, or the tokenizer has no FIM tokens,
- * the prompt is left-to-right.
+ * minus the tokens to generate). When the suffix is empty (or capped to 0 tokens), or the
+ * tokenizer has no FIM tokens, the prompt is left-to-right.
  * Limitation: with no FIM tokens the suffix is ignored rather than rejected, so a FIM request
  * to a plain model still completes.
  */
@@ -26,27 +38,31 @@ export function buildPrompt(
   prefix: string,
   suffix: string,
   budget: number,
+  caps: PromptCaps = {},
 ): BuiltPrompt {
   const start = [...tokenizer.promptPrefixIds];
-  const prefixIds = tokenizer.encodePlain(prefix);
+  const allPrefixIds = tokenizer.encodePlain(prefix);
+  const prefixCut = Math.max(0, allPrefixIds.length - (caps.maxPrefixTokens ?? Infinity));
+  const prefixIds = allPrefixIds.slice(prefixCut);
   const fim = tokenizer.fim;
   const tooSmall = (needed: number) =>
     new RangeError(
       `maxNewTokens leaves room for ${budget} prompt tokens; this prompt needs at least ${needed} ` +
         '(control tokens); lower maxNewTokens',
     );
-  if (suffix.length === 0 || !fim) {
+  if (suffix.length === 0 || !fim || caps.maxSuffixTokens === 0) {
     const room = budget - start.length;
     if (room < 0) throw tooSmall(start.length);
     const dropped = Math.max(0, prefixIds.length - room);
     return {
       ids: [...start, ...prefixIds.slice(dropped)],
       mode: 'left-to-right',
-      truncatedPrefixTokens: dropped,
+      truncatedPrefixTokens: prefixCut + dropped,
       truncatedSuffixTokens: 0,
     };
   }
-  const suffixIds = tokenizer.encodeContinuation(suffix);
+  const allSuffixIds = tokenizer.encodeContinuation(suffix);
+  const suffixIds = allSuffixIds.slice(0, caps.maxSuffixTokens ?? allSuffixIds.length);
   const room = budget - start.length - 3;
   if (room < 0) throw tooSmall(start.length + 3);
   // The suffix gets at most a quarter of the room when both do not fit: text before the cursor
@@ -68,7 +84,7 @@ export function buildPrompt(
       fim.middle,
     ],
     mode: 'fill-in-the-middle',
-    truncatedPrefixTokens: prefixIds.length - prefixKeep,
-    truncatedSuffixTokens: suffixIds.length - suffixKeep,
+    truncatedPrefixTokens: allPrefixIds.length - prefixKeep,
+    truncatedSuffixTokens: allSuffixIds.length - suffixKeep,
   };
 }

@@ -58,4 +58,34 @@ describe('prompt building', () => {
     const left = buildPrompt(starcoder, prefix, '', 10);
     assert.deepStrictEqual(left.ids, full.slice(full.length - 10));
   });
+
+  it('caps keep the last prefix tokens and the first suffix tokens, in the same layout', () => {
+    const prefix = 'x = 1\n'.repeat(20);
+    const suffix = 'y = 2\n'.repeat(20);
+    const capped = buildPrompt(starcoder, prefix, suffix, 1000, {
+      maxPrefixTokens: 7,
+      maxSuffixTokens: 5,
+    });
+    const fim = starcoder.fim!;
+    const fullPrefix = starcoder.encodePlain(prefix);
+    const fullSuffix = starcoder.encodeContinuation(suffix);
+    assert.deepStrictEqual(capped.ids, [
+      ...starcoder.promptPrefixIds,
+      fim.prefix,
+      ...fullPrefix.slice(fullPrefix.length - 7),
+      fim.suffix,
+      ...fullSuffix.slice(0, 5),
+      fim.middle,
+    ]);
+    assert.strictEqual(capped.truncatedPrefixTokens, fullPrefix.length - 7);
+    assert.strictEqual(capped.truncatedSuffixTokens, fullSuffix.length - 5);
+    // Caps that do not bind change nothing; a suffix capped to 0 tokens is a left-to-right prompt.
+    assert.deepStrictEqual(
+      buildPrompt(starcoder, prefix, suffix, 1000, { maxPrefixTokens: 500, maxSuffixTokens: 500 }),
+      buildPrompt(starcoder, prefix, suffix, 1000),
+    );
+    const left = buildPrompt(starcoder, prefix, suffix, 1000, { maxSuffixTokens: 0 });
+    assert.strictEqual(left.mode, 'left-to-right');
+    assert.deepStrictEqual(left.ids, buildPrompt(starcoder, prefix, '', 1000).ids);
+  });
 });
