@@ -4,9 +4,9 @@
  * random order; the record says which candidate came from which policy, and the score of the
  * adapter is recomputed from the store after every judgment.
  */
-import type { CompletionRequest, GeneratedCandidate } from '../generation/api';
 import { blindAbScore, type BlindAbOutcome, type BlindAbScore } from '../data/blindAb';
 import { formatWinRate } from '../data/winRate';
+import type { CompletionRequest, GeneratedCandidate } from '../protocol/generation';
 import type {
   AdapterRef,
   BlindAbEvaluation,

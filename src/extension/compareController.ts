@@ -7,7 +7,7 @@
  * candidates are dropped: never shown, never persisted, never recorded.
  */
 import { blindAbOutcome, type BlindAbOutcome } from '../data/blindAb';
-import type { CompletionRequest, GeneratedCandidate } from '../generation/api';
+import type { CompletionRequest, GeneratedCandidate } from '../protocol/generation';
 import type { AdapterRef, JudgmentRecord, PreferenceRecord } from '../protocol/records';
 import type { HostToCompare, ViewJudgment } from '../protocol/webviewMessages';
 import {

@@ -3,7 +3,7 @@
  * distinct candidates in a random shown order, the mapping from shown positions back to
  * candidate ids, and the judgment record with exactly what was shown.
  */
-import type { GeneratedCandidate } from '../generation/api';
+import type { GeneratedCandidate } from '../protocol/generation';
 import {
   RECORD_SCHEMA_VERSION,
   type BlindAbEvaluation,

@@ -7,7 +7,7 @@
  * partially accepted (word by word); a suggestion returned to VS Code counts as shown, and a
  * partial accept counts as ignored.
  */
-import type { CompletionRequest } from '../generation/api';
+import type { CompletionRequest } from '../protocol/generation';
 import {
   RECORD_SCHEMA_VERSION,
   type ImplicitOutcome,

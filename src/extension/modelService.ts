@@ -3,7 +3,7 @@
  * it, and generation through the model host. Loading starts as soon as the folder is known so
  * the first comparison does not pay for it.
  */
-import type { CompletionRequest } from '../generation/api';
+import type { CompletionRequest } from '../protocol/generation';
 import type { GenerationResult } from './compareController';
 import type { Logger } from './log';
 import type { ModelHostClient } from './modelHostClient';

@@ -1,6 +1,8 @@
 /**
  * The contract between generation (issue 4) and its callers: the model host's request loop
  * (issues 7 and 8) and the benchmarks. Keep it small and stable; both sides build against it.
+ * The extension sees the same request and candidate types through src/protocol/generation.ts;
+ * src/host/generationHandlers.ts checks at compile time that the two stay identical.
  */
 
 /** Sampling and stopping settings for one completion request. */

@@ -3,10 +3,31 @@
  * candidates) and `ping`. One generator (one set of onnxruntime sessions) lives at a time; a
  * switch disposes the old one exactly once, after the new one has loaded.
  */
-import type { CompletionGenerator } from '../generation/api';
+import type {
+  CompletionGenerator,
+  CompletionRequest,
+  GeneratedCandidate,
+  StopReason,
+} from '../generation/api';
+import type * as wire from '../protocol/generation';
 import type { MessageLoop } from './loop';
 import type { RpcServer } from './rpc';
 import type { ModelScheduler } from './scheduler';
+
+/**
+ * `complete` hands the wire request to the generator and its candidates back unchanged, so the
+ * protocol's copies of these types (src/protocol/generation.ts, declared apart because neither
+ * module may import the other) must be exactly generation's. These fail to compile on any drift,
+ * an added optional field included.
+ */
+type Identical<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Holds<T extends true> = T;
+type _WireTypesMatchGeneration = [
+  Holds<Identical<wire.CompletionRequest, CompletionRequest>>,
+  Holds<Identical<wire.GeneratedCandidate, GeneratedCandidate>>,
+  Holds<Identical<wire.StopReason, StopReason>>,
+];
 
 export type LoadGenerator = (modelDir: string) => Promise<CompletionGenerator>;
 

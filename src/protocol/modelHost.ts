@@ -13,7 +13,7 @@
  * Adding a method: add it to `ModelHostMethods` and give it validators in `methodValidators`.
  */
 
-import type { CompletionRequest, GeneratedCandidate, StopReason } from '../generation/api';
+import type { CompletionRequest, GeneratedCandidate, StopReason } from './generation';
 
 /** Loads (or switches to) a model folder; `modelDir` is an absolute path. */
 export interface LoadParams {

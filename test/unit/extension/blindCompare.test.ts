@@ -13,7 +13,7 @@ import { DEFAULT_SETTINGS } from '../../../src/extension/config';
 import type { Logger } from '../../../src/extension/log';
 import { PendingComparisons, type MementoLike } from '../../../src/extension/pendingComparisons';
 import { WebviewChannel, type WebviewPort } from '../../../src/extension/webviewChannel';
-import type { CompletionRequest } from '../../../src/generation/api';
+import type { CompletionRequest } from '../../../src/protocol/generation';
 import type { AdapterRef, JudgmentRecord } from '../../../src/protocol/records';
 import {
   parseHostToCompare,

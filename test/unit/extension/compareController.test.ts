@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import type { CompletionRequest, GeneratedCandidate } from '../../../src/generation/api';
+import type { CompletionRequest, GeneratedCandidate } from '../../../src/protocol/generation';
 import type { EditorSnapshot } from '../../../src/extension/comparison';
 import { withLineEndings } from '../../../src/extension/comparison';
 import {
