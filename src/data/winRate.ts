@@ -12,6 +12,13 @@ export interface WinRate {
   rate: number;
   low: number;
   high: number;
+  /**
+   * Set when the comparisons come in clusters (several samples per prompt) and the interval is
+   * over prompts: the prompts compared, and the effective number of independent comparisons the
+   * interval was computed with (see `clusteredWinRate` in src/rlhf/winRate.ts).
+   */
+  prompts?: number;
+  effectiveN?: number;
 }
 
 /** Wilson interval for k successes out of n (k may be fractional); z = 1.96 for 95%. */
@@ -37,5 +44,9 @@ export function winRate(wins: number, losses: number, ties: number): WinRate {
 
 export function formatWinRate(w: WinRate): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  return `${pct(w.rate)} [95% CI ${pct(w.low)}-${pct(w.high)}] (${w.wins} wins, ${w.losses} losses, ${w.ties} ties, n=${w.n})`;
+  const clusters =
+    w.prompts !== undefined && w.effectiveN !== undefined
+      ? ` from ${w.prompts} prompts, effective n=${w.effectiveN.toFixed(1)}`
+      : '';
+  return `${pct(w.rate)} [95% CI ${pct(w.low)}-${pct(w.high)}] (${w.wins} wins, ${w.losses} losses, ${w.ties} ties, n=${w.n}${clusters})`;
 }

@@ -1,7 +1,8 @@
 /**
  * Evaluation of a tuned adapter against the base (or a previous adapter) on prompts it never
- * trained on: one sample from each per prompt, shown to the judge in a random order (blind), and
- * the tuned model's win rate with a 95% Wilson interval. The judge is an oracle (simulation) or
+ * trained on: K samples from each per prompt, shown to the judge in a random order (blind), and
+ * the tuned model's win rate with a 95% interval over prompts (Wilson's for K = 1; with an
+ * effective sample size for K > 1, see `clusteredWinRate`). The judge is an oracle (simulation) or
  * the reward model (the promotion gate on held-out judgments). Mean KL of the tuned samples
  * against the reference is measured with the k1 estimator used in training.
  */
@@ -18,7 +19,7 @@ import { createRng } from './random';
 import type { RewardScorer } from './rewardModel';
 import { sampleRollouts } from './ppo';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
-import { winRate, type WinRate } from './winRate';
+import { clusteredWinRate, type PromptTally, type WinRate } from './winRate';
 
 export interface EvalSettings {
   temperature: number;
@@ -31,13 +32,16 @@ export interface EvalSettings {
   samplesPerPrompt?: number;
 }
 
+/** Which side a judge preferred in one compared pair. */
+export type PairVerdict = 'tuned' | 'baseline' | 'tie';
+
 export interface ComparisonItem {
   prompt: string;
   tuned: string;
   baseline: string;
   /** Was the tuned completion shown first? */
   tunedFirst: boolean;
-  oracleVerdict?: 'tuned' | 'baseline' | 'tie';
+  oracleVerdict?: PairVerdict;
   rewardTuned?: number;
   rewardBaseline?: number;
   /** Sum over the tuned completion of log pi - log pi_ref. */
@@ -125,9 +129,6 @@ export async function compareAdapters(options: {
     items,
   };
   if (options.oracle) {
-    let w = 0;
-    let l = 0;
-    let t = 0;
     for (const item of items) {
       const [first, second] = item.tunedFirst
         ? [item.tuned, item.baseline]
@@ -135,11 +136,8 @@ export async function compareAdapters(options: {
       const verdict = options.oracle.judge(item.prompt, first, second).verdict;
       item.oracleVerdict =
         verdict === 'tie' ? 'tie' : (verdict === 'a') === item.tunedFirst ? 'tuned' : 'baseline';
-      if (item.oracleVerdict === 'tuned') w++;
-      else if (item.oracleVerdict === 'baseline') l++;
-      else t++;
     }
-    report.oracleWinRate = winRate(w, l, t);
+    report.oracleWinRate = winRateByPrompt(items, (item) => item.oracleVerdict);
   }
   if (options.rewardScorer) {
     // Pairs are cut the way the reward model's training pairs were (its run.json), not with the
@@ -154,23 +152,47 @@ export async function compareAdapters(options: {
       scorer.encode(item.prompt, item.baseline, fallback),
     ]);
     const scores = await ctx.step(() => scorer.score(rows));
-    let w = 0;
-    let l = 0;
-    let t = 0;
     items.forEach((item, i) => {
       item.rewardTuned = scores[2 * i];
       item.rewardBaseline = scores[2 * i + 1];
-      if (item.rewardTuned > item.rewardBaseline) w++;
-      else if (item.rewardTuned < item.rewardBaseline) l++;
-      else t++;
     });
-    report.rewardWinRate = winRate(w, l, t);
+    report.rewardWinRate = winRateByPrompt(items, rewardVerdict);
     report.meanRewardTuned =
       items.reduce((a, x) => a + x.rewardTuned!, 0) / Math.max(1, items.length);
     report.meanRewardBaseline =
       items.reduce((a, x) => a + x.rewardBaseline!, 0) / Math.max(1, items.length);
   }
   return report;
+}
+
+/** The reward model's verdict on a scored pair: the higher score wins; equal scores tie. */
+export function rewardVerdict(
+  item: Pick<ComparisonItem, 'rewardTuned' | 'rewardBaseline'>,
+): PairVerdict | undefined {
+  const { rewardTuned: tuned, rewardBaseline: baseline } = item;
+  if (tuned === undefined || baseline === undefined) return undefined;
+  return tuned > baseline ? 'tuned' : tuned < baseline ? 'baseline' : 'tie';
+}
+
+/**
+ * The tuned side's win rate over compared pairs (ties count half), the pairs of one prompt
+ * (same text) forming one cluster of the interval; pairs without a verdict are left out.
+ */
+export function winRateByPrompt<T extends Pick<ComparisonItem, 'prompt'>>(
+  items: readonly T[],
+  verdict: (item: T) => PairVerdict | undefined,
+): WinRate {
+  const byPrompt = new Map<string, PromptTally>();
+  for (const item of items) {
+    const v = verdict(item);
+    if (v === undefined) continue;
+    let tally = byPrompt.get(item.prompt);
+    if (!tally) byPrompt.set(item.prompt, (tally = { wins: 0, losses: 0, ties: 0 }));
+    if (v === 'tuned') tally.wins++;
+    else if (v === 'baseline') tally.losses++;
+    else tally.ties++;
+  }
+  return clusteredWinRate([...byPrompt.values()]);
 }
 
 /**

@@ -84,7 +84,9 @@ export const GATE_DEFAULTS: GateConfig = {
   baselineName: '',
   // A demo PPO adapter (clean-code oracle) that the reward model prefers about 65% of the time
   // cleared the rule with 40 prompts x 4 (65.0% [57.3%, 72.0%], 24 s at load 11) but not with
-  // 16 x 4 (58.6% [46.4%, 69.8%]): 32 prompts keep real gains detectable within seconds.
+  // 16 x 4 (58.6% [46.4%, 69.8%]): 32 prompts keep real gains detectable within seconds. Those
+  // intervals treated the 4 samples of a prompt as independent; the interval over prompts is
+  // wider, by how much the win rate differs between prompts.
   maxPrompts: 32,
   minPrompts: DEFAULT_MIN_PROMPTS,
   samplesPerPrompt: 4,
@@ -262,6 +264,8 @@ export async function runPromotionGate(options: {
       winRate: w.rate,
       winRateLow: w.low,
       winRateHigh: w.high,
+      // Independent comparisons the interval is worth once prompts are accounted for.
+      effectiveComparisons: w.effectiveN ?? w.n,
       meanKl: report.meanKl,
       klBudget: config.klBudget,
       meanRewardTuned: report.meanRewardTuned ?? Number.NaN,

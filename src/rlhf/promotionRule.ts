@@ -3,7 +3,8 @@
  * evidence is a blind comparison on held-out prompts (prompts of judgments that no training
  * stage used): samples of the tuned adapter and of the previous policy (the active adapter, or
  * the base model) are scored by the reward model, and the tuned adapter's win rate (ties count
- * half) gets a 95% Wilson interval. The adapter is promoted only when all of these hold:
+ * half) gets a 95% interval over prompts (`clusteredWinRate`: the K samples of one prompt are
+ * not independent comparisons). The adapter is promoted only when all of these hold:
  *
  * 1. at least `minPrompts` distinct held-out prompts were compared (fewer says too little about
  *    contexts the developer has not judged yet);
@@ -12,9 +13,6 @@
  * 3. the lower end of the win rate's 95% interval is above 50%: the reward model prefers it to
  *    the previous policy by more than chance, not only on average. An adapter that samples the
  *    same text as the previous policy ties and is not promoted.
- *
- * Limitation: the K samples of one prompt are not independent comparisons, so the interval
- * (over all prompts x K comparisons) is somewhat narrower than one over prompts would be.
  */
 import { formatWinRate, type WinRate } from './winRate';
 

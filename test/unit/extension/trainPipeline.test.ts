@@ -21,8 +21,8 @@ import {
 } from '../../../src/protocol/trainingDashboard';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, savePeftAdapter } from '../../../src/model/lora';
+import { rewardVerdict, winRateByPrompt, type ComparisonItem } from '../../../src/rlhf/evaluate';
 import { decidePromotion as decideByRule } from '../../../src/rlhf/promotionRule';
-import { winRate } from '../../../src/rlhf/winRate';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -199,10 +199,13 @@ describe('Train on my judgments against a real model host', function () {
     assert.ok(e.winRateLow <= e.winRate && e.winRate <= e.winRateHigh);
     assert.ok(Number.isFinite(e.meanKl));
     assert.deepStrictEqual(result.promotion.evaluation, e);
+    const written = JSON.parse(
+      fs.readFileSync(path.join(dir, 'run', 'gate', 'evaluation.json'), 'utf8'),
+    );
     const expected = decideByRule(
       {
         prompts: e.prompts,
-        rewardWinRate: winRate(e.wins, e.losses, e.ties),
+        rewardWinRate: winRateByPrompt(written.items as ComparisonItem[], rewardVerdict),
         meanKl: e.meanKl,
         baseline: 'adapter run-0 dpo',
       },
@@ -219,9 +222,6 @@ describe('Train on my judgments against a real model host', function () {
     assert.ok(
       events.some(([k, ev]) => k === 'gate' && ev.type === 'train/progress'),
       'the gate sent no progress',
-    );
-    const written = JSON.parse(
-      fs.readFileSync(path.join(dir, 'run', 'gate', 'evaluation.json'), 'utf8'),
     );
     assert.strictEqual(written.items.length, 6);
     assert.deepStrictEqual(written.decision, gateDone.decision);

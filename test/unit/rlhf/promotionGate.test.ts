@@ -15,9 +15,9 @@ import { initLora, savePeftAdapter } from '../../../src/model/lora';
 import type { TrainDoneEvent, TrainingEvent } from '../../../src/protocol/training';
 import { saveHead } from '../../../src/rlhf/heads';
 import { writeHeldOutPrompts } from '../../../src/rlhf/promotionGate';
+import { rewardVerdict, winRateByPrompt, type ComparisonItem } from '../../../src/rlhf/evaluate';
 import { decidePromotion } from '../../../src/rlhf/promotionRule';
 import { createRng, normal } from '../../../src/rlhf/random';
-import { winRate } from '../../../src/rlhf/winRate';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.resolve(__dirname, '../../../models/default');
@@ -116,16 +116,19 @@ describe('promotion gate job in a real model host (default model)', function () 
     assert.strictEqual(s.wins + s.losses + s.ties, 8);
     assert.ok(Number.isFinite(s.meanKl) && s.meanKl !== 0, `mean KL ${s.meanKl}`);
     assert.ok(Number.isFinite(s.meanRewardTuned) && Number.isFinite(s.meanRewardBaseline));
-    // The verdict is the rule applied to the job's own numbers.
+    const written = JSON.parse(
+      fs.readFileSync(path.join(dir, 'vs-base', 'evaluation.json'), 'utf8'),
+    );
+    // The verdict is the rule applied to the job's own samples, 2 per prompt, clustered by prompt.
+    const rewardWinRate = winRateByPrompt(written.items as ComparisonItem[], rewardVerdict);
+    assert.deepStrictEqual(
+      [rewardWinRate.prompts, s.winRateLow, s.winRateHigh, s.effectiveComparisons],
+      [4, rewardWinRate.low, rewardWinRate.high, rewardWinRate.effectiveN],
+    );
     assert.deepStrictEqual(
       done.decision,
       decidePromotion(
-        {
-          prompts: s.prompts,
-          rewardWinRate: winRate(s.wins, s.losses, s.ties),
-          meanKl: s.meanKl,
-          baseline: 'the base model',
-        },
+        { prompts: s.prompts, rewardWinRate, meanKl: s.meanKl, baseline: 'the base model' },
         { minPrompts: 4, klBudget: 6 },
       ),
     );
@@ -133,9 +136,6 @@ describe('promotion gate job in a real model host (default model)', function () 
     assert.ok(progress.length >= 8, `only ${progress.length} progress events`);
     const last = progress[progress.length - 1];
     assert.ok(last.type === 'train/progress' && last.step === last.totalSteps);
-    const written = JSON.parse(
-      fs.readFileSync(path.join(dir, 'vs-base', 'evaluation.json'), 'utf8'),
-    );
     assert.strictEqual(written.items.length, 8);
     assert.ok(
       written.items.every((item: { prompt: string }) => PROMPTS.slice(0, 4).includes(item.prompt)),

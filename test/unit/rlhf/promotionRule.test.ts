@@ -3,14 +3,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseTrainingCommand, parseTrainingEvent } from '../../../src/protocol/training';
-import { shouldPromote } from '../../../src/rlhf/evaluate';
+import {
+  rewardVerdict,
+  shouldPromote,
+  winRateByPrompt,
+  type ComparisonItem,
+} from '../../../src/rlhf/evaluate';
 import {
   HELD_OUT_FILE,
   readHeldOutPrompts,
   writeHeldOutPrompts,
 } from '../../../src/rlhf/promotionGate';
 import { decidePromotion } from '../../../src/rlhf/promotionRule';
-import { winRate } from '../../../src/rlhf/winRate';
+import { clusteredWinRate, formatWinRate, tCritical95, winRate } from '../../../src/rlhf/winRate';
 
 const rule = { minPrompts: 4, klBudget: 6 };
 
@@ -103,6 +108,101 @@ describe('promotion rule', () => {
     assert.strictEqual(
       shouldPromote({ ...report, rewardWinRate: winRate(60, 40, 0) }, 6).promote,
       true,
+    );
+  });
+});
+
+describe('win rate over prompts (K samples per prompt)', () => {
+  const close = (actual: number, expected: number, tol: number) =>
+    assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not ${expected} +- ${tol}`);
+  // K = 4 reward-model comparisons on each of `scores.length` prompts; score s gives s wins.
+  const items = (scores: number[]): ComparisonItem[] =>
+    scores.flatMap((s, p) =>
+      [0, 1, 2, 3].map((k) => ({
+        prompt: `prompt ${p}`,
+        tuned: 't',
+        baseline: 'b',
+        tunedFirst: true,
+        kl: 0,
+        rewardTuned: k < s ? 1 : 0,
+        rewardBaseline: k < s ? 0 : 1,
+      })),
+    );
+
+  it("Student's t 95% quantiles match the tables", () => {
+    const table: [number, number][] = [
+      [1, 12.706205],
+      [3, 3.182446],
+      [7, 2.364624],
+      [10, 2.228139],
+      [31, 2.039513],
+      [1000, 1.962339],
+    ];
+    for (const [df, t] of table) close(tCritical95(df), t, 1e-6);
+    assert.throws(() => tCritical95(0), /degrees of freedom 0: allowed are integers >= 1/);
+  });
+
+  it('keeps an adapter whose wins come from a few prompts where it always wins', () => {
+    // 6 of 8 prompts won 4 of 4, 2 lost 4 of 4: 24 of 32 (75%). As 32 independent comparisons
+    // the Wilson interval is [57.9%, 86.7%] and would promote; over 8 prompts it is not.
+    const clustered = items([4, 4, 4, 4, 4, 4, 0, 0]);
+    const independent = winRate(24, 8, 0);
+    assert.ok(independent.low > 0.5);
+    const w = winRateByPrompt(clustered, rewardVerdict);
+    assert.strictEqual(w.rate, 0.75);
+    assert.deepStrictEqual([w.wins, w.losses, w.ties, w.n, w.prompts], [24, 8, 0, 32, 8]);
+    // Reference (scipy): Var(p) = 8/7 * 24 / 32^2, n* = 7.0, n*_df = 7.0 (t_31 / t_7)^2.
+    close(w.effectiveN!, 5.207472, 1e-5);
+    close(w.low, 0.342438, 1e-5);
+    close(w.high, 0.945302, 1e-5);
+    const d = decidePromotion({ prompts: 8, rewardWinRate: w, meanKl: 1 }, rule);
+    assert.strictEqual(d.promote, false);
+    assert.match(
+      d.reason,
+      /75\.0% \[95% CI 34\.2%-94\.5%\] .*n=32 from 8 prompts, effective n=5\.2\)/,
+    );
+    assert.strictEqual(
+      decidePromotion({ prompts: 8, rewardWinRate: independent, meanKl: 1 }, rule).promote,
+      true,
+    );
+  });
+
+  it('still promotes a gain that holds across prompts', () => {
+    // 32 prompts, each won 3 or 4 of 4 (28 prompts 3 of 4): 100 of 128.
+    const w = winRateByPrompt(items([...Array(28).fill(3), 4, 4, 4, 4]), rewardVerdict);
+    assert.strictEqual(w.n, 128);
+    // Prompts agree more than binomial noise would: the design effect is not credited, only
+    // the t correction for 32 prompts shrinks n.
+    close(w.effectiveN!, 128 * (tCritical95(127) / tCritical95(31)) ** 2, 1e-9);
+    assert.ok(w.low > 0.5, formatWinRate(w));
+    assert.strictEqual(
+      decidePromotion({ prompts: 32, rewardWinRate: w, meanKl: 1 }, rule).promote,
+      true,
+    );
+  });
+
+  it('is plain Wilson with one comparison per prompt, and [0, 1] with one prompt', () => {
+    const single = clusteredWinRate([
+      { wins: 1, losses: 0, ties: 0 },
+      { wins: 0, losses: 1, ties: 0 },
+      { wins: 0, losses: 0, ties: 1 },
+      { wins: 1, losses: 0, ties: 0 },
+    ]);
+    assert.deepStrictEqual(single, winRate(2, 1, 1));
+    const one = clusteredWinRate([{ wins: 4, losses: 0, ties: 0 }]);
+    assert.deepStrictEqual([one.rate, one.low, one.high], [1, 0, 1]);
+  });
+
+  it('counts ties as half within a prompt, and all ties never promote', () => {
+    const ties = winRateByPrompt(
+      items([2, 2, 2, 2]).map((item) => ({ ...item, rewardBaseline: item.rewardTuned })),
+      rewardVerdict,
+    );
+    assert.deepStrictEqual([ties.ties, ties.rate], [16, 0.5]);
+    assert.ok(ties.low < 0.5 && ties.high > 0.5);
+    assert.strictEqual(
+      decidePromotion({ prompts: 4, rewardWinRate: ties, meanKl: 0 }, rule).promote,
+      false,
     );
   });
 });
