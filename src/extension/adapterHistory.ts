@@ -5,13 +5,14 @@
  * The history is an append-only JSONL file (`<global storage>/training/adapters.jsonl`), one
  * adapter per line, appended under an inter-process lock (two windows may train at once) and
  * never rewritten: a corrupt line is reported with its line number and skipped, and the other
- * entries stay readable. The active choice (an adapter or the base model) is a small record in
- * the extension's global state, valid only for the model it was trained on.
+ * entries stay readable. The active choice (an adapter or the base model) is the pointer file
+ * of src/data/activeAdapter.ts, valid only for the model the adapter was trained on.
  */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
+import type { AdapterPointer } from '../data/activeAdapter';
 import { acquireLock } from '../data/fileLock';
 import { readLines } from '../data/jsonl';
 
@@ -45,15 +46,11 @@ export interface AdapterEntry {
   meanKl?: number;
 }
 
-/** The adapter completions use, as remembered across window reloads. */
-export interface SavedAdapter {
-  name: string;
-  path: string;
-  /** Model folder the adapter was trained on. */
-  modelDir: string;
-  /** {@link modelFingerprint} of the weights it was trained on, when known. */
-  modelFingerprint?: string;
-}
+/**
+ * The adapter completions use, as the active adapter pointer names it; `modelFingerprint` is
+ * the {@link modelFingerprint} of the weights it was trained on, when known.
+ */
+export type SavedAdapter = AdapterPointer;
 
 /** The name the status bar and records use for a history entry. */
 export function adapterName(entry: Pick<AdapterEntry, 'runId' | 'algorithm'>): string {

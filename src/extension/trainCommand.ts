@@ -5,10 +5,19 @@
  * charts in the dashboard; an adapter that passes the gate becomes the completion policy. Every
  * trained adapter goes into the adapter history, and "Code RLHF: Select adapter" switches the
  * completion policy to any of them or to the base model.
+ *
+ * The choice is the active adapter pointer (`<global storage>/training/active-adapter.json`,
+ * src/data/activeAdapter.ts), shared by every window: the last window to choose wins. A window
+ * re-reads the pointer when it gains focus (a choice is made in a focused window, so the
+ * others hear of it as soon as the user turns to them) and before "Select adapter" or a
+ * training run rely on it. A window whose model the pointed adapter does not fit (another
+ * model, changed weights, files gone) uses the base model and says so, but leaves the pointer
+ * as it is: it is the user's choice, and a window with the right model may be using it.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { ADAPTER_POINTER_FILE, AdapterPointerFile, type PointerRead } from '../data/activeAdapter';
 import type { DashboardPanel } from './dashboardPanel';
 import type { Logger } from './log';
 import type { ModelHostClient } from './modelHostClient';
@@ -34,8 +43,11 @@ import {
   type TuneAlgorithm,
 } from './trainPipeline';
 
-/** Global-state key of the adapter completions use (restored at activation); unset = base. */
-const ACTIVE_ADAPTER_KEY = 'codeRlhf.activeAdapter';
+/**
+ * Global-state key where versions before the pointer file kept the active adapter: moved to the
+ * pointer once (when there is none yet), then cleared.
+ */
+const LEGACY_ACTIVE_ADAPTER_KEY = 'codeRlhf.activeAdapter';
 
 export interface TrainCommandDeps {
   client: ModelHostClient;
@@ -55,42 +67,95 @@ export function registerTrainCommand(
   deps: TrainCommandDeps,
 ): vscode.Disposable {
   let running: AbortController | undefined;
-  const historyFile = path.join(context.globalStorageUri.fsPath, 'training', 'adapters.jsonl');
-  // The chosen adapter stays the policy after a window reload, as long as the same model is
-  // configured and its files exist; otherwise it is dropped with a warning (it only fits the
-  // model it was trained on) and completions use the base model.
+  const trainingDir = path.join(context.globalStorageUri.fsPath, 'training');
+  const historyFile = path.join(trainingDir, 'adapters.jsonl');
+  const pointer = new AdapterPointerFile(path.join(trainingDir, ADAPTER_POINTER_FILE));
+  /** What the pointer names (null: the base model); `active`: what this window uses of it. */
+  let pointed: SavedAdapter | null = null;
   let active: SavedAdapter | undefined;
-  const use = async (adapter: SavedAdapter | undefined) => {
-    active = adapter;
-    deps.model.setAdapter(adapter ? { name: adapter.name, path: adapter.path } : null);
-    await context.globalState.update(ACTIVE_ADAPTER_KEY, adapter);
-  };
-  const drop = (problem: string) => {
+  let modelDirInUse = deps.modelDir();
+  const warn = (problem: string) => {
     deps.log.warn(problem);
     void vscode.window
       .showWarningMessage(`Code RLHF: ${problem}`, 'Select adapter')
       .then((choice) => choice && vscode.commands.executeCommand('codeRlhf.selectAdapter'));
-    void use(undefined);
   };
-  const restored = restorableAdapter(
-    context.globalState.get(ACTIVE_ADAPTER_KEY),
-    deps.modelDir(),
-    (file) => fs.existsSync(file),
-    modelFingerprint(deps.modelDir()),
-  );
-  if (restored.problem) drop(restored.problem);
-  if (restored.adapter) {
-    active = restored.adapter;
-    deps.model.setAdapter({ name: active.name, path: active.path });
-    deps.log.info(`using adapter ${active.name} (${active.path})`);
-  }
+  const setActive = (adapter: SavedAdapter | undefined) => {
+    active = adapter;
+    deps.model.setAdapter(adapter ? { name: adapter.name, path: adapter.path } : null);
+  };
+  /** Uses the pointed adapter if it fits `modelDir` (and its files exist), else the base model. */
+  const applyPointed = (modelDir: string, origin: string) => {
+    const before = active?.path;
+    if (pointed && pointed.modelDir !== modelDir) {
+      // Expected where windows use different models (a workspace modelPath): no pop-up.
+      deps.log.info(
+        `the active adapter ${pointed.name} is for ${pointed.modelDir}, not ${modelDir}; ` +
+          'this window uses the base model',
+      );
+      setActive(undefined);
+      return;
+    }
+    const restored = restorableAdapter(
+      pointed ?? undefined,
+      modelDir,
+      (file) => fs.existsSync(file),
+      pointed ? modelFingerprint(modelDir) : undefined,
+    );
+    if (restored.problem) warn(restored.problem);
+    setActive(restored.adapter);
+    if (active?.path !== before || origin === 'at start') {
+      const now = active ? `adapter ${active.name} (${active.path})` : 'the base model';
+      deps.log.info(`${origin}: completions use ${now}`);
+    }
+  };
+  const applyRead = (read: PointerRead, origin: string) => {
+    if (read.kind === 'corrupt' || read.kind === 'unreadable') warn(read.problem);
+    pointed = read.adapter;
+    applyPointed(modelDirInUse, origin);
+  };
+  /** Picks up a choice another window wrote since this one last looked. */
+  const refresh = async () => {
+    const read = await pointer.refresh();
+    if (read) applyRead(read, 'chosen in another window');
+  };
+  /** This window's choice: used at once, and written for the other windows and the next start. */
+  const choose = async (adapter: SavedAdapter | undefined) => {
+    pointed = adapter ?? null;
+    setActive(adapter);
+    try {
+      await pointer.write(pointed);
+    } catch (error) {
+      const message =
+        `could not save the active adapter to ${pointer.file} (${(error as Error).message}); ` +
+        'other windows and the next start keep the previous choice';
+      deps.log.error(message);
+      void vscode.window.showErrorMessage(`Code RLHF: ${message}`);
+    }
+  };
+
+  const opened = pointer.open(context.globalState.get(LEGACY_ACTIVE_ADAPTER_KEY));
+  applyRead(opened.read, 'at start');
+  opened.migration
+    ?.then(async ({ done, problem }) => {
+      if (problem) warn(problem);
+      if (!done) return;
+      await context.globalState.update(LEGACY_ACTIVE_ADAPTER_KEY, undefined);
+      deps.log.info(`the active adapter is now kept in ${pointer.file}, not in global state`);
+    })
+    .catch((error: Error) =>
+      deps.log.error(`could not move the active adapter out of global state: ${error.message}`),
+    );
   deps.model.onDidChange((state) => {
+    if (state.dir === modelDirInUse) return;
+    modelDirInUse = state.dir;
     if (active && state.dir !== active.modelDir) {
-      drop(
+      warn(
         `the model changed to ${state.dir}: adapter ${active.name} (trained on ` +
           `${active.modelDir}) no longer applies; using the base model`,
       );
     }
+    applyPointed(state.dir, 'model changed');
   });
 
   /** Records the run's adapter in the history, promoted or not (`blocked`: why not used). */
@@ -161,6 +226,7 @@ export function registerTrainCommand(
     const fingerprint = modelFingerprint(modelDir);
     running = controller;
     // The gate compares the tuned adapter with the policy in use when the run started.
+    await refresh();
     const baseline = active;
     deps.feed.runStarted(runId, algorithm, runDir);
     deps.dashboard.show();
@@ -221,6 +287,7 @@ export function registerTrainCommand(
       deps.log.info(`training run ${runId} ended ${result.status}: ${text}`);
       const adapterPath = result.promotion?.adapterPath;
       // A verdict is only valid for the model and the policy the gate compared against.
+      await refresh();
       let blocked: string | undefined;
       if (result.promotion?.promote && deps.modelDir() !== modelDir) {
         blocked = `the model changed during training (the adapter was trained on ${modelDir})`;
@@ -238,7 +305,7 @@ export function registerTrainCommand(
             `"Select adapter" can pick it. ${text}`,
         );
       } else if (result.promotion?.promote && adapterPath) {
-        await use({
+        await choose({
           name: `${runId} ${algorithm}`,
           path: adapterPath,
           modelDir,
@@ -268,6 +335,7 @@ export function registerTrainCommand(
   };
 
   const selectAdapter = async () => {
+    await refresh();
     const modelDir = deps.modelDir();
     const { entries, problems } = await readAdapterHistory(historyFile);
     for (const problem of problems) deps.log.warn(`adapter history: ${problem}`);
@@ -310,7 +378,7 @@ export function registerTrainCommand(
       void vscode.window.showWarningMessage(`Code RLHF: ${choice.problem}; nothing changed.`);
       return;
     }
-    await use(choice.target ?? undefined);
+    await choose(choice.target ?? undefined);
     const now = choice.target ? `adapter ${choice.target.name}` : 'the base model';
     deps.log.info(`completions now use ${now}${choice.target ? ` (${choice.target.path})` : ''}`);
     void vscode.window.showInformationMessage(`Code RLHF: completions now use ${now}.`);
@@ -319,6 +387,12 @@ export function registerTrainCommand(
   const commands = [
     vscode.commands.registerCommand('codeRlhf.train', train),
     vscode.commands.registerCommand('codeRlhf.selectAdapter', selectAdapter),
+    vscode.window.onDidChangeWindowState((state) => {
+      if (!state.focused) return;
+      refresh().catch((error: Error) =>
+        deps.log.error(`could not re-read ${pointer.file}: ${error.message}`),
+      );
+    }),
   ];
   return {
     dispose: () => {
