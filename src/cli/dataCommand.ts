@@ -4,6 +4,7 @@ import {
   EXPORT_FORMATS,
   IMPORT_FORMATS,
   computeStats,
+  dropStoredPairs,
   exportRecords,
   formatStats,
   importFile,
@@ -25,7 +26,8 @@ const HELP = `code-rlhf data: preference datasets
 
 usage:
   code-rlhf data import <file> --out <store.jsonl> [--format F] [--annotator NAME] [--dry-run]
-      Append the judgments in <file> to the store (ids already stored are skipped).
+      Append the judgments in <file> to the store. Ids already stored are skipped, and so are
+      TRL lines whose pair (prompt, chosen, rejected) the store holds as often as the file does.
       F: auto (default), ${IMPORT_FORMATS.join(', ')}
   code-rlhf data export <store.jsonl> --format F --out <file> [--margins] [--ignored-as-bad] [--force]
       Write the store as F: ${EXPORT_FORMATS.join(', ')}. Prints what the format could not hold.
@@ -156,9 +158,15 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
     );
     return 1;
   }
+  const read = result.records.length;
+  // TRL lines carry no ids (the importer derives them from line number and content), so a TRL
+  // export of this store, or the same file with lines moved, is recognised by its pairs.
+  const samePair =
+    result.format === 'trl' && typeof out === 'string' ? await dropStoredPairs(result, out) : 0;
   if (dryRun || typeof out !== 'string') {
+    const present = samePair > 0 ? ` (${samePair} already in ${out} with the same pair)` : '';
     io.out(
-      `${input} (${result.format}): ${result.records.length} records would be imported, ${result.rejected.length} rejected`,
+      `${input} (${result.format}): ${result.records.length} records would be imported${present}, ${result.rejected.length} rejected`,
     );
     return 0;
   }
@@ -167,9 +175,14 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   const store = await openStore(out);
   const appended = await store.appendMany(result.records);
   const written = appended.filter((a) => a.written).length;
+  const sameId = result.records.length - written;
+  const present =
+    result.format === 'trl'
+      ? `${samePair + sameId} already stored (${samePair} with the same pair, ${sameId} with the same id)`
+      : `${sameId} already stored`;
   io.out(
-    `${input} (${result.format}): ${result.records.length} records read, ${written} appended to ${out}, ` +
-      `${result.records.length - written} already stored, ${result.rejected.length} rejected`,
+    `${input} (${result.format}): ${read} records read, ${written} appended to ${out}, ` +
+      `${present}, ${result.rejected.length} rejected`,
   );
   return 0;
 }

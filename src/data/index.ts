@@ -31,6 +31,12 @@ export {
 export type { ExportFormat, ImportFormat } from './formats';
 export type { ExportResult, ImportIssue, ImportResult } from './formats/importResult';
 export { splitSharedPrompt } from './formats/trl';
+export {
+  alreadyStoredPairs,
+  dropStoredPairs,
+  pairIdentity,
+  storedPairCounts,
+} from './pairIdentity';
 export { contentId, importedCandidate, importedJudgment } from './recordFactory';
 export { blindAbOutcome, blindAbScore, isEvaluationRecord } from './blindAb';
 export type { BlindAbOutcome, BlindAbScore } from './blindAb';
