@@ -18,8 +18,8 @@ import {
   type ImportFormat,
   type ImportIssue,
   type ImportResult,
+  type PreferenceRecord,
 } from '../data';
-import type { PreferenceRecord } from '../protocol/records';
 import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
 
 const HELP = `code-rlhf data: preference datasets

@@ -5,15 +5,10 @@
  * next step boundary and keeps the last checkpoint for `--resume`.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { createGenerator } from '../generation';
-import { runTrainingJob } from '../host/trainingHandlers';
+import { compareAdapterFolders } from '../host/evaluation';
+import { runTrainingJob, type TrainingEvent, type TrainingKind } from '../host/trainingHandlers';
 import { createTrainingRunners } from '../host/trainingRunners';
-import { loadModel } from '../model/loader';
-import { loadPeftAdapter } from '../model/lora';
-import { ModelRuntime } from '../model/runtime';
-import type { TrainingEvent, TrainingKind } from '../protocol/training';
 import {
   DPO_DEFAULTS,
   DPO_SPEC,
@@ -25,11 +20,9 @@ import {
   type ConfigSpec,
 } from '../rlhf/config';
 import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
-import { compareAdapters } from '../rlhf/evaluate';
 import { Oracle, resolveOracleRule } from '../rlhf/oracle';
 import { GATE_DEFAULTS, GATE_SPEC } from '../rlhf/promotionGate';
 import { cutPrompts, readCodeSources } from '../rlhf/prompts';
-import { RewardScorer } from '../rlhf/rewardModel';
 import { directContext } from '../rlhf/trainerContext';
 import { formatWinRate } from '../rlhf/winRate';
 import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
@@ -206,11 +199,9 @@ export const evalCommand: CliCommand = {
         throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
       return n;
     };
-    const model = loadModel(need('model'));
-    const tuned = loadPeftAdapter(need('adapter'), model);
+    const modelDir = need('model');
+    const adapterDir = need('adapter');
     const baselineDir = args.options.get('baseline');
-    const baseline =
-      typeof baselineDir === 'string' ? loadPeftAdapter(baselineDir, model) : undefined;
     const seed = num('seed', 7);
     const prompts = cutPrompts(readCodeSources(need('prompts')), num('count', 100), seed).map(
       (p) => p.prompt,
@@ -221,46 +212,32 @@ export const evalCommand: CliCommand = {
         ? new Oracle(resolveOracleRule(oracleName), { seed })
         : undefined;
     const rmDir = args.options.get('reward-model');
-    const runtime = ModelRuntime.fromModel(model);
-    const generator = createGenerator(runtime);
-    const scorer = typeof rmDir === 'string' ? await RewardScorer.load(model, rmDir) : undefined;
-    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-eval-'));
-    try {
-      const report = await compareAdapters({
-        model,
-        runtime,
-        generator,
-        prompts,
-        tuned,
-        baseline,
-        oracle,
-        rewardScorer: scorer,
-        settings: {
-          temperature: num('temperature', 1),
-          maxNewTokens: num('max-new-tokens', 16),
-          maxLines: num('max-lines', 1),
-          maxPromptTokens: 96,
-          maxCompletionTokens: num('max-new-tokens', 16) + 1,
-          seed,
-        },
-        workDir,
-        ctx: directContext(),
-      });
-      io.out(`prompts: ${report.prompts}`);
-      if (report.oracleWinRate)
-        io.out(`oracle win rate (tuned): ${formatWinRate(report.oracleWinRate)}`);
-      if (report.rewardWinRate)
-        io.out(`reward-model win rate (tuned): ${formatWinRate(report.rewardWinRate)}`);
-      io.out(`mean KL per completion: ${report.meanKl.toFixed(4)} nats`);
-      if (!oracle && !scorer)
-        io.err('no judge given: pass --oracle and/or --reward-model for a win rate');
-      return 0;
-    } finally {
-      await scorer?.release();
-      await generator.dispose();
-      await runtime.dispose();
-      fs.rmSync(workDir, { recursive: true, force: true });
-    }
+    const report = await compareAdapterFolders({
+      modelDir,
+      adapterDir,
+      baselineAdapterDir: typeof baselineDir === 'string' ? baselineDir : undefined,
+      rewardModelDir: typeof rmDir === 'string' ? rmDir : undefined,
+      oracle,
+      prompts,
+      settings: {
+        temperature: num('temperature', 1),
+        maxNewTokens: num('max-new-tokens', 16),
+        maxLines: num('max-lines', 1),
+        maxPromptTokens: 96,
+        maxCompletionTokens: num('max-new-tokens', 16) + 1,
+        seed,
+      },
+      ctx: directContext(),
+    });
+    io.out(`prompts: ${report.prompts}`);
+    if (report.oracleWinRate)
+      io.out(`oracle win rate (tuned): ${formatWinRate(report.oracleWinRate)}`);
+    if (report.rewardWinRate)
+      io.out(`reward-model win rate (tuned): ${formatWinRate(report.rewardWinRate)}`);
+    io.out(`mean KL per completion: ${report.meanKl.toFixed(4)} nats`);
+    if (!oracle && typeof rmDir !== 'string')
+      io.err('no judge given: pass --oracle and/or --reward-model for a win rate');
+    return 0;
   },
 };
 

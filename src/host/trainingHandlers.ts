@@ -22,6 +22,10 @@ import type { TypedMessage } from '../protocol/modelHost';
 import type { MessageLoop } from './loop';
 import { AbortError, type ModelScheduler } from './scheduler';
 
+// The job kinds and events are this module's API as well as the protocol's: the CLI, which runs
+// jobs through runTrainingJob and may not import the protocol, names them from here.
+export type { TrainingEvent, TrainingKind };
+
 /** What a running job can do; the same interface serves the model host and the CLI. */
 export interface TrainingJobContext {
   command: TrainStartCommand;

@@ -76,6 +76,34 @@ describe('code-rlhf train / eval CLI', function () {
     );
     assert.ok(fs.existsSync(path.join(dir, 'run', 'dpo-policy', 'adapter_model.safetensors')));
 
+    // eval loads the model, the adapter and the reward model through the host and judges with both.
+    const corpus = path.join(dir, 'corpus.jsonl');
+    fs.writeFileSync(
+      corpus,
+      [
+        { text: 'const total = items.reduce((sum, item) => sum + item.price, 0);\n' },
+        { text: 'function scale(values, factor) {\n  return values.map((v) => v * factor);\n}\n' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    const evaluation = io();
+    const evalArgs = [
+      ...['--model', MODEL, '--adapter', path.join(dir, 'run', 'dpo-policy')],
+      ...['--prompts', corpus, '--count', '3', '--max-new-tokens', '4', '--oracle', 'clean-code'],
+      ...['--reward-model', path.join(dir, 'run', 'reward-model')],
+    ];
+    assert.strictEqual(
+      await runCli(['eval', ...evalArgs], evaluation.io),
+      0,
+      evaluation.err.join('\n'),
+    );
+    const report = evaluation.out.join('\n');
+    assert.match(report, /^prompts: 3$/m);
+    assert.match(report, /^oracle win rate \(tuned\): /m);
+    assert.match(report, /^reward-model win rate \(tuned\): /m);
+    assert.match(report, /^mean KL per completion: -?\d+\.\d{4} nats$/m);
+
     const bad = io();
     assert.strictEqual(
       await runCli(['train', 'rm', '--run-dir', dir, '--epochs', 'many', ...common], bad.io),
