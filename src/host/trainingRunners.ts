@@ -27,6 +27,7 @@ import {
 import { trainDpo } from '../rlhf/dpo';
 import { trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
+import { contextKey, type PromptContext } from '../rlhf/promptContext';
 import {
   GATE_DEFAULTS,
   GATE_SPEC,
@@ -54,20 +55,19 @@ async function readPairs(dataFile: string, ctx: TrainingJobContext) {
 }
 
 /**
- * The distinct prompts PPO samples from: the text before the cursor of every judgment, except
- * conversational imports and blind A/B evaluation judgments (the prompts an adapter is measured
- * on are not trained on).
+ * The distinct contexts PPO samples from: the text before and after the cursor of every
+ * judgment, so the policy completes them as the developer's request was completed
+ * (fill-in-the-middle when there is a suffix); except conversational imports and blind A/B
+ * evaluation judgments (the prompts an adapter is measured on are not trained on).
  */
-export function ppoPrompts(records: readonly PreferenceRecord[]): string[] {
-  return [
-    ...new Set(
-      records.flatMap((r) =>
-        r.type === 'judgment' && !r.prompt.messages && !isEvaluationRecord(r)
-          ? [r.prompt.prefix]
-          : [],
-      ),
-    ),
-  ];
+export function ppoPrompts(records: readonly PreferenceRecord[]): PromptContext[] {
+  const contexts = new Map<string, PromptContext>();
+  for (const r of records) {
+    if (r.type !== 'judgment' || r.prompt.messages || isEvaluationRecord(r)) continue;
+    const context = { prompt: r.prompt.prefix, suffix: r.prompt.suffix };
+    if (!contexts.has(contextKey(context))) contexts.set(contextKey(context), context);
+  }
+  return [...contexts.values()];
 }
 
 /** The prompts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them). */
@@ -120,10 +120,11 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
       const model = loadModel(config.modelDir);
       const { records } = await readPairs(config.dataFile, ctx);
       // The prompts are the contexts developers asked for completions in; a fifth is held out
-      // for the held-out reward that drives rollback.
+      // for the held-out reward that drives rollback. Split by the text before the cursor, as
+      // the reward model and DPO split their pairs.
       const prompts = ppoPrompts(records);
       const heldOutFraction = 0.2;
-      const split = splitByPrompt(prompts, (p) => p, heldOutFraction, config.seed);
+      const split = splitByPrompt(prompts, (p) => p.prompt, heldOutFraction, config.seed);
       const runtime = ModelRuntime.fromModel(model, { threads });
       const generator = createGenerator(runtime);
       const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
@@ -144,7 +145,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           stage: 'ppo',
           seed: config.seed,
           validationFraction: heldOutFraction,
-          prompts: split.validation,
+          prompts: [...new Set(split.validation.map((p) => p.prompt))],
         });
         const last = result.history[result.history.length - 1] ?? {};
         return {

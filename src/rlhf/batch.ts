@@ -5,6 +5,7 @@
 import type { HostTensor } from '../engine';
 import { buildPrompt } from '../generation/prompt';
 import type { CodeTokenizer } from '../model/tokenizer';
+import type { PromptContext } from './promptContext';
 
 export interface TokenRow {
   prompt: readonly number[];
@@ -91,18 +92,50 @@ export function unpadRows(
   );
 }
 
-/** Tokenises (prompt, completion) text the way generation does: prompt built left-to-right. */
+/** How (prompt, suffix, completion) text is cut into tokens for training and scoring. */
+export interface EncodingLimits {
+  /** Prompt tokens kept: the model's prompt prefix (BOS) and the end of the text before the cursor. */
+  maxPromptTokens: number;
+  /**
+   * Suffix tokens kept: the start of the text after the cursor. 0 or absent: the suffix is not
+   * read (left-to-right prompts, as every encoding was before suffixes were read).
+   */
+  maxSuffixTokens?: number;
+  maxCompletionTokens: number;
+}
+
+/**
+ * Tokenises (prompt, suffix, completion) text with generation's prompt builder. Left-to-right
+ * (exactly the encoding from before suffixes were read) when the suffix is empty, the model has
+ * no FIM tokens or `maxSuffixTokens` is 0 or absent; otherwise the fill-in-the-middle layout of
+ * an editor request, with the prefix cut to the last tokens `maxPromptTokens` leaves after the
+ * prompt prefix (as left-to-right) and the suffix to its first `maxSuffixTokens` tokens, so the
+ * prompt has at most maxPromptTokens + 3 + maxSuffixTokens tokens.
+ */
 export function encodePair(
   tokenizer: CodeTokenizer,
-  prompt: string,
+  context: PromptContext,
   completion: string,
-  maxPromptTokens: number,
-  maxCompletionTokens: number,
+  limits: EncodingLimits,
 ): TokenRow {
-  let promptIds = buildPrompt(tokenizer, prompt, '', maxPromptTokens).ids;
+  const maxSuffixTokens = limits.maxSuffixTokens ?? 0;
+  const start = tokenizer.promptPrefixIds.length;
+  const maxPrefixTokens = Math.max(0, limits.maxPromptTokens - start);
+  let promptIds =
+    context.suffix !== '' && tokenizer.fim && maxSuffixTokens > 0
+      ? buildPrompt(
+          tokenizer,
+          context.prompt,
+          context.suffix,
+          start + 3 + maxPrefixTokens + maxSuffixTokens,
+          { maxPrefixTokens, maxSuffixTokens },
+        ).ids
+      : buildPrompt(tokenizer, context.prompt, '', limits.maxPromptTokens).ids;
   // A model without a BOS-style prompt prefix and an empty prompt still needs one position
   // whose logits predict the first completion token.
   if (promptIds.length === 0) promptIds = tokenizer.encodePlain('\n');
-  const completionIds = tokenizer.encodeContinuation(completion).slice(0, maxCompletionTokens);
+  const completionIds = tokenizer
+    .encodeContinuation(completion)
+    .slice(0, limits.maxCompletionTokens);
   return { prompt: promptIds, completion: completionIds };
 }

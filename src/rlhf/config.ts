@@ -26,6 +26,15 @@ export interface CommonConfig {
   loraTargets: string;
   /** Left-truncate prompts to this many tokens (the end of the prompt is what matters). */
   maxPromptTokens: number;
+  /**
+   * Tokens of a judgment's suffix (the text after the cursor) kept, cut from the right: the
+   * start of the suffix is what says where the completion must end. With a non-empty suffix and
+   * a model with FIM tokens, prompts are fill-in-the-middle (up to maxPromptTokens + 3 +
+   * maxSuffixTokens tokens); 0 reads no suffix (left-to-right prompts). The same limit cuts the
+   * reward model's training pairs and its scoring (saved in its run.json), DPO's pairs and PPO's
+   * scoring; the policy samples PPO rollouts from the editor's own prompt layout and budget.
+   */
+  maxSuffixTokens: number;
   /** Truncate completions to this many tokens when scoring. */
   maxCompletionTokens: number;
   /** Steps between atomic checkpoints (0 = only at the end). */
@@ -117,6 +126,12 @@ const common: ConfigSpec<CommonConfig> = {
     min: 1,
     help: 'prompt tokens kept (left-truncated)',
   },
+  maxSuffixTokens: {
+    kind: 'number',
+    integer: true,
+    min: 0,
+    help: 'suffix tokens kept after the cursor (cut from the right; 0 = suffix not read)',
+  },
   maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
   checkpointEvery: { kind: 'number', integer: true, min: 0, help: 'steps between checkpoints' },
 };
@@ -130,6 +145,9 @@ const COMMON_DEFAULTS: CommonConfig = {
   loraAlpha: 16,
   loraTargets: 'q_proj,v_proj',
   maxPromptTokens: 96,
+  // A quarter of the 128 tokens of prefix and suffix, the share generation gives the suffix
+  // when both do not fit (src/generation/prompt.ts).
+  maxSuffixTokens: 32,
   maxCompletionTokens: 32,
   checkpointEvery: 20,
 };

@@ -129,22 +129,11 @@ export async function trainDpo(options: {
   });
 
   const encode = async (pairs: readonly TrainingPair[]): Promise<EncodedPair[]> => {
+    // In the context the pair was judged in: the policy's FIM prompt when it has a suffix.
     const rows = pairs.map((pair) => ({
       pair,
-      chosen: encodePair(
-        model.tokenizer,
-        pair.prompt,
-        pair.chosen,
-        config.maxPromptTokens,
-        config.maxCompletionTokens,
-      ),
-      rejected: encodePair(
-        model.tokenizer,
-        pair.prompt,
-        pair.rejected,
-        config.maxPromptTokens,
-        config.maxCompletionTokens,
-      ),
+      chosen: encodePair(model.tokenizer, pair, pair.chosen, config),
+      rejected: encodePair(model.tokenizer, pair, pair.rejected, config),
     }));
     // The reference never changes: its log-probs are computed once (adapter scale 0).
     const ref = await ctx.step(() =>

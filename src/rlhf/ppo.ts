@@ -4,7 +4,7 @@
  *
  *   1. Rollout: K samples per prompt from the current policy at `temperature` (no top-k/top-p,
  *      so the sampling distribution is exactly softmax(logits / temperature)).
- *   2. Score: reward model on (prompt, completion text).
+ *   2. Score: reward model on (prompt, suffix, completion text).
  *   3. Forward: policy log-probs and values, reference log-probs (adapter off), at the same
  *      temperature.
  *   4. Rewards: per-token -beta * KL, score on the last real token, length-limit penalty
@@ -39,6 +39,7 @@ import {
   type KlController,
 } from './klController';
 import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from './metrics';
+import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
 import type { RewardScorer } from './rewardModel';
 import { assembleTokenRewards } from './tokenRewards';
@@ -53,10 +54,9 @@ import {
 
 export const POLICY_DIR = 'policy';
 
-/** One sampled completion with everything the update needs. */
-export interface Rollout {
+/** One sampled completion, in its context, with everything the update needs. */
+export interface Rollout extends PromptContext {
   promptIndex: number;
-  prompt: string;
   text: string;
   row: TokenRow;
   /** Stopped by a stop token (included in row.completion) or a line limit, not the length cap. */
@@ -187,11 +187,13 @@ function snapshot(params: Map<string, Float32Array>): Record<string, Float32Arra
 
 /**
  * Samples K completions per prompt with `adapter` (written to `adapterDir` for the generator,
- * which reads adapters from PEFT folders).
+ * which reads adapters from PEFT folders). A prompt with a suffix is completed as the editor
+ * completes it (fill-in-the-middle when the model has FIM tokens); each rollout's `row.prompt`
+ * is the exact prompt sampled from, so training log-probs are computed on it.
  */
 export async function sampleRollouts(
   generator: LlamaGenerator,
-  prompts: readonly string[],
+  prompts: readonly PromptInput[],
   adapter: LoraAdapter | undefined,
   adapterDir: string,
   options: {
@@ -206,7 +208,7 @@ export async function sampleRollouts(
   Array<
     Pick<
       Rollout,
-      'promptIndex' | 'prompt' | 'text' | 'row' | 'hitLengthLimit' | 'endedWithStopToken'
+      'promptIndex' | 'prompt' | 'suffix' | 'text' | 'row' | 'hitLengthLimit' | 'endedWithStopToken'
     > & { sampleLogprobs: number[] }
   >
 > {
@@ -214,11 +216,12 @@ export async function sampleRollouts(
   const out = [];
   for (let i = 0; i < prompts.length; i++) {
     throwIfCancelled(ctx.signal);
+    const { prompt, suffix } = toContext(prompts[i]);
     const result = await ctx.step(() =>
       generator.completeDetailed(
         {
-          prefix: prompts[i],
-          suffix: '',
+          prefix: prompt,
+          suffix,
           count: options.samples,
           maxNewTokens: options.maxNewTokens,
           maxLines: options.maxLines,
@@ -235,7 +238,8 @@ export async function sampleRollouts(
       const stop = c.stopTokenId !== undefined ? [c.stopTokenId] : [];
       out.push({
         promptIndex: i,
-        prompt: prompts[i],
+        prompt,
+        suffix,
         text: c.text,
         row: { prompt: result.promptIds, completion: [...c.tokenIds, ...stop] },
         hitLengthLimit: c.stopReason === 'max-tokens',
@@ -251,7 +255,7 @@ export async function sampleRollouts(
 async function heldOutReward(
   generator: LlamaGenerator,
   scorer: RewardScorer,
-  prompts: readonly string[],
+  prompts: readonly PromptInput[],
   adapter: LoraAdapter | undefined,
   adapterDir: string,
   config: PpoConfig,
@@ -272,7 +276,7 @@ async function heldOutReward(
     },
     ctx,
   );
-  const rows = samples.map((s) => scorer.encode(s.prompt, s.text, config));
+  const rows = samples.map((s) => scorer.encode(s, s.text, config));
   const scores = await ctx.step(() => scorer.score(rows));
   return mean(Array.from(scores));
 }
@@ -281,8 +285,9 @@ export async function trainPpo(options: {
   model: LoadedModel;
   generator: LlamaGenerator;
   rewardScorer: RewardScorer;
-  prompts: readonly string[];
-  heldOutPrompts: readonly string[];
+  /** Contexts to sample from; a plain string is a prompt with no suffix. */
+  prompts: readonly PromptInput[];
+  heldOutPrompts: readonly PromptInput[];
   config: PpoConfig;
   runDir: string;
   resume: boolean;
@@ -430,7 +435,7 @@ export async function trainPpo(options: {
         continue;
       }
       // Phase 2: score with the reward model (text re-encoded as the RM was trained).
-      const rmRows = usable.map((s) => scorer.encode(s.prompt, s.text, config));
+      const rmRows = usable.map((s) => scorer.encode(s, s.text, config));
       const rawScores = await ctx.step(() => scorer.score(rmRows));
       // A Bradley-Terry reward model's scale is arbitrary (only differences are trained, and
       // they grow as training goes on), so a fixed beta means little: measured, one demo RM's

@@ -8,12 +8,14 @@ import { expandJudgment } from '../data/pairs';
 import { contentId, importedCandidate, importedJudgment } from '../data/recordFactory';
 import type { JudgmentRecord, PreferenceRecord } from '../data';
 import type { Oracle, Judgment as OracleJudgment, RankingJudgment } from './oracle';
+import type { PromptContext } from './promptContext';
 
-/** One comparison the reward model or DPO trains on. */
-export interface TrainingPair {
+/**
+ * One comparison the reward model or DPO trains on, in the context it was judged in (`prompt`
+ * before the cursor, `suffix` after it).
+ */
+export interface TrainingPair extends PromptContext {
   recordId: string;
-  /** Text before the cursor. Limitation: the suffix (fill-in-the-middle context) is not used. */
-  prompt: string;
   chosen: string;
   rejected: string;
   /** 1 = chosen preferred, 0.5 = tie (then chosen/rejected is an arbitrary order). */
@@ -65,6 +67,7 @@ export function pairsFromRecords(records: readonly PreferenceRecord[]): PairSumm
       out.pairs.push({
         recordId: record.id,
         prompt: record.prompt.prefix,
+        suffix: record.prompt.suffix,
         chosen: p.chosen.text,
         rejected: p.rejected.text,
         target: 1,
@@ -76,6 +79,7 @@ export function pairsFromRecords(records: readonly PreferenceRecord[]): PairSumm
       out.pairs.push({
         recordId: record.id,
         prompt: record.prompt.prefix,
+        suffix: record.prompt.suffix,
         chosen: t.a.text,
         rejected: t.b.text,
         target: 0.5,

@@ -18,9 +18,10 @@ import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
 import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
 import { parseLoraTargets, type RewardModelConfig } from './config';
 import { headDigest, loadHead, saveHead, type Head } from './heads';
-import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
+import { encodePair, float32, sequenceBatch, type EncodingLimits, type TokenRow } from './batch';
 import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
 import type { TrainingPair } from './preferences';
+import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
 import { EarlyStopping, splitByPrompt } from './split';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -41,8 +42,7 @@ interface EncodedPair {
 }
 
 /** One judgment: its distinct candidate sequences, scored once, and its pairs as row indices. */
-export interface ComparisonGroup {
-  prompt: string;
+export interface ComparisonGroup extends PromptContext {
   rows: TokenRow[];
   pairs: { chosen: number; rejected: number; target: number; margin: number }[];
 }
@@ -51,28 +51,26 @@ export interface ComparisonGroup {
 export function encodeGroups(
   model: LoadedModel,
   pairs: readonly TrainingPair[],
-  config: Pick<RewardModelConfig, 'maxPromptTokens' | 'maxCompletionTokens'>,
+  config: EncodingLimits,
 ): ComparisonGroup[] {
-  const byRecord = new Map<string, { prompt: string; texts: string[]; pairs: TrainingPair[] }>();
+  const byRecord = new Map<
+    string,
+    { context: PromptContext; texts: string[]; pairs: TrainingPair[] }
+  >();
   for (const pair of pairs) {
-    const key = `${pair.recordId}\u0000${pair.prompt}`;
+    const key = `${pair.recordId}\u0000${contextKey(pair)}`;
     let group = byRecord.get(key);
-    if (!group) byRecord.set(key, (group = { prompt: pair.prompt, texts: [], pairs: [] }));
+    if (!group) {
+      const context = { prompt: pair.prompt, suffix: pair.suffix };
+      byRecord.set(key, (group = { context, texts: [], pairs: [] }));
+    }
     for (const text of [pair.chosen, pair.rejected])
       if (!group.texts.includes(text)) group.texts.push(text);
     group.pairs.push(pair);
   }
   return [...byRecord.values()].map((group) => ({
-    prompt: group.prompt,
-    rows: group.texts.map((text) =>
-      encodePair(
-        model.tokenizer,
-        group.prompt,
-        text,
-        config.maxPromptTokens,
-        config.maxCompletionTokens,
-      ),
-    ),
+    ...group.context,
+    rows: group.texts.map((text) => encodePair(model.tokenizer, group.context, text, config)),
     pairs: group.pairs.map((p) => ({
       chosen: group.texts.indexOf(p.chosen),
       rejected: group.texts.indexOf(p.rejected),
@@ -92,14 +90,15 @@ function mergeGroups(groups: readonly ComparisonGroup[]): ComparisonGroup {
     for (const p of g.pairs)
       pairs.push({ ...p, chosen: p.chosen + offset, rejected: p.rejected + offset });
   }
-  return { prompt: '', rows, pairs };
+  return { prompt: '', suffix: '', rows, pairs };
 }
 
-/** How (prompt, completion) text was cut into tokens when the reward model was trained. */
-export interface RewardEncoding {
-  maxPromptTokens: number;
-  maxCompletionTokens: number;
-}
+/**
+ * How (prompt, suffix, completion) text was cut into tokens when the reward model was trained.
+ * `maxSuffixTokens` is absent for reward models trained before suffixes were read: they score
+ * left-to-right prompts, as they were trained.
+ */
+export type RewardEncoding = EncodingLimits;
 
 /** Reads the training encoding from a reward-model folder's run.json; undefined when absent. */
 export function readRewardEncoding(dir: string): RewardEncoding | undefined {
@@ -111,7 +110,7 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
   } catch (error) {
     throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
   }
-  const { maxPromptTokens, maxCompletionTokens } = run.config ?? {};
+  const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens } = run.config ?? {};
   for (const [key, value] of Object.entries({ maxPromptTokens, maxCompletionTokens })) {
     if (!(typeof value === 'number' && Number.isInteger(value) && value >= 1)) {
       throw new Error(
@@ -119,7 +118,21 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
       );
     }
   }
-  return { maxPromptTokens: maxPromptTokens!, maxCompletionTokens: maxCompletionTokens! };
+  const encoding: RewardEncoding = {
+    maxPromptTokens: maxPromptTokens!,
+    maxCompletionTokens: maxCompletionTokens!,
+  };
+  if (maxSuffixTokens !== undefined) {
+    const valid = typeof maxSuffixTokens === 'number' && Number.isInteger(maxSuffixTokens);
+    if (!valid || maxSuffixTokens < 0) {
+      throw new Error(
+        `${file}: config.maxSuffixTokens is ${JSON.stringify(maxSuffixTokens)}; allowed: an ` +
+          'integer >= 0, or absent (a reward model trained before suffixes were read)',
+      );
+    }
+    encoding.maxSuffixTokens = maxSuffixTokens;
+  }
+  return encoding;
 }
 
 /** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */
@@ -172,18 +185,17 @@ export class RewardScorer {
   }
 
   /**
-   * Tokenises a (prompt, completion) text pair for scoring, cut exactly as the training pairs
-   * were: a reward model trained on 64 prompt tokens and queried with 96 scores inputs it never
-   * saw. `fallback` applies only when the training encoding is unknown.
+   * Tokenises a completion in its context for scoring, cut exactly as the training pairs were:
+   * a reward model trained on 64 prompt tokens and queried with 96 scores inputs it never saw,
+   * and one trained without suffixes never sees one. `fallback` applies only when the training
+   * encoding is unknown.
    */
-  encode(prompt: string, completion: string, fallback: RewardEncoding): TokenRow {
-    const { maxPromptTokens, maxCompletionTokens } = this.encoding ?? fallback;
+  encode(context: PromptInput, completion: string, fallback: RewardEncoding): TokenRow {
     return encodePair(
       this.model.tokenizer,
-      prompt,
+      toContext(context),
       completion,
-      maxPromptTokens,
-      maxCompletionTokens,
+      this.encoding ?? fallback,
     );
   }
 
@@ -273,20 +285,8 @@ export function encodePairs(
 ): EncodedPair[] {
   return pairs.map((pair) => ({
     pair,
-    chosen: encodePair(
-      model.tokenizer,
-      pair.prompt,
-      pair.chosen,
-      config.maxPromptTokens,
-      config.maxCompletionTokens,
-    ),
-    rejected: encodePair(
-      model.tokenizer,
-      pair.prompt,
-      pair.rejected,
-      config.maxPromptTokens,
-      config.maxCompletionTokens,
-    ),
+    chosen: encodePair(model.tokenizer, pair, pair.chosen, config),
+    rejected: encodePair(model.tokenizer, pair, pair.rejected, config),
   }));
 }
 

@@ -13,11 +13,13 @@ const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
 describe('rlhf DPO (tiny Llama fixture)', function () {
   this.timeout(120000);
-  it('starts at loss ln 2 (policy = reference), the loss falls and the adapter changes', async () => {
+  it('starts at loss ln 2 (policy = reference), the loss falls and the adapter changes (with and without suffixes)', async () => {
     const model = loadModel(MODEL);
     const pairs: TrainingPair[] = Array.from({ length: 48 }, (_, i) => ({
       recordId: `r${i}`,
       prompt: `let v${i % 12} = `,
+      // Half the judgments were made mid-file: those pairs train on fill-in-the-middle prompts.
+      suffix: i % 2 === 0 ? '' : '\nexport { v0 };\n',
       chosen: `${(i * 37) % 100};\n`,
       rejected: ['((', '[[{', '{{(', ')('][i % 4],
       target: 1,

@@ -8,7 +8,8 @@ import { initLora } from '../../../src/model/lora';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { PPO_DEFAULTS, type PpoConfig } from '../../../src/rlhf/config';
 import { headDigest, loadHead } from '../../../src/rlhf/heads';
-import { trainPpo } from '../../../src/rlhf/ppo';
+import { encodePair } from '../../../src/rlhf/batch';
+import { PolicyGraphs, sampleRollouts, trainPpo } from '../../../src/rlhf/ppo';
 import { RewardScorer } from '../../../src/rlhf/rewardModel';
 import { directContext } from '../../../src/rlhf/trainerContext';
 import { createRng, normal } from '../../../src/rlhf/random';
@@ -178,5 +179,100 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
       /value_head.safetensors in its manifest, but the file is missing/,
     );
     await scorer.release();
+  });
+
+  // Judgments made in the middle of a file: PPO samples them fill-in-the-middle, as the editor did.
+  const contexts = prompts.map((prompt, i) => ({
+    prompt,
+    suffix: [';\n', ')\n}\n', '\nreturn x;\n', ' + 1;'][i % 4],
+  }));
+
+  it('recomputes the sampler log-probs of fill-in-the-middle completions (adapter off)', async () => {
+    const fim = model.tokenizer.fim!;
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-fim-'));
+    const temperature = 0.9;
+    const sampled = await sampleRollouts(
+      generator,
+      contexts,
+      undefined,
+      path.join(runDir, 'adapter'),
+      { samples: 4, temperature, maxNewTokens: 6, maxLines: 0, seed: 5 },
+      directContext(),
+    );
+    const rows = sampled.filter((s) => s.row.completion.length > 0);
+    assert.ok(rows.length >= 16, `${rows.length} non-empty samples`);
+    for (const s of rows) {
+      assert.strictEqual(s.suffix, contexts[s.promptIndex].suffix);
+      assert.ok(s.row.prompt.includes(fim.suffix), 'the rollout prompt has no suffix');
+      assert.strictEqual(s.row.prompt[s.row.prompt.length - 1], fim.middle);
+    }
+    // The policy's graphs with a trained-looking adapter (B off zero) switched off by scale 0.
+    const cfg = config();
+    const adapter = initLora(
+      model,
+      { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'], useRslora: false },
+      3,
+    );
+    const rng = createRng(7);
+    for (const f of adapter.factors.values()) f.b.forEach((_, i) => (f.b[i] = 0.1 * normal(rng)));
+    const head = { weight: new Float32Array(model.config.hiddenSize), bias: new Float32Array(1) };
+    const graphs = await PolicyGraphs.create(model, ['q_proj', 'v_proj'], cfg);
+    try {
+      const maxGap = (recomputed: number[][]) =>
+        Math.max(
+          ...rows.flatMap((s, i) =>
+            s.sampleLogprobs.map((lp, j) => Math.abs(lp - recomputed[i][j])),
+          ),
+        );
+      const off = await graphs.forward(
+        rows.map((s) => s.row),
+        adapter,
+        head,
+        temperature,
+        0,
+      );
+      assert.ok(maxGap(off.logprobs) < 1e-4, `sampler vs training graph ${maxGap(off.logprobs)}`);
+      // The same completions after the text before the cursor alone are other events: the
+      // suffix is part of what the policy is trained on.
+      const leftToRight = rows.map((s) => ({
+        prompt: encodePair(model.tokenizer, { prompt: s.prompt, suffix: '' }, '', cfg).prompt,
+        completion: s.row.completion,
+      }));
+      const prefixOnly = await graphs.forward(leftToRight, adapter, head, temperature, 0);
+      assert.ok(
+        maxGap(prefixOnly.logprobs) > 1e-2,
+        `prefix-only gap ${maxGap(prefixOnly.logprobs)}`,
+      );
+    } finally {
+      await graphs.release();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+  });
+
+  it('trains on fill-in-the-middle prompts: ratio 1 at the first minibatch, parameters change', async () => {
+    const scorer = await fixedScorer();
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-fim-'));
+    const result = await trainPpo({
+      model,
+      generator,
+      rewardScorer: scorer,
+      prompts: contexts,
+      heldOutPrompts: [{ prompt: 'let b = ', suffix: ';\n' }],
+      config: config({ iterations: 2, checkpointEvery: 0 }),
+      runDir,
+      resume: false,
+      ctx: directContext(),
+    });
+    await scorer.release();
+    const h = result.history;
+    assert.ok(
+      h[0]['val/logprob_mismatch_max'] < 1e-4,
+      `sampler vs graph ${h[0]['val/logprob_mismatch_max']}`,
+    );
+    assert.ok(Math.abs(h[0]['val/first_ratio'] - 1) < 1e-4, `ratio ${h[0]['val/first_ratio']}`);
+    assert.ok(Number.isFinite(result.heldOutRewardBefore));
+    const changed = [...result.adapter.factors.values()].some((f) => f.b.some((x) => x !== 0));
+    assert.ok(changed, 'LoRA B stayed zero: no update reached the adapter');
+    fs.rmSync(runDir, { recursive: true, force: true });
   });
 });

@@ -34,6 +34,21 @@ describe('rlhf preferences and configs', () => {
     assert.strictEqual(s.pairs.find((p) => p.target === 0.5)!.margin, 0);
   });
 
+  it('pairs carry the suffix of the context they were judged in', () => {
+    const record = importedJudgment({
+      id: 'r2',
+      origin: 'test',
+      annotator: 't',
+      prefix: 'f(',
+      suffix: ');\n',
+      candidates: ['a', 'b', 'c'].map((t, i) => importedCandidate(`c${i}`, t)),
+      judgment: { kind: 'ranking', groups: [['c0'], ['c1', 'c2']] },
+    });
+    const s = pairsFromRecords([record]);
+    assert.strictEqual(s.pairs.length, 3);
+    assert.ok(s.pairs.every((p) => p.prompt === 'f(' && p.suffix === ');\n'));
+  });
+
   it('oracle verdicts become store records: pick, and a tie as a one-group ranking', () => {
     const oracle = new Oracle(shortLinesRule);
     const win = oracleRecord(oracle, 'p', 'a', 'a\n', { model: 'm', index: 0 });

@@ -44,6 +44,54 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
     assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);
   });
 
+  it('reads the suffix limit when run.json has one; a reward model saved without it scores without suffixes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-enc-'));
+    const file = path.join(dir, 'run.json');
+    const config = { maxPromptTokens: 24, maxSuffixTokens: 5, maxCompletionTokens: 4 };
+    fs.writeFileSync(file, JSON.stringify({ config }));
+    assert.deepStrictEqual(readRewardEncoding(dir), config);
+    fs.writeFileSync(file, JSON.stringify({ config: { ...config, maxSuffixTokens: -1 } }));
+    assert.throws(
+      () => readRewardEncoding(dir),
+      (e: Error) =>
+        e.message.includes(file) &&
+        e.message.includes('config.maxSuffixTokens is -1') &&
+        e.message.includes('an integer >= 0, or absent'),
+    );
+
+    const adapter = initLora(
+      model,
+      { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
+      1,
+    );
+    const head = { weight: new Float32Array(model.config.hiddenSize), bias: new Float32Array(1) };
+    const before = await RewardScorer.create(model, adapter, head, {
+      encoding: { maxPromptTokens: 24, maxCompletionTokens: 4 },
+    });
+    const after = await RewardScorer.create(model, adapter, head, { encoding: config });
+    try {
+      const asked = { ...PPO_DEFAULTS, maxSuffixTokens: 64 };
+      const context = { prompt: longPrompt, suffix: ';\nconsole.log(v0);\n' };
+      // Saved before suffixes were read: exactly the prompt-only encoding it was trained on.
+      assert.deepStrictEqual(
+        before.encode(context, ' x + y', asked),
+        before.encode(longPrompt, ' x + y', asked),
+      );
+      // Saved with a suffix limit: that many suffix tokens, whatever the caller asks.
+      const fim = model.tokenizer.fim!;
+      const row = after.encode(context, ' x + y', asked);
+      const suffixIds = row.prompt.slice(row.prompt.indexOf(fim.suffix) + 1, -1);
+      assert.deepStrictEqual(
+        suffixIds,
+        model.tokenizer.encodeContinuation(context.suffix).slice(0, 5),
+      );
+      assert.strictEqual(row.prompt.length, 24 + 3 + 5);
+    } finally {
+      await before.release();
+      await after.release();
+    }
+  });
+
   it('encode() cuts prompts to the training limit, whatever the caller asks; the fallback applies only when unknown', async () => {
     const adapter = initLora(
       model,

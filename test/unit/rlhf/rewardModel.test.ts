@@ -19,6 +19,7 @@ function pairs(n: number): TrainingPair[] {
     out.push({
       recordId: `r${i}`,
       prompt,
+      suffix: '',
       chosen: `${(i * 7919) % 1000};\n`,
       rejected: ['((', '[[{', '{{(', ')('][i % 4],
       target: i % 10 === 9 ? 0.5 : 1,
@@ -76,6 +77,12 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     const a = await live.score(fixed);
     const b = await reloaded.score(fixed);
     a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= 1e-6, `${x} vs ${b[i]}`));
+    // The suffix limit is saved with the model, so scoring cuts suffixes as training did.
+    assert.deepStrictEqual(reloaded.encoding, {
+      maxPromptTokens: 16,
+      maxSuffixTokens: RM_DEFAULTS.maxSuffixTokens,
+      maxCompletionTokens: 8,
+    });
     await live.release();
     await reloaded.release();
     fs.rmSync(path.join(result.outputDir, 'reward_head.safetensors'));

@@ -1,0 +1,163 @@
+/**
+ * Training encodings of a judgment's context (text before and after the cursor): unchanged
+ * left-to-right encodings when there is no suffix, and the editor's fill-in-the-middle layout
+ * when there is one.
+ */
+import * as assert from 'assert';
+import * as path from 'path';
+import { createGenerator } from '../../../src/generation';
+import { loadModel } from '../../../src/model/loader';
+import type { CodeTokenizer } from '../../../src/model/tokenizer';
+import { ModelRuntime } from '../../../src/model/runtime';
+import { encodePair, type EncodingLimits } from '../../../src/rlhf/batch';
+import { RM_DEFAULTS } from '../../../src/rlhf/config';
+import type { TrainingPair } from '../../../src/rlhf/preferences';
+import { encodeGroups, encodePairs } from '../../../src/rlhf/rewardModel';
+
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+const LONG_PROMPT =
+  Array.from({ length: 12 }, (_, i) => `let v${i} = ${i};`).join('\n') + '\nconst total = ';
+
+/**
+ * Token ids the encoding produced before suffixes were read (computed with that version's
+ * `encodePair(tokenizer, prompt, completion, maxPromptTokens, maxCompletionTokens)`).
+ */
+const BEFORE_SUFFIXES: {
+  prompt: string;
+  completion: string;
+  limits: [number, number];
+  ids: { prompt: number[]; completion: number[] };
+}[] = [
+  {
+    prompt: 'function add(a, b) {\n  return ',
+    completion: 'a + b;\n}',
+    limits: [96, 32],
+    ids: {
+      prompt: [
+        305, 102, 117, 110, 99, 116, 105, 292, 296, 100, 100, 40, 97, 44, 297, 41, 300, 10, 32, 272,
+        32,
+      ],
+      completion: [97, 281, 297, 59, 10, 125],
+    },
+  },
+  {
+    prompt: LONG_PROMPT,
+    completion: ' v0 + v1 + v2 + v3;',
+    limits: [16, 5],
+    ids: {
+      prompt: [305, 49, 59, 10, 99, 292, 115, 116, 32, 116, 111, 116, 97, 108, 270, 32],
+      completion: [32, 118, 48, 281, 32],
+    },
+  },
+  {
+    prompt: '',
+    completion: 'x = 1',
+    limits: [8, 8],
+    ids: { prompt: [305], completion: [120, 270, 295] },
+  },
+];
+
+describe('rlhf encodings of a judgment context with a suffix (tiny Llama fixture)', function () {
+  this.timeout(60000);
+  const model = loadModel(MODEL);
+  const tokenizer = model.tokenizer;
+  const fim = tokenizer.fim!;
+
+  it('with no suffix, encodings are the token ids of the version that read no suffix', () => {
+    // Without FIM tokens a suffix cannot be placed: the prompt stays left-to-right.
+    const noFim = Object.create(tokenizer, { fim: { value: undefined } }) as CodeTokenizer;
+    for (const c of BEFORE_SUFFIXES) {
+      const [maxPromptTokens, maxCompletionTokens] = c.limits;
+      const limits: EncodingLimits = { maxPromptTokens, maxSuffixTokens: 32, maxCompletionTokens };
+      const row = (t: CodeTokenizer, suffix: string, l: EncodingLimits) =>
+        encodePair(t, { prompt: c.prompt, suffix }, c.completion, l);
+      assert.deepStrictEqual(row(tokenizer, '', limits), c.ids, JSON.stringify(c.prompt));
+      // A suffix is not read with a suffix limit of 0 or none (reward models saved before).
+      assert.deepStrictEqual(row(tokenizer, ';\n}', { ...limits, maxSuffixTokens: 0 }), c.ids);
+      assert.deepStrictEqual(
+        row(tokenizer, ';\n}', { maxPromptTokens, maxCompletionTokens }),
+        c.ids,
+      );
+      assert.deepStrictEqual(row(noFim, ';\n}', limits), c.ids);
+    }
+  });
+
+  it('with a suffix, the prompt is the one a generation request for that context gets', async () => {
+    const runtime = ModelRuntime.fromModel(model, { threads: 1 });
+    const generator = createGenerator(runtime);
+    try {
+      const context = { prompt: 'function add(a, b) {\n  return ', suffix: ';\n}\n\nadd(1, 2);' };
+      const sampled = await generator.completeDetailed({
+        prefix: context.prompt,
+        suffix: context.suffix,
+        count: 1,
+        maxNewTokens: 4,
+        maxLines: 0,
+        temperature: 1,
+        topK: 0,
+        topP: 1,
+        seed: 1,
+      });
+      assert.strictEqual(sampled.promptMode, 'fill-in-the-middle');
+      const row = encodePair(tokenizer, context, ' a + b', {
+        maxPromptTokens: 96,
+        maxSuffixTokens: 32,
+        maxCompletionTokens: 8,
+      });
+      assert.deepStrictEqual(row.prompt, sampled.promptIds);
+    } finally {
+      await generator.dispose();
+      await runtime.dispose();
+    }
+  });
+
+  it('cuts the prefix from the left to maxPromptTokens and the suffix from the right to maxSuffixTokens', () => {
+    const suffix = '\n' + 'total += 1;\n'.repeat(10);
+    const row = encodePair(tokenizer, { prompt: LONG_PROMPT, suffix }, ' v0;', {
+      maxPromptTokens: 16,
+      maxSuffixTokens: 6,
+      maxCompletionTokens: 8,
+    });
+    const prefixIds = tokenizer.encodePlain(LONG_PROMPT);
+    const start = tokenizer.promptPrefixIds;
+    assert.deepStrictEqual(row.prompt, [
+      ...start,
+      fim.prefix,
+      // As many prefix tokens as a left-to-right prompt of 16 tokens keeps.
+      ...prefixIds.slice(prefixIds.length - (16 - start.length)),
+      fim.suffix,
+      ...tokenizer.encodeContinuation(suffix).slice(0, 6),
+      fim.middle,
+    ]);
+    assert.strictEqual(row.prompt.length, 16 + 3 + 6);
+  });
+
+  it('reward model: a pair judged with a suffix encodes the suffix tokens, grouped by its context', () => {
+    const suffix = ';\n}\n';
+    const pair = (recordId: string, s: string): TrainingPair => ({
+      recordId,
+      prompt: 'function add(a, b) {\n  return ',
+      suffix: s,
+      chosen: 'a + b',
+      rejected: '((',
+      target: 1,
+      margin: 0,
+    });
+    const config = { ...RM_DEFAULTS, maxPromptTokens: 32, maxCompletionTokens: 8 };
+    const [encoded] = encodePairs(model, [pair('r1', suffix)], config);
+    for (const row of [encoded.chosen, encoded.rejected]) {
+      const from = row.prompt.indexOf(fim.suffix);
+      const to = row.prompt.indexOf(fim.middle);
+      assert.ok(from > 0 && to > from, `no FIM layout in ${row.prompt}`);
+      assert.deepStrictEqual(row.prompt.slice(from + 1, to), tokenizer.encodeContinuation(suffix));
+      assert.strictEqual(row.prompt[row.prompt.length - 1], fim.middle);
+    }
+    // Two judgments of one prefix with different suffixes stay two groups, each with its rows.
+    const groups = encodeGroups(model, [pair('r1', suffix), pair('r2', '')], config);
+    assert.strictEqual(groups.length, 2);
+    assert.deepStrictEqual(groups[0].rows[0], encoded.chosen);
+    assert.strictEqual(groups[1].suffix, '');
+    assert.ok(!groups[1].rows[0].prompt.includes(fim.suffix));
+  });
+});
