@@ -51,15 +51,44 @@ export function saveCheckpoint(dir: string, state: TrainerState, progress: RunPr
   return file;
 }
 
+/** What to do about a checkpoint whose metadata cannot be read. */
+const DAMAGED =
+  'the checkpoint is damaged or was not written by this script; move it out of the run folder ' +
+  'to start the run afresh, or put back an intact copy to resume';
+
 /**
- * A saved run config without its budget fields. Checkpoints written before the step limit
- * counted as a budget carry `steps`; it does not change the trained function, so a run resumes
- * with a different one.
+ * Parses checkpoint metadata; `where` names the file and key (`<file>: metadata "config"`) and
+ * `allowed` what the value must be, both repeated in the error with what to do.
  */
-function comparableConfig(json: string | undefined): string | undefined {
-  if (json === undefined) return undefined;
-  const { steps: _steps, ...rest } = JSON.parse(json) as Record<string, unknown>;
+function metadataJson(where: string, json: string, allowed: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new Error(
+      `${where} is not valid JSON (${(error as Error).message}); allowed: ${allowed}; ${DAMAGED}`,
+    );
+  }
+}
+
+/**
+ * A run config without its budget fields. Checkpoints written before the step limit counted as
+ * a budget carry `steps`; it does not change the trained function, so a run resumes with a
+ * different one.
+ */
+function comparableConfig(config: Record<string, unknown>): string {
+  const { steps: _steps, ...rest } = config;
   return JSON.stringify(rest);
+}
+
+/** The saved config of checkpoint `file`, comparable with {@link comparableConfig}. */
+function savedConfig(file: string, json: string): string {
+  const where = `${file}: metadata "config"`;
+  const allowed = 'a JSON object of run flags';
+  const parsed = metadataJson(where, json, allowed);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${where} is ${json.slice(0, 80)}; allowed: ${allowed}; ${DAMAGED}`);
+  }
+  return comparableConfig(parsed as Record<string, unknown>);
 }
 
 /**
@@ -75,7 +104,9 @@ export function loadCheckpoint(
   if (!existsSync(file)) return undefined;
   const header = readSafetensorsHeader(file);
   const meta = header.metadata;
-  if (comparableConfig(meta.config) !== comparableConfig(configJson)) {
+  const saved = meta.config === undefined ? undefined : savedConfig(file, meta.config);
+  // This run's flags, serialised by the caller: always a JSON object.
+  if (saved !== comparableConfig(JSON.parse(configJson) as Record<string, unknown>)) {
     throw new Error(
       `${file}: saved run config differs from this run's; resume with the same flags or ` +
         `move the checkpoint away.\n  saved: ${meta.config}\n  now:   ${configJson}`,
@@ -89,7 +120,15 @@ export function loadCheckpoint(
   const shapes = new Map(parameterSpecs(shape).map((spec) => [spec.name, spec.shape]));
   for (const [name, tensorShape] of shapes) params[name] = read(name, tensorShape);
   const slots: Record<string, HostTensor> = {};
-  for (const name of JSON.parse(meta.slots ?? '[]') as string[]) {
+  const slotsAllowed = 'a JSON array of optimizer tensor names';
+  const slotNames = metadataJson(`${file}: metadata "slots"`, meta.slots ?? '[]', slotsAllowed);
+  if (!Array.isArray(slotNames) || slotNames.some((name) => typeof name !== 'string')) {
+    throw new Error(
+      `${file}: metadata "slots" is ${meta.slots!.slice(0, 80)}; allowed: ${slotsAllowed}; ` +
+        DAMAGED,
+    );
+  }
+  for (const name of slotNames as string[]) {
     const param = name.replace(/\.adam_[mv]$/, '');
     const tensorShape = shapes.get(param);
     if (!tensorShape) throw new Error(`${file}: slot "${name}" belongs to no parameter`);

@@ -74,8 +74,11 @@ export function writeCheckpoint(
   fs.mkdirSync(tmpDir);
   const manifest: CheckpointManifest = { step, time: new Date().toISOString(), files: {}, state };
   for (const [name, content] of Object.entries(files)) {
-    if (name.includes('/') || name.includes('\\') || name === 'manifest.json') {
-      throw new Error(`checkpoint file name ${JSON.stringify(name)} is not allowed`);
+    if (!isFileName(name) || name === 'manifest.json') {
+      throw new Error(
+        `checkpoint file name ${JSON.stringify(name)} is not allowed; allowed: plain file ` +
+          `names (no "/" or "\\\\", not "." or ".."), other than manifest.json`,
+      );
     }
     const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
     const fd = fs.openSync(path.join(tmpDir, name), 'w');
@@ -105,6 +108,63 @@ function pruneCheckpoints(checkpointsDir: string, keep: number, current: string)
   for (const name of doomed) fs.rmSync(path.join(checkpointsDir, name), { recursive: true });
 }
 
+/** Checkpoint file names `writeCheckpoint` accepts: plain names in the checkpoint folder. */
+function isFileName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !/[/\\]/.test(name);
+}
+
+/**
+ * Checks a checkpoint's manifest.json before anything in it is trusted: a damaged manifest
+ * must fail naming the file, the key and what is allowed, not with a bare JSON or type error
+ * deep in a trainer's resume (and a file name must not lead outside the checkpoint folder).
+ * `pointer` is the run's `latest` file, which named checkpoint `name`.
+ */
+function parseManifest(file: string, pointer: string, name: string): CheckpointManifest {
+  const fix =
+    `checkpoint ${name} is damaged: write the name of an older step-* folder into ${pointer}, ` +
+    `or delete ${pointer} to train from the start`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message}); ${fix}`);
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  const bad = (key: string, value: unknown, allowed: string) =>
+    new Error(
+      `${file}: "${key}" is ${String(JSON.stringify(value)).slice(0, 80)}; allowed: ${allowed}; ` +
+        fix,
+    );
+  if (!isObject(parsed)) throw bad('(top level)', parsed, 'a JSON object');
+  const step = Number(name.slice('step-'.length));
+  if (parsed.step !== step) throw bad('step', parsed.step, `${step} (the folder's step)`);
+  if (typeof parsed.time !== 'string') throw bad('time', parsed.time, 'an ISO time string');
+  if (!isObject(parsed.state)) throw bad('state', parsed.state, 'a JSON object');
+  if (!isObject(parsed.files)) {
+    throw bad('files', parsed.files, 'an object of file name -> {"bytes", "sha256"}');
+  }
+  for (const [fileName, info] of Object.entries(parsed.files)) {
+    if (!isFileName(fileName) || fileName === 'manifest.json') {
+      throw bad('files', fileName, 'plain file names in the checkpoint folder, not manifest.json');
+    }
+    if (
+      !isObject(info) ||
+      !Number.isSafeInteger(info.bytes) ||
+      (info.bytes as number) < 0 ||
+      typeof info.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(info.sha256)
+    ) {
+      throw bad(
+        `files.${fileName}`,
+        info,
+        '{"bytes": a non-negative integer, "sha256": 64 lowercase hex digits}',
+      );
+    }
+  }
+  return parsed as unknown as CheckpointManifest;
+}
+
 export interface LoadedCheckpoint {
   dir: string;
   manifest: CheckpointManifest;
@@ -130,7 +190,7 @@ export function loadLatestCheckpoint(checkpointsDir: string): LoadedCheckpoint |
   if (!fs.existsSync(manifestPath)) {
     throw new Error(`${pointer} names ${name}, but ${manifestPath} does not exist`);
   }
-  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as CheckpointManifest;
+  const manifest = parseManifest(manifestPath, pointer, name);
   const cache = new Map<string, Buffer>();
   for (const [file, info] of Object.entries(manifest.files)) {
     const filePath = path.join(dir, file);

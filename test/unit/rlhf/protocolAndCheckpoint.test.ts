@@ -142,6 +142,40 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
     assert.throws(() => ck.read('b.bin'), /has no file "b.bin"/);
   });
 
+  it('checkpoints: a damaged manifest names the file, the key, what is allowed and what to do', () => {
+    const dir = tmp();
+    writeCheckpoint(dir, 5, { 'a.bin': new Uint8Array([1, 2]) }, { klCoef: 0.1 });
+    const manifest = path.join(dir, 'step-0000005', 'manifest.json');
+    const good = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    const fix = `write the name of an older step-\\* folder into ${dir}/latest, or delete`;
+    const cases: [string, RegExp][] = [
+      ['{"step": 5,', /manifest\.json: not valid JSON \(.*\); checkpoint step-0000005 is damaged/],
+      ['[1]', /manifest\.json: "\(top level\)" is \[1\]; allowed: a JSON object/],
+      [JSON.stringify({ ...good, step: 4 }), /"step" is 4; allowed: 5 \(the folder's step\)/],
+      [JSON.stringify({ ...good, state: null }), /"state" is null; allowed: a JSON object/],
+      [JSON.stringify({ ...good, files: undefined }), /"files" is undefined; allowed: an object/],
+      [
+        JSON.stringify({ ...good, files: { '../../x': good.files['a.bin'] } }),
+        /"files" is "\.\.\/\.\.\/x"; allowed: plain file names in the checkpoint folder/,
+      ],
+      [
+        JSON.stringify({ ...good, files: { 'a.bin': { bytes: '2', sha256: 'x' } } }),
+        /"files\.a\.bin" is \{"bytes":"2","sha256":"x"\}; allowed: \{"bytes": a non-negative/,
+      ],
+    ];
+    for (const [text, error] of cases) {
+      fs.writeFileSync(manifest, text);
+      assert.throws(() => loadLatestCheckpoint(dir), error);
+      assert.throws(() => loadLatestCheckpoint(dir), new RegExp(fix.replace(/\//g, '\\/')));
+    }
+    fs.writeFileSync(manifest, JSON.stringify(good));
+    assert.deepStrictEqual(loadLatestCheckpoint(dir)!.manifest.state, { klCoef: 0.1 });
+    assert.throws(
+      () => writeCheckpoint(dir, 6, { '..': 'x' }, {}),
+      /checkpoint file name "\.\." is not allowed; allowed: plain file names/,
+    );
+  });
+
   it('R5: heads round-trip bitwise (SHA-256) and a missing head is loud', () => {
     const dir = tmp();
     const weight = new Float32Array([0.1, -2.5e-8, 3.4028234e38, Math.PI, -0]);

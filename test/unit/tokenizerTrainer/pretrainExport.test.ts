@@ -4,8 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineSession, hostTensor, type HostTensor } from '../../../src/engine';
 import { ModelRuntime } from '../../../src/model';
-import { readSafetensorsHeader, readTensorF32 } from '../../../src/model/safetensors';
 import {
+  readSafetensorsHeader,
+  readTensorF32,
+  writeSafetensors,
+} from '../../../src/model/safetensors';
+import {
+  CHECKPOINT_FILE,
   exportHuggingFace,
   loadCheckpoint,
   saveCheckpoint,
@@ -119,6 +124,45 @@ describe('pretrain: the exported model loads through the product loader', () => 
       new Float32Array(32).fill(0.5),
     );
     assert.throws(() => loadCheckpoint(runDir, shape, '{"a":2}'), /saved run config differs/);
+  });
+
+  it('names the file, the key and what to do when checkpoint metadata is not readable', () => {
+    const params = initParameters(shape, 3);
+    const tensors = Object.fromEntries(
+      parameterSpecs(shape).map((s) => [
+        s.name,
+        { dtype: 'F32' as const, shape: s.shape, data: params.get(s.name)! },
+      ]),
+    );
+    const runDir = join(dir, 'damaged');
+    const file = join(runDir, CHECKPOINT_FILE);
+    const progress = { step: 1, tokens: 2, trainSeconds: 3 };
+    const state = { step: 1, params: {}, slots: {} };
+    const what = /move it out of the run folder to start the run afresh/;
+    const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const [config, problem] of [
+      ['{"a":1', 'is not valid JSON \\(.*\\); allowed: a JSON object of run flags'],
+      ['[1]', 'is \\[1\\]; allowed: a JSON object of run flags'],
+      ['null', 'is null; allowed: a JSON object of run flags'],
+    ]) {
+      saveCheckpoint(runDir, state, { ...progress, configJson: config });
+      const error = new RegExp(`${escaped}: metadata "config" ${problem}; .*`);
+      assert.throws(() => loadCheckpoint(runDir, shape, '{"a":1}'), error);
+      assert.throws(() => loadCheckpoint(runDir, shape, '{"a":1}'), what);
+    }
+    const meta = { step: '1', tokens: '2', train_seconds: '3', config: '{"a":1}' };
+    writeSafetensors(file, tensors, { ...meta, slots: '["model.norm.weight.adam_m"' });
+    assert.throws(
+      () => loadCheckpoint(runDir, shape, '{"a":1}'),
+      new RegExp(`${escaped}: metadata "slots" is not valid JSON .*; allowed: a JSON array`),
+    );
+    writeSafetensors(file, tensors, { ...meta, slots: '{"m":1}' });
+    assert.throws(
+      () => loadCheckpoint(runDir, shape, '{"a":1}'),
+      /metadata "slots" is \{"m":1\}; allowed: a JSON array of optimizer tensor names; .*afresh/,
+    );
+    writeSafetensors(file, tensors, { ...meta, slots: '[]' });
+    assert.equal(loadCheckpoint(runDir, shape, '{"a":1}')?.progress.step, 1);
   });
 });
 
