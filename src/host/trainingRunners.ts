@@ -31,6 +31,7 @@ import { contextKey, type PromptContext } from '../rlhf/promptContext';
 import {
   GATE_DEFAULTS,
   GATE_SPEC,
+  heldOutFields,
   runPromotionGate,
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
@@ -61,23 +62,36 @@ async function readPairs(dataFile: string, ctx: TrainingJobContext) {
  * evaluation judgments (the prompts an adapter is measured on are not trained on).
  */
 export function ppoPrompts(records: readonly PreferenceRecord[]): PromptContext[] {
-  const contexts = new Map<string, PromptContext>();
-  for (const r of records) {
-    if (r.type !== 'judgment' || r.prompt.messages || isEvaluationRecord(r)) continue;
-    const context = { prompt: r.prompt.prefix, suffix: r.prompt.suffix };
-    if (!contexts.has(contextKey(context))) contexts.set(contextKey(context), context);
-  }
-  return [...contexts.values()];
+  return distinctContexts(
+    records.flatMap((r) =>
+      r.type === 'judgment' && !r.prompt.messages && !isEvaluationRecord(r)
+        ? [{ prompt: r.prompt.prefix, suffix: r.prompt.suffix }]
+        : [],
+    ),
+  );
 }
 
-/** The prompts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them). */
+/**
+ * The contexts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them),
+ * each once, as `held-out-prompts.json` fields.
+ */
 function heldOutPairPrompts(
   pairs: readonly TrainingPair[],
   validationFraction: number,
   seed: number,
-): string[] {
+) {
   const split = splitByPrompt(pairs, (p) => p.prompt, validationFraction, seed);
-  return [...new Set(split.validation.map((p) => p.prompt))];
+  return heldOutFields(distinctContexts(split.validation));
+}
+
+/** Each context once, in first-seen order. */
+function distinctContexts(items: readonly PromptContext[]): PromptContext[] {
+  const contexts = new Map<string, PromptContext>();
+  for (const { prompt, suffix } of items) {
+    const key = contextKey({ prompt, suffix });
+    if (!contexts.has(key)) contexts.set(key, { prompt, suffix });
+  }
+  return [...contexts.values()];
 }
 
 export function createTrainingRunners(options: { threads?: number } = {}): TrainingRunners {
@@ -100,7 +114,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
         stage: 'rm',
         seed: config.seed,
         validationFraction: config.validationFraction,
-        prompts: heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
+        ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
       });
       return {
         status: result.earlyStopped ? 'early-stopped' : 'completed',
@@ -145,7 +159,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           stage: 'ppo',
           seed: config.seed,
           validationFraction: heldOutFraction,
-          prompts: [...new Set(split.validation.map((p) => p.prompt))],
+          ...heldOutFields(split.validation),
         });
         const last = result.history[result.history.length - 1] ?? {};
         return {
@@ -182,7 +196,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
         stage: 'dpo',
         seed: config.seed,
         validationFraction: config.validationFraction,
-        prompts: heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
+        ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
       });
       return {
         status: result.earlyStopped ? 'early-stopped' : 'completed',

@@ -18,6 +18,7 @@ import type { Oracle } from './oracle';
 import { createRng } from './random';
 import type { RewardScorer } from './rewardModel';
 import { sampleRollouts } from './ppo';
+import { contextKey, type PromptInput } from './promptContext';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
 import { clusteredWinRate, type PromptTally, type WinRate } from './winRate';
 
@@ -26,6 +27,11 @@ export interface EvalSettings {
   maxNewTokens: number;
   maxLines: number;
   maxPromptTokens: number;
+  /**
+   * Suffix tokens kept for scoring, as `maxPromptTokens` only when the reward model's training
+   * encoding is unknown; absent reads no suffix.
+   */
+  maxSuffixTokens?: number;
   maxCompletionTokens: number;
   seed: number;
   /** Samples per prompt from each side (K, default 1); sample k of both shares a seed. */
@@ -37,6 +43,8 @@ export type PairVerdict = 'tuned' | 'baseline' | 'tie';
 
 export interface ComparisonItem {
   prompt: string;
+  /** Text after the cursor of the compared context; absent when there is none. */
+  suffix?: string;
   tuned: string;
   baseline: string;
   /** Was the tuned completion shown first? */
@@ -67,7 +75,8 @@ export async function compareAdapters(options: {
   model: LoadedModel;
   runtime: ModelRuntime;
   generator: LlamaGenerator;
-  prompts: readonly string[];
+  /** Contexts to complete (fill-in-the-middle when one has a suffix); a string has none. */
+  prompts: readonly PromptInput[];
   tuned: LoraAdapter;
   baseline?: LoraAdapter;
   oracle?: Oracle;
@@ -118,6 +127,7 @@ export async function compareAdapters(options: {
   const order = createRng(settings.seed ^ 0xab);
   const items: ComparisonItem[] = tuned.map((t, i) => ({
     prompt: t.prompt,
+    ...(t.suffix !== '' ? { suffix: t.suffix } : {}),
     tuned: t.text,
     baseline: baseline[i].text,
     tunedFirst: order() < 0.5,
@@ -145,12 +155,16 @@ export async function compareAdapters(options: {
     const scorer = options.rewardScorer;
     const fallback = {
       maxPromptTokens: settings.maxPromptTokens,
+      maxSuffixTokens: settings.maxSuffixTokens,
       maxCompletionTokens: settings.maxCompletionTokens,
     };
-    const rows = items.flatMap((item) => [
-      scorer.encode(item.prompt, item.tuned, fallback),
-      scorer.encode(item.prompt, item.baseline, fallback),
-    ]);
+    const rows = items.flatMap((item) => {
+      const context = { prompt: item.prompt, suffix: item.suffix ?? '' };
+      return [
+        scorer.encode(context, item.tuned, fallback),
+        scorer.encode(context, item.baseline, fallback),
+      ];
+    });
     const scores = await ctx.step(() => scorer.score(rows));
     items.forEach((item, i) => {
       item.rewardTuned = scores[2 * i];
@@ -175,10 +189,11 @@ export function rewardVerdict(
 }
 
 /**
- * The tuned side's win rate over compared pairs (ties count half), the pairs of one prompt
- * (same text) forming one cluster of the interval; pairs without a verdict are left out.
+ * The tuned side's win rate over compared pairs (ties count half), the pairs of one context
+ * (same text before and after the cursor) forming one cluster of the interval; pairs without a
+ * verdict are left out.
  */
-export function winRateByPrompt<T extends Pick<ComparisonItem, 'prompt'>>(
+export function winRateByPrompt<T extends Pick<ComparisonItem, 'prompt' | 'suffix'>>(
   items: readonly T[],
   verdict: (item: T) => PairVerdict | undefined,
 ): WinRate {
@@ -186,8 +201,9 @@ export function winRateByPrompt<T extends Pick<ComparisonItem, 'prompt'>>(
   for (const item of items) {
     const v = verdict(item);
     if (v === undefined) continue;
-    let tally = byPrompt.get(item.prompt);
-    if (!tally) byPrompt.set(item.prompt, (tally = { wins: 0, losses: 0, ties: 0 }));
+    const key = contextKey({ prompt: item.prompt, suffix: item.suffix ?? '' });
+    let tally = byPrompt.get(key);
+    if (!tally) byPrompt.set(key, (tally = { wins: 0, losses: 0, ties: 0 }));
     if (v === 'tuned') tally.wins++;
     else if (v === 'baseline') tally.losses++;
     else tally.ties++;

@@ -17,6 +17,7 @@ import { ModelRuntime } from '../model/runtime';
 import { writeFileAtomic } from './checkpoint';
 import type { ConfigSpec } from './config';
 import { compareAdapters, type EvaluationReport } from './evaluate';
+import { contextKey, type PromptContext } from './promptContext';
 import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
 import { createRng, shuffled } from './random';
 import { RewardScorer } from './rewardModel';
@@ -46,6 +47,8 @@ export interface GateConfig {
   /** A sample ends after this many lines (0 = only at a stop token or maxNewTokens). */
   maxLines: number;
   maxPromptTokens: number;
+  /** Suffix tokens kept for scoring when the reward model's run.json does not say. */
+  maxSuffixTokens: number;
   maxCompletionTokens: number;
   /** Largest mean per-sequence KL (nats) against the base model a promoted adapter may have. */
   klBudget: number;
@@ -69,6 +72,12 @@ export const GATE_SPEC: ConfigSpec<GateConfig> = {
     integer: true,
     min: 1,
     help: 'prompt tokens kept for scoring (left-truncated)',
+  },
+  maxSuffixTokens: {
+    kind: 'number',
+    integer: true,
+    min: 0,
+    help: 'suffix tokens kept for scoring (cut from the right; 0 = suffix not read)',
   },
   maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
   klBudget: { kind: 'number', min: 0, help: 'largest mean KL per sequence (nats) to promote' },
@@ -94,6 +103,7 @@ export const GATE_DEFAULTS: GateConfig = {
   maxNewTokens: 24,
   maxLines: 1,
   maxPromptTokens: 96,
+  maxSuffixTokens: 32,
   maxCompletionTokens: 32,
   klBudget: 6,
   seed: 0,
@@ -105,7 +115,27 @@ export interface HeldOutPrompts {
   stage: string;
   seed: number;
   validationFraction: number;
+  /** Text before the cursor of each held-out context. */
   prompts: string[];
+  /**
+   * Text after the cursor of each context, by index: absent when every suffix is empty (and in
+   * files written before suffixes were read), so readers of suffix-free files see no change.
+   */
+  suffixes?: string[];
+}
+
+/** The held-out contexts (text before and after the cursor) as `HeldOutPrompts` fields. */
+export function heldOutFields(
+  contexts: readonly PromptContext[],
+): Pick<HeldOutPrompts, 'prompts' | 'suffixes'> {
+  const prompts = contexts.map((c) => c.prompt);
+  if (contexts.every((c) => c.suffix === '')) return { prompts };
+  return { prompts, suffixes: contexts.map((c) => c.suffix) };
+}
+
+/** The held-out contexts of a `HeldOutPrompts`, in order. */
+export function heldOutContexts(heldOut: HeldOutPrompts): PromptContext[] {
+  return heldOut.prompts.map((prompt, i) => ({ prompt, suffix: heldOut.suffixes?.[i] ?? '' }));
 }
 
 /** Writes `<dir>/held-out-prompts.json` atomically. */
@@ -141,12 +171,27 @@ export function readHeldOutPrompts(dir: string): HeldOutPrompts {
   if (!Array.isArray(value.prompts) || value.prompts.some((p) => typeof p !== 'string')) {
     throw bad('prompts', 'an array of strings');
   }
-  return {
+  const read: HeldOutPrompts = {
     stage: value.stage,
     seed: value.seed,
     validationFraction: value.validationFraction,
     prompts: value.prompts as string[],
   };
+  if (value.suffixes !== undefined) {
+    const { suffixes } = value;
+    if (
+      !Array.isArray(suffixes) ||
+      suffixes.length !== read.prompts.length ||
+      suffixes.some((p) => typeof p !== 'string')
+    ) {
+      throw bad(
+        'suffixes',
+        `an array of ${read.prompts.length} strings (one per prompt), or absent`,
+      );
+    }
+    read.suffixes = suffixes as string[];
+  }
+  return read;
 }
 
 export interface GateResult {
@@ -174,9 +219,13 @@ export async function runPromotionGate(options: {
   for (const key of ['modelDir', 'rewardModelDir', 'adapterDir'] as const) {
     if (!config[key]) throw new Error(`promotion gate config "${key}" is empty`);
   }
+  // Contexts (text before and after the cursor) that both stages held out, each once.
   const tunedHeldOut = readHeldOutPrompts(config.adapterDir);
-  const rewardHeldOut = new Set(readHeldOutPrompts(config.rewardModelDir).prompts);
-  const heldOut = [...new Set(tunedHeldOut.prompts)].filter((p) => rewardHeldOut.has(p));
+  const rewardHeldOut = new Set(
+    heldOutContexts(readHeldOutPrompts(config.rewardModelDir)).map(contextKey),
+  );
+  const distinct = new Map(heldOutContexts(tunedHeldOut).map((c) => [contextKey(c), c]));
+  const heldOut = [...distinct].filter(([key]) => rewardHeldOut.has(key)).map(([, c]) => c);
   const prompts = shuffled(heldOut, createRng(config.seed)).slice(0, config.maxPrompts);
   const baselineName =
     config.baselineName ||
@@ -238,6 +287,7 @@ export async function runPromotionGate(options: {
         maxNewTokens: config.maxNewTokens,
         maxLines: config.maxLines,
         maxPromptTokens: config.maxPromptTokens,
+        maxSuffixTokens: config.maxSuffixTokens,
         maxCompletionTokens: config.maxCompletionTokens,
         seed: config.seed + 4242,
         samplesPerPrompt: config.samplesPerPrompt,
