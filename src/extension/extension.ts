@@ -10,7 +10,8 @@ import { ModelHostClient } from './modelHostClient';
 import { ModelService } from './modelService';
 import { RecordSink } from './recordSink';
 import { selectModel } from './selectModel';
-import { StatusBar } from './statusBar';
+import { showStatusMenu, StatusBar } from './statusBar';
+import { STATUS_MENU_COMMAND } from './statusMenu';
 import { storeLocation } from './storeLocation';
 import { followTraining } from './trainingStatus';
 import { registerTrainCommand } from './trainCommand';
@@ -130,6 +131,7 @@ export function activate(context: vscode.ExtensionContext): CodeRlhfApi {
     dashboard,
     vscode.commands.registerCommand('codeRlhf.showDashboard', () => dashboard.show()),
     vscode.commands.registerCommand('codeRlhf.showLog', () => channel.show()),
+    vscode.commands.registerCommand(STATUS_MENU_COMMAND, () => showStatusMenu(status.current)),
     registerTrainCommand(context, {
       client,
       model,

@@ -1,11 +1,7 @@
 import * as vscode from 'vscode';
+import { STATUS_MENU_COMMAND, statusMenuItems, type StatusInfo } from './statusMenu';
 
-export interface StatusInfo {
-  model: string;
-  adapter: string;
-  judgments: number | undefined;
-  training: string;
-}
+export type { StatusInfo } from './statusMenu';
 
 /** The status bar item: active model and adapter, judgments collected, training state. */
 export class StatusBar implements vscode.Disposable {
@@ -23,7 +19,7 @@ export class StatusBar implements vscode.Disposable {
 
   constructor() {
     this.item.name = 'Code RLHF';
-    this.item.command = 'codeRlhf.selectModel';
+    this.item.command = STATUS_MENU_COMMAND;
     this.render();
     this.item.show();
   }
@@ -52,7 +48,7 @@ export class StatusBar implements vscode.Disposable {
         `- Judgments collected: ${count}`,
         `- Training: ${escape(training)}`,
         '',
-        'Click to select the model.',
+        'Click to choose the model or adapter, train, or open the dashboard.',
       ].join('\n'),
     );
     this.item.accessibilityInformation = {
@@ -63,6 +59,20 @@ export class StatusBar implements vscode.Disposable {
   dispose(): void {
     this.item.dispose();
   }
+}
+
+/** The status bar item's click: a quick pick of the commands for what it shows. */
+export async function showStatusMenu(info: StatusInfo): Promise<void> {
+  const items = statusMenuItems(info).map((item) => ({
+    label: `$(${item.icon}) ${item.label}`,
+    description: item.description,
+    command: item.command,
+  }));
+  const choice = await vscode.window.showQuickPick(items, {
+    title: 'Code RLHF',
+    placeHolder: `${info.model} · ${info.adapter}`,
+  });
+  if (choice) await vscode.commands.executeCommand(choice.command);
 }
 
 function escape(text: string): string {

@@ -23,6 +23,15 @@ describe('extension in the extension host', () => {
     assert.strictEqual(typeof api.dashboardMessages, 'function');
     const commands = await vscode.commands.getCommands(true);
     assert.ok(commands.includes('codeRlhf.showDashboard'), 'codeRlhf.showDashboard not registered');
+    // Every contributed command, the status bar item's menu (codeRlhf.statusMenu) included.
+    const contributed = (
+      extension.packageJSON as { contributes: { commands: { command: string }[] } }
+    ).contributes.commands.map((c) => c.command);
+    assert.deepStrictEqual(
+      contributed.filter((c) => !commands.includes(c)),
+      [],
+      'contributed but not registered',
+    );
   });
 
   it('receives "ready" from the dashboard webview script running in the browser', async () => {
