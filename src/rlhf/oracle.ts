@@ -126,9 +126,48 @@ export const shortLinesRule: OracleRule = {
   },
 };
 
+// Words that are syntax, not names, in the languages of the default model's corpus (JavaScript
+// and TypeScript) and in Python.
+const KEYWORDS = new Set(
+  (
+    'as async await break case catch class const continue debugger default delete do else ' +
+    'enum export extends false finally for from function get if implements import in ' +
+    'instanceof interface let new null of private protected public readonly return set ' +
+    'static super switch this throw true try type typeof undefined var void while with yield ' +
+    'and def elif is lambda None not or pass self True False'
+  ).split(' '),
+);
+
+const WORD = /[A-Za-z_$][\w$]*/g;
+
+/** The identifier-like words of a text, keywords left out. */
+export function contextWords(text: string): string[] {
+  return (text.match(WORD) ?? []).filter((word) => !KEYWORDS.has(word));
+}
+
+/** Built-in rule 3: build from the context's words, do not invent new ones. */
+export const contextWordsRule: OracleRule = {
+  name: 'context-words',
+  description:
+    'Prefers completions built from words already in the prompt: +1 for each identifier-like ' +
+    'word of the completion that occurs in the prompt, -2 for each that does not (an invented ' +
+    'name is a likely bug; keywords do not count); ending the line +0.5; an empty completion ' +
+    'scores -1.',
+  score(prompt, completion) {
+    if (completion.trim().length === 0) return -1;
+    // Limitation: words are read as written, so a word the prompt breaks off (`ind` + `exOf`)
+    // counts as the completion's part, and words in strings and comments count too.
+    const known = new Set(prompt.match(WORD) ?? []);
+    let score = completion.endsWith('\n') ? 0.5 : 0;
+    for (const word of contextWords(completion)) score += known.has(word) ? 1 : -2;
+    return score;
+  },
+};
+
 export const BUILTIN_RULES: Record<string, OracleRule> = {
   [cleanCodeRule.name]: cleanCodeRule,
   [shortLinesRule.name]: shortLinesRule,
+  [contextWordsRule.name]: contextWordsRule,
 };
 
 /** A rule by built-in name, or loaded from a JavaScript module path. */

@@ -6,6 +6,8 @@ import {
   Oracle,
   bracketProblems,
   cleanCodeRule,
+  contextWords,
+  contextWordsRule,
   resolveOracleRule,
   shortLinesRule,
 } from '../../../src/rlhf/oracle';
@@ -36,6 +38,19 @@ describe('rlhf oracle', () => {
         shortLinesRule.score('', 'x = ' + '1 + '.repeat(20) + '1\n'),
     );
     assert.strictEqual(shortLinesRule.score('', '   '), -1);
+  });
+
+  it('context-words scores +1 per word from the prompt, -2 per invented word, +0.5 per line end', () => {
+    const p = 'const items = load();\nfor (const item of ';
+    assert.deepStrictEqual(contextWords('items) { return this.x; }'), ['items', 'x']);
+    assert.strictEqual(contextWordsRule.score(p, 'items) {\n'), 1 + 0.5);
+    assert.strictEqual(contextWordsRule.score(p, 'things) {\n'), -2 + 0.5);
+    assert.strictEqual(contextWordsRule.score(p, 'items.filter(Boolean)'), 1 - 2 - 2);
+    // Keywords are not words of the context: `const` and `of` neither earn nor cost.
+    assert.strictEqual(contextWordsRule.score(p, 'const of\n'), 0.5);
+    assert.strictEqual(contextWordsRule.score(p, ' \n'), -1);
+    assert.ok(contextWordsRule.score(p, 'items) {\n') > contextWordsRule.score(p, ');\n'));
+    assert.ok(contextWordsRule.score(p, ');\n') > contextWordsRule.score(p, 'load(things)\n'));
   });
 
   it('without noise or bias follows the rule exactly, and reports ties', () => {
@@ -90,7 +105,7 @@ describe('rlhf oracle', () => {
     assert.throws(() => resolveOracleRule(nan).score('', ''), /returned "high".*finite number/);
     assert.throws(
       () => resolveOracleRule('nicest'),
-      /unknown oracle "nicest"; allowed: "clean-code", "short-lines"/,
+      /unknown oracle "nicest"; allowed: "clean-code", "short-lines", "context-words"/,
     );
     assert.throws(
       () => resolveOracleRule(path.join(dir, 'missing.js')),
