@@ -151,10 +151,12 @@ export const contextWordsRule: OracleRule = {
   description:
     'Prefers completions built from words already in the prompt: +1 for each identifier-like ' +
     'word of the completion that occurs in the prompt, -2 for each that does not (an invented ' +
-    'name is a likely bug; keywords do not count); ending the line +0.5; an empty completion ' +
-    'scores -1.',
+    'name is a likely bug; keywords do not count); ending the line +0.5. An empty completion ' +
+    'ranks below every other (-100), so saying nothing never beats an invented name.',
   score(prompt, completion) {
-    if (completion.trim().length === 0) return -1;
+    // Measured with -1 here: PPO learnt to answer with a bare newline (32 of 200 samples, base 8),
+    // which beat any completion with one invented word.
+    if (completion.trim().length === 0) return -100;
     // Limitation: words are read as written, so a word the prompt breaks off (`ind` + `exOf`)
     // counts as the completion's part, and words in strings and comments count too.
     const known = new Set(prompt.match(WORD) ?? []);

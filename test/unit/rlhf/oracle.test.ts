@@ -48,7 +48,8 @@ describe('rlhf oracle', () => {
     assert.strictEqual(contextWordsRule.score(p, 'items.filter(Boolean)'), 1 - 2 - 2);
     // Keywords are not words of the context: `const` and `of` neither earn nor cost.
     assert.strictEqual(contextWordsRule.score(p, 'const of\n'), 0.5);
-    assert.strictEqual(contextWordsRule.score(p, ' \n'), -1);
+    assert.strictEqual(contextWordsRule.score(p, ' \n'), -100);
+    assert.ok(contextWordsRule.score(p, ' \n') < contextWordsRule.score(p, 'a b c d e f g h\n'));
     assert.ok(contextWordsRule.score(p, 'items) {\n') > contextWordsRule.score(p, ');\n'));
     assert.ok(contextWordsRule.score(p, ');\n') > contextWordsRule.score(p, 'load(things)\n'));
   });
