@@ -13,7 +13,9 @@
  * Writes go through {@link writeFileAtomic} (temp file, fsync, rename), so a reader sees the old
  * pointer or the new one. A pointer that cannot be parsed anyway (edited by hand, a disk fault)
  * is moved aside as `active-adapter.json.corrupt-<time>`, never deleted, and the base model is
- * used; the caller is told what was wrong and where the file went.
+ * used; the caller is told what was wrong and where the file went. So is a file over
+ * {@link MAX_POINTER_BYTES}, which is not read whole; a named pipe, device or folder at the
+ * pointer's path is left in place unread (reading it could block the window's start).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -204,9 +206,9 @@ export class AdapterPointerFile {
   private readNow(): PointerRead {
     // A pointer replaced while it is being moved aside is read again (twice at most).
     for (let attempt = 0; ; attempt++) {
-      let bytes: Buffer;
+      let snapshot: PointerSnapshot;
       try {
-        bytes = fs.readFileSync(this.file);
+        snapshot = readPointerSnapshot(this.file);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // ENOTDIR: a file where the folder should be; there is no pointer either way.
@@ -223,19 +225,37 @@ export class AdapterPointerFile {
             `(${(error as Error).message}); it is left as it is; using the base model`,
         };
       }
+      if (snapshot.kind === 'special') {
+        this.seen = snapshot.key;
+        return {
+          kind: 'unreadable',
+          adapter: null,
+          problem:
+            `the active adapter pointer ${this.file} cannot be read (it is ${snapshot.what}, ` +
+            'not a regular file); it is left as it is; using the base model',
+        };
+      }
       let parsed: ReturnType<typeof parseAdapterPointer>;
-      try {
-        parsed = parseAdapterPointer(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-      } catch {
-        parsed = 'is not valid UTF-8';
+      if (snapshot.kind === 'oversized') {
+        parsed =
+          `is ${snapshot.size} bytes; allowed: at most ${MAX_POINTER_BYTES} ` +
+          '(a pointer is a few hundred)';
+      } else {
+        try {
+          parsed = parseAdapterPointer(
+            new TextDecoder('utf-8', { fatal: true }).decode(snapshot.bytes),
+          );
+        } catch {
+          parsed = 'is not valid UTF-8';
+        }
       }
       if (typeof parsed !== 'string') {
-        this.seen = bytes.toString('latin1');
+        this.seen = snapshot.key;
         return { kind: 'ok', adapter: parsed.adapter };
       }
-      const where = this.moveAside(bytes);
+      const where = this.moveAside(snapshot.key);
       if (where === undefined && attempt < 2) continue;
-      this.seen = fs.existsSync(this.file) ? bytes.toString('latin1') : null;
+      this.seen = fs.existsSync(this.file) ? snapshot.key : null;
       return {
         kind: 'corrupt',
         adapter: null,
@@ -247,10 +267,10 @@ export class AdapterPointerFile {
   }
 
   /**
-   * Renames the unparseable pointer `bytes` aside; says where it went or why it stayed, or
-   * undefined when the file no longer holds `bytes` (someone wrote a new pointer: read again).
+   * Renames the unparseable pointer read as `key` aside; says where it went or why it stayed,
+   * or undefined when the file no longer holds it (someone wrote a new pointer: read again).
    */
-  private moveAside(bytes: Buffer): string | undefined {
+  private moveAside(key: string): string | undefined {
     const stamp = this.now().toISOString().replace(/[-:.]/g, '');
     let aside = `${this.file}.corrupt-${stamp}`;
     for (let i = 1; fs.existsSync(aside); i++) aside = `${this.file}.corrupt-${stamp}-${i}`;
@@ -258,7 +278,7 @@ export class AdapterPointerFile {
       // Limitation: another window could replace the file between this check and the rename;
       // its fresh pointer would then be moved aside (kept, not lost) and this window would use
       // the base model. The gap is microseconds wide and a corrupt pointer is itself rare.
-      if (!fs.readFileSync(this.file).equals(bytes)) return undefined;
+      if (readPointerSnapshot(this.file).key !== key) return undefined;
       fs.renameSync(this.file, aside);
       return `it is kept as ${aside}`;
     } catch (error) {
@@ -267,6 +287,63 @@ export class AdapterPointerFile {
       }
       return `it could not be moved aside (${(error as Error).message}) and is left in place`;
     }
+  }
+}
+
+/**
+ * Largest pointer file read. A pointer is a few hundred bytes (two paths, a name, a digest);
+ * anything far bigger is not one, and reading it whole would stall the window's start.
+ */
+export const MAX_POINTER_BYTES = 64 * 1024;
+
+/**
+ * What the pointer path holds. `key` identifies the content for change detection: the bytes
+ * themselves, or for a file not read (too big, not a regular file) its identity and size.
+ */
+type PointerSnapshot =
+  | { kind: 'bytes'; bytes: Buffer; key: string }
+  | { kind: 'oversized'; size: number; key: string }
+  | { kind: 'special'; what: string; key: string };
+
+/**
+ * Reads the pointer without ever blocking on it or reading more than {@link MAX_POINTER_BYTES}
+ * + 1 bytes: a FIFO, a device (a link to /dev/zero) or a huge file at the pointer's path would
+ * otherwise hang the window's start or fill its memory. Opened non-blocking (a FIFO with no
+ * writer would block the open itself) and checked with fstat on the same descriptor, so the
+ * check and the read see the same file. Throws the file system's error when it cannot be opened.
+ */
+function readPointerSnapshot(file: string): PointerSnapshot {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    const stat = fs.fstatSync(fd);
+    const identity = `\u0000${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+    if (!stat.isFile()) {
+      const what = stat.isDirectory()
+        ? 'a folder'
+        : stat.isFIFO()
+          ? 'a named pipe'
+          : stat.isSocket()
+            ? 'a socket'
+            : 'a device';
+      return { kind: 'special', what, key: `${identity} ${what}` };
+    }
+    // Read in a loop rather than trusting the size: the file may grow while it is read.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(MAX_POINTER_BYTES + 1 - total, 16 * 1024));
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > MAX_POINTER_BYTES) {
+        return { kind: 'oversized', size: Math.max(stat.size, total), key: identity };
+      }
+    }
+    const bytes = Buffer.concat(chunks);
+    return { kind: 'bytes', bytes, key: bytes.toString('latin1') };
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -1,4 +1,5 @@
 import * as assert from 'assert';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -6,6 +7,7 @@ import {
   ADAPTER_POINTER_FILE,
   AdapterPointerFile,
   formatAdapterPointer,
+  MAX_POINTER_BYTES,
   parseAdapterPointer,
   type AdapterPointer,
 } from '../../../src/data/activeAdapter';
@@ -16,6 +18,8 @@ const adapter = (i: number): AdapterPointer => ({
   modelDir: path.resolve('/models/a'),
   modelFingerprint: `fp${i}`,
 });
+
+const MODULE = path.resolve(__dirname, '../../../src/data/activeAdapter.ts');
 
 const CLOCK = new Date('2026-12-04T18:15:00.123Z');
 const STAMP = '20261204T181500123Z';
@@ -108,6 +112,61 @@ describe('active adapter pointer', () => {
     assert.strictEqual(fs.readFileSync(`${file}.corrupt-${STAMP}-1`, 'utf8'), 'second');
     assert.strictEqual(await window.refresh(), undefined);
   });
+
+  it('moves an oversized pointer aside intact without reading it whole', async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // Valid JSON, so only the size check can tell it is not a pointer.
+    const content = JSON.stringify({ version: 1, adapter: null, pad: 'x'.repeat(2 << 20) });
+    fs.writeFileSync(file, content);
+    const window = handle();
+    const { read } = window.open();
+    assert.strictEqual(read.kind, 'corrupt');
+    const problem = (read as { problem: string }).problem;
+    assert.match(
+      problem,
+      new RegExp(`is ${content.length} bytes; allowed: at most ${MAX_POINTER_BYTES}`),
+    );
+    assert.ok(problem.includes(`it is kept as ${file}.corrupt-${STAMP};`), problem);
+    assert.strictEqual(fs.readFileSync(`${file}.corrupt-${STAMP}`, 'utf8'), content);
+    assert.strictEqual(await window.refresh(), undefined);
+  });
+
+  it('reads a pointer of the largest allowed size', () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const text = formatAdapterPointer(adapter(1));
+    fs.writeFileSync(file, text + ' '.repeat(MAX_POINTER_BYTES - Buffer.byteLength(text)));
+    assert.deepStrictEqual(handle().open().read, { kind: 'ok', adapter: adapter(1) });
+  });
+
+  // A named pipe or a device never ends (or blocks the open): reading it would hang the window's
+  // start. Run in a child process so that the old, blocking read fails the test by timing out.
+  for (const [what, make, reason] of [
+    ['a named pipe', (f: string) => execFileSync('mkfifo', [f]), /it is a named pipe/],
+    ['a link to /dev/zero', (f: string) => fs.symlinkSync('/dev/zero', f), /it is a device/],
+  ] as const) {
+    (process.platform === 'win32' ? it.skip : it)(
+      `leaves ${what} in place without blocking on it`,
+      () => {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        make(file);
+        const script =
+          `const { AdapterPointerFile } = require(${JSON.stringify(MODULE)});` +
+          `const p = new AdapterPointerFile(${JSON.stringify(file)});` +
+          'process.stdout.write(JSON.stringify(p.open().read));';
+        const child = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
+          encoding: 'utf8',
+          timeout: 30000,
+        });
+        assert.strictEqual(child.error, undefined, `the read blocked: ${child.error?.message}`);
+        assert.strictEqual(child.status, 0, child.stderr);
+        const read = JSON.parse(child.stdout) as { kind: string; problem: string };
+        assert.strictEqual(read.kind, 'unreadable');
+        assert.match(read.problem, reason);
+        assert.match(read.problem, /left as it is; using the base model/);
+        assert.ok(fs.lstatSync(file), 'the special file was removed');
+      },
+    );
+  }
 
   it('leaves a pointer it cannot read in place', async () => {
     fs.mkdirSync(file, { recursive: true });
