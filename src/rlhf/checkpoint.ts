@@ -119,10 +119,15 @@ function isFileName(name: string): boolean {
  * deep in a trainer's resume (and a file name must not lead outside the checkpoint folder).
  * `pointer` is the run's `latest` file, which named checkpoint `name`.
  */
-function parseManifest(file: string, pointer: string, name: string): CheckpointManifest {
-  const fix =
+function damagedFix(pointer: string, name: string): string {
+  return (
     `checkpoint ${name} is damaged: write the name of an older step-* folder into ${pointer}, ` +
-    `or delete ${pointer} to train from the start`;
+    `or delete ${pointer} to train from the start`
+  );
+}
+
+function parseManifest(file: string, pointer: string, name: string): CheckpointManifest {
+  const fix = damagedFix(pointer, name);
   let parsed: unknown;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -169,6 +174,14 @@ export interface LoadedCheckpoint {
   dir: string;
   manifest: CheckpointManifest;
   read(name: string): Buffer;
+  /**
+   * The trainer state's counter `key` (a step, iteration or count): a non-negative integer, or
+   * an error naming the manifest, the key and the value. The manifest is not covered by the
+   * file digests, and a counter that is missing or of another type would not fail where it is
+   * used: `step < total` is simply false for undefined or "x", so the trainer would end at once
+   * and output the checkpoint's weights as if training had finished.
+   */
+  counter(key: string): number;
 }
 
 /**
@@ -209,6 +222,16 @@ export function loadLatestCheckpoint(checkpointsDir: string): LoadedCheckpoint |
   return {
     dir,
     manifest,
+    counter(key: string): number {
+      const value = manifest.state[key];
+      if (!Number.isSafeInteger(value) || (value as number) < 0) {
+        throw new Error(
+          `${manifestPath}: "state.${key}" is ${String(JSON.stringify(value)).slice(0, 80)}; ` +
+            `allowed: a non-negative integer; ${damagedFix(pointer, name)}`,
+        );
+      }
+      return value as number;
+    },
     read(file: string): Buffer {
       const bytes = cache.get(file);
       if (!bytes) {

@@ -176,12 +176,10 @@ export async function trainDpo(options: {
         const v: Record<string, Float32Array> = {};
         for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
         const state = ck.manifest.state as {
-          step: number;
-          optimizerStep: number;
           firstLoss: number;
         };
-        optimizer.restore({ step: state.optimizerStep, m, v });
-        step = state.step;
+        optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
+        step = ck.counter('step');
         firstLoss = state.firstLoss;
         best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
         ctx.log('info', `DPO: resumed from ${ck.dir} at step ${step}`);

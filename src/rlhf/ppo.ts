@@ -337,20 +337,16 @@ export async function trainPpo(options: {
       const v: Record<string, Float32Array> = {};
       for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
       const state = ck.manifest.state as {
-        iteration: number;
-        episode: number;
-        optimizerStep: number;
         kl: ReturnType<KlController['state']>;
         bestHeldOut: number | null;
         heldOutBefore: number | null;
-        rollbacks: number;
         scoreNorm?: { mean: number; std: number } | null;
       };
-      optimizer.restore({ step: state.optimizerStep, m, v });
+      optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
       kl = restoreKlController(state.kl);
-      iteration = state.iteration;
-      episode = state.episode;
-      rollbacks = state.rollbacks;
+      iteration = ck.counter('iteration');
+      episode = ck.counter('episode');
+      rollbacks = ck.counter('rollbacks');
       scoreNorm = state.scoreNorm ?? undefined;
       bestHeldOut = state.bestHeldOut ?? Number.NaN;
       heldOutBefore = state.heldOutBefore ?? Number.NaN;

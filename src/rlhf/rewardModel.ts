@@ -364,17 +364,15 @@ export async function trainRewardModel(options: {
       const v: Record<string, Float32Array> = {};
       for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
       const state = ck.manifest.state as {
-        step: number;
-        optimizerStep: number;
         earlyStopping: { best: number; bestStep: number; sinceBest: number };
         firstLoss: number;
         bestEval?: PairEvaluation;
       };
-      optimizer.restore({ step: state.optimizerStep, m, v });
+      optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
       earlyStopping.restore(state.earlyStopping);
       best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
       bestEval = state.bestEval;
-      step = state.step;
+      step = ck.counter('step');
       firstLoss = state.firstLoss;
       ctx.log('info', `reward model: resumed from ${ck.dir} at step ${step}`);
     } else {
