@@ -182,15 +182,25 @@ export const RM_DEFAULTS: RewardModelConfig = {
   useMargins: false,
 };
 
+/** How samples are drawn, shared by PPO's rollouts and the promotion gate. */
+export const SAMPLING_SPEC: ConfigSpec<{
+  samplesPerPrompt: number;
+  temperature: number;
+  maxNewTokens: number;
+  maxLines: number;
+}> = {
+  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
+  temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
+  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
+  maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
+};
+
 export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   ...common,
   rewardModelDir: { kind: 'string', help: 'trained reward model run folder' },
   iterations: { kind: 'number', integer: true, min: 1, help: 'rollout + optimisation rounds' },
   promptsPerBatch: { kind: 'number', integer: true, min: 1, help: 'prompts per rollout' },
-  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
-  temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
-  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
-  maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
+  ...SAMPLING_SPEC,
   ppoEpochs: { kind: 'number', integer: true, min: 1, help: 'optimisation epochs per rollout' },
   minibatchSize: { kind: 'number', integer: true, min: 1, help: 'sequences per minibatch' },
   clipRange: { kind: 'number', min: 0, max: 1, help: 'policy ratio clip epsilon' },

@@ -15,7 +15,7 @@ import { loadModel } from '../model/loader';
 import { loadPeftAdapter } from '../model/lora';
 import { ModelRuntime } from '../model/runtime';
 import { writeFileAtomic } from './checkpoint';
-import type { ConfigSpec } from './config';
+import { SAMPLING_SPEC, type ConfigSpec } from './config';
 import { compareAdapters, type EvaluationReport } from './evaluate';
 import { contextKey, type PromptContext } from './promptContext';
 import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
@@ -63,10 +63,7 @@ export const GATE_SPEC: ConfigSpec<GateConfig> = {
   baselineName: { kind: 'string', help: 'name of the current policy in the verdict' },
   maxPrompts: { kind: 'number', integer: true, min: 1, help: 'held-out prompts compared at most' },
   minPrompts: { kind: 'number', integer: true, min: 1, help: 'fewest held-out prompts to promote' },
-  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
-  temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
-  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
-  maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
+  ...SAMPLING_SPEC,
   maxPromptTokens: {
     kind: 'number',
     integer: true,
