@@ -122,7 +122,8 @@ function isFileName(name: string): boolean {
 function damagedFix(pointer: string, name: string): string {
   return (
     `checkpoint ${name} is damaged: write the name of an older step-* folder into ${pointer}, ` +
-    `or delete ${pointer} to train from the start`
+    // Not "delete the pointer": a fresh run in the same folder prunes the old step-* folders.
+    'or train from the start with a new --run-dir'
   );
 }
 
