@@ -68,21 +68,34 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     '// ',
   ];
 
+  /** trainPpo on this suite's model, generator and prompts: a fresh start, no held-out set. */
+  const ppoOptions = (
+    rewardScorer: RewardScorer,
+    runDir: string,
+    over: Partial<Parameters<typeof trainPpo>[0]> = {},
+  ): Parameters<typeof trainPpo>[0] => ({
+    model,
+    generator,
+    rewardScorer,
+    prompts,
+    heldOutPrompts: [],
+    config: config(),
+    runDir,
+    resume: false,
+    ctx: directContext(),
+    ...over,
+  });
+
   it('first minibatch has ratio 1 and KL 0; parameters change; the reward rises', async () => {
     const scorer = await fixedScorer();
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
-    const result = await trainPpo({
-      model,
-      generator,
-      rewardScorer: scorer,
-      prompts,
-      heldOutPrompts: ['let b = ', 'x = ('],
-      // Raw scores: the length penalty of 1 stays small next to this scorer's spread.
-      config: config({ normalizeScores: false }),
-      runDir,
-      resume: false,
-      ctx: directContext(),
-    });
+    const result = await trainPpo(
+      ppoOptions(scorer, runDir, {
+        heldOutPrompts: ['let b = ', 'x = ('],
+        // Raw scores: the length penalty of 1 stays small next to this scorer's spread.
+        config: config({ normalizeScores: false }),
+      }),
+    );
     await scorer.release();
     const h = result.history;
     assert.strictEqual(h.length, 8);
@@ -118,17 +131,11 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
   it('standardises scores by the first rollout: mean 0 there, raw scores logged, scale kept in the checkpoint', async () => {
     const scorer = await fixedScorer();
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-'));
-    const result = await trainPpo({
-      model,
-      generator,
-      rewardScorer: scorer,
-      prompts,
-      heldOutPrompts: [],
-      config: config({ normalizeScores: true, missingEosPenalty: 0, iterations: 2 }),
-      runDir,
-      resume: false,
-      ctx: directContext(),
-    });
+    const result = await trainPpo(
+      ppoOptions(scorer, runDir, {
+        config: config({ normalizeScores: true, missingEosPenalty: 0, iterations: 2 }),
+      }),
+    );
     await scorer.release();
     const h = result.history;
     assert.ok(Math.abs(h[0]['objective/scores']) < 1e-5, `first mean ${h[0]['objective/scores']}`);
@@ -150,32 +157,12 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
       promptsPerBatch: 2,
       samplesPerPrompt: 2,
     });
-    await trainPpo({
-      model,
-      generator,
-      rewardScorer: scorer,
-      prompts,
-      heldOutPrompts: [],
-      config: cfg,
-      runDir,
-      resume: false,
-      ctx: directContext(),
-    });
+    await trainPpo(ppoOptions(scorer, runDir, { config: cfg }));
     const ckDir = path.join(runDir, 'checkpoints', 'policy');
     const latest = fs.readFileSync(path.join(ckDir, 'latest'), 'utf8').trim();
     fs.rmSync(path.join(ckDir, latest, 'value_head.safetensors'));
     await assert.rejects(
-      trainPpo({
-        model,
-        generator,
-        rewardScorer: scorer,
-        prompts,
-        heldOutPrompts: [],
-        config: { ...cfg, iterations: 3 },
-        runDir,
-        resume: true,
-        ctx: directContext(),
-      }),
+      trainPpo(ppoOptions(scorer, runDir, { config: { ...cfg, iterations: 3 }, resume: true })),
       /value_head.safetensors in its manifest, but the file is missing/,
     );
     await scorer.release();
@@ -252,17 +239,13 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
   it('trains on fill-in-the-middle prompts: ratio 1 at the first minibatch, parameters change', async () => {
     const scorer = await fixedScorer();
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-fim-'));
-    const result = await trainPpo({
-      model,
-      generator,
-      rewardScorer: scorer,
-      prompts: contexts,
-      heldOutPrompts: [{ prompt: 'let b = ', suffix: ';\n' }],
-      config: config({ iterations: 2, checkpointEvery: 0 }),
-      runDir,
-      resume: false,
-      ctx: directContext(),
-    });
+    const result = await trainPpo(
+      ppoOptions(scorer, runDir, {
+        prompts: contexts,
+        heldOutPrompts: [{ prompt: 'let b = ', suffix: ';\n' }],
+        config: config({ iterations: 2, checkpointEvery: 0 }),
+      }),
+    );
     await scorer.release();
     const h = result.history;
     assert.ok(
