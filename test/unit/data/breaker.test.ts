@@ -19,7 +19,6 @@ import {
 import { promises as fsp, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../src/cli/main';
 import { isAbsolutePathLike } from '../../../src/data/paths';
 import { redactText } from '../../../src/data/redact';
 import { computeStats, formatStats } from '../../../src/data/stats';
@@ -29,13 +28,7 @@ import { importRankings } from '../../../src/data/formats/rankings';
 import { importArenaCsv } from '../../../src/data/formats/copilotArena';
 import { importKto } from '../../../src/data/formats/kto';
 import { sampleJudgment } from './helpers/records';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+import { cli } from './helpers/cli';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');

@@ -2,16 +2,9 @@ import * as assert from 'assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../src/cli/main';
+import { cli } from './helpers/cli';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'fixtures', 'data');
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('code-rlhf data CLI', () => {
   let dir: string;

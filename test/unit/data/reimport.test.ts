@@ -6,18 +6,11 @@ import * as assert from 'assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../src/cli/main';
 import { openStore } from '../../../src/data';
 import { alreadyStoredPairs, storedPairCounts } from '../../../src/data/pairIdentity';
 import type { JudgmentRecord } from '../../../src/protocol/records';
 import { sampleJudgment } from './helpers/records';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+import { cli } from './helpers/cli';
 
 describe('re-importing a TRL export into the same store', () => {
   let dir: string;
