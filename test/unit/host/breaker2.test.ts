@@ -1,20 +1,14 @@
 import * as assert from 'assert';
 import { ppoPrompts } from '../../../src/host/trainingRunners';
-import type { JudgmentRecord } from '../../../src/protocol/records';
-import { sampleJudgment } from '../data/helpers/records';
+import { blindJudgment, sampleJudgment } from '../data/helpers/records';
 
 describe('breaker 2: PPO prompts from the preference store', () => {
   it('leaves out the prompts of blind A/B evaluation judgments', () => {
     const train = sampleJudgment('t1');
-    const blind: JudgmentRecord = sampleJudgment('b1', { judgment: { kind: 'pick', best: 'c1' } });
-    blind.prompt = { prefix: 'const evaluatedOnly = ', suffix: '' };
-    blind.candidates[1].adapter = 'run-1 ppo';
-    blind.evaluation = {
-      kind: 'blind-ab',
-      baseCandidate: 'c0',
-      tunedCandidate: 'c1',
-      adapter: { name: 'run-1 ppo', path: '/store/training/run-1/ppo/adapter' },
-    };
+    const blind = blindJudgment('b1', 'const evaluatedOnly = ', {
+      name: 'run-1 ppo',
+      path: '/store/training/run-1/ppo/adapter',
+    });
     const chat = sampleJudgment('m1');
     chat.prompt = { prefix: '', suffix: '', messages: [{ role: 'user', content: 'hi' }] };
     // The prompt a blind A/B judgment measured the adapter on must not become a PPO prompt.

@@ -33,3 +33,24 @@ export function sampleJudgment(
     ...overrides,
   };
 }
+
+/**
+ * A blind A/B judgment of `adapter` on `prefix`: c0 is the base model's candidate, c1 the tuned
+ * one, and the tuned side was picked.
+ */
+export function blindJudgment(
+  id: string,
+  prefix: string,
+  adapter: { name: string; path: string },
+): JudgmentRecord {
+  const record = sampleJudgment(id, { judgment: { kind: 'pick', best: 'c1' } });
+  record.prompt = { prefix, suffix: '' };
+  record.candidates[1].adapter = adapter.name;
+  record.evaluation = {
+    kind: 'blind-ab',
+    baseCandidate: 'c0',
+    tunedCandidate: 'c1',
+    adapter: { ...adapter },
+  };
+  return record;
+}
