@@ -17,7 +17,14 @@ import { winRate } from '../../src/data/winRate';
 import { appendAdapterEntry } from '../../src/extension/adapterHistory';
 import type { JudgmentRecord } from '../../src/protocol/records';
 import { REPO_ROOT } from './support/codeServer';
-import { EXTENSION_ID, channelLog, e2e, openTestWorkbench } from './support/hooks';
+import {
+  EXTENSION_ID,
+  channelLog,
+  e2e,
+  openTestWorkbench,
+  waitForModelLoad,
+  writeWorkspace,
+} from './support/hooks';
 import { findFrameWith, openFile, runCommand, screenshot, waitFor } from './support/workbench';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'model');
@@ -74,17 +81,12 @@ describe('blind A/B test in a real VS Code', () => {
     const folder = path.join(root, 'workspace');
     fs.cpSync(path.join(FIXTURES, 'tiny-llama'), model, { recursive: true });
     fs.cpSync(path.join(FIXTURES, 'tiny-llama-lora'), adapter, { recursive: true });
-    fs.cpSync(e2e().workspace, folder, { recursive: true });
-    fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
-    fs.writeFileSync(
-      path.join(folder, '.vscode', 'settings.json'),
-      JSON.stringify({
-        'codeRlhf.modelPath': model,
-        'codeRlhf.storeScope': 'workspace',
-        'codeRlhf.inlineSuggestions': false,
-        'codeRlhf.insertChosen': false,
-      }),
-    );
+    writeWorkspace(folder, {
+      'codeRlhf.modelPath': model,
+      'codeRlhf.storeScope': 'workspace',
+      'codeRlhf.inlineSuggestions': false,
+      'codeRlhf.insertChosen': false,
+    });
     // The adapter as "Train on my judgments" would have left it in the adapter history.
     const globalStorage = path.join(
       e2e().server.userDataDir,
@@ -111,11 +113,7 @@ describe('blind A/B test in a real VS Code', () => {
 
     const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));
     await openFile(page, FILE);
-    await waitFor(
-      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
-      () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
-      60_000,
-    );
+    await waitForModelLoad();
 
     // No adapter active: the command says so instead of comparing the base with itself.
     await runCommand(page, BLIND);

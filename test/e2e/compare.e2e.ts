@@ -9,7 +9,13 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Frame, Page } from 'playwright-core';
 import { REPO_ROOT } from './support/codeServer';
-import { channelLog, e2e, openTestWorkbench } from './support/hooks';
+import {
+  channelLog,
+  e2e,
+  openTestWorkbench,
+  waitForModelLoad,
+  writeWorkspace,
+} from './support/hooks';
 import { findFrameWith, openFile, screenshot, waitFor } from './support/workbench';
 
 const MODEL = path.join(REPO_ROOT, 'test', 'fixtures', 'model', 'tiny-llama');
@@ -21,12 +27,7 @@ const CURSOR_LINE = 5;
 /** A workspace of our own (settings differ from the shared sandbox copy). */
 function makeWorkspace(settings: Record<string, unknown>): string {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-compare-'));
-  fs.cpSync(e2e().workspace, folder, { recursive: true });
-  fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
-  fs.writeFileSync(
-    path.join(folder, '.vscode', 'settings.json'),
-    JSON.stringify(settings, null, 2),
-  );
+  writeWorkspace(folder, settings);
   return folder;
 }
 
@@ -80,11 +81,7 @@ describe('compare completions in a real VS Code', () => {
     const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));
     await openFile(page, FILE);
     // The model host loads the checkpoint at activation; wait for it before timing anything.
-    await waitFor(
-      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
-      () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
-      60_000,
-    );
+    await waitForModelLoad();
     await putCursorAtEndOfLine(page, CURSOR_LINE);
     // The default keybinding of "Compare completions at cursor".
     await page.keyboard.press('Control+Alt+Enter');
@@ -241,11 +238,7 @@ describe('compare completions in a real VS Code', () => {
     folders.push(folder);
     const { page } = await openTestWorkbench(e2e().server.url(folder));
     await openFile(page, FILE);
-    await waitFor(
-      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
-      () => 'the model never loaded',
-      60_000,
-    );
+    await waitForModelLoad();
     await putCursorAtEndOfLine(page, CURSOR_LINE);
     const ghost = page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text');
     // Greedy decoding of a random-weight model may give only whitespace for a prompt (no

@@ -10,7 +10,13 @@ import * as os from 'os';
 import * as path from 'path';
 import { appendOracleJudgments } from '../support/oracleJudgments';
 import { REPO_ROOT } from './support/codeServer';
-import { channelLog, e2e, openTestWorkbench } from './support/hooks';
+import {
+  channelLog,
+  e2e,
+  openTestWorkbench,
+  waitForModelLoad,
+  writeWorkspace,
+} from './support/hooks';
 import { findFrameWith, openFile, runCommand, screenshot, waitFor } from './support/workbench';
 
 const MODEL = path.join(REPO_ROOT, 'test', 'fixtures', 'model', 'tiny-llama');
@@ -23,17 +29,12 @@ describe('train on my judgments in a real VS Code', () => {
   it('trains the reward model then DPO in the model host and charts it live', async function () {
     this.timeout(300_000);
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-train-'));
-    fs.cpSync(e2e().workspace, folder, { recursive: true });
-    fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
-    fs.writeFileSync(
-      path.join(folder, '.vscode', 'settings.json'),
-      JSON.stringify({
-        'codeRlhf.modelPath': MODEL,
-        'codeRlhf.storeScope': 'workspace',
-        'codeRlhf.inlineSuggestions': false,
-        'codeRlhf.trainingAlgorithm': 'dpo',
-      }),
-    );
+    writeWorkspace(folder, {
+      'codeRlhf.modelPath': MODEL,
+      'codeRlhf.storeScope': 'workspace',
+      'codeRlhf.inlineSuggestions': false,
+      'codeRlhf.trainingAlgorithm': 'dpo',
+    });
     await appendOracleJudgments(
       path.join(folder, '.code-rlhf', 'judgments.jsonl'),
       32,
@@ -42,11 +43,7 @@ describe('train on my judgments in a real VS Code', () => {
 
     const { page, blockedRequests } = await openTestWorkbench(e2e().server.url(folder));
     await openFile(page, 'src/math.ts');
-    await waitFor(
-      () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
-      () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
-      60_000,
-    );
+    await waitForModelLoad();
     await runCommand(page, 'Code RLHF: Train on my judgments');
 
     const frame = await findFrameWith(page, '#charts', 60_000);

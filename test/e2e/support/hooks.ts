@@ -8,7 +8,7 @@ import type { Context } from 'mocha';
 import * as os from 'os';
 import * as path from 'path';
 import { REPO_ROOT, startCodeServer, type CodeServer } from './codeServer';
-import { OUTPUT_DIR, openWorkbench, screenshot, type Workbench } from './workbench';
+import { OUTPUT_DIR, openWorkbench, screenshot, waitFor, type Workbench } from './workbench';
 
 export const EXTENSION_ID = 'code-rlhf.code-rlhf';
 
@@ -50,6 +50,25 @@ export function channelLogFiles(channel: string): string[] {
 /** Lines of a channel's log, across every extension-host session of this server. */
 export function channelLog(channel: string): string[] {
   return channelLogFiles(channel).flatMap((file) => fs.readFileSync(file, 'utf8').split('\n'));
+}
+
+/** Copies the sandbox workspace to `folder` with these workspace settings. */
+export function writeWorkspace(folder: string, settings: Record<string, unknown>): void {
+  fs.cpSync(e2e().workspace, folder, { recursive: true });
+  fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
+  fs.writeFileSync(
+    path.join(folder, '.vscode', 'settings.json'),
+    JSON.stringify(settings, null, 2),
+  );
+}
+
+/** Waits until the model host has loaded the tiny fixture (it does so at activation). */
+export async function waitForModelLoad(): Promise<void> {
+  await waitFor(
+    () => (channelLog('Code RLHF').some((l) => /loaded tiny-llama/.test(l)) ? true : undefined),
+    () => `the model never loaded:\n${channelLog('Code RLHF').slice(-20).join('\n')}`,
+    60_000,
+  );
 }
 
 export const mochaHooks = {
