@@ -147,7 +147,19 @@ describe('preference store under concurrency and crashes (D6)', function () {
       await worker.ready;
       worker.child.stdin!.write('go\n');
       if (!last) {
-        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 250));
+        // A random moment, but before this writer takes more than a random part of its share of
+        // what is left: on an idle machine a plain 5-255 ms delay let early writers finish the
+        // whole run, and later rounds had nothing left to interrupt (CI saw 10 of 20 killed).
+        const share = Math.max(1, Math.floor((total - next) / (20 - round)));
+        const budget = 1 + Math.floor(Math.random() * share);
+        const deadline = Date.now() + 5 + Math.random() * 250;
+        while (
+          Date.now() < deadline &&
+          worker.acks.length < budget &&
+          worker.child.exitCode === null
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
         worker.child.kill('SIGKILL');
       }
       const exit = await worker.exited;
