@@ -225,7 +225,11 @@ describe('preference store', () => {
         `${file}.lock`,
         JSON.stringify({ pid: 2 ** 22 + 54321, host: os.hostname(), nonce: 'dead', time: 0 }),
       );
-      const handles = await Promise.all(Array.from({ length: 5 }, () => openStore(file)));
+      // 100 appends queue on one lock; the default 15 s wait is a UI bound, and a loaded machine
+      // (load average 5-8) exceeded it here although no append was lost or interleaved.
+      const handles = await Promise.all(
+        Array.from({ length: 5 }, () => openStore(file, { lock: { timeoutMs: 60000 } })),
+      );
       const big = 'q'.repeat(20000);
       await Promise.all(
         handles.flatMap((store, h) =>
@@ -250,7 +254,10 @@ describe('preference store', () => {
         store.append(sampleJudgment('a')),
         (e: Error) => e instanceof LockTimeoutError && e.message.includes(`pid ${process.pid}`),
       );
-      const pending = store.append(sampleJudgment('b'));
+      // The wait that succeeds gets a long timeout: with 150 ms, a busy machine that fired the
+      // 50 ms release timer late failed this test although the store behaved.
+      const patient = await openStore(file, { lock: { timeoutMs: 10000 } });
+      const pending = patient.append(sampleJudgment('b'));
       setTimeout(() => void held.release(), 50);
       assert.strictEqual((await pending).written, true);
     });
