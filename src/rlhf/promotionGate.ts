@@ -18,7 +18,12 @@ import { writeFileAtomic } from './checkpoint';
 import { SAMPLING_SPEC, type ConfigSpec } from './config';
 import { compareAdapters, type EvaluationReport } from './evaluate';
 import { contextKey, type PromptContext } from './promptContext';
-import { DEFAULT_MIN_PROMPTS, decidePromotion, type PromotionDecision } from './promotionRule';
+import {
+  DEFAULT_MIN_PROMPTS,
+  LEAST_MIN_PROMPTS,
+  decidePromotion,
+  type PromotionDecision,
+} from './promotionRule';
 import { createRng, shuffled } from './random';
 import { RewardScorer } from './rewardModel';
 import type { TrainerContext } from './trainerContext';
@@ -62,12 +67,17 @@ export const GATE_SPEC: ConfigSpec<GateConfig> = {
   baselineAdapterDir: { kind: 'string', help: 'current adapter folder ("" = base model)' },
   baselineName: { kind: 'string', help: 'name of the current policy in the verdict' },
   maxPrompts: { kind: 'number', integer: true, min: 1, help: 'held-out prompts compared at most' },
-  minPrompts: { kind: 'number', integer: true, min: 1, help: 'fewest held-out prompts to promote' },
+  minPrompts: {
+    kind: 'number',
+    integer: true,
+    min: LEAST_MIN_PROMPTS,
+    help: `fewest held-out prompts to promote (at least ${LEAST_MIN_PROMPTS})`,
+  },
   ...SAMPLING_SPEC,
   maxPromptTokens: {
     kind: 'number',
     integer: true,
-    min: 1,
+    min: LEAST_MIN_PROMPTS,
     help: 'prompt tokens kept for scoring (left-truncated)',
   },
   maxSuffixTokens: {

@@ -19,6 +19,14 @@ import { formatWinRate, type WinRate } from './winRate';
 /** Default of {@link PromotionRule.minPrompts}. */
 export const DEFAULT_MIN_PROMPTS = 4;
 
+/**
+ * Smallest {@link PromotionRule.minPrompts} a config may set. The interval is over prompts: the
+ * spread between prompts is estimated from prompts - 1 degrees of freedom, so with 2 or 3 prompts
+ * the t correction (12.7 or 4.30, against 1.96 for many prompts) leaves an interval decided by
+ * that one guess of the spread, not by the comparisons.
+ */
+export const LEAST_MIN_PROMPTS = 4;
+
 export interface PromotionRule {
   /** Fewest distinct held-out prompts a promotion may rest on. */
   minPrompts: number;

@@ -167,10 +167,10 @@ describe('Train on my judgments against a real model host', function () {
       signal: new AbortController().signal,
       baseline: { name: 'run-0 dpo', path: baselineDir },
       overrides: {
-        rm: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
-        dpo: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
-        // 16 prompts hold out 3: let the gate sample on them (tiny budget).
-        gate: { minPrompts: 2, samplesPerPrompt: 2, maxNewTokens: 4, maxPromptTokens: 12 },
+        // A quarter of 16 prompts: 4 held out, the fewest the gate may decide on.
+        rm: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01, validationFraction: 0.25 },
+        dpo: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01, validationFraction: 0.25 },
+        gate: { samplesPerPrompt: 2, maxNewTokens: 4, maxPromptTokens: 12 },
       },
       onStage: (kind, command) => feed.stageStarted('r1', kind, command),
       onEvent: (kind, event) => {
@@ -189,13 +189,13 @@ describe('Train on my judgments against a real model host', function () {
     );
     assert.ok(result.promotion, 'no promotion decision');
     assert.ok(fs.existsSync(path.join(result.promotion.adapterPath, 'adapter_model.safetensors')));
-    // The gate compared the DPO adapter with the baseline adapter on the 3 held-out prompts,
+    // The gate compared the DPO adapter with the baseline adapter on the 4 held-out prompts,
     // 2 samples each, and its verdict follows the rule on its own numbers.
     const gateDone = result.stages[2].done;
     const e = gateDone.summary!;
-    assert.strictEqual(e.prompts, 3, JSON.stringify(e));
-    assert.strictEqual(e.comparisons, 6);
-    assert.strictEqual(e.wins + e.losses + e.ties, 6);
+    assert.strictEqual(e.prompts, 4, JSON.stringify(e));
+    assert.strictEqual(e.comparisons, 8);
+    assert.strictEqual(e.wins + e.losses + e.ties, 8);
     assert.ok(e.winRateLow <= e.winRate && e.winRate <= e.winRateHigh);
     assert.ok(Number.isFinite(e.meanKl));
     assert.deepStrictEqual(result.promotion.evaluation, e);
@@ -209,7 +209,7 @@ describe('Train on my judgments against a real model host', function () {
         meanKl: e.meanKl,
         baseline: 'adapter run-0 dpo',
       },
-      { minPrompts: 2, klBudget: KL_BUDGET },
+      { minPrompts: 4, klBudget: KL_BUDGET },
     );
     assert.deepStrictEqual(
       { promote: result.promotion.promote, reason: result.promotion.reason },
@@ -223,7 +223,7 @@ describe('Train on my judgments against a real model host', function () {
       events.some(([k, ev]) => k === 'gate' && ev.type === 'train/progress'),
       'the gate sent no progress',
     );
-    assert.strictEqual(written.items.length, 6);
+    assert.strictEqual(written.items.length, 8);
     assert.deepStrictEqual(written.decision, gateDone.decision);
     assert.match(
       describeResult(result),

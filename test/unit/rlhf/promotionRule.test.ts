@@ -2,7 +2,9 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { runCli } from '../../../src/cli/main';
 import { parseTrainingCommand, parseTrainingEvent } from '../../../src/protocol/training';
+import { parseConfig } from '../../../src/rlhf/config';
 import {
   rewardVerdict,
   shouldPromote,
@@ -10,6 +12,8 @@ import {
   type ComparisonItem,
 } from '../../../src/rlhf/evaluate';
 import {
+  GATE_DEFAULTS,
+  GATE_SPEC,
   HELD_OUT_FILE,
   readHeldOutPrompts,
   writeHeldOutPrompts,
@@ -204,6 +208,46 @@ describe('win rate over prompts (K samples per prompt)', () => {
       decidePromotion({ prompts: 4, rewardWinRate: ties, meanKl: 0 }, rule).promote,
       false,
     );
+  });
+});
+
+describe('promotion gate config: minPrompts', () => {
+  const parse = (input: Record<string, unknown>) =>
+    parseConfig(input, GATE_SPEC, GATE_DEFAULTS, 'promotion gate config');
+
+  it('refuses fewer than 4 prompts, naming the key, the value and what is allowed', () => {
+    for (const value of [0, 1, 2, 3]) {
+      assert.throws(
+        () => parse({ minPrompts: value }),
+        new RegExp(`^Error: promotion gate config: "minPrompts" is ${value}; allowed: >= 4$`),
+      );
+    }
+    assert.strictEqual(parse({ minPrompts: 4 }).minPrompts, 4);
+    assert.strictEqual(parse({}).minPrompts, 4);
+  });
+
+  it('refuses it from a CLI flag and from a --config file before any model is loaded', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gate-config-'));
+    try {
+      const configFile = path.join(dir, 'gate.json');
+      fs.writeFileSync(configFile, JSON.stringify({ minPrompts: 3 }));
+      const runs: [string[], RegExp][] = [
+        [['--minPrompts', '2'], /"minPrompts" is 2; allowed: >= 4/],
+        [['--config', configFile], /"minPrompts" is 3; allowed: >= 4/],
+      ];
+      for (const [args, error] of runs) {
+        const out: string[] = [];
+        const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+        const code = await runCli(['train', 'gate', '--run-dir', dir, ...args], io);
+        assert.strictEqual(code, 1, out.join('\n'));
+        assert.match(
+          out.join('\n'),
+          new RegExp(`\\[done\\] failed: promotion gate config: ${error.source}`),
+        );
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
