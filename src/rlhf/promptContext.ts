@@ -20,9 +20,12 @@ export function toContext(input: PromptInput): PromptContext {
 }
 
 /**
- * One string per distinct context, for sets and maps. A context with no suffix keys as its
- * prompt alone, so sets of suffix-free prompts are what they were before suffixes were carried.
+ * One string per distinct context, for sets and maps: the prompt's length, then prompt and
+ * suffix. The length says where the prompt ends, so two contexts never share a key; a separator
+ * would not (a prompt may contain it: "a\0b" with no suffix and "a" before "b" keyed alike).
+ * Callers only compare keys (the split hashes the prompt itself, and maps iterate in insertion
+ * order), so the key's form can change without changing any split, shuffle or figure.
  */
 export function contextKey(context: PromptContext): string {
-  return context.suffix === '' ? context.prompt : `${context.prompt}\u0000${context.suffix}`;
+  return `${context.prompt.length}:${context.prompt}${context.suffix}`;
 }
