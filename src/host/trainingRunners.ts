@@ -72,8 +72,9 @@ export function ppoPrompts(records: readonly PreferenceRecord[]): PromptContext[
 }
 
 /**
- * The contexts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them),
- * each once, as `held-out-prompts.json` fields.
+ * The contexts `splitByPrompt` held out of `pairs` (as the reward model and DPO split them:
+ * grouped by the text before the cursor, so no held-out context shares its prefix with a
+ * trained one; see `splitByPrompt`), each once, as `held-out-prompts.json` fields.
  */
 function heldOutPairPrompts(
   pairs: readonly TrainingPair[],
@@ -135,7 +136,8 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
       const { records } = await readPairs(config.dataFile, ctx);
       // The prompts are the contexts developers asked for completions in; a fifth is held out
       // for the held-out reward that drives rollback. Split by the text before the cursor, as
-      // the reward model and DPO split their pairs.
+      // the reward model and DPO split their pairs (a prefix judged with two suffixes stays on
+      // one side; see splitByPrompt).
       const prompts = ppoPrompts(records);
       const heldOutFraction = 0.2;
       const split = splitByPrompt(prompts, (p) => p.prompt, heldOutFraction, config.seed);

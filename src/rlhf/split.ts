@@ -21,6 +21,13 @@ export interface Split<T> {
 /**
  * Splits items so that about `validationFraction` of distinct prompts go to validation.
  * With two or more distinct prompts both sides get at least one prompt.
+ *
+ * The trainers group by the text before the cursor alone (`(p) => p.prompt`), not by the whole
+ * context with its suffix, and that is the leak-free choice: a context has one prefix, so it
+ * never sits on both sides, and neither does a prefix. Grouping by the whole context would put
+ * the same prefix on both sides whenever it was judged with two suffixes (the same place before
+ * and after an edit below the cursor), and validation would score contexts whose every prefix
+ * token the model trained on.
  */
 export function splitByPrompt<T>(
   items: readonly T[],

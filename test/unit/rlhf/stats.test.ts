@@ -37,6 +37,22 @@ describe('rlhf Bradley-Terry, split, win rate, PPO/DPO reference losses', () => 
     close(e.margin, 0.5);
   });
 
+  it('keeps a prefix judged with several suffixes on one side, as the trainers split', () => {
+    // 12 prefixes, each judged with 3 suffixes (the same place before and after edits below
+    // the cursor), 2 pairs per context.
+    const pairs = Array.from({ length: 72 }, (_, i) => ({
+      prompt: `const v${i % 12} = `,
+      suffix: `;\n// edit ${Math.floor(i / 12) % 3}\n`,
+      i,
+    }));
+    const s = splitByPrompt(pairs, (p) => p.prompt, 0.25, 5);
+    const trainPrefixes = new Set(s.train.map((p) => p.prompt));
+    assert.ok(s.validation.length > 0 && s.train.length > 0);
+    for (const p of s.validation) assert.ok(!trainPrefixes.has(p.prompt), p.prompt);
+    assert.deepStrictEqual([s.trainPrompts, s.validationPrompts], [9, 3]);
+    assert.strictEqual(s.validation.length, 3 * 6);
+  });
+
   it('splits by prompt: no prompt on both sides, both sides non-empty, stable', () => {
     const items = Array.from({ length: 60 }, (_, i) => ({ prompt: `p${i % 20}`, i }));
     const s = splitByPrompt(items, (x) => x.prompt, 0.2, 3);
