@@ -4,7 +4,7 @@ import {
   EXPORT_FORMATS,
   IMPORT_FORMATS,
   computeStats,
-  dropStoredPairs,
+  dropStoredContent,
   exportRecords,
   formatStats,
   importFile,
@@ -27,7 +27,8 @@ const HELP = `code-rlhf data: preference datasets
 usage:
   code-rlhf data import <file> --out <store.jsonl> [--format F] [--annotator NAME] [--dry-run]
       Append the judgments in <file> to the store. Ids already stored are skipped, and so are
-      TRL lines whose pair (prompt, chosen, rejected) the store holds as often as the file does.
+      TRL lines whose pair (prompt, chosen, rejected) and KTO lines whose label (prompt,
+      completion, good or bad) the store holds as often as the file does.
       F: auto (default), ${IMPORT_FORMATS.join(', ')}
   code-rlhf data export <store.jsonl> --format F --out <file> [--margins] [--ignored-as-bad] [--force]
       Write the store as F: ${EXPORT_FORMATS.join(', ')}. Prints what the format could not hold.
@@ -159,12 +160,14 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   const read = result.records.length;
-  // TRL lines carry no ids (the importer derives them from line number and content), so a TRL
-  // export of this store, or the same file with lines moved, is recognised by its pairs.
-  const samePair =
-    result.format === 'trl' && typeof out === 'string' ? await dropStoredPairs(result, out) : 0;
+  // TRL and KTO lines carry no ids (the importers derive them from line number and content), so
+  // an export of this store, or the same file with lines moved, is recognised by its pairs
+  // (TRL) or labels (KTO).
+  const unit = result.format === 'kto' ? 'label' : 'pair';
+  const sameContent = typeof out === 'string' ? await dropStoredContent(result, out) : 0;
   if (dryRun || typeof out !== 'string') {
-    const present = samePair > 0 ? ` (${samePair} already in ${out} with the same pair)` : '';
+    const present =
+      sameContent > 0 ? ` (${sameContent} already in ${out} with the same ${unit})` : '';
     io.out(
       `${input} (${result.format}): ${result.records.length} records would be imported${present}, ${result.rejected.length} rejected`,
     );
@@ -177,8 +180,8 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   const written = appended.filter((a) => a.written).length;
   const sameId = result.records.length - written;
   const present =
-    result.format === 'trl'
-      ? `${samePair + sameId} already stored (${samePair} with the same pair, ${sameId} with the same id)`
+    result.format === 'trl' || result.format === 'kto'
+      ? `${sameContent + sameId} already stored (${sameContent} with the same ${unit}, ${sameId} with the same id)`
       : `${sameId} already stored`;
   io.out(
     `${input} (${result.format}): ${read} records read, ${written} appended to ${out}, ` +

@@ -32,9 +32,12 @@ export type { ExportFormat, ImportFormat } from './formats';
 export type { ExportResult, ImportIssue, ImportResult } from './formats/importResult';
 export { splitSharedPrompt } from './formats/trl';
 export {
+  alreadyStoredLabels,
   alreadyStoredPairs,
-  dropStoredPairs,
+  dropStoredContent,
+  labelIdentity,
   pairIdentity,
+  storedLabelCounts,
   storedPairCounts,
 } from './pairIdentity';
 export { contentId, importedCandidate, importedJudgment } from './recordFactory';

@@ -1,7 +1,7 @@
 /**
- * Content identity of preference pairs, for imports from a format that carries no record ids
- * (TRL): a TRL export of a store, imported into the same store again, must be recognised as
- * already stored even though its records get new ids.
+ * Content identity of preference pairs (TRL) and of good/bad labels (KTO), for imports from
+ * formats that carry no record ids: an export of a store in either format, imported into the
+ * same store again, must be recognised as already stored even though its records get new ids.
  */
 import { createHash } from 'crypto';
 import { promises as fsp } from 'fs';
@@ -14,6 +14,7 @@ import type {
 import { isEvaluationRecord } from './blindAb';
 import { importRecords } from './formats';
 import type { ImportResult } from './formats/importResult';
+import { ktoLabels } from './formats/kto';
 import { expandJudgment } from './pairs';
 import { redactRecord } from './redact';
 
@@ -46,9 +47,51 @@ export function pairIdentity(
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
 }
 
-function recordPairs(record: PreferenceRecord): string[] {
+/**
+ * Identity of "this candidate after this prompt is good (or bad)", made of what a KTO line
+ * holds: the text before and after the cursor and the completion, or for a conversational
+ * record the prompt messages and the completion's messages, and the label. As for pairs, ids,
+ * annotator, models and timing are not part of it (KTO drops them).
+ */
+export function labelIdentity(
+  prompt: PromptSnapshot,
+  candidate: CandidateShown,
+  good: boolean,
+): string {
+  const content = prompt.messages
+    ? [
+        'messages',
+        prompt.messages.map((m) => ({ role: m.role, content: m.content })),
+        sideMessages(candidate),
+        good,
+      ]
+    : ['text', prompt.prefix, prompt.suffix, candidate.text, good];
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex');
+}
+
+/** Content identities of a record's units: its TRL lines (pairs) or its KTO lines (labels). */
+type UnitsOf = (record: PreferenceRecord) => string[];
+
+const recordPairs: UnitsOf = (record) => {
   if (record.type !== 'judgment') return [];
   return expandJudgment(record).pairs.map((p) => pairIdentity(p.prompt, p.chosen, p.rejected));
+};
+
+/**
+ * The labels a default KTO export writes for the record. An ignored inline suggestion has
+ * none: only `--ignored-as-bad` exports it (as bad), and the store holds it as ignored, not
+ * rejected, so an imported bad label for it is kept as new data.
+ */
+const recordLabels: UnitsOf = (record) =>
+  ktoLabels(record).labels.map((l) => labelIdentity(l.prompt, l.candidate, l.good));
+
+function storedCounts(records: Iterable<PreferenceRecord>, unitsOf: UnitsOf): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const record of records) {
+    if (isEvaluationRecord(record)) continue;
+    for (const key of unitsOf(record)) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /**
@@ -57,12 +100,33 @@ function recordPairs(record: PreferenceRecord): string[] {
  * as training data, so an imported pair that matches one is new training data.
  */
 export function storedPairCounts(records: Iterable<PreferenceRecord>): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const record of records) {
-    if (isEvaluationRecord(record)) continue;
-    for (const key of recordPairs(record)) counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
+  return storedCounts(records, recordPairs);
+}
+
+/**
+ * How often each label identity occurs in `records`, counting the labels each record exports
+ * as (the lines a KTO export writes); blind A/B judgments are left out, as for pairs.
+ */
+export function storedLabelCounts(records: Iterable<PreferenceRecord>): Map<string, number> {
+  return storedCounts(records, recordLabels);
+}
+
+function alreadyStored(
+  imported: readonly PreferenceRecord[],
+  counts: Map<string, number>,
+  unitsOf: UnitsOf,
+): Set<number> {
+  const present = new Set<number>();
+  imported.forEach((record, i) => {
+    const keys = unitsOf(record);
+    if (keys.length === 0) return;
+    const needed = new Map<string, number>();
+    for (const key of keys) needed.set(key, (needed.get(key) ?? 0) + 1);
+    for (const [key, n] of needed) if ((counts.get(key) ?? 0) < n) return;
+    for (const [key, n] of needed) counts.set(key, counts.get(key)! - n);
+    present.add(i);
+  });
+  return present;
 }
 
 /**
@@ -77,33 +141,39 @@ export function alreadyStoredPairs(
   imported: readonly PreferenceRecord[],
   counts: Map<string, number>,
 ): Set<number> {
-  const present = new Set<number>();
-  imported.forEach((record, i) => {
-    const keys = recordPairs(record);
-    if (keys.length === 0) return;
-    const needed = new Map<string, number>();
-    for (const key of keys) needed.set(key, (needed.get(key) ?? 0) + 1);
-    for (const [key, n] of needed) if ((counts.get(key) ?? 0) < n) return;
-    for (const [key, n] of needed) counts.set(key, counts.get(key)! - n);
-    present.add(i);
-  });
-  return present;
+  return alreadyStored(imported, counts, recordPairs);
 }
 
 /**
- * Removes from `result` the records whose preference the store file at `storePath` already
- * holds (see {@link alreadyStoredPairs}) and returns how many it removed; a missing store holds
- * nothing. Incoming records are compared as the store would write them (redacted). Lines of
- * the store that do not parse are ignored here (the append reports a broken store).
+ * Indexes of the `imported` records (one label each, as the KTO importer makes them) whose
+ * label the store already holds, given the store's `storedLabelCounts`; matched as multisets,
+ * as pairs are. `counts` is consumed.
  */
-export async function dropStoredPairs(result: ImportResult, storePath: string): Promise<number> {
+export function alreadyStoredLabels(
+  imported: readonly PreferenceRecord[],
+  counts: Map<string, number>,
+): Set<number> {
+  return alreadyStored(imported, counts, recordLabels);
+}
+
+/**
+ * Removes from `result` the records of a TRL or KTO import whose pair or label the store file
+ * at `storePath` already holds (see {@link alreadyStoredPairs}, {@link alreadyStoredLabels})
+ * and returns how many it removed; other formats carry ids and are left alone, and a missing
+ * store holds nothing. Incoming records are compared as the store would write them (redacted).
+ * Lines of the store that do not parse are ignored here (the append reports a broken store).
+ */
+export async function dropStoredContent(result: ImportResult, storePath: string): Promise<number> {
+  const unitsOf =
+    result.format === 'trl' ? recordPairs : result.format === 'kto' ? recordLabels : null;
+  if (unitsOf === null) return 0;
   const exists = await fsp
     .stat(storePath)
     .then((s) => s.isFile())
     .catch(() => false);
   if (!exists || result.records.length === 0) return 0;
-  const counts = storedPairCounts((await importRecords(storePath)).records);
-  const present = alreadyStoredPairs(result.records.map(redactRecord), counts);
+  const counts = storedCounts((await importRecords(storePath)).records, unitsOf);
+  const present = alreadyStored(result.records.map(redactRecord), counts, unitsOf);
   if (present.size === 0) return 0;
   const lines = result.recordLines?.length === result.records.length ? result.recordLines : null;
   result.records = result.records.filter((_, i) => !present.has(i));

@@ -28,6 +28,48 @@ export interface KtoExportOptions {
   ignoredAsBad?: boolean;
 }
 
+/** One good/bad label of the KTO form: a candidate after a prompt. */
+export interface KtoLabel {
+  prompt: PromptSnapshot;
+  candidate: CandidateShown;
+  good: boolean;
+}
+
+/**
+ * The labels `record` exports as (the rules in the module comment), and how many of its
+ * candidates it leaves out: `middle` (middle-ranked), `skipped` (a skipped judgment),
+ * `ignored` (an ignored inline suggestion, unless `ignoredAsBad`).
+ */
+export function ktoLabels(
+  record: PreferenceRecord,
+  options: KtoExportOptions = {},
+): { labels: KtoLabel[]; middle: number; skipped: boolean; ignored: boolean } {
+  const labels: KtoLabel[] = [];
+  const out = { labels, middle: 0, skipped: false, ignored: false };
+  const label = (candidate: CandidateShown, good: boolean) =>
+    labels.push({ prompt: record.prompt, candidate, good });
+  if (record.type === 'implicit') {
+    if (record.outcome === 'ignored' && !options.ignoredAsBad) out.ignored = true;
+    else label(record.candidate, record.outcome === 'accepted');
+    return out;
+  }
+  const j = record.judgment;
+  const byId = new Map(record.candidates.map((c) => [c.id, c]));
+  if (j.kind === 'pick') {
+    for (const c of record.candidates) label(c, c.id === j.best);
+  } else if (j.kind === 'ranking') {
+    j.groups[0].forEach((id) => label(byId.get(id)!, true));
+    if (j.groups.length > 1)
+      j.groups[j.groups.length - 1].forEach((id) => label(byId.get(id)!, false));
+    for (const g of j.groups.slice(1, -1)) out.middle += g.length;
+  } else if (j.kind === 'none-good') {
+    for (const c of record.candidates) label(c, false);
+  } else {
+    out.skipped = true;
+  }
+  return out;
+}
+
 export function exportKto(
   records: readonly PreferenceRecord[],
   options: KtoExportOptions = {},
@@ -37,39 +79,23 @@ export function exportKto(
   let skipped = 0;
   let ignored = 0;
   let used = 0;
-  const emit = (prompt: PromptSnapshot, candidate: CandidateShown, label: boolean) => {
-    const row: Record<string, unknown> = prompt.messages
-      ? {
-          prompt: prompt.messages,
-          completion: candidate.messages ?? [{ role: 'assistant', content: candidate.text }],
-        }
-      : { prompt: prompt.prefix, completion: candidate.text };
-    if (!prompt.messages && prompt.suffix !== '') row.suffix = prompt.suffix;
-    row.label = label;
-    lines.push(JSON.stringify(row));
-  };
   for (const record of records) {
-    const before = lines.length;
-    if (record.type === 'implicit') {
-      if (record.outcome === 'ignored' && !options.ignoredAsBad) ignored++;
-      else emit(record.prompt, record.candidate, record.outcome === 'accepted');
-    } else {
-      const j = record.judgment;
-      const byId = new Map(record.candidates.map((c) => [c.id, c]));
-      if (j.kind === 'pick') {
-        for (const c of record.candidates) emit(record.prompt, c, c.id === j.best);
-      } else if (j.kind === 'ranking') {
-        j.groups[0].forEach((id) => emit(record.prompt, byId.get(id)!, true));
-        if (j.groups.length > 1)
-          j.groups[j.groups.length - 1].forEach((id) => emit(record.prompt, byId.get(id)!, false));
-        for (const g of j.groups.slice(1, -1)) middle += g.length;
-      } else if (j.kind === 'none-good') {
-        for (const c of record.candidates) emit(record.prompt, c, false);
-      } else {
-        skipped++;
-      }
+    const read = ktoLabels(record, options);
+    middle += read.middle;
+    if (read.skipped) skipped++;
+    if (read.ignored) ignored++;
+    for (const { prompt, candidate, good } of read.labels) {
+      const row: Record<string, unknown> = prompt.messages
+        ? {
+            prompt: prompt.messages,
+            completion: candidate.messages ?? [{ role: 'assistant', content: candidate.text }],
+          }
+        : { prompt: prompt.prefix, completion: candidate.text };
+      if (!prompt.messages && prompt.suffix !== '') row.suffix = prompt.suffix;
+      row.label = good;
+      lines.push(JSON.stringify(row));
     }
-    if (lines.length > before) used++;
+    if (read.labels.length > 0) used++;
   }
   return {
     format: 'kto',

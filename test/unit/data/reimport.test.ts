@@ -1,13 +1,20 @@
 /**
- * Importing a TRL export into the store it came from: TRL carries no ids, so the records are
- * recognised by content (prompt, chosen text, rejected text) and never stored twice.
+ * Importing a TRL or KTO export into the store it came from: neither format carries ids, so the
+ * records are recognised by content (prompt, chosen text, rejected text; or prompt, completion,
+ * label) and never stored twice.
  */
 import * as assert from 'assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { openStore } from '../../../src/data';
-import { alreadyStoredPairs, storedPairCounts } from '../../../src/data/pairIdentity';
+import {
+  alreadyStoredLabels,
+  alreadyStoredPairs,
+  storedLabelCounts,
+  storedPairCounts,
+} from '../../../src/data/pairIdentity';
+import { importedCandidate, importedImplicit } from '../../../src/data/recordFactory';
 import type { JudgmentRecord } from '../../../src/protocol/records';
 import { sampleJudgment } from './helpers/records';
 import { cli } from './helpers/cli';
@@ -123,5 +130,130 @@ describe('re-importing a TRL export into the same store', () => {
     assert.deepStrictEqual([...counts.values()], [1, 1]);
     // The first copy of `pick` matches both its pairs; the second finds none left.
     assert.deepStrictEqual([...alreadyStoredPairs([pick, pick], counts)], [0]);
+  });
+});
+
+describe('re-importing a KTO export into the same store', () => {
+  let dir: string;
+  let store: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-reimport-kto-'));
+    store = path.join(dir, 'prefs.jsonl');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const implicit = (id: string, outcome: 'accepted' | 'ignored') =>
+    importedImplicit({
+      id,
+      origin: 'vscode',
+      annotator: 'alice',
+      prefix: 'let total = ',
+      suffix: ';\n',
+      candidate: importedCandidate('c0', `items.length${outcome === 'ignored' ? ' * 2' : ''}`),
+      outcome,
+    });
+  const stored = [
+    // A pick among 3: 3 KTO lines (one good, two bad).
+    sampleJudgment('r1', {}, 3),
+    // A ranking c1 > c0 = c2 with a suffix: c1 good, c0 and c2 bad.
+    sampleJudgment(
+      'r2',
+      {
+        prompt: { prefix: 'x = [', suffix: ']\n' },
+        judgment: { kind: 'ranking', groups: [['c1'], ['c0', 'c2']] },
+      },
+      3,
+    ),
+    // A skipped judgment and an ignored suggestion: no line by default.
+    sampleJudgment('r3', { judgment: { kind: 'skipped' } }),
+    implicit('i1', 'accepted'),
+    implicit('i2', 'ignored'),
+  ];
+  const exportKto = async (name: string, ...flags: string[]) => {
+    const file = path.join(dir, name);
+    const result = await cli('data', 'export', store, '--format', 'kto', '--out', file, ...flags);
+    assert.strictEqual(result.code, 0, result.err);
+    return file;
+  };
+  const count = async () => (await (await openStore(store)).readAll()).length;
+
+  it('skips every exported label, counts it, and leaves the store byte for byte', async () => {
+    await (await openStore(store)).appendMany(stored);
+    const kto = await exportKto('export.jsonl');
+    assert.strictEqual(readFileSync(kto, 'utf8').trim().split('\n').length, 7);
+    const before = readFileSync(store);
+    const again = await cli('data', 'import', kto, '--out', store);
+    assert.strictEqual(again.code, 0, again.err);
+    assert.match(
+      again.out,
+      /7 records read, 0 appended to .*, 7 already stored \(7 with the same label, 0 with the same id\), 0 rejected/,
+    );
+    assert.deepStrictEqual(readFileSync(store), before);
+  });
+
+  it('imports a file once: the same file again, or with its lines moved, adds nothing', async () => {
+    const kto = path.join(dir, 'labels.jsonl');
+    const lines = [
+      { prompt: 'a = ', completion: '1', label: true },
+      { prompt: 'a = ', completion: '1', label: true },
+      { prompt: 'a = ', completion: '1', label: false },
+      { prompt: 'f(', completion: 'x', suffix: ')\n', label: false },
+      {
+        prompt: [{ role: 'user', content: 'add 1 and 2' }],
+        completion: [{ role: 'assistant', content: '3' }],
+        label: true,
+      },
+    ].map((line) => JSON.stringify(line));
+    writeFileSync(kto, lines.map((l) => `${l}\n`).join(''));
+    // The repeated label (two votes) is kept twice on the first import.
+    assert.match(
+      (await cli('data', 'import', kto, '--out', store)).out,
+      /5 records read, 5 appended/,
+    );
+    assert.strictEqual(await count(), 5);
+    const again = await cli('data', 'import', kto, '--out', store);
+    assert.match(
+      again.out,
+      /5 records read, 0 appended .*, 5 already stored \(5 with the same label/,
+    );
+    assert.strictEqual(await count(), 5);
+    // Other line numbers give the importer other ids; the labels still match, and a third vote
+    // for the repeated one and the opposite label of another are new.
+    const flipped = JSON.stringify({ prompt: 'f(', completion: 'x', suffix: ')\n', label: true });
+    writeFileSync(kto, ['', ...[...lines].reverse(), lines[0], flipped].join('\n'));
+    const moved = await cli('data', 'import', kto, '--out', store);
+    assert.match(
+      moved.out,
+      /7 records read, 2 appended .*, 5 already stored \(5 with the same label/,
+    );
+    assert.strictEqual(await count(), 7);
+  });
+
+  it('brings ignored suggestions back as rejected from an --ignored-as-bad export', async () => {
+    await (await openStore(store)).appendMany(stored);
+    const kto = await exportKto('with-ignored.jsonl', '--ignored-as-bad');
+    const again = await cli('data', 'import', kto, '--out', store);
+    assert.match(again.out, /8 records read, 1 appended .*, 7 already stored/);
+    const added = (await (await openStore(store)).readAll()).slice(-1)[0];
+    assert.ok(added.type === 'implicit' && added.outcome === 'rejected');
+  });
+
+  it('matches labels as multisets and ignores blind A/B judgments', () => {
+    const [pick] = stored;
+    const blind = sampleJudgment('b1', {
+      evaluation: {
+        kind: 'blind-ab',
+        baseCandidate: 'c1',
+        tunedCandidate: 'c0',
+        adapter: { name: 'a', path: 'p' },
+      },
+    });
+    const counts = storedLabelCounts([pick, blind]);
+    assert.deepStrictEqual([...counts.values()], [1, 1, 1]);
+    const good = implicit('g', 'accepted');
+    good.prompt = pick.prompt;
+    good.candidate = (pick as JudgmentRecord).candidates[0];
+    // The pick's good label matches the first copy only.
+    assert.deepStrictEqual([...alreadyStoredLabels([good, good], counts)], [0]);
   });
 });
