@@ -102,6 +102,14 @@ export interface EncodingLimits {
    */
   maxSuffixTokens?: number;
   maxCompletionTokens: number;
+  /**
+   * Mark where the completion starts with the model's FIM tokens when no suffix is read
+   * (`<fim_prefix>prefix<fim_suffix><fim_middle>completion`), for reward models: a left-to-right
+   * row gives no sign of where the prompt ends, so a rule about the completion (its words, or
+   * that it is empty) must first be guessed from the text. Ignored for a model without FIM
+   * tokens. Absent or false: the rows are exactly as before (policies, DPO, older reward models).
+   */
+  markCompletion?: boolean;
 }
 
 /**
@@ -121,16 +129,22 @@ export function encodePair(
   const maxSuffixTokens = limits.maxSuffixTokens ?? 0;
   const start = tokenizer.promptPrefixIds.length;
   const maxPrefixTokens = Math.max(0, limits.maxPromptTokens - start);
-  let promptIds =
-    context.suffix !== '' && tokenizer.fim && maxSuffixTokens > 0
-      ? buildPrompt(
-          tokenizer,
-          context.prompt,
-          context.suffix,
-          start + 3 + maxPrefixTokens + maxSuffixTokens,
-          { maxPrefixTokens, maxSuffixTokens },
-        ).ids
-      : buildPrompt(tokenizer, context.prompt, '', limits.maxPromptTokens).ids;
+  const fim = tokenizer.fim;
+  const readsSuffix = context.suffix !== '' && fim !== undefined && maxSuffixTokens > 0;
+  let promptIds = readsSuffix
+    ? buildPrompt(
+        tokenizer,
+        context.prompt,
+        context.suffix,
+        start + 3 + maxPrefixTokens + maxSuffixTokens,
+        { maxPrefixTokens, maxSuffixTokens },
+      ).ids
+    : buildPrompt(tokenizer, context.prompt, '', limits.maxPromptTokens).ids;
+  if (!readsSuffix && limits.markCompletion && fim) {
+    // The FIM layout with an empty suffix: the prompt keeps the same prefix tokens.
+    const prefixIds = promptIds.slice(start);
+    promptIds = [...promptIds.slice(0, start), fim.prefix, ...prefixIds, fim.suffix, fim.middle];
+  }
   // A model without a BOS-style prompt prefix and an empty prompt still needs one position
   // whose logits predict the first completion token.
   if (promptIds.length === 0) promptIds = tokenizer.encodePlain('\n');

@@ -243,7 +243,9 @@ export async function runDemo(
       threads: config.threads,
       encoding: {
         maxPromptTokens: rmConfig.maxPromptTokens,
+        maxSuffixTokens: rmConfig.maxSuffixTokens,
         maxCompletionTokens: rmConfig.maxCompletionTokens,
+        markCompletion: rmConfig.markCompletion,
       },
     });
     // Accuracy against the noise-free rule on the validation prompts (pairs the rule separates).

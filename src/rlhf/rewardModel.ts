@@ -110,7 +110,8 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
   } catch (error) {
     throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
   }
-  const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens } = run.config ?? {};
+  const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens, markCompletion } =
+    run.config ?? {};
   for (const [key, value] of Object.entries({ maxPromptTokens, maxCompletionTokens })) {
     if (!(typeof value === 'number' && Number.isInteger(value) && value >= 1)) {
       throw new Error(
@@ -131,6 +132,15 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
       );
     }
     encoding.maxSuffixTokens = maxSuffixTokens;
+  }
+  if (markCompletion !== undefined) {
+    if (typeof markCompletion !== 'boolean') {
+      throw new Error(
+        `${file}: config.markCompletion is ${JSON.stringify(markCompletion)}; allowed: true, ` +
+          'false, or absent (a reward model trained before completions were marked)',
+      );
+    }
+    encoding.markCompletion = markCompletion;
   }
   return encoding;
 }
@@ -513,7 +523,6 @@ export async function trainRewardModel(options: {
         firstLoss,
         lastLoss,
         earlyStopped,
-        headInitializedFresh: false,
         seconds: (Date.now() - started) / 1000,
       },
       null,

@@ -40,6 +40,30 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
     );
     fs.writeFileSync(file, JSON.stringify({ config: { maxPromptTokens: 64 } }));
     assert.throws(() => readRewardEncoding(dir), /config\.maxCompletionTokens is undefined/);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        config: { maxPromptTokens: 64, maxCompletionTokens: 17, markCompletion: true },
+      }),
+    );
+    assert.deepStrictEqual(readRewardEncoding(dir), {
+      maxPromptTokens: 64,
+      maxCompletionTokens: 17,
+      markCompletion: true,
+    });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        config: { maxPromptTokens: 64, maxCompletionTokens: 17, markCompletion: 1 },
+      }),
+    );
+    assert.throws(
+      () => readRewardEncoding(dir),
+      (e: Error) =>
+        e.message.includes(file) &&
+        e.message.includes('config.markCompletion is 1') &&
+        e.message.includes('allowed: true, false, or absent'),
+    );
     fs.writeFileSync(file, '{"config": ');
     assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);
   });

@@ -77,14 +77,21 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     const a = await live.score(fixed);
     const b = await reloaded.score(fixed);
     a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= 1e-6, `${x} vs ${b[i]}`));
-    // The suffix limit is saved with the model, so scoring cuts suffixes as training did.
+    // The suffix limit and the completion mark are saved with the model, so scoring encodes
+    // rows as training did.
     assert.deepStrictEqual(reloaded.encoding, {
       maxPromptTokens: 16,
       maxSuffixTokens: RM_DEFAULTS.maxSuffixTokens,
       maxCompletionTokens: 8,
+      markCompletion: true,
     });
     await live.release();
     await reloaded.release();
+    // run.json makes no claim about the head: it starts fresh in every run (a random init, never
+    // loaded), and a field that said "headInitializedFresh: false" was false.
+    const run = JSON.parse(fs.readFileSync(path.join(result.outputDir, 'run.json'), 'utf8'));
+    assert.strictEqual(run.kind, 'reward-model');
+    assert.ok(!('headInitializedFresh' in run), Object.keys(run).join(', '));
     fs.rmSync(path.join(result.outputDir, 'reward_head.safetensors'));
     await assert.rejects(RewardScorer.load(model, result.outputDir), /reward head not found at/);
   });

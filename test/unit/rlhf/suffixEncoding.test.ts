@@ -158,6 +158,48 @@ describe('rlhf encodings of a judgment context with a suffix (tiny Llama fixture
     assert.strictEqual(groups.length, 2);
     assert.deepStrictEqual(groups[0].rows[0], encoded.chosen);
     assert.strictEqual(groups[1].suffix, '');
-    assert.ok(!groups[1].rows[0].prompt.includes(fim.suffix));
+    // Without a suffix, the reward model's rows still mark where the completion starts.
+    const empty = groups[1].rows[0].prompt;
+    assert.deepStrictEqual(empty.slice(-2), [fim.suffix, fim.middle]);
+    const unmarked = encodePairs(model, [pair('r2', '')], { ...config, markCompletion: false });
+    assert.ok(!unmarked[0].chosen.prompt.includes(fim.suffix));
+  });
+
+  it('markCompletion: without a read suffix, the prefix tokens of the left-to-right row between FIM tokens', () => {
+    const k = tokenizer.promptPrefixIds.length;
+    const noFim = Object.create(tokenizer, { fim: { value: undefined } }) as CodeTokenizer;
+    for (const c of BEFORE_SUFFIXES) {
+      const [maxPromptTokens, maxCompletionTokens] = c.limits;
+      const limits: EncodingLimits = { maxPromptTokens, maxCompletionTokens, markCompletion: true };
+      const marked = encodePair(tokenizer, { prompt: c.prompt, suffix: '' }, c.completion, limits);
+      assert.deepStrictEqual(marked, {
+        prompt: [
+          ...c.ids.prompt.slice(0, k),
+          fim.prefix,
+          ...c.ids.prompt.slice(k),
+          fim.suffix,
+          fim.middle,
+        ],
+        completion: c.ids.completion,
+      });
+      // A suffix the limits do not read is left out the same way.
+      const unread = { ...limits, maxSuffixTokens: 0 };
+      assert.deepStrictEqual(
+        encodePair(tokenizer, { prompt: c.prompt, suffix: ';\n}' }, c.completion, unread),
+        marked,
+      );
+      // A model without FIM tokens has nothing to mark with: the row is left-to-right.
+      assert.deepStrictEqual(
+        encodePair(noFim, { prompt: c.prompt, suffix: '' }, c.completion, limits),
+        c.ids,
+      );
+    }
+    // With a suffix read, the FIM layout already marks the start: the flag changes nothing.
+    const context = { prompt: LONG_PROMPT, suffix: ';\n' };
+    const limits = { maxPromptTokens: 16, maxSuffixTokens: 4, maxCompletionTokens: 4 };
+    assert.deepStrictEqual(
+      encodePair(tokenizer, context, ' v0', { ...limits, markCompletion: true }),
+      encodePair(tokenizer, context, ' v0', limits),
+    );
   });
 });
