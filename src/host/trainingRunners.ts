@@ -9,6 +9,7 @@
  * here with the trainer's own function, seed and fraction, so they are the trainer's exactly.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { isEvaluationRecord } from '../data/blindAb';
 import { openStore } from '../data/store';
 import type { PreferenceRecord } from '../protocol/records';
@@ -24,8 +25,9 @@ import {
   RM_SPEC,
   parseConfig,
 } from '../rlhf/config';
-import { trainDpo } from '../rlhf/dpo';
-import { trainPpo } from '../rlhf/ppo';
+import { assertCheckpointsFolderFree } from '../rlhf/checkpoint';
+import { DPO_DIR, trainDpo } from '../rlhf/dpo';
+import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
 import { contextKey, type PromptContext } from '../rlhf/promptContext';
 import {
@@ -35,7 +37,7 @@ import {
   runPromotionGate,
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
-import { RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
+import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
 import { splitByPrompt } from '../rlhf/split';
 import type { TrainingJobContext, TrainingRunners } from './trainingHandlers';
 
@@ -85,6 +87,16 @@ function heldOutPairPrompts(
   return heldOutFields(distinctContexts(split.validation));
 }
 
+/**
+ * Refuses, before any work, a job whose trainer would write beside checkpoints it did not write
+ * and prune them (see assertCheckpointsFolderFree). `stageDir` is the trainer's checkpoint
+ * folder under `<runDir>/checkpoints/`, as the trainer names it.
+ */
+function assertCheckpointsFree(ctx: TrainingJobContext, stageDir: string): void {
+  const { runDir, resume } = ctx.command;
+  assertCheckpointsFolderFree(path.join(runDir, 'checkpoints', stageDir), resume);
+}
+
 /** Each context once, in first-seen order. */
 function distinctContexts(items: readonly PromptContext[]): PromptContext[] {
   const contexts = new Map<string, PromptContext>();
@@ -100,6 +112,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
   return {
     rm: async (ctx) => {
       const config = parseConfig(ctx.command.config, RM_SPEC, RM_DEFAULTS, 'reward model config');
+      assertCheckpointsFree(ctx, REWARD_MODEL_DIR);
       const model = loadModel(config.modelDir);
       const { summary } = await readPairs(config.dataFile, ctx);
       const result = await trainRewardModel({
@@ -132,6 +145,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
       const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
       if (!config.rewardModelDir)
         throw new Error('PPO config "rewardModelDir" is empty: train a reward model first');
+      assertCheckpointsFree(ctx, POLICY_DIR);
       const model = loadModel(config.modelDir);
       const { records } = await readPairs(config.dataFile, ctx);
       // The prompts are the contexts developers asked for completions in; a fifth is held out
@@ -183,6 +197,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
     },
     dpo: async (ctx) => {
       const config = parseConfig(ctx.command.config, DPO_SPEC, DPO_DEFAULTS, 'DPO config');
+      assertCheckpointsFree(ctx, DPO_DIR);
       const model = loadModel(config.modelDir);
       const { summary } = await readPairs(config.dataFile, ctx);
       const result = await trainDpo({

@@ -68,6 +68,19 @@ export function writeCheckpoint(
   keep = 2,
 ): string {
   fs.mkdirSync(checkpointsDir, { recursive: true });
+  // A run's first checkpoint writes the pointer, so step folders without one were written by
+  // another run (or its pointer was deleted): writing beside them would replace the one of the
+  // same step and prune the rest. The job runners and the demo refuse such a folder before any
+  // work (assertCheckpointsFolderFree); this catches any other caller. Limitation: with a
+  // pointer there, this cannot tell a fresh run from a resumed one; only the start check can.
+  const pointer = path.join(checkpointsDir, POINTER);
+  const others = stepFolders(checkpointsDir);
+  if (!fs.existsSync(pointer) && others.length > 0) {
+    throw new Error(
+      `${checkpointsDir} holds ${describeSteps(others)} but no "latest" pointer: checkpoints ` +
+        `this run did not write, and it will not replace or prune them; ${resumeAdvice(pointer)}`,
+    );
+  }
   const finalDir = path.join(checkpointsDir, checkpointName(step));
   const tmpDir = `${finalDir}.${process.pid}.tmp`;
   fs.rmSync(tmpDir, { recursive: true, force: true });
@@ -94,18 +107,66 @@ export function writeCheckpoint(
   fs.rmSync(finalDir, { recursive: true, force: true });
   fs.renameSync(tmpDir, finalDir);
   fsyncPath(checkpointsDir);
-  writeFileAtomic(path.join(checkpointsDir, POINTER), checkpointName(step) + '\n');
+  writeFileAtomic(pointer, checkpointName(step) + '\n');
   pruneCheckpoints(checkpointsDir, keep, checkpointName(step));
   return finalDir;
 }
 
 function pruneCheckpoints(checkpointsDir: string, keep: number, current: string): void {
-  const names = fs
+  const names = stepFolders(checkpointsDir);
+  const doomed = names.slice(0, Math.max(0, names.length - keep)).filter((n) => n !== current);
+  for (const name of doomed) fs.rmSync(path.join(checkpointsDir, name), { recursive: true });
+}
+
+/** The `step-NNNNNNN` folders in `checkpointsDir`, oldest first; none when it does not exist. */
+function stepFolders(checkpointsDir: string): string[] {
+  if (!fs.existsSync(checkpointsDir)) return [];
+  return fs
     .readdirSync(checkpointsDir)
     .filter((n) => /^step-\d{7}$/.test(n))
     .sort();
-  const doomed = names.slice(0, Math.max(0, names.length - keep)).filter((n) => n !== current);
-  for (const name of doomed) fs.rmSync(path.join(checkpointsDir, name), { recursive: true });
+}
+
+function describeSteps(names: readonly string[]): string {
+  const shown = names.length > 3 ? [...names.slice(0, 2), '...', names[names.length - 1]] : names;
+  return `${names.length} step folder${names.length === 1 ? '' : 's'} (${shown.join(', ')})`;
+}
+
+function resumeAdvice(pointer: string): string {
+  return (
+    `to resume from one, write its name into ${pointer} and pass --resume; ` +
+    'or choose a new --run-dir'
+  );
+}
+
+/**
+ * Refuses to start a run in `checkpointsDir` when it holds step folders the run would not
+ * continue from: any, for a fresh run; any, for a resumed run when the `latest` pointer is gone
+ * (the trainers then start fresh). Such a run would write its own steps beside them, replacing
+ * the folder of each step it reaches and pruning the others as it keeps its newest two: data it
+ * did not write. `fresh` says what a fresh run should do instead (the CLI's flags by default).
+ * Call it before any work, with the folder the trainer checkpoints to.
+ */
+export function assertCheckpointsFolderFree(
+  checkpointsDir: string,
+  resume: boolean,
+  fresh = 'pass --resume to continue from them, or choose a new --run-dir',
+): void {
+  const names = stepFolders(checkpointsDir);
+  if (names.length === 0) return;
+  const pointer = path.join(checkpointsDir, POINTER);
+  if (!resume) {
+    throw new Error(
+      `${checkpointsDir} already holds ${describeSteps(names)} of an earlier run, which a ` +
+        `fresh run there would replace and prune; ${fresh}`,
+    );
+  }
+  if (!fs.existsSync(pointer)) {
+    throw new Error(
+      `${checkpointsDir} holds ${describeSteps(names)} but no "latest" pointer, so --resume ` +
+        `would start from scratch and prune them; ${resumeAdvice(pointer)}`,
+    );
+  }
 }
 
 /** Checkpoint file names `writeCheckpoint` accepts: plain names in the checkpoint folder. */
@@ -122,7 +183,8 @@ function isFileName(name: string): boolean {
 function damagedFix(pointer: string, name: string): string {
   return (
     `checkpoint ${name} is damaged: write the name of an older step-* folder into ${pointer}, ` +
-    // Not "delete the pointer": a fresh run in the same folder prunes the old step-* folders.
+    // Not "delete the pointer": no run starts in a folder of step-* folders without a pointer
+    // (it would prune them; see assertCheckpointsFolderFree).
     'or train from the start with a new --run-dir'
   );
 }

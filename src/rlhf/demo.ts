@@ -10,14 +10,14 @@ import { createGenerator } from '../generation';
 import { loadModel } from '../model/loader';
 import { ModelRuntime } from '../model/runtime';
 import { evaluatePairs } from './bradleyTerry';
-import { writeFileAtomic } from './checkpoint';
+import { assertCheckpointsFolderFree, writeFileAtomic } from './checkpoint';
 import { PPO_DEFAULTS, RM_DEFAULTS, type PpoConfig, type RewardModelConfig } from './config';
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
 import { Oracle, resolveOracleRule } from './oracle';
-import { sampleRollouts, trainPpo } from './ppo';
+import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';
 import { oracleRankingRecord, pairsFromRecords, type TrainingPair } from './preferences';
 import { cutPrompts, readCodeSources } from './prompts';
-import { RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
+import { REWARD_MODEL_DIR, RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
 import { splitByPrompt } from './split';
 import type { TrainerContext } from './trainerContext';
 import { formatWinRate, type WinRate } from './winRate';
@@ -153,6 +153,15 @@ export async function runDemo(
   print: (line: string) => void,
 ): Promise<DemoReport> {
   const t0 = Date.now();
+  // The trainers below start fresh in the work dir: refuse one that holds another run's
+  // checkpoints now, not after minutes of sampling (they would prune them).
+  for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
+    assertCheckpointsFolderFree(
+      path.join(config.workDir, 'checkpoints', stage),
+      false,
+      'choose a new --work-dir (each demo run gets a fresh one when it is left out)',
+    );
+  }
   fs.mkdirSync(config.workDir, { recursive: true });
   const rule = resolveOracleRule(config.oracle);
   const model = loadModel(config.modelDir);

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { runCli } from '../../../src/cli/main';
 import { openStore } from '../../../src/data/store';
+import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
 import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
 import { oracleRecord } from '../../../src/rlhf/preferences';
 
@@ -14,6 +15,19 @@ function io() {
   const err: string[] = [];
   return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
 }
+
+/** Every file under `dir` (relative path -> content), to show that nothing in it changed. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files[path.relative(dir, file)] = fs.readFileSync(file, 'utf8');
+  }
+  return files;
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('code-rlhf train / eval CLI', function () {
   this.timeout(120000);
@@ -116,5 +130,72 @@ describe('code-rlhf train / eval CLI', function () {
     const failed = io();
     assert.strictEqual(await runCli(['train', 'ppo', '--run-dir', dir, ...common], failed.io), 1);
     assert.match(failed.out.join('\n'), /\[done\] failed: PPO config "rewardModelDir" is empty/);
+  });
+
+  it('refuses to start beside checkpoints the run did not write, and deletes none of them', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-checkpoints-'));
+    try {
+      const data = path.join(dir, 'prefs.jsonl');
+      const oracle = new Oracle(cleanCodeRule);
+      await (
+        await openStore(data)
+      ).appendMany(
+        Array.from(
+          { length: 24 },
+          (_, i) =>
+            oracleRecord(oracle, `x${i % 8} = `, `${i};\n`, '((', { model: 'm', index: i }).record,
+        ),
+      );
+      const runDir = path.join(dir, 'run');
+      const checkpoints = path.join(runDir, 'checkpoints', 'reward-model');
+      // An earlier run's checkpoints, at steps that a run checkpointing every step reaches.
+      writeCheckpoint(checkpoints, 2, { 'params.bin': 'earlier run, step 2' }, { step: 2 });
+      writeCheckpoint(checkpoints, 4, { 'params.bin': 'earlier run, step 4' }, { step: 4 });
+      const before = snapshot(checkpoints);
+      const args = [
+        ...['train', 'rm', '--run-dir', runDir, '--modelDir', MODEL, '--dataFile', data],
+        ...['--epochs', '2', '--batchSize', '4', '--checkpointEvery', '1', '--loraRank', '2'],
+        ...['--maxPromptTokens', '12', '--maxCompletionTokens', '6'],
+      ];
+      const fresh = new RegExp(
+        `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
+          '\\(step-0000002, step-0000004\\) of an earlier run, which a fresh run there would ' +
+          'replace and prune; pass --resume to continue from them, or choose a new --run-dir',
+      );
+      // A fresh run, with the earlier run's pointer and after the user deleted it.
+      for (const pointer of ['kept', 'deleted']) {
+        if (pointer === 'deleted') fs.rmSync(path.join(checkpoints, 'latest'));
+        const run = io();
+        assert.strictEqual(
+          await runCli(args, run.io),
+          1,
+          `pointer ${pointer}: ${run.out.join('\n')}`,
+        );
+        assert.match(run.out.join('\n'), fresh);
+      }
+      // Without the pointer, --resume would start from scratch: refused as well.
+      const resumed = io();
+      assert.strictEqual(await runCli([...args, '--resume'], resumed.io), 1);
+      assert.match(
+        resumed.out.join('\n'),
+        new RegExp(
+          `no "latest" pointer, so --resume would start from scratch and prune them; to resume ` +
+            `from one, write its name into ${escape(path.join(checkpoints, 'latest'))} and pass --resume`,
+        ),
+      );
+      // The demo refuses such a work dir before it loads anything.
+      const demo = io();
+      assert.strictEqual(
+        await runCli(['demo', '--model', MODEL, '--work-dir', runDir], demo.io),
+        1,
+      );
+      assert.match(demo.err.join('\n'), /already holds 2 step folders .*choose a new --work-dir/);
+      const { latest, ...stepFolders } = before;
+      assert.strictEqual(latest, 'step-0000004\n');
+      assert.deepStrictEqual(snapshot(checkpoints), stepFolders);
+      assert.deepStrictEqual(fs.readdirSync(runDir), ['checkpoints']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseTrainingCommand, parseTrainingEvent } from '../../../src/protocol/training';
 import {
+  assertCheckpointsFolderFree,
   loadLatestCheckpoint,
   writeCheckpoint,
   writeFileAtomic,
@@ -140,6 +141,63 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
     fs.writeFileSync(path.join(dir, 'step-0000003', 'a.bin'), new Uint8Array([5, 7]));
     assert.throws(() => loadLatestCheckpoint(dir), /a\.bin does not match its manifest/);
     assert.throws(() => ck.read('b.bin'), /has no file "b.bin"/);
+  });
+
+  it('checkpoints: never written beside step folders without a pointer, which stay as they were', () => {
+    const dir = tmp();
+    writeCheckpoint(dir, 2, { 'a.bin': 'earlier run, step 2' }, {});
+    writeCheckpoint(dir, 4, { 'a.bin': 'earlier run, step 4' }, {});
+    fs.rmSync(path.join(dir, 'latest'));
+    const manifests = () =>
+      ['step-0000002', 'step-0000004'].map((n) =>
+        fs.readFileSync(path.join(dir, n, 'manifest.json'), 'utf8'),
+      );
+    const before = manifests();
+    // A new run's steps: below, at and above the earlier ones.
+    for (const step of [1, 2, 5]) {
+      assert.throws(
+        () => writeCheckpoint(dir, step, { 'a.bin': 'new run' }, {}),
+        new RegExp(
+          `${dir} holds 2 step folders \\(step-0000002, step-0000004\\) but no "latest" pointer: ` +
+            'checkpoints this run did not write, and it will not replace or prune them',
+        ),
+      );
+    }
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['step-0000002', 'step-0000004']);
+    assert.deepStrictEqual(manifests(), before);
+  });
+
+  it('checkpoints: a run may start only where it continues every step folder', () => {
+    const dir = path.join(tmp(), 'checkpoints', 'policy');
+    // Nothing there yet (the folder does not even exist): fresh and resumed runs start.
+    assertCheckpointsFolderFree(dir, false);
+    assertCheckpointsFolderFree(dir, true);
+    writeCheckpoint(dir, 3, { 'a.bin': 'x' }, {});
+    assert.throws(
+      () => assertCheckpointsFolderFree(dir, false),
+      new RegExp(
+        `^Error: ${dir} already holds 1 step folder \\(step-0000003\\) of an earlier run, which a ` +
+          'fresh run there would replace and prune; pass --resume to continue from them, or ' +
+          'choose a new --run-dir$',
+      ),
+    );
+    assert.throws(() => assertCheckpointsFolderFree(dir, false, 'do X'), /prune; do X$/);
+    assertCheckpointsFolderFree(dir, true);
+    fs.rmSync(path.join(dir, 'latest'));
+    assert.throws(
+      () => assertCheckpointsFolderFree(dir, true),
+      new RegExp(
+        `${dir} holds 1 step folder \\(step-0000003\\) but no "latest" pointer, so --resume ` +
+          `would start from scratch and prune them; to resume from one, write its name into ` +
+          `${dir}/latest and pass --resume; or choose a new --run-dir`,
+      ),
+    );
+    assert.throws(() => assertCheckpointsFolderFree(dir, false), /already holds 1 step folder/);
+    for (let step = 4; step <= 8; step++) fs.mkdirSync(path.join(dir, `step-000000${step}`));
+    assert.throws(
+      () => assertCheckpointsFolderFree(dir, false),
+      /6 step folders \(step-0000003, step-0000004, \.\.\., step-0000008\)/,
+    );
   });
 
   it('checkpoints: a damaged manifest names the file, the key, what is allowed and what to do', () => {
