@@ -21,7 +21,8 @@ export type {
   SgdConfig,
   ScheduleConfig,
   TrainableParam,
+  TrainingBuildOptions,
 } from './optim';
-export { Trainer } from './trainer';
+export { NonFiniteUpdateError, Trainer } from './trainer';
 export type { StepMetrics, TrainerState, TrainerOptions } from './trainer';
 export { Rng } from './random';

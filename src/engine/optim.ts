@@ -69,6 +69,8 @@ export interface TrainingGraph {
   state: { param: string; slot: string; input: string; next: string }[];
   /** Gradient accumulators (only with accumulationSteps > 1). */
   accumulators: { param: string; input: string; next: string }[];
+  /** Outputs the update model returns besides loss, norm, rate and the new values (metrics). */
+  keptOutputs: string[];
   /** Float scalar input: the 1-based index of this update. */
   stepInput: string;
   /** Float scalar input: 1 / accumulationSteps (only with accumulationSteps > 1). */
@@ -114,6 +116,14 @@ export function scheduledLearningRate(
   return op.mul(warm, cosine);
 }
 
+export interface TrainingBuildOptions {
+  /**
+   * Outputs already declared on the graph that the update model also returns (per-step metrics
+   * such as a PPO clip fraction), so they cost no second forward pass.
+   */
+  keepOutputs?: readonly string[];
+}
+
 /**
  * Adds backward and optimizer nodes for `loss` with respect to `params` (graph inputs; anything
  * else, such as external-data base weights, stays frozen) and builds the training models.
@@ -122,6 +132,7 @@ export function buildTraining(
   loss: Tensor,
   params: readonly (Tensor | TrainableParam)[],
   config: TrainingConfig,
+  options: TrainingBuildOptions = {},
 ): TrainingGraph {
   const g: Graph = loss.graph;
   const list = params.map((p) => (p instanceof Tensor ? { tensor: p } : p));
@@ -129,6 +140,16 @@ export function buildTraining(
     if (tensor.kind !== 'input') {
       throw new GraphBuildError(
         `buildTraining: trainable ${tensor} must be a graph input, so its value can flow in and out`,
+      );
+    }
+  }
+  const declared = g.getOutputs().map((o) => o.name);
+  const keptOutputs = [...(options.keepOutputs ?? [])];
+  for (const name of keptOutputs) {
+    if (!declared.includes(name)) {
+      throw new GraphBuildError(
+        `buildTraining: keepOutputs names "${name}", which graph "${g.name}" does not declare ` +
+          `as an output (declared: ${declared.join(', ') || 'none'})`,
       );
     }
   }
@@ -244,6 +265,7 @@ export function buildTraining(
     LR_OUTPUT,
     ...outParams.map((p) => p.next),
     ...state.map((s) => s.next),
+    ...keptOutputs,
   ];
   const update = g.build({ outputs: updateOutputs, pruneInputs: true });
   const accumulate =
@@ -255,6 +277,7 @@ export function buildTraining(
     params: outParams,
     state,
     accumulators,
+    keptOutputs,
     stepInput: step.name,
     gradScaleInput,
     lossOutput: LOSS_OUTPUT,

@@ -14,6 +14,26 @@ export interface StepMetrics {
   /** Global gradient norm before clipping. */
   gradNorm: number;
   learningRate: number;
+  /** Every output of the update run: the new values, and the outputs kept by buildTraining. */
+  outputs: Record<string, HostTensor>;
+}
+
+/**
+ * An update whose loss or gradient norm is not finite (a diverged step). Applying it would put
+ * NaN into every parameter and moment, so the Trainer refuses it and keeps its state.
+ */
+export class NonFiniteUpdateError extends Error {
+  override name = 'NonFiniteUpdateError';
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+    readonly gradNorm: number,
+  ) {
+    super(
+      `update ${step}: loss ${loss}, gradient norm ${gradNorm}; refused (parameters, optimizer ` +
+        'state and step count are unchanged)',
+    );
+  }
 }
 
 /** Everything needed to resume training exactly: parameters, optimizer slots, step count. */
@@ -145,6 +165,12 @@ export class Trainer {
       into = this.spare;
     }
     const out = await this.update.run(feeds, undefined, into);
+    lossSum += Number(out[this.training.lossOutput].data[0]);
+    const gradNorm = Number(out[this.training.gradNormOutput].data[0]);
+    if (!Number.isFinite(lossSum) || !Number.isFinite(gradNorm)) {
+      // Outputs went to fresh arrays or to the spare set, never into the live state.
+      throw new NonFiniteUpdateError(t, lossSum / k, gradNorm);
+    }
     if (into) {
       // Swap: this step's inputs become the next step's output buffers.
       const spare: Record<string, HostTensor> = {};
@@ -152,16 +178,79 @@ export class Trainer {
       for (const s of this.training.state) spare[s.next] = this.slots[s.input];
       this.spare = spare;
     }
-    lossSum += Number(out[this.training.lossOutput].data[0]);
     for (const p of this.training.params) this.params[p.name] = out[p.next];
     for (const s of this.training.state) this.slots[s.input] = out[s.next];
     this.stepCount = t;
     return {
       step: t,
       loss: lossSum / k,
-      gradNorm: Number(out[this.training.gradNormOutput].data[0]),
+      gradNorm,
       learningRate: Number(out[this.training.learningRateOutput].data[0]),
+      outputs: out,
     };
+  }
+
+  /** The number of updates applied so far (the `step` of the last StepMetrics). */
+  get appliedSteps(): number {
+    return this.stepCount;
+  }
+
+  /**
+   * Replaces the value of every trainable (edited or rolled back on the host), keeping the
+   * optimizer slots and step count. The arrays are used as given, not copied; without
+   * reuseBuffers no later step writes into them.
+   */
+  setParameters(params: Readonly<Record<string, HostTensor>>): void {
+    this.params = this.complete(
+      params,
+      this.training.params.map((p) => p.name),
+      this.params,
+      'trainable',
+    );
+    this.spare = null;
+  }
+
+  /**
+   * Continues from `state` (from state(), possibly of an earlier point of this run): parameters,
+   * optimizer slots and step count. The arrays are used as given, not copied; without
+   * reuseBuffers no later step writes into them.
+   */
+  restore(state: TrainerState): void {
+    if (!Number.isSafeInteger(state.step) || state.step < 0) {
+      throw new Error(`Trainer.restore: step is ${state.step}; allowed: a non-negative integer`);
+    }
+    const slots = this.complete(
+      state.slots,
+      this.training.state.map((s) => s.input),
+      this.slots,
+      'optimizer slot',
+    );
+    this.setParameters(state.params);
+    this.slots = slots;
+    this.stepCount = state.step;
+  }
+
+  /** `values` restricted to `names`, each present with the dtype and size of `like`'s. */
+  private complete(
+    values: Readonly<Record<string, HostTensor>>,
+    names: readonly string[],
+    like: Readonly<Record<string, HostTensor>>,
+    what: string,
+  ): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    for (const name of names) {
+      const value = values[name];
+      if (!value) throw new Error(`Trainer: no value for ${what} "${name}"`);
+      const now = like[name];
+      if (value.dtype !== now.dtype || value.data.length !== now.data.length) {
+        throw new Error(
+          `Trainer: ${what} "${name}" is ${value.dtype} of ${value.data.length} values; ` +
+            `expected ${now.dtype} of ${now.data.length}`,
+        );
+      }
+      out[name] = value;
+    }
+    return out;
   }
 
   /**

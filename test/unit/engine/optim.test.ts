@@ -9,6 +9,7 @@ import {
   gradients,
   HostTensor,
   nn,
+  NonFiniteUpdateError,
   op,
   Rng,
   Trainer,
@@ -357,5 +358,112 @@ describe('engine optimizers in the graph', () => {
     } finally {
       EngineSession.create = realCreate;
     }
+  });
+
+  it('returns the outputs kept from the graph with each update, and refuses unknown ones', async () => {
+    const { g, loss, w, b } = problem('float64');
+    g.output('loss_twice', op.mul(loss, 2));
+    g.output('loss_thrice', op.mul(loss, 3));
+    const training = buildTraining(
+      loss,
+      [w, b],
+      { optimizer: { kind: 'adamw', learningRate: 0.01 } },
+      { keepOutputs: ['loss_twice'] },
+    );
+    assert.deepStrictEqual(training.keptOutputs, ['loss_twice']);
+    assert.ok(!training.update.outputs.some((o) => o.name === 'loss_thrice'), 'only kept outputs');
+    const trainer = await Trainer.create(training, initParams(2, 'float64'));
+    const step = await trainer.step([data(9, 'float64')]);
+    assert.strictEqual(Number(step.outputs.loss_twice.data[0]), 2 * step.loss);
+    await trainer.release();
+    const other = problem('float64');
+    assert.throws(
+      () =>
+        buildTraining(
+          other.loss,
+          [other.w],
+          { optimizer: { kind: 'sgd', learningRate: 1 } },
+          { keepOutputs: ['nope'] },
+        ),
+      /keepOutputs names "nope", which graph "regression" does not declare as an output \(declared: none\)/,
+    );
+  });
+
+  it('refuses an update with a non-finite loss or gradient norm and keeps its state', async () => {
+    for (const reuseBuffers of [false, true]) {
+      const { loss, w, b } = problem('float32');
+      const trainer = await Trainer.create(
+        buildTraining(loss, [w, b], { optimizer: { kind: 'adamw', learningRate: 0.01 } }),
+        initParams(8, 'float32'),
+        {},
+        undefined,
+        { reuseBuffers },
+      );
+      await trainer.step([data(1, 'float32')]);
+      const before = trainer.state();
+      const bad = data(2, 'float32');
+      (bad.y.data as Float32Array)[0] = Number.NaN;
+      await assert.rejects(
+        trainer.step([bad]),
+        (e: Error) =>
+          e instanceof NonFiniteUpdateError &&
+          /^update 2: loss NaN, gradient norm NaN; refused/.test(e.message),
+      );
+      assert.deepStrictEqual(trainer.state(), before, 'parameters, slots and step unchanged');
+      assert.strictEqual(trainer.appliedSteps, 1);
+      // The next good step proceeds as if the bad one never came.
+      const next = await trainer.step([data(3, 'float32')]);
+      assert.strictEqual(next.step, 2);
+      assert.ok(Number.isFinite(next.loss));
+      await trainer.release();
+    }
+  });
+
+  it('restore() continues exactly from an earlier state; setParameters() replaces values only', async () => {
+    const make = async () => {
+      const { loss, w, b } = problem('float64');
+      return Trainer.create(
+        buildTraining(loss, [w, b], {
+          optimizer: { kind: 'adamw', learningRate: 0.05 },
+          maxGradNorm: 1,
+        }),
+        initParams(6, 'float64'),
+      );
+    };
+    const straight = await make();
+    for (let t = 1; t <= 3; t++) await straight.step([data(500 + t, 'float64')]);
+    const saved = straight.state();
+    for (let t = 4; t <= 5; t++) await straight.step([data(500 + t, 'float64')]);
+    // Roll back to step 3 and replay: the same numbers, bit for bit.
+    straight.restore(saved);
+    assert.strictEqual(straight.appliedSteps, 3);
+    for (let t = 4; t <= 5; t++) await straight.step([data(500 + t, 'float64')]);
+    const other = await make();
+    other.restore(saved);
+    for (let t = 4; t <= 5; t++) await other.step([data(500 + t, 'float64')]);
+    assert.deepStrictEqual(other.state(), straight.state());
+    const values = other.state();
+    other.setParameters(initParams(1, 'float64'));
+    assert.deepStrictEqual(other.parameters.b, initParams(1, 'float64').b);
+    assert.strictEqual(other.appliedSteps, 5);
+    assert.deepStrictEqual(other.state().slots, values.slots, 'slots kept');
+    assert.throws(
+      () => other.setParameters({ w: initParams(1, 'float64').w }),
+      /Trainer: no value for trainable "b"/,
+    );
+    assert.throws(
+      () => other.restore({ ...values, slots: {} }),
+      /Trainer: no value for optimizer slot "w.adam_m"/,
+    );
+    assert.throws(
+      () =>
+        other.setParameters({
+          ...initParams(1, 'float64'),
+          b: { dtype: 'float64', shape: [2], data: new Float64Array(2) },
+        }),
+      /trainable "b" is float64 of 2 values; expected float64 of 3/,
+    );
+    await straight.release();
+    await other.release();
   });
 });
