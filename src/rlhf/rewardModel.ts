@@ -13,23 +13,31 @@ import { EngineSession } from '../engine';
 import type { LoadedModel } from '../model/loader';
 import { initLora, loadPeftAdapter, savePeftAdapter, type LoraAdapter } from '../model/lora';
 import { PROJECTIONS, type Projection } from '../model/weights';
-import { AdamW, packTensors, unpackTensors } from './adamw';
 import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
 import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
 import { parseLoraTargets, type RewardModelConfig } from './config';
 import { headDigest, loadHead, saveHead, type Head } from './heads';
 import { encodePair, float32, sequenceBatch, type EncodingLimits, type TokenRow } from './batch';
 import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
+import {
+  adamWTraining,
+  packMoments,
+  ParameterOptimizer,
+  unpackMoments,
+  type OptimizerState,
+} from './optimizer';
 import type { TrainingPair } from './preferences';
 import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
 import { EarlyStopping, splitByPrompt } from './split';
+import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
 import {
   adapterFeeds,
   buildRewardGraph,
-  gradientsFrom,
   headFeeds,
+  loraScaleFeed,
+  rewardTrainingLoss,
   trainableParameters,
 } from './trainGraphs';
 
@@ -163,10 +171,9 @@ export class RewardScorer {
     head: Head,
     options: { threads?: number; batchSize?: number; encoding?: RewardEncoding } = {},
   ): Promise<RewardScorer> {
-    const session = await EngineSession.create(
-      buildRewardGraph(model, adapter.config.targets, false),
-      { threads: options.threads ?? 2 },
-    );
+    const session = await EngineSession.create(buildRewardGraph(model, adapter.config.targets), {
+      threads: options.threads ?? 2,
+    });
     return new RewardScorer(
       session,
       model,
@@ -340,7 +347,6 @@ export async function trainRewardModel(options: {
   );
   const head = freshHead(model.config.hiddenSize, config.seed);
   const params = trainableParameters(model, adapter, { prefix: 'reward_head', head });
-  const optimizer = new AdamW(params, { learningRate: config.learningRate });
   const earlyStopping = new EarlyStopping({
     patience: config.patience,
     minDelta: 1e-4,
@@ -357,6 +363,7 @@ export async function trainRewardModel(options: {
   let lastLoss = Number.NaN;
   let best = copyParams(params);
   let bestEval: PairEvaluation | undefined;
+  let savedMoments: OptimizerState | undefined;
   if (options.resume) {
     const ck = loadLatestCheckpoint(checkpointsDir);
     if (ck) {
@@ -369,16 +376,16 @@ export async function trainRewardModel(options: {
         }
         p.set(saved[name]);
       }
-      const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
-      const m: Record<string, Float32Array> = {};
-      const v: Record<string, Float32Array> = {};
-      for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
+      savedMoments = unpackMoments(
+        ck.read('optimizer.bin'),
+        `${ck.dir}/optimizer.bin`,
+        ck.counter('optimizerStep'),
+      );
       const state = ck.manifest.state as {
         earlyStopping: { best: number; bestStep: number; sinceBest: number };
         firstLoss: number;
         bestEval?: PairEvaluation;
       };
-      optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
       earlyStopping.restore(state.earlyStopping);
       best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
       bestEval = state.bestEval;
@@ -394,21 +401,21 @@ export async function trainRewardModel(options: {
   }
   const initialDigest = digestParams(params);
 
-  const session = await EngineSession.create(buildRewardGraph(model, targets, true), {
-    threads: options.threads ?? 2,
-  });
+  const optimizer = await ParameterOptimizer.create(
+    adamWTraining(rewardTrainingLoss(model, targets), config.learningRate),
+    params,
+    options.threads ?? 2,
+  );
+  if (savedMoments) optimizer.restore(savedMoments);
   const scorer = await RewardScorer.create(model, adapter, head, { threads: options.threads });
   const saveCheckpoint = () => {
-    const moments: Record<string, Float32Array> = {};
     const st = optimizer.state();
-    for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
-    for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
     const dir = writeCheckpoint(
       checkpointsDir,
       step,
       {
         'params.bin': packTensors(copyParams(params)),
-        'optimizer.bin': packTensors(moments),
+        'optimizer.bin': packMoments(st),
         'best.bin': packTensors(best),
       },
       { step, optimizerStep: st.step, earlyStopping: earlyStopping.state(), firstLoss, bestEval },
@@ -448,26 +455,27 @@ export async function trainRewardModel(options: {
       const b = step % stepsPerEpoch;
       const batch = mergeGroups(order.slice(b * config.batchSize, (b + 1) * config.batchSize));
       const tokens = sequenceBatch(batch.rows, 0, false);
-      const out = await ctx.step(() =>
-        session.run({
-          ...tokens.feeds,
-          ...adapterFeeds(model, adapter),
-          ...headFeeds('reward_head', head),
-          pair_chosen: int64Feed(batch.pairs.map((p) => p.chosen)),
-          pair_rejected: int64Feed(batch.pairs.map((p) => p.rejected)),
-          pair_target: float32(
-            batch.pairs.map((p) => p.target),
-            [batch.pairs.length],
-          ),
-          pair_margin: float32(
-            batch.pairs.map((p) => (config.useMargins && p.target === 1 ? p.margin : 0)),
-            [batch.pairs.length],
-          ),
-        }),
+      // One run: loss, gradients and the AdamW update of the LoRA factors and the head.
+      const update = await ctx.step(() =>
+        optimizer.update(
+          {
+            ...tokens.feeds,
+            ...loraScaleFeed(adapter),
+            pair_chosen: int64Feed(batch.pairs.map((p) => p.chosen)),
+            pair_rejected: int64Feed(batch.pairs.map((p) => p.rejected)),
+            pair_target: float32(
+              batch.pairs.map((p) => p.target),
+              [batch.pairs.length],
+            ),
+            pair_margin: float32(
+              batch.pairs.map((p) => (config.useMargins && p.target === 1 ? p.margin : 0)),
+              [batch.pairs.length],
+            ),
+          },
+          `reward model step ${step + 1}`,
+        ),
       );
-      const loss = (out.loss.data as Float32Array)[0];
-      if (!Number.isFinite(loss)) throw new Error(`reward model: loss is ${loss} at step ${step}`);
-      const gradNorm = optimizer.update(gradientsFrom(out, params));
+      const { loss, gradNorm } = update;
       step++;
       if (Number.isNaN(firstLoss)) firstLoss = loss;
       lastLoss = loss;
@@ -495,7 +503,7 @@ export async function trainRewardModel(options: {
     }
     if (validation.length > 0 && step % evalEvery !== 0 && !earlyStopped) await evaluate();
   } finally {
-    await session.release();
+    await optimizer.release();
     await scorer.release();
   }
   if (digestParams(params) === initialDigest && step > 0) {
