@@ -10,22 +10,24 @@ import { EngineSession } from '../engine';
 import type { LoadedModel } from '../model/loader';
 import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
 import { PROJECTIONS, type Projection } from '../model/weights';
-import { AdamW, packTensors, unpackTensors } from './adamw';
 import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
 import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
 import { parseLoraTargets, type DpoConfig } from './config';
 import type { Head } from './heads';
 import { DPO_METRICS, MetricsWriter, formatMetricLine } from './metrics';
+import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
 import { dpoLoss } from './ppoMath';
 import type { TrainingPair } from './preferences';
 import { createRng, shuffled } from './random';
 import { EarlyStopping, splitByPrompt } from './split';
+import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
 import {
   adapterFeeds,
-  buildPolicyGraph,
-  gradientsFrom,
+  buildPolicyScoreGraph,
+  dpoTrainingLoss,
   headFeeds,
+  loraScaleFeed,
   trainableParameters,
 } from './trainGraphs';
 
@@ -113,12 +115,12 @@ export async function trainDpo(options: {
     config.seed,
   );
   const params = trainableParameters(model, adapter);
-  const optimizer = new AdamW(params, { learningRate: config.learningRate });
   const threads = options.threads ?? 2;
-  const score = await EngineSession.create(buildPolicyGraph(model, targets, 'score'), { threads });
-  const train = await EngineSession.create(
-    buildPolicyGraph(model, targets, 'dpo', { beta: config.beta }),
-    { threads },
+  const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
+  const optimizer = await ParameterOptimizer.create(
+    adamWTraining(dpoTrainingLoss(model, targets, config.beta), config.learningRate),
+    params,
+    threads,
   );
   const checkpointsDir = path.join(options.runDir, 'checkpoints', DPO_DIR);
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'dpo-metrics.jsonl'));
@@ -171,14 +173,16 @@ export async function trainDpo(options: {
       if (ck) {
         const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
         for (const [name, p] of params) p.set(saved[name]);
-        const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
-        const m: Record<string, Float32Array> = {};
-        const v: Record<string, Float32Array> = {};
-        for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
         const state = ck.manifest.state as {
           firstLoss: number;
         };
-        optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
+        optimizer.restore(
+          unpackMoments(
+            ck.read('optimizer.bin'),
+            `${ck.dir}/optimizer.bin`,
+            ck.counter('optimizerStep'),
+          ),
+        );
         step = ck.counter('step');
         firstLoss = state.firstLoss;
         best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
@@ -246,29 +250,31 @@ export async function trainDpo(options: {
       const chunk = order.slice(b * config.batchSize, (b + 1) * config.batchSize);
       const rows = [...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)];
       const batch = sequenceBatch(rows);
-      const out = await ctx.step(() =>
-        train.run({
-          ...batch.feeds,
-          ...adapterFeeds(model, adapter),
-          temperature: float32([1], []),
-          response_mask: {
-            dtype: 'float32',
-            shape: [rows.length, batch.responseWidth],
-            data: batch.responseMask,
+      // One run: loss, gradients and the AdamW update of the LoRA factors.
+      const update = await ctx.step(() =>
+        optimizer.update(
+          {
+            ...batch.feeds,
+            ...loraScaleFeed(adapter),
+            temperature: float32([1], []),
+            response_mask: {
+              dtype: 'float32',
+              shape: [rows.length, batch.responseWidth],
+              data: batch.responseMask,
+            },
+            ref_logps: float32(
+              [...chunk.map((p) => p.refChosen), ...chunk.map((p) => p.refRejected)],
+              [rows.length],
+            ),
+            pair_target: float32(
+              chunk.map((p) => p.pair.target),
+              [chunk.length],
+            ),
           },
-          ref_logps: float32(
-            [...chunk.map((p) => p.refChosen), ...chunk.map((p) => p.refRejected)],
-            [rows.length],
-          ),
-          pair_target: float32(
-            chunk.map((p) => p.pair.target),
-            [chunk.length],
-          ),
-        }),
+          `DPO step ${step + 1}`,
+        ),
       );
-      const loss = (out.loss.data as Float32Array)[0];
-      if (!Number.isFinite(loss)) throw new Error(`DPO: loss is ${loss} at step ${step}`);
-      optimizer.update(gradientsFrom(out, params));
+      const { loss, outputs: out } = update;
       step++;
       if (Number.isNaN(firstLoss)) firstLoss = loss;
       lastLoss = loss;
@@ -299,9 +305,6 @@ export async function trainDpo(options: {
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
         const st = optimizer.state();
-        const moments: Record<string, Float32Array> = {};
-        for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
-        for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
         const dir = writeCheckpoint(
           checkpointsDir,
           step,
@@ -309,7 +312,7 @@ export async function trainDpo(options: {
             'params.bin': packTensors(
               Object.fromEntries([...params].map(([k, v]) => [k, v.slice()])),
             ),
-            'optimizer.bin': packTensors(moments),
+            'optimizer.bin': packMoments(st),
             'best.bin': packTensors(best),
           },
           { step, optimizerStep: st.step, firstLoss },
@@ -320,7 +323,7 @@ export async function trainDpo(options: {
     if (validation.length > 0) for (const [name, p] of params) p.set(best[name]);
   } finally {
     await score.release();
-    await train.release();
+    await optimizer.release();
   }
   const outputDir = path.join(options.runDir, DPO_DIR);
   fs.mkdirSync(outputDir, { recursive: true });
