@@ -21,12 +21,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { EngineSession } from '../engine';
+import { EngineSession, type HostTensor } from '../engine';
 import type { LlamaGenerator } from '../generation';
 import type { LoadedModel } from '../model/loader';
 import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
 import { PROJECTIONS, type Projection } from '../model/weights';
-import { AdamW, packTensors, unpackTensors } from './adamw';
 import { computeGae, whiten, type Matrix } from './advantages';
 import { float32, sequenceBatch, type TokenRow } from './batch';
 import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
@@ -39,16 +38,19 @@ import {
   type KlController,
 } from './klController';
 import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from './metrics';
+import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
 import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
 import type { RewardScorer } from './rewardModel';
+import { packTensors, unpackTensors } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
 import {
   adapterFeeds,
-  buildPolicyGraph,
-  gradientsFrom,
+  buildPolicyScoreGraph,
   headFeeds,
+  loraScaleFeed,
+  ppoTrainingLoss,
   trainableParameters,
 } from './trainGraphs';
 
@@ -69,32 +71,16 @@ export interface Rollout extends PromptContext {
   entropy: number[];
 }
 
-/** Policy-side graphs: forward scoring and the PPO step, sharing one adapter and value head. */
+/** The policy's forward graph: log-probs, entropies and values of sampled completions. */
 export class PolicyGraphs {
   private constructor(
     readonly model: LoadedModel,
     private readonly score: EngineSession,
-    private readonly train: EngineSession,
   ) {}
 
-  static async create(
-    model: LoadedModel,
-    targets: readonly Projection[],
-    config: PpoConfig,
-    threads = 2,
-  ) {
-    const score = await EngineSession.create(buildPolicyGraph(model, targets, 'score'), {
-      threads,
-    });
-    const train = await EngineSession.create(
-      buildPolicyGraph(model, targets, 'ppo', {
-        clipRange: config.clipRange,
-        clipRangeValue: config.clipRangeValue,
-        valueCoef: config.valueCoef,
-      }),
-      { threads },
-    );
-    return new PolicyGraphs(model, score, train);
+  static async create(model: LoadedModel, targets: readonly Projection[], threads = 2) {
+    const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
+    return new PolicyGraphs(model, score);
   }
 
   /** Per-token log-probs, entropies and values of each row's completion. */
@@ -120,37 +106,38 @@ export class PolicyGraphs {
     return { logprobs: take('logprobs'), entropy: take('entropy'), values: take('values') };
   }
 
-  async step(
-    rows: readonly TokenRow[],
-    adapter: LoraAdapter,
-    valueHead: Head,
-    temperature: number,
-    tensors: { oldLogprobs: Matrix; advantages: Matrix; oldValues: Matrix; returns: Matrix },
-  ) {
-    const batch = sequenceBatch(rows);
-    const r = batch.responseWidth;
-    const pad = (m: Matrix) => {
-      const out = new Float32Array(rows.length * r);
-      m.forEach((row, i) => out.set(row.slice(0, r), i * r));
-      return { dtype: 'float32' as const, shape: [rows.length, r], data: out };
-    };
-    return this.train.run({
-      ...batch.feeds,
-      ...adapterFeeds(this.model, adapter),
-      ...headFeeds('value_head', valueHead),
-      temperature: float32([temperature], []),
-      response_mask: { dtype: 'float32', shape: [rows.length, r], data: batch.responseMask },
-      old_logprobs: pad(tensors.oldLogprobs),
-      advantages: pad(tensors.advantages),
-      old_values: pad(tensors.oldValues),
-      returns: pad(tensors.returns),
-    });
-  }
-
   async release(): Promise<void> {
     await this.score.release();
-    await this.train.release();
   }
+}
+
+/**
+ * Feeds of one PPO minibatch other than the trainables (LoRA factors and value head, which the
+ * optimizer feeds): tokens, the adapter's scale, and the rollout's tensors padded to [B, N].
+ */
+function ppoStepFeeds(
+  rows: readonly TokenRow[],
+  adapter: LoraAdapter,
+  temperature: number,
+  tensors: { oldLogprobs: Matrix; advantages: Matrix; oldValues: Matrix; returns: Matrix },
+): Record<string, HostTensor> {
+  const batch = sequenceBatch(rows);
+  const r = batch.responseWidth;
+  const pad = (m: Matrix) => {
+    const out = new Float32Array(rows.length * r);
+    m.forEach((row, i) => out.set(row.slice(0, r), i * r));
+    return { dtype: 'float32' as const, shape: [rows.length, r], data: out };
+  };
+  return {
+    ...batch.feeds,
+    ...loraScaleFeed(adapter),
+    temperature: float32([temperature], []),
+    response_mask: { dtype: 'float32', shape: [rows.length, r], data: batch.responseMask },
+    old_logprobs: pad(tensors.oldLogprobs),
+    advantages: pad(tensors.advantages),
+    old_values: pad(tensors.oldValues),
+    returns: pad(tensors.returns),
+  };
 }
 
 export interface PpoResult {
@@ -304,15 +291,27 @@ export async function trainPpo(options: {
     config.seed + 1,
   );
   const valueHead: Head = { weight: scorer.head.weight.slice(), bias: scorer.head.bias.slice() };
+  // One optimizer for the LoRA factors and the value head: the value loss reaches both.
   const params = trainableParameters(model, adapter, { prefix: 'value_head', head: valueHead });
-  const optimizer = new AdamW(params, { learningRate: config.learningRate });
+  const optimizer = await ParameterOptimizer.create(
+    adamWTraining(
+      ppoTrainingLoss(model, targets, {
+        clipRange: config.clipRange,
+        clipRangeValue: config.clipRangeValue,
+        valueCoef: config.valueCoef,
+      }),
+      config.learningRate,
+    ),
+    params,
+    options.threads ?? 2,
+  );
   let kl: KlController = config.adaptiveKl
     ? new AdaptiveKlController(Math.max(config.klCoef, 1e-6), config.targetKl, config.klHorizon)
     : new FixedKlController(config.klCoef);
   const checkpointsDir = path.join(options.runDir, 'checkpoints', POLICY_DIR);
   const adapterDir = path.join(options.runDir, 'rollout-adapter');
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'ppo-metrics.jsonl'));
-  const graphs = await PolicyGraphs.create(model, targets, config, options.threads);
+  const graphs = await PolicyGraphs.create(model, targets, options.threads);
   const history: Record<string, number>[] = [];
   let iteration = 0;
   let episode = 0;
@@ -332,17 +331,19 @@ export async function trainPpo(options: {
       const head = loadHead(ck.dir, 'value', model.config.hiddenSize);
       valueHead.weight.set(head.head.weight);
       valueHead.bias.set(head.head.bias);
-      const moments = unpackTensors(ck.read('optimizer.bin'), `${ck.dir}/optimizer.bin`);
-      const m: Record<string, Float32Array> = {};
-      const v: Record<string, Float32Array> = {};
-      for (const [k, a] of Object.entries(moments)) (k.startsWith('m:') ? m : v)[k.slice(2)] = a;
       const state = ck.manifest.state as {
         kl: ReturnType<KlController['state']>;
         bestHeldOut: number | null;
         heldOutBefore: number | null;
         scoreNorm?: { mean: number; std: number } | null;
       };
-      optimizer.restore({ step: ck.counter('optimizerStep'), m, v });
+      optimizer.restore(
+        unpackMoments(
+          ck.read('optimizer.bin'),
+          `${ck.dir}/optimizer.bin`,
+          ck.counter('optimizerStep'),
+        ),
+      );
       kl = restoreKlController(state.kl);
       iteration = ck.counter('iteration');
       episode = ck.counter('episode');
@@ -359,9 +360,6 @@ export async function trainPpo(options: {
   }
   const saveCheckpoint = () => {
     const st = optimizer.state();
-    const moments: Record<string, Float32Array> = {};
-    for (const [k, a] of Object.entries(st.m)) moments[`m:${k}`] = a;
-    for (const [k, a] of Object.entries(st.v)) moments[`v:${k}`] = a;
     const tmpHeadDir = fs.mkdtempSync(path.join(options.runDir, '.head-'));
     const headFile = saveHead(tmpHeadDir, 'value', valueHead);
     const headBytes = fs.readFileSync(headFile);
@@ -371,7 +369,7 @@ export async function trainPpo(options: {
       iteration,
       {
         'params.bin': packTensors(snapshot(params)),
-        'optimizer.bin': packTensors(moments),
+        'optimizer.bin': packMoments(st),
         'value_head.safetensors': headBytes,
       },
       {
@@ -516,21 +514,25 @@ export async function trainPpo(options: {
           throwIfCancelled(ctx.signal);
           const mb = idx.slice(start, start + config.minibatchSize);
           const pick = (m: Matrix) => mb.map((i) => m[i]);
-          const out = await ctx.step(() =>
-            graphs.step(
-              mb.map((i) => rows[i]),
-              adapter,
-              valueHead,
-              config.temperature,
-              {
-                oldLogprobs: pick(policy.logprobs.map(padRow)),
-                advantages: pick(advantages),
-                oldValues: pick(valuesM),
-                returns: pick(gae.returns),
-              },
+          // One run: the losses, their gradients and the AdamW update of the LoRA factors and
+          // the value head. The checks below read the losses of the parameters before it.
+          const update = await ctx.step(() =>
+            optimizer.update(
+              ppoStepFeeds(
+                mb.map((i) => rows[i]),
+                adapter,
+                config.temperature,
+                {
+                  oldLogprobs: pick(policy.logprobs.map(padRow)),
+                  advantages: pick(advantages),
+                  oldValues: pick(valuesM),
+                  returns: pick(gae.returns),
+                },
+              ),
+              `PPO iteration ${iteration}`,
             ),
           );
-          const scalar = (name: string) => (out[name].data as Float32Array)[0];
+          const scalar = (name: string) => (update.outputs[name].data as Float32Array)[0];
           const approxKl = scalar('approxKl');
           if (firstMinibatch) {
             // Nothing has been updated since the rollout: every ratio must be 1 and the KL 0.
@@ -544,15 +546,13 @@ export async function trainPpo(options: {
             acc.add('val/first_ratio', ratio);
             firstMinibatch = false;
           }
-          if (!Number.isFinite(scalar('loss')))
-            throw new Error(`PPO: loss is ${scalar('loss')} at iteration ${iteration}`);
           acc.add('policy/approxkl_avg', approxKl);
           acc.add('policy/clipfrac_avg', scalar('clipfrac'));
           acc.add('loss/policy_avg', scalar('policyLoss'));
           acc.add('loss/value_avg', scalar('valueLoss'));
           acc.add('val/clipfrac_avg', scalar('valueClipfrac'));
           acc.add('val/ratio', scalar('ratioMean'));
-          acc.add('grad/norm', optimizer.update(gradientsFrom(out, params)));
+          acc.add('grad/norm', update.gradNorm);
           if (config.klBudget > 0 && approxKl > config.klBudget) {
             ctx.log(
               'info',
@@ -629,6 +629,7 @@ export async function trainPpo(options: {
     }
   } finally {
     await graphs.release();
+    await optimizer.release();
   }
   const outputDir = path.join(options.runDir, POLICY_DIR);
   fs.mkdirSync(outputDir, { recursive: true });

@@ -17,6 +17,7 @@ import { packTensors, unpackTensors } from '../../../src/rlhf/tensorPack';
 import {
   dpoTrainingLoss,
   loraScaleFeed,
+  ppoTrainingLoss,
   rewardTrainingLoss,
   trainableParameters,
   type LossGraph,
@@ -253,6 +254,37 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       learningRate: 1e-2,
     });
     assertEqualUpdates(result, 1e-2, 'DPO');
+  });
+
+  it('PPO: 6 updates of the LoRA factors and value head in one optimizer equal the host AdamW', async () => {
+    const lora = adapter();
+    const batches = [0, 1].map(() => {
+      const batch = sequenceBatch(rows(8, 5, 4));
+      const shape = [8, batch.responseWidth];
+      const values = (mean: number, sd: number) =>
+        float32(
+          Array.from({ length: 8 * batch.responseWidth }, () => mean + sd * normal(rng)),
+          shape,
+        );
+      return {
+        ...batch.feeds,
+        temperature: float32([0.9], []),
+        response_mask: { dtype: 'float32' as const, shape, data: batch.responseMask },
+        old_logprobs: values(-5, 0.5),
+        advantages: values(0, 1),
+        old_values: values(0, 1),
+        returns: values(0.5, 1),
+      };
+    });
+    const result = await compareUpdates({
+      loss: () => ppoTrainingLoss(model, targets, { valueCoef: 0.1 }),
+      params: trainableParameters(model, lora, { prefix: 'value_head', head: head() }),
+      fixedFeeds: loraScaleFeed(lora),
+      batches,
+      steps: 6,
+      learningRate: 1e-2,
+    });
+    assertEqualUpdates(result, 1e-2, 'PPO');
   });
 
   it('state() and restore() continue exactly; moments survive the checkpoint pack', async () => {

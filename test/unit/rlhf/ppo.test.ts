@@ -168,6 +168,48 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     await scorer.release();
   });
 
+  it('a rollback restores the last good adapter, value head and optimizer moments and step', async () => {
+    const scorer = await fixedScorer();
+    // Iteration 1 starts at the reference (KL exactly 0) and is kept; iteration 2 has a KL above
+    // 4 x targetKl, which counts as exploded, and is rolled back.
+    const cfg = config({
+      iterations: 2,
+      checkpointEvery: 1,
+      promptsPerBatch: 4,
+      samplesPerPrompt: 2,
+      targetKl: 1e-9,
+      adaptiveKl: false,
+    });
+    const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-kept-'));
+    await trainPpo(
+      ppoOptions(scorer, kept, { heldOutPrompts: ['let b = '], config: { ...cfg, iterations: 1 } }),
+    );
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-rollback-'));
+    const result = await trainPpo(
+      ppoOptions(scorer, runDir, { heldOutPrompts: ['let b = '], config: cfg }),
+    );
+    await scorer.release();
+    assert.deepStrictEqual(
+      result.history.map((h) => h['eval/rollback'] ?? 0),
+      [0, 1],
+    );
+    const checkpoint = (dir: string, step: number) => {
+      const ck = path.join(dir, 'checkpoints', 'policy', `step-${String(step).padStart(7, '0')}`);
+      const manifest = JSON.parse(fs.readFileSync(path.join(ck, 'manifest.json'), 'utf8'));
+      const file = (name: string) => fs.readFileSync(path.join(ck, name));
+      return { manifest, file };
+    };
+    const good = checkpoint(kept, 1);
+    const last = checkpoint(runDir, 2);
+    assert.ok(good.manifest.state.optimizerStep > 0, 'iteration 1 made no update');
+    assert.strictEqual(last.manifest.state.optimizerStep, good.manifest.state.optimizerStep);
+    for (const name of ['params.bin', 'optimizer.bin', 'value_head.safetensors']) {
+      assert.ok(last.file(name).equals(good.file(name)), `${name} differs from the last good one`);
+    }
+    fs.rmSync(kept, { recursive: true, force: true });
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
   // Judgments made in the middle of a file: PPO samples them fill-in-the-middle, as the editor did.
   const contexts = prompts.map((prompt, i) => ({
     prompt,
@@ -203,7 +245,7 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     const rng = createRng(7);
     for (const f of adapter.factors.values()) f.b.forEach((_, i) => (f.b[i] = 0.1 * normal(rng)));
     const head = { weight: new Float32Array(model.config.hiddenSize), bias: new Float32Array(1) };
-    const graphs = await PolicyGraphs.create(model, ['q_proj', 'v_proj'], cfg);
+    const graphs = await PolicyGraphs.create(model, ['q_proj', 'v_proj']);
     try {
       const maxGap = (recomputed: number[][]) =>
         Math.max(
