@@ -10,7 +10,7 @@
  * Response-aligned tensors [B, N] are gathered with `response_index` [B, N] (not "R": that is the LoRA rank): entry j of a row is
  * the position whose logits predict completion token j (prompt length - 1 + j).
  */
-import { Graph, gradients, nn, op, type BuiltModel, type HostTensor, type Tensor } from '../engine';
+import { Graph, nn, op, type BuiltModel, type HostTensor, type Tensor } from '../engine';
 import {
   buildLlamaForward,
   declareLoraInputs,
@@ -30,13 +30,6 @@ import {
   scalarHead,
   selectPositions,
 } from './lossGraphs';
-
-export const GRAD_PREFIX = 'grad.';
-
-function outputGradients(g: Graph, loss: Tensor, trainable: readonly Tensor[]): void {
-  const grads = gradients(loss, trainable);
-  trainable.forEach((t, i) => g.output(GRAD_PREFIX + t.name, grads[i]));
-}
 
 /** A training loss on the Llama body, before its backward pass. */
 export interface LossGraph {
@@ -213,77 +206,6 @@ export function dpoTrainingLoss(
   };
 }
 
-export type PolicyGraphKind = 'score' | 'ppo' | 'dpo';
-
-/**
- * Policy graphs. Common inputs: `targets` [B, T] (next token ids), `temperature` [] and
- * `response_index` [B, R]. Outputs `logprobs`, `entropy` [B, R] at the temperature.
- * - score: adds `values` [B, R] from the value head (forward only).
- * - ppo: clipped policy + value losses (inputs `old_logprobs`, `advantages`, `response_mask`,
- *   `old_values`, `returns`) and gradients for LoRA and the value head.
- * - dpo: sequence log-probs over `response_mask`, DPO loss against `ref_logps` [B] with
- *   `pair_target` [P] (B = 2P), `beta` fixed at build, gradients for LoRA.
- */
-export function buildPolicyGraph(
-  model: LoadedModel,
-  targets: readonly Projection[],
-  kind: PolicyGraphKind,
-  options: { clipRange?: number; clipRangeValue?: number; valueCoef?: number; beta?: number } = {},
-): BuiltModel {
-  const { g, hidden, trainable } = body(`policy-${kind}`, model, targets);
-  const nextIds = g.input('targets', 'int64', ['B', 'T']);
-  const temperature = g.input('temperature', 'float32', []);
-  const index = g.input('response_index', 'int64', ['B', 'N']);
-  // Padded vocabulary rows are masked as the sampler does, so both see the same distribution.
-  const logits = maskPaddedVocab(g, model, outputLogits(g, model, hidden));
-  const scaled = op.div(logits, temperature); // [B, T, V]
-  const logprobs = op.gatherElements(nn.tokenLogprobs(scaled, nextIds), index, 1); // [B, R]
-  g.output('logprobs', logprobs);
-  if (kind !== 'dpo') {
-    g.output('entropy', op.gatherElements(nn.entropy(scaled), index, 1));
-  }
-  const responseMask = kind === 'score' ? null : g.input('response_mask', 'float32', ['B', 'N']);
-  if (kind === 'dpo') {
-    const seqLogps = op.reduceSum(op.mul(logprobs, responseMask!), [1]); // [B]
-    const ref = g.input('ref_logps', 'float32', ['B']);
-    const target = g.input('pair_target', 'float32', ['P']);
-    const beta = options.beta ?? 0.1;
-    const terms = dpoLossGraph(
-      op.assumeShape(seqLogps, ['2*P']),
-      op.assumeShape(ref, ['2*P']),
-      target,
-      beta,
-    );
-    g.output('seq_logps', seqLogps);
-    g.output('loss', terms.loss);
-    g.output('reward_chosen', terms.rewardChosen);
-    g.output('reward_rejected', terms.rewardRejected);
-    outputGradients(g, terms.loss, trainable);
-    return g.build();
-  }
-  const head = headInputs(g, 'value_head', model.config.hiddenSize);
-  const values = op.gatherElements(scalarHead(hidden, head.weight, head.bias), index, 1); // [B, R]
-  g.output('values', values);
-  if (kind === 'score') return g.build();
-  const terms = ppoLossGraph(
-    {
-      logprobs,
-      oldLogprobs: g.input('old_logprobs', 'float32', ['B', 'N']),
-      advantages: g.input('advantages', 'float32', ['B', 'N']),
-      mask: responseMask!,
-      values,
-      oldValues: g.input('old_values', 'float32', ['B', 'N']),
-      returns: g.input('returns', 'float32', ['B', 'N']),
-    },
-    options.clipRange ?? 0.2,
-    options.clipRangeValue ?? 0.2,
-    options.valueCoef ?? 0.1,
-  );
-  for (const [name, t] of Object.entries(terms)) g.output(name, t);
-  outputGradients(g, terms.loss, [...trainable, head.weight, head.bias]);
-  return g.build();
-}
-
 /** The adapter's scale (alpha / rank), or `scale` (0 switches the adapter off). */
 export function loraScaleFeed(adapter: LoraAdapter, scale?: number): Record<string, HostTensor> {
   return {
@@ -349,18 +271,4 @@ export function trainableParameters(
     params.set(`${head.prefix}.bias`, head.head.bias);
   }
   return params;
-}
-
-/** Picks `grad.<name>` outputs into a map keyed by parameter name. */
-export function gradientsFrom(
-  out: Record<string, HostTensor>,
-  params: ReadonlyMap<string, Float32Array>,
-): Map<string, Float32Array> {
-  const grads = new Map<string, Float32Array>();
-  for (const name of params.keys()) {
-    const t = out[GRAD_PREFIX + name];
-    if (!t) throw new Error(`training graph has no gradient output for "${name}"`);
-    grads.set(name, t.data as Float32Array);
-  }
-  return grads;
 }
