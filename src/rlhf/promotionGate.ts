@@ -77,7 +77,7 @@ export const GATE_SPEC: ConfigSpec<GateConfig> = {
   maxPromptTokens: {
     kind: 'number',
     integer: true,
-    min: LEAST_MIN_PROMPTS,
+    min: 1,
     help: 'prompt tokens kept for scoring (left-truncated)',
   },
   maxSuffixTokens: {

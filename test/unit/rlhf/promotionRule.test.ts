@@ -226,6 +226,17 @@ describe('promotion gate config: minPrompts', () => {
     assert.strictEqual(parse({}).minPrompts, 4);
   });
 
+  it('leaves maxPromptTokens at its own minimum of 1 token', () => {
+    // A token budget, not a prompt count: the prompt minimum does not apply to it.
+    for (const value of [1, 3]) {
+      assert.strictEqual(parse({ maxPromptTokens: value }).maxPromptTokens, value);
+    }
+    assert.throws(
+      () => parse({ maxPromptTokens: 0 }),
+      /^Error: promotion gate config: "maxPromptTokens" is 0; allowed: >= 1$/,
+    );
+  });
+
   it('refuses it from a CLI flag and from a --config file before any model is loaded', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gate-config-'));
     try {
