@@ -31,9 +31,8 @@ import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
 import { contextKey, type PromptContext } from '../rlhf/promptContext';
 import {
-  GATE_DEFAULTS,
-  GATE_SPEC,
   heldOutFields,
+  parseGateConfig,
   runPromotionGate,
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
@@ -226,12 +225,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
       };
     },
     gate: async (ctx) => {
-      const config = parseConfig(
-        ctx.command.config,
-        GATE_SPEC,
-        GATE_DEFAULTS,
-        'promotion gate config',
-      );
+      const config = parseGateConfig(ctx.command.config);
       fs.mkdirSync(ctx.command.runDir, { recursive: true });
       const result = await runPromotionGate({
         config,

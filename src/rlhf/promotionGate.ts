@@ -15,7 +15,7 @@ import { loadModel } from '../model/loader';
 import { loadPeftAdapter } from '../model/lora';
 import { ModelRuntime } from '../model/runtime';
 import { writeFileAtomic } from './checkpoint';
-import { SAMPLING_SPEC, type ConfigSpec } from './config';
+import { ConfigError, SAMPLING_SPEC, parseConfig, type ConfigSpec } from './config';
 import { compareAdapters, type EvaluationReport } from './evaluate';
 import { contextKey, type PromptContext } from './promptContext';
 import {
@@ -115,6 +115,26 @@ export const GATE_DEFAULTS: GateConfig = {
   klBudget: 6,
   seed: 0,
 };
+
+/**
+ * Parses a gate config like `parseConfig`, and refuses a `maxPrompts` below `minPrompts`: such a
+ * gate compares too few prompts to ever promote and would then blame the judgments ("only 2
+ * held-out prompts") however many were held out.
+ */
+export function parseGateConfig(
+  input: Record<string, unknown>,
+  where = 'promotion gate config',
+): GateConfig {
+  const config = parseConfig(input, GATE_SPEC, GATE_DEFAULTS, where);
+  if (config.maxPrompts < config.minPrompts) {
+    throw new ConfigError(
+      `${where}: "maxPrompts" is ${config.maxPrompts}, below "minPrompts" ${config.minPrompts}; ` +
+        'allowed: maxPrompts >= minPrompts (the gate compares at most maxPrompts prompts and ' +
+        'promotes only on at least minPrompts)',
+    );
+  }
+  return config;
+}
 
 /** What a trainer held out, as written next to its output. */
 export interface HeldOutPrompts {

@@ -15,6 +15,7 @@ import {
   GATE_DEFAULTS,
   GATE_SPEC,
   HELD_OUT_FILE,
+  parseGateConfig,
   readHeldOutPrompts,
   writeHeldOutPrompts,
 } from '../../../src/rlhf/promotionGate';
@@ -237,6 +238,18 @@ describe('promotion gate config: minPrompts', () => {
     );
   });
 
+  it('refuses maxPrompts below minPrompts, naming both keys and values', () => {
+    const message =
+      /^Error: promotion gate config: "maxPrompts" is 2, below "minPrompts" 4; allowed: maxPrompts >= minPrompts/;
+    assert.throws(() => parseGateConfig({ maxPrompts: 2 }), message);
+    assert.throws(
+      () => parseGateConfig({ maxPrompts: 5, minPrompts: 6 }),
+      /"maxPrompts" is 5, below "minPrompts" 6/,
+    );
+    assert.strictEqual(parseGateConfig({ maxPrompts: 4 }).maxPrompts, 4);
+    assert.strictEqual(parseGateConfig({ maxPrompts: 8, minPrompts: 8 }).minPrompts, 8);
+  });
+
   it('refuses it from a CLI flag and from a --config file before any model is loaded', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gate-config-'));
     try {
@@ -245,6 +258,7 @@ describe('promotion gate config: minPrompts', () => {
       const runs: [string[], RegExp][] = [
         [['--minPrompts', '2'], /"minPrompts" is 2; allowed: >= 4/],
         [['--config', configFile], /"minPrompts" is 3; allowed: >= 4/],
+        [['--maxPrompts', '2'], /"maxPrompts" is 2, below "minPrompts" 4/],
       ];
       for (const [args, error] of runs) {
         const out: string[] = [];
