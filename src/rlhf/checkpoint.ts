@@ -78,7 +78,8 @@ export function writeCheckpoint(
   if (!fs.existsSync(pointer) && others.length > 0) {
     throw new Error(
       `${checkpointsDir} holds ${describeSteps(others)} but no "latest" pointer: checkpoints ` +
-        `this run did not write, and it will not replace or prune them; ${resumeAdvice(pointer)}`,
+        `this run did not write, and it will not replace or prune them; ` +
+        CLI_RUN_FOLDER_ADVICE.noPointer(pointer),
     );
   }
   const finalDir = path.join(checkpointsDir, checkpointName(step));
@@ -132,39 +133,52 @@ function describeSteps(names: readonly string[]): string {
   return `${names.length} step folder${names.length === 1 ? '' : 's'} (${shown.join(', ')})`;
 }
 
-function resumeAdvice(pointer: string): string {
-  return (
-    `to resume from one, write its name into ${pointer} and pass --resume; ` +
-    'or choose a new --run-dir'
-  );
+/** What a refusal of `assertCheckpointsFolderFree` tells the user to do, in the caller's terms. */
+export interface RunFolderAdvice {
+  /** A fresh run beside step folders that a `latest` pointer names (a resume would continue). */
+  fresh: string;
+  /** Step folders that no `latest` pointer names: a resume would not continue from them. */
+  noPointer(pointer: string): string;
 }
+
+/** The CLI's advice: its flags `--resume` and `--run-dir`. */
+export const CLI_RUN_FOLDER_ADVICE: RunFolderAdvice = {
+  fresh: 'pass --resume to continue from them, or choose a new --run-dir',
+  noPointer: (pointer) =>
+    `to resume from one, write its name into ${pointer} and pass --resume; ` +
+    'or choose a new --run-dir',
+};
 
 /**
  * Refuses to start a run in `checkpointsDir` when it holds step folders the run would not
  * continue from: any, for a fresh run; any, for a resumed run when the `latest` pointer is gone
  * (the trainers then start fresh). Such a run would write its own steps beside them, replacing
  * the folder of each step it reaches and pruning the others as it keeps its newest two: data it
- * did not write. `fresh` says what a fresh run should do instead (the CLI's flags by default).
+ * did not write. `advice` says what to do instead (the CLI's flags by default); without a
+ * pointer it never says "resume" alone, since a resume there is refused too.
  * Call it before any work, with the folder the trainer checkpoints to.
  */
 export function assertCheckpointsFolderFree(
   checkpointsDir: string,
   resume: boolean,
-  fresh = 'pass --resume to continue from them, or choose a new --run-dir',
+  advice: RunFolderAdvice = CLI_RUN_FOLDER_ADVICE,
 ): void {
   const names = stepFolders(checkpointsDir);
   if (names.length === 0) return;
   const pointer = path.join(checkpointsDir, POINTER);
+  const hasPointer = fs.existsSync(pointer);
   if (!resume) {
     throw new Error(
-      `${checkpointsDir} already holds ${describeSteps(names)} of an earlier run, which a ` +
-        `fresh run there would replace and prune; ${fresh}`,
+      `${checkpointsDir} already holds ${describeSteps(names)} of an earlier run` +
+        (hasPointer ? '' : ' (and no "latest" pointer)') +
+        `, which a fresh run there would replace and prune; ` +
+        (hasPointer ? advice.fresh : advice.noPointer(pointer)),
     );
   }
-  if (!fs.existsSync(pointer)) {
+  if (!hasPointer) {
     throw new Error(
       `${checkpointsDir} holds ${describeSteps(names)} but no "latest" pointer, so --resume ` +
-        `would start from scratch and prune them; ${resumeAdvice(pointer)}`,
+        `would start from scratch and prune them; ${advice.noPointer(pointer)}`,
     );
   }
 }

@@ -155,12 +155,12 @@ export async function runDemo(
   const t0 = Date.now();
   // The trainers below start fresh in the work dir: refuse one that holds another run's
   // checkpoints now, not after minutes of sampling (they would prune them).
+  const newWorkDir = 'choose a new --work-dir (each demo run gets a fresh one when it is left out)';
   for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
-    assertCheckpointsFolderFree(
-      path.join(config.workDir, 'checkpoints', stage),
-      false,
-      'choose a new --work-dir (each demo run gets a fresh one when it is left out)',
-    );
+    assertCheckpointsFolderFree(path.join(config.workDir, 'checkpoints', stage), false, {
+      fresh: newWorkDir,
+      noPointer: () => newWorkDir,
+    });
   }
   fs.mkdirSync(config.workDir, { recursive: true });
   const rule = resolveOracleRule(config.oracle);

@@ -157,13 +157,23 @@ describe('code-rlhf train / eval CLI', function () {
         ...['--epochs', '2', '--batchSize', '4', '--checkpointEvery', '1', '--loraRank', '2'],
         ...['--maxPromptTokens', '12', '--maxCompletionTokens', '6'],
       ];
-      const fresh = new RegExp(
-        `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
-          '\\(step-0000002, step-0000004\\) of an earlier run, which a fresh run there would ' +
-          'replace and prune; pass --resume to continue from them, or choose a new --run-dir',
-      );
+      const fresh = {
+        kept: new RegExp(
+          `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
+            '\\(step-0000002, step-0000004\\) of an earlier run, which a fresh run there would ' +
+            'replace and prune; pass --resume to continue from them, or choose a new --run-dir',
+        ),
+        // Not "pass --resume": without the pointer that is refused too (below).
+        deleted: new RegExp(
+          `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
+            '\\(step-0000002, step-0000004\\) of an earlier run \\(and no "latest" pointer\\), ' +
+            'which a fresh run there would replace and prune; to resume from one, write its ' +
+            `name into ${escape(path.join(checkpoints, 'latest'))} and pass --resume; or choose ` +
+            'a new --run-dir',
+        ),
+      };
       // A fresh run, with the earlier run's pointer and after the user deleted it.
-      for (const pointer of ['kept', 'deleted']) {
+      for (const pointer of ['kept', 'deleted'] as const) {
         if (pointer === 'deleted') fs.rmSync(path.join(checkpoints, 'latest'));
         const run = io();
         assert.strictEqual(
@@ -171,7 +181,7 @@ describe('code-rlhf train / eval CLI', function () {
           1,
           `pointer ${pointer}: ${run.out.join('\n')}`,
         );
-        assert.match(run.out.join('\n'), fresh);
+        assert.match(run.out.join('\n'), fresh[pointer]);
       }
       // Without the pointer, --resume would start from scratch: refused as well.
       const resumed = io();

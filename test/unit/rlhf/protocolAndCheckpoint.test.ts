@@ -181,7 +181,8 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
           'choose a new --run-dir$',
       ),
     );
-    assert.throws(() => assertCheckpointsFolderFree(dir, false, 'do X'), /prune; do X$/);
+    const advice = { fresh: 'do X', noPointer: (pointer: string) => `fix ${pointer}` };
+    assert.throws(() => assertCheckpointsFolderFree(dir, false, advice), /prune; do X$/);
     assertCheckpointsFolderFree(dir, true);
     fs.rmSync(path.join(dir, 'latest'));
     assert.throws(
@@ -192,7 +193,18 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
           `${dir}/latest and pass --resume; or choose a new --run-dir`,
       ),
     );
-    assert.throws(() => assertCheckpointsFolderFree(dir, false), /already holds 1 step folder/);
+    // A fresh run is refused too, and told what works without a pointer, not to pass --resume
+    // (which the check above refuses).
+    assert.throws(
+      () => assertCheckpointsFolderFree(dir, false),
+      new RegExp(
+        `^Error: ${dir} already holds 1 step folder \\(step-0000003\\) of an earlier run \\(and ` +
+          'no "latest" pointer\\), which a fresh run there would replace and prune; to resume ' +
+          `from one, write its name into ${dir}/latest and pass --resume; or choose a new ` +
+          '--run-dir$',
+      ),
+    );
+    assert.throws(() => assertCheckpointsFolderFree(dir, false, advice), /prune; fix \S+latest$/);
     for (let step = 4; step <= 8; step++) fs.mkdirSync(path.join(dir, `step-000000${step}`));
     assert.throws(
       () => assertCheckpointsFolderFree(dir, false),
