@@ -117,6 +117,8 @@ export const trainCommand: CliCommand = {
     const args = parseArgs(rest, ['run-dir', 'config', ...keys], ['resume']);
     const runDir = args.options.get('run-dir');
     if (typeof runDir !== 'string') throw new UsageError('--run-dir <dir> is required');
+    // path.resolve would turn "" into the current folder, and the run would write all over it.
+    if (runDir.trim() === '') throw new UsageError('--run-dir is empty; name a folder for the run');
     let config: Record<string, unknown> = {};
     const configFile = args.options.get('config');
     if (typeof configFile === 'string') {

@@ -8,7 +8,6 @@
  * output, so the gate compares on prompts that no stage trained on. The splits are recomputed
  * here with the trainer's own function, seed and fraction, so they are the trainer's exactly.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { isEvaluationRecord } from '../data/blindAb';
 import { openStore } from '../data/store';
@@ -37,6 +36,7 @@ import {
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
 import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
+import { prepareRunFolder } from '../rlhf/runFolder';
 import { splitByPrompt } from '../rlhf/split';
 import type { TrainingJobContext, TrainingRunners } from './trainingHandlers';
 
@@ -87,12 +87,15 @@ function heldOutPairPrompts(
 }
 
 /**
- * Refuses, before any work, a job whose trainer would write beside checkpoints it did not write
- * and prune them (see assertCheckpointsFolderFree). `stageDir` is the trainer's checkpoint
- * folder under `<runDir>/checkpoints/`, as the trainer names it.
+ * Checks the job's run folder before any work (see prepareRunFolder): it must be a folder that
+ * can be written, with its checkpoint and output folders not files. Then refuses a job whose
+ * trainer would write beside checkpoints it did not write and prune them (see
+ * assertCheckpointsFolderFree). `stageDir` is the trainer's checkpoint folder under
+ * `<runDir>/checkpoints/` and its output folder under `<runDir>`, as the trainer names it.
  */
 function assertCheckpointsFree(ctx: TrainingJobContext, stageDir: string): void {
   const { runDir, resume } = ctx.command;
+  prepareRunFolder(runDir, stageDir);
   assertCheckpointsFolderFree(path.join(runDir, 'checkpoints', stageDir), resume);
 }
 
@@ -226,7 +229,7 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
     },
     gate: async (ctx) => {
       const config = parseGateConfig(ctx.command.config);
-      fs.mkdirSync(ctx.command.runDir, { recursive: true });
+      prepareRunFolder(ctx.command.runDir);
       const result = await runPromotionGate({
         config,
         workDir: ctx.command.runDir,

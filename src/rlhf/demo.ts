@@ -18,6 +18,7 @@ import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';
 import { oracleRankingRecord, pairsFromRecords, type TrainingPair } from './preferences';
 import { cutPrompts, readCodeSources } from './prompts';
 import { REWARD_MODEL_DIR, RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
+import { prepareRunFolder } from './runFolder';
 import { splitByPrompt } from './split';
 import type { TrainerContext } from './trainerContext';
 import { formatWinRate, type WinRate } from './winRate';
@@ -157,12 +158,12 @@ export async function runDemo(
   // checkpoints now, not after minutes of sampling (they would prune them).
   const newWorkDir = 'choose a new --work-dir (each demo run gets a fresh one when it is left out)';
   for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
+    prepareRunFolder(config.workDir, stage);
     assertCheckpointsFolderFree(path.join(config.workDir, 'checkpoints', stage), false, {
       fresh: newWorkDir,
       noPointer: () => newWorkDir,
     });
   }
-  fs.mkdirSync(config.workDir, { recursive: true });
   const rule = resolveOracleRule(config.oracle);
   const model = loadModel(config.modelDir);
   const runtime = ModelRuntime.fromModel(model, { threads: config.threads });
