@@ -36,6 +36,7 @@ import {
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   STAGE_NAMES,
+  createRunFolder,
   describeResult,
   readTrainingAlgorithm,
   runTrainPipeline,
@@ -217,9 +218,16 @@ export function registerTrainCommand(
       deps.log.warn(problem);
       void vscode.window.showWarningMessage(`Code RLHF: ${problem}`);
     }
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
-    const runId = `run-${stamp}`;
-    const runDir = path.join(context.globalStorageUri.fsPath, 'training', runId);
+    let runId: string;
+    let runDir: string;
+    try {
+      ({ runId, runDir } = createRunFolder(path.join(context.globalStorageUri.fsPath, 'training')));
+    } catch (error) {
+      const message = (error as Error).message;
+      deps.log.error(`training not started: ${message}`);
+      void vscode.window.showErrorMessage(`Code RLHF: training not started. ${message}`);
+      return;
+    }
     const controller = new AbortController();
     const modelDir = deps.modelDir();
     // The weights the run trains on: an adapter never applies over other weights in the folder.

@@ -5,6 +5,8 @@
  * gate, a model-host job that decides whether the tuned adapter replaces the current completion
  * policy. Unit tests drive it against a real forked model host.
  */
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
 import * as path from 'path';
 import {
   parseTrainingEvent,
@@ -263,6 +265,36 @@ export const STAGE_NAMES = {
   dpo: 'DPO',
   gate: 'promotion gate',
 } as const;
+
+/**
+ * Creates the folder of a new run under `trainingDir` (`<global storage>/training`) and returns
+ * its id and path. Every window of the editor starts its runs there, and two can start in the
+ * same second: the id has the time to the millisecond and a random suffix
+ * (`run-20261204T181500.123-3fa9`), and the folder is created exclusively, so a taken id is
+ * retried with another suffix rather than shared. `now` and `suffix` are for tests.
+ */
+export function createRunFolder(
+  trainingDir: string,
+  now: () => Date = () => new Date(),
+  suffix: () => string = () => randomBytes(2).toString('hex'),
+): { runId: string; runDir: string } {
+  fs.mkdirSync(trainingDir, { recursive: true });
+  const tries = 8;
+  for (let attempt = 0; attempt < tries; attempt++) {
+    const stamp = now().toISOString().replace(/[-:]/g, '').replace(/Z$/, '');
+    const runId = `run-${stamp}-${suffix()}`;
+    const runDir = path.join(trainingDir, runId);
+    try {
+      fs.mkdirSync(runDir);
+      return { runId, runDir };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  throw new Error(
+    `could not create a new run folder in ${trainingDir}: ${tries} run ids were taken`,
+  );
+}
 
 /** Reads `codeRlhf.trainingAlgorithm`; a bad value falls back to PPO and is reported. */
 export function readTrainingAlgorithm(value: unknown): {

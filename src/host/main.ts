@@ -1,13 +1,18 @@
-// Model host process entry (dist/modelHost.js): forked by the extension host (or the CLI) with
+// Model host process entry (dist/modelHost.js): forked by the extension host with
 // an IPC channel. It owns every onnxruntime session; see src/host/modelHost.ts for the parts.
 import { loadGenerator } from '../generation';
 import { createModelHost, processTransport } from './modelHost';
 import { registerTrainingHandlers } from './trainingHandlers';
-import { createTrainingRunners } from './trainingRunners';
+import { EDITOR_ADVICE, createTrainingRunners } from './trainingRunners';
 
 const host = createModelHost(processTransport(process), (modelDir) => loadGenerator(modelDir));
 const log = host.loop.logger('host');
-registerTrainingHandlers(host.loop, host.scheduler, createTrainingRunners());
+// Only the editor forks this process, so refusals word their advice for the editor (no flags).
+registerTrainingHandlers(
+  host.loop,
+  host.scheduler,
+  createTrainingRunners({ advice: EDITOR_ADVICE }),
+);
 
 // The parent is gone (editor closed or crashed): nothing can use our results any more.
 process.on('disconnect', () => process.exit(0));

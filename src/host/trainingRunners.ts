@@ -24,7 +24,11 @@ import {
   RM_SPEC,
   parseConfig,
 } from '../rlhf/config';
-import { assertCheckpointsFolderFree } from '../rlhf/checkpoint';
+import {
+  CLI_RUN_FOLDER_ADVICE,
+  assertCheckpointsFolderFree,
+  type RunFolderAdvice,
+} from '../rlhf/checkpoint';
 import { DPO_DIR, trainDpo } from '../rlhf/dpo';
 import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
@@ -36,9 +40,9 @@ import {
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
 import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
-import { prepareRunFolder } from '../rlhf/runFolder';
+import { lockRunFolder, prepareRunFolder } from '../rlhf/runFolder';
 import { splitByPrompt } from '../rlhf/split';
-import type { TrainingJobContext, TrainingRunners } from './trainingHandlers';
+import type { TrainingJobContext, TrainingJobResult, TrainingRunners } from './trainingHandlers';
 
 async function readPairs(dataFile: string, ctx: TrainingJobContext) {
   if (!dataFile)
@@ -87,16 +91,55 @@ function heldOutPairPrompts(
 }
 
 /**
- * Checks the job's run folder before any work (see prepareRunFolder): it must be a folder that
- * can be written, with its checkpoint and output folders not files. Then refuses a job whose
- * trainer would write beside checkpoints it did not write and prune them (see
- * assertCheckpointsFolderFree). `stageDir` is the trainer's checkpoint folder under
- * `<runDir>/checkpoints/` and its output folder under `<runDir>`, as the trainer names it.
+ * What the job runners' refusals tell the user to do about a run folder, in the caller's terms:
+ * the CLI names its flags; the editor, which starts every run in a new folder of its own and
+ * never resumes, has no flags to offer.
  */
-function assertCheckpointsFree(ctx: TrainingJobContext, stageDir: string): void {
+export interface RunnerAdvice extends RunFolderAdvice {
+  /** Another run holds the folder's lock. */
+  busy: string;
+}
+
+export const CLI_ADVICE: RunnerAdvice = {
+  ...CLI_RUN_FOLDER_ADVICE,
+  busy: 'wait for it to end, or choose another --run-dir',
+};
+
+const NEW_EDITOR_RUN =
+  'run "Train on my judgments" again, which starts in a new folder (this one is left as it is)';
+
+export const EDITOR_ADVICE: RunnerAdvice = {
+  fresh: NEW_EDITOR_RUN,
+  noPointer: () => NEW_EDITOR_RUN,
+  busy: `wait for that run to end, or ${NEW_EDITOR_RUN}`,
+};
+
+/**
+ * Runs `work` in the job's run folder, before any of its work: checks the folder (see
+ * prepareRunFolder: a folder that can be written, its checkpoint and output folders not files),
+ * takes its lock for the whole job (see lockRunFolder), and refuses a job whose trainer would
+ * write beside checkpoints it did not write and prune them (see assertCheckpointsFolderFree).
+ * `stageDir` is the trainer's checkpoint folder under `<runDir>/checkpoints/` and its output
+ * folder under `<runDir>`, as the trainer names it; undefined for the gate. The lock is released
+ * however the job ends: done, failed or cancelled.
+ */
+async function inRunFolder(
+  ctx: TrainingJobContext,
+  advice: RunnerAdvice,
+  stageDir: string | undefined,
+  work: () => Promise<TrainingJobResult>,
+): Promise<TrainingJobResult> {
   const { runDir, resume } = ctx.command;
   prepareRunFolder(runDir, stageDir);
-  assertCheckpointsFolderFree(path.join(runDir, 'checkpoints', stageDir), resume);
+  const lock = lockRunFolder(runDir, advice.busy, (message) => ctx.log('warn', message));
+  try {
+    if (stageDir) {
+      assertCheckpointsFolderFree(path.join(runDir, 'checkpoints', stageDir), resume, advice);
+    }
+    return await work();
+  } finally {
+    lock.release();
+  }
 }
 
 /** Each context once, in first-seen order. */
@@ -109,64 +152,20 @@ function distinctContexts(items: readonly PromptContext[]): PromptContext[] {
   return [...contexts.values()];
 }
 
-export function createTrainingRunners(options: { threads?: number } = {}): TrainingRunners {
+export function createTrainingRunners(
+  options: { threads?: number; advice?: RunnerAdvice } = {},
+): TrainingRunners {
   const threads = options.threads ?? 2;
+  const advice = options.advice ?? CLI_ADVICE;
   return {
     rm: async (ctx) => {
       const config = parseConfig(ctx.command.config, RM_SPEC, RM_DEFAULTS, 'reward model config');
-      assertCheckpointsFree(ctx, REWARD_MODEL_DIR);
-      const model = loadModel(config.modelDir);
-      const { summary } = await readPairs(config.dataFile, ctx);
-      const result = await trainRewardModel({
-        model,
-        pairs: summary.pairs,
-        config,
-        runDir: ctx.command.runDir,
-        resume: ctx.command.resume,
-        ctx,
-        threads,
-      });
-      writeHeldOutPrompts(result.outputDir, {
-        stage: 'rm',
-        seed: config.seed,
-        validationFraction: config.validationFraction,
-        ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
-      });
-      return {
-        status: result.earlyStopped ? 'early-stopped' : 'completed',
-        outputPath: result.outputDir,
-        summary: {
-          validationAccuracy: result.validation.accuracy,
-          validationLoss: result.validation.loss,
-          validationMargin: result.validation.margin,
-          steps: result.steps,
-        },
-      };
-    },
-    ppo: async (ctx) => {
-      const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
-      if (!config.rewardModelDir)
-        throw new Error('PPO config "rewardModelDir" is empty: train a reward model first');
-      assertCheckpointsFree(ctx, POLICY_DIR);
-      const model = loadModel(config.modelDir);
-      const { records } = await readPairs(config.dataFile, ctx);
-      // The prompts are the contexts developers asked for completions in; a fifth is held out
-      // for the held-out reward that drives rollback. Split by the text before the cursor, as
-      // the reward model and DPO split their pairs (a prefix judged with two suffixes stays on
-      // one side; see splitByPrompt).
-      const prompts = ppoPrompts(records);
-      const heldOutFraction = 0.2;
-      const split = splitByPrompt(prompts, (p) => p.prompt, heldOutFraction, config.seed);
-      const runtime = ModelRuntime.fromModel(model, { threads });
-      const generator = createGenerator(runtime);
-      const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
-      try {
-        const result = await trainPpo({
+      return inRunFolder(ctx, advice, REWARD_MODEL_DIR, async () => {
+        const model = loadModel(config.modelDir);
+        const { summary } = await readPairs(config.dataFile, ctx);
+        const result = await trainRewardModel({
           model,
-          generator,
-          rewardScorer: scorer,
-          prompts: split.train,
-          heldOutPrompts: split.validation,
+          pairs: summary.pairs,
           config,
           runDir: ctx.command.runDir,
           resume: ctx.command.resume,
@@ -174,69 +173,120 @@ export function createTrainingRunners(options: { threads?: number } = {}): Train
           threads,
         });
         writeHeldOutPrompts(result.outputDir, {
-          stage: 'ppo',
+          stage: 'rm',
           seed: config.seed,
-          validationFraction: heldOutFraction,
-          ...heldOutFields(split.validation),
+          validationFraction: config.validationFraction,
+          ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
         });
-        const last = result.history[result.history.length - 1] ?? {};
         return {
-          status: 'completed',
+          status: result.earlyStopped ? 'early-stopped' : 'completed',
           outputPath: result.outputDir,
           summary: {
-            iterations: result.iterations,
-            rollbacks: result.rollbacks,
-            heldOutRewardBefore: result.heldOutRewardBefore,
-            heldOutRewardAfter: result.heldOutRewardAfter,
-            kl: last['objective/kl'] ?? Number.NaN,
+            validationAccuracy: result.validation.accuracy,
+            validationLoss: result.validation.loss,
+            validationMargin: result.validation.margin,
+            steps: result.steps,
           },
         };
-      } finally {
-        await scorer.release();
-        await generator.dispose();
-        await runtime.dispose();
-      }
+      });
+    },
+    ppo: async (ctx) => {
+      const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
+      if (!config.rewardModelDir)
+        throw new Error('PPO config "rewardModelDir" is empty: train a reward model first');
+      return inRunFolder(ctx, advice, POLICY_DIR, async () => {
+        const model = loadModel(config.modelDir);
+        const { records } = await readPairs(config.dataFile, ctx);
+        // The prompts are the contexts developers asked for completions in; a fifth is held out
+        // for the held-out reward that drives rollback. Split by the text before the cursor, as
+        // the reward model and DPO split their pairs (a prefix judged with two suffixes stays on
+        // one side; see splitByPrompt).
+        const prompts = ppoPrompts(records);
+        const heldOutFraction = 0.2;
+        const split = splitByPrompt(prompts, (p) => p.prompt, heldOutFraction, config.seed);
+        const runtime = ModelRuntime.fromModel(model, { threads });
+        const generator = createGenerator(runtime);
+        const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
+        try {
+          const result = await trainPpo({
+            model,
+            generator,
+            rewardScorer: scorer,
+            prompts: split.train,
+            heldOutPrompts: split.validation,
+            config,
+            runDir: ctx.command.runDir,
+            resume: ctx.command.resume,
+            ctx,
+            threads,
+          });
+          writeHeldOutPrompts(result.outputDir, {
+            stage: 'ppo',
+            seed: config.seed,
+            validationFraction: heldOutFraction,
+            ...heldOutFields(split.validation),
+          });
+          const last = result.history[result.history.length - 1] ?? {};
+          return {
+            status: 'completed',
+            outputPath: result.outputDir,
+            summary: {
+              iterations: result.iterations,
+              rollbacks: result.rollbacks,
+              heldOutRewardBefore: result.heldOutRewardBefore,
+              heldOutRewardAfter: result.heldOutRewardAfter,
+              kl: last['objective/kl'] ?? Number.NaN,
+            },
+          };
+        } finally {
+          await scorer.release();
+          await generator.dispose();
+          await runtime.dispose();
+        }
+      });
     },
     dpo: async (ctx) => {
       const config = parseConfig(ctx.command.config, DPO_SPEC, DPO_DEFAULTS, 'DPO config');
-      assertCheckpointsFree(ctx, DPO_DIR);
-      const model = loadModel(config.modelDir);
-      const { summary } = await readPairs(config.dataFile, ctx);
-      const result = await trainDpo({
-        model,
-        pairs: summary.pairs,
-        config,
-        runDir: ctx.command.runDir,
-        resume: ctx.command.resume,
-        ctx,
-        threads,
+      return inRunFolder(ctx, advice, DPO_DIR, async () => {
+        const model = loadModel(config.modelDir);
+        const { summary } = await readPairs(config.dataFile, ctx);
+        const result = await trainDpo({
+          model,
+          pairs: summary.pairs,
+          config,
+          runDir: ctx.command.runDir,
+          resume: ctx.command.resume,
+          ctx,
+          threads,
+        });
+        writeHeldOutPrompts(result.outputDir, {
+          stage: 'dpo',
+          seed: config.seed,
+          validationFraction: config.validationFraction,
+          ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
+        });
+        return {
+          status: result.earlyStopped ? 'early-stopped' : 'completed',
+          outputPath: result.outputDir,
+          summary: {
+            validationAccuracy: result.validationAccuracy,
+            validationLoss: result.validationLoss,
+            steps: result.steps,
+          },
+        };
       });
-      writeHeldOutPrompts(result.outputDir, {
-        stage: 'dpo',
-        seed: config.seed,
-        validationFraction: config.validationFraction,
-        ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
-      });
-      return {
-        status: result.earlyStopped ? 'early-stopped' : 'completed',
-        outputPath: result.outputDir,
-        summary: {
-          validationAccuracy: result.validationAccuracy,
-          validationLoss: result.validationLoss,
-          steps: result.steps,
-        },
-      };
     },
     gate: async (ctx) => {
       const config = parseGateConfig(ctx.command.config);
-      prepareRunFolder(ctx.command.runDir);
-      const result = await runPromotionGate({
-        config,
-        workDir: ctx.command.runDir,
-        ctx,
-        threads,
+      return inRunFolder(ctx, advice, undefined, async () => {
+        const result = await runPromotionGate({
+          config,
+          workDir: ctx.command.runDir,
+          ctx,
+          threads,
+        });
+        return { status: 'completed', summary: result.summary, decision: result.decision };
       });
-      return { status: 'completed', summary: result.summary, decision: result.decision };
     },
   };
 }

@@ -18,7 +18,7 @@ import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';
 import { oracleRankingRecord, pairsFromRecords, type TrainingPair } from './preferences';
 import { cutPrompts, readCodeSources } from './prompts';
 import { REWARD_MODEL_DIR, RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
-import { prepareRunFolder } from './runFolder';
+import { lockRunFolder, prepareRunFolder } from './runFolder';
 import { splitByPrompt } from './split';
 import type { TrainerContext } from './trainerContext';
 import { formatWinRate, type WinRate } from './winRate';
@@ -154,16 +154,33 @@ export async function runDemo(
   print: (line: string) => void,
 ): Promise<DemoReport> {
   const t0 = Date.now();
-  // The trainers below start fresh in the work dir: refuse one that holds another run's
-  // checkpoints now, not after minutes of sampling (they would prune them).
+  // The trainers below start fresh in the work dir: refuse one that cannot be written, is in use
+  // by another run, or holds another run's checkpoints now, not after minutes of sampling (they
+  // would prune them). The lock is held until the demo ends, however it ends.
   const newWorkDir = 'choose a new --work-dir (each demo run gets a fresh one when it is left out)';
-  for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
-    prepareRunFolder(config.workDir, stage);
-    assertCheckpointsFolderFree(path.join(config.workDir, 'checkpoints', stage), false, {
-      fresh: newWorkDir,
-      noPointer: () => newWorkDir,
-    });
+  for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) prepareRunFolder(config.workDir, stage);
+  const lock = lockRunFolder(config.workDir, `wait for it to end, or ${newWorkDir}`, (message) =>
+    ctx.log('warn', message),
+  );
+  try {
+    for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
+      assertCheckpointsFolderFree(path.join(config.workDir, 'checkpoints', stage), false, {
+        fresh: newWorkDir,
+        noPointer: () => newWorkDir,
+      });
+    }
+    return await runLockedDemo(config, ctx, print, t0);
+  } finally {
+    lock.release();
   }
+}
+
+async function runLockedDemo(
+  config: DemoConfig,
+  ctx: TrainerContext,
+  print: (line: string) => void,
+  t0: number,
+): Promise<DemoReport> {
   const rule = resolveOracleRule(config.oracle);
   const model = loadModel(config.modelDir);
   const runtime = ModelRuntime.fromModel(model, { threads: config.threads });

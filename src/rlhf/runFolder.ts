@@ -1,15 +1,69 @@
 /**
- * A training run's folder, checked before any trainer runs. A folder path that cannot be written
- * would otherwise fail with a raw OS error only after the model and data have loaded (a file
- * where the folder should be), or minutes into training (a file where the checkpoint folder
- * should be); an empty path would resolve to the current folder and train into it.
+ * A training run's folder, checked and locked before any trainer runs. A folder path that cannot
+ * be written would otherwise fail with a raw OS error only after the model and data have loaded
+ * (a file where the folder should be), or minutes into training (a file where the checkpoint
+ * folder should be); an empty path would resolve to the current folder and train into it. And
+ * the trainers write their checkpoints, metrics and output under the folder and prune step
+ * folders they take for theirs, so two runs in one folder destroy each other's work.
+ *
+ * The lock is a file `<runDir>/.lock` created with O_EXCL, holding the holder's pid, host and
+ * start time. It is held for the whole job (hours, possibly), so there is no waiting for it: a
+ * second run is refused at once. A lock whose holder is gone (a crash, a kill) is taken over with
+ * a warning; that is judged by whether its pid is alive on this host.
  */
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+
+export const LOCK_FILE = '.lock';
+
+/** A lock file written by its creator counts as torn (a kill between create and write) after this. */
+const TORN_LOCK_GRACE_MS = 10_000;
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  /** ISO time the lock was taken. */
+  started: string;
+  nonce: string;
+}
+
+export interface RunFolderLock {
+  readonly file: string;
+  /** Removes the lock file if it is still this holder's; safe to call more than once. */
+  release(): void;
+}
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return errorCode(error) === 'EPERM';
+  }
+}
+
+function parseLock(raw: string): LockInfo | undefined {
+  try {
+    const value = JSON.parse(raw) as Partial<LockInfo>;
+    if (
+      Number.isSafeInteger(value.pid) &&
+      typeof value.host === 'string' &&
+      typeof value.started === 'string' &&
+      typeof value.nonce === 'string'
+    ) {
+      return value as LockInfo;
+    }
+  } catch {
+    // Torn or foreign content: judged by the file's age below.
+  }
+  return undefined;
 }
 
 /** Kind of the file system entry at `file`, or undefined when there is none. */
@@ -62,4 +116,136 @@ export function prepareRunFolder(runDir: string, stage?: string): void {
   } finally {
     fs.rmSync(probe, { force: true });
   }
+}
+
+/**
+ * Takes `<runDir>/.lock` (the folder must exist, see prepareRunFolder). A lock held by a live
+ * process, or by a process on another host (whose liveness cannot be checked here), is refused
+ * naming the folder, the holder and `busyAdvice`; a dead holder's lock is taken over and `warn`
+ * says so. Limitation: a holder's pid reused by an unrelated live process keeps the lock looking
+ * held; the refusal says to delete the lock file when no run uses the folder.
+ */
+export function lockRunFolder(
+  runDir: string,
+  busyAdvice: string,
+  warn: (message: string) => void,
+): RunFolderLock {
+  const file = path.join(runDir, LOCK_FILE);
+  const info: LockInfo = {
+    pid: process.pid,
+    host: os.hostname(),
+    started: new Date().toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+  };
+  const content = JSON.stringify(info) + '\n';
+  // Two rounds: the second follows the take-over of a stale lock.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(file, 'wx');
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') {
+        throw new Error(`cannot lock the run folder ${runDir}: ${(error as Error).message}`);
+      }
+    }
+    if (fd !== undefined) {
+      try {
+        fs.writeSync(fd, content);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return holderHandle(file, content);
+    }
+    const stale = staleLock(file, runDir, busyAdvice);
+    if (stale === undefined) continue; // Gone meanwhile: its holder released it.
+    if (takeOver(file, stale.raw)) warn(`${file}: took over the lock of ${stale.holder}`);
+  }
+  const now = staleLock(file, runDir, busyAdvice);
+  throw new Error(
+    `cannot lock the run folder ${runDir}: another run took ${file}` +
+      (now ? ` (${now.holder})` : '') +
+      ` while this one started; ${busyAdvice}`,
+  );
+}
+
+/**
+ * Reads the lock at `file`: undefined when it is gone; throws the "in use" error when its holder
+ * may be running; else returns it with a description of the dead holder.
+ */
+function staleLock(
+  file: string,
+  runDir: string,
+  busyAdvice: string,
+): { raw: string; holder: string } | undefined {
+  let raw: string;
+  let mtimeMs: number;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+    mtimeMs = fs.statSync(file).mtimeMs;
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  const held = parseLock(raw);
+  if (!held) {
+    if (Date.now() - mtimeMs < TORN_LOCK_GRACE_MS) {
+      throw new Error(
+        `the run folder ${runDir} is being locked by another run that is starting (${file}); ` +
+          busyAdvice,
+      );
+    }
+    return { raw, holder: `unreadable content ${JSON.stringify(raw.slice(0, 60))}` };
+  }
+  const holder = `pid ${held.pid} on ${held.host}, since ${held.started}`;
+  if (held.host !== os.hostname() || isAlive(held.pid)) {
+    throw new Error(
+      `the run folder ${runDir} is in use by another training run (${holder}); ${busyAdvice} ` +
+        `(if no run uses the folder, delete ${file})`,
+    );
+  }
+  return { raw, holder: `${holder}, which is no longer running` };
+}
+
+/**
+ * Removes the stale lock `staleRaw` at `file`, and only that one: the lock is moved aside under
+ * a unique name (one of two racing starters wins the rename) and put back when it turns out
+ * another starter had replaced it meanwhile. Returns whether the stale lock was removed.
+ */
+function takeOver(file: string, staleRaw: string): boolean {
+  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    fs.renameSync(file, aside);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+  if (fs.readFileSync(aside, 'utf8') === staleRaw) {
+    fs.rmSync(aside, { force: true });
+    return true;
+  }
+  // A live lock taken in between: put it back unless yet another one is there now (the caller
+  // then finds that one held and refuses).
+  try {
+    fs.linkSync(aside, file);
+  } catch {
+    // EEXIST: a newer lock is in place; nothing to restore.
+  }
+  fs.rmSync(aside, { force: true });
+  return false;
+}
+
+function holderHandle(file: string, content: string): RunFolderLock {
+  let released = false;
+  return {
+    file,
+    release() {
+      if (released) return;
+      released = true;
+      try {
+        if (fs.readFileSync(file, 'utf8') === content) fs.rmSync(file, { force: true });
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      }
+    },
+  };
 }

@@ -1,11 +1,30 @@
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
 import { runCli } from '../../../src/cli/main';
-import { prepareRunFolder } from '../../../src/rlhf/runFolder';
+import { createRunFolder } from '../../../src/extension/trainPipeline';
+import { runTrainingJob, type TrainingEvent } from '../../../src/host/trainingHandlers';
+import { EDITOR_ADVICE, createTrainingRunners } from '../../../src/host/trainingRunners';
+import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
+import { LOCK_FILE, lockRunFolder, prepareRunFolder } from '../../../src/rlhf/runFolder';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', '0']);
+  assert.strictEqual(child.status, 0);
+  return child.pid!;
+}
+
+function cliIo() {
+  const out: string[] = [];
+  return { out, io: { out: (t: string) => out.push(t), err: (t: string) => out.push(t) } };
+}
 
 describe('run folder checks before a job starts', () => {
   let dir: string;
@@ -73,5 +92,186 @@ describe('run folder checks before a job starts', () => {
     const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
     assert.strictEqual(await runCli(['train', 'rm', '--run-dir', '', ...common], io), 2);
     assert.match(out.join('\n'), /--run-dir is empty; name a folder for the run/);
+  });
+});
+
+describe('run folder lock', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'run-lock-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const noWarning = (message: string) => assert.fail(`unexpected warning: ${message}`);
+
+  it('refuses a second holder, naming the folder and the pid, until the first releases', () => {
+    const lock = lockRunFolder(dir, 'wait for it', noWarning);
+    const held = JSON.parse(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8'));
+    assert.strictEqual(held.pid, process.pid);
+    assert.ok(Date.now() - Date.parse(held.started) < 60_000, held.started);
+    assert.throws(
+      () => lockRunFolder(dir, 'wait for it', noWarning),
+      new RegExp(
+        `^Error: the run folder ${escape(dir)} is in use by another training run ` +
+          `\\(pid ${process.pid} on ${escape(os.hostname())}, since ${escape(held.started)}\\); ` +
+          `wait for it \\(if no run uses the folder, delete ${escape(path.join(dir, LOCK_FILE))}\\)$`,
+      ),
+    );
+    lock.release();
+    lock.release();
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
+    lockRunFolder(dir, 'wait for it', noWarning).release();
+  });
+
+  it("takes over a dead holder's lock with a warning, and never removes another's lock", () => {
+    const file = path.join(dir, LOCK_FILE);
+    const pid = deadPid();
+    const stale = { pid, host: os.hostname(), started: '2026-01-01T00:00:00.000Z', nonce: 'x' };
+    fs.writeFileSync(file, JSON.stringify(stale));
+    const warnings: string[] = [];
+    const lock = lockRunFolder(dir, 'wait', (m) => warnings.push(m));
+    assert.deepStrictEqual(warnings, [
+      `${file}: took over the lock of pid ${pid} on ${os.hostname()}, since ` +
+        '2026-01-01T00:00:00.000Z, which is no longer running',
+    ]);
+    assert.strictEqual(JSON.parse(fs.readFileSync(file, 'utf8')).pid, process.pid);
+    // Someone else's lock in its place (deleted by hand and retaken): release leaves it.
+    fs.writeFileSync(file, JSON.stringify({ ...stale, pid: process.pid, nonce: 'other' }));
+    lock.release();
+    assert.ok(fs.existsSync(file));
+    // Another host's lock cannot be judged here: held.
+    fs.writeFileSync(file, JSON.stringify({ ...stale, host: 'elsewhere.example' }));
+    assert.throws(
+      () => lockRunFolder(dir, 'wait', noWarning),
+      /in use by .* on elsewhere\.example/,
+    );
+    // Unreadable content: a starter may be writing it; once old, a killed starter left it.
+    fs.writeFileSync(file, '');
+    assert.throws(() => lockRunFolder(dir, 'wait', noWarning), /is being locked by another run/);
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(file, old, old);
+    warnings.length = 0;
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.match(warnings.join(), /took over the lock of unreadable content ""/);
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
+  });
+
+  it('lets one of two runs started together in a folder train; the other touches nothing', async () => {
+    const data = path.join(dir, 'prefs.jsonl');
+    await appendOracleJudgments(data, 24, 'm');
+    const runDir = path.join(dir, 'run');
+    const args = [
+      ...['train', 'rm', '--run-dir', runDir, '--modelDir', MODEL, '--dataFile', data],
+      ...['--epochs', '1', '--batchSize', '4', '--checkpointEvery', '1', '--loraRank', '2'],
+      ...['--maxPromptTokens', '12', '--maxCompletionTokens', '6'],
+    ];
+    const [a, b] = [cliIo(), cliIo()];
+    const codes = await Promise.all([runCli(args, a.io), runCli(args, b.io)]);
+    assert.deepStrictEqual(codes, [0, 1], `${a.out.join('\n')}\n---\n${b.out.join('\n')}`);
+    assert.match(
+      b.out.join('\n'),
+      new RegExp(
+        `\\[done\\] failed: the run folder ${escape(runDir)} is in use by another training run ` +
+          `\\(pid ${process.pid} .*\\); wait for it to end, or choose another --run-dir`,
+      ),
+    );
+    assert.ok(fs.existsSync(path.join(runDir, 'reward-model', 'reward_head.safetensors')));
+    assert.ok(!fs.existsSync(path.join(runDir, LOCK_FILE)), 'released at the end');
+    // Released when a job fails, too.
+    const failed = cliIo();
+    const missing = args.map((arg) => (arg === data ? path.join(dir, 'none.jsonl') : arg));
+    assert.strictEqual(await runCli([...missing, '--run-dir', path.join(dir, 'r2')], failed.io), 1);
+    assert.ok(!fs.existsSync(path.join(dir, 'r2', LOCK_FILE)), failed.out.join('\n'));
+  });
+
+  it('releases the lock of a cancelled job', async () => {
+    const data = path.join(dir, 'prefs.jsonl');
+    await appendOracleJudgments(data, 24, 'm');
+    const runDir = path.join(dir, 'run');
+    const controller = new AbortController();
+    let lockedWhileRunning = false;
+    const done = await runTrainingJob(
+      {
+        type: 'train/start',
+        jobId: 'j',
+        kind: 'rm',
+        runDir,
+        resume: false,
+        config: { modelDir: MODEL, dataFile: data, loraRank: 2, maxPromptTokens: 12 },
+      },
+      createTrainingRunners().rm,
+      () => {},
+      controller.signal,
+      async (work) => {
+        lockedWhileRunning = fs.existsSync(path.join(runDir, LOCK_FILE));
+        controller.abort();
+        return work();
+      },
+    );
+    assert.strictEqual(done.status, 'cancelled');
+    assert.ok(lockedWhileRunning);
+    assert.ok(!fs.existsSync(path.join(runDir, LOCK_FILE)));
+  });
+
+  it("words the editor's refusals without the CLI's flags", async () => {
+    const runDir = path.join(dir, 'rm');
+    const command = {
+      type: 'train/start' as const,
+      jobId: 'run-x-rm',
+      kind: 'rm' as const,
+      runDir,
+      resume: false,
+      config: { modelDir: MODEL, dataFile: path.join(dir, 'prefs.jsonl') },
+    };
+    const errors: string[] = [];
+    const run = async () => {
+      const events: TrainingEvent[] = [];
+      const done = await runTrainingJob(
+        command,
+        createTrainingRunners({ advice: EDITOR_ADVICE }).rm,
+        (e) => events.push(e),
+        new AbortController().signal,
+        (work) => work(),
+      );
+      assert.strictEqual(done.status, 'failed');
+      errors.push(done.error!);
+    };
+    fs.mkdirSync(runDir);
+    const lock = lockRunFolder(runDir, 'x', noWarning);
+    await run();
+    lock.release();
+    const checkpoints = path.join(runDir, 'checkpoints', 'reward-model');
+    writeCheckpoint(checkpoints, 2, { 'a.bin': 'x' }, {});
+    await run();
+    fs.rmSync(path.join(checkpoints, 'latest'));
+    await run();
+    assert.match(errors[0], /is in use by another training run .*wait for that run to end/);
+    assert.match(errors[1], /already holds 1 step folder .*run "Train on my judgments" again/);
+    assert.match(errors[2], /no "latest" pointer.*run "Train on my judgments" again/);
+    for (const error of errors) assert.doesNotMatch(error, /--|resume/, error);
+  });
+});
+
+describe("the editor's run folders", () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'run-ids-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('are unique for runs started in the same millisecond', () => {
+    const now = () => new Date('2026-12-04T18:15:00.123Z');
+    const suffixes = ['3fa9', '3fa9', '3fa9', '0b1c'];
+    const first = createRunFolder(dir, now, () => suffixes.shift()!);
+    assert.deepStrictEqual(first, {
+      runId: 'run-20261204T181500.123-3fa9',
+      runDir: path.join(dir, 'run-20261204T181500.123-3fa9'),
+    });
+    // Same time, same suffix twice more: the taken id is retried, not shared.
+    const second = createRunFolder(dir, now, () => suffixes.shift()!);
+    assert.strictEqual(second.runId, 'run-20261204T181500.123-0b1c');
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), [second.runId, first.runId]);
+    const ids = new Set(Array.from({ length: 20 }, () => createRunFolder(dir, now).runId));
+    assert.strictEqual(ids.size, 20);
+    assert.throws(
+      () => createRunFolder(dir, now, () => '3fa9'),
+      new RegExp(`could not create a new run folder in ${escape(dir)}: 8 run ids were taken`),
+    );
   });
 });
