@@ -70,6 +70,24 @@ function coerce(kind: TrainingKind, key: string, raw: string): unknown {
   return raw;
 }
 
+/** Reads a `--config` file: a JSON object of trainer keys (checked by the trainer's spec). */
+function readConfigFile(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--config ${file}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    const got = Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed);
+    throw new UsageError(
+      `--config ${file}: expected a JSON object of config keys (such as {"epochs": 2}), ` +
+        `got ${got.length > 60 ? `${got.slice(0, 60)}...` : got}`,
+    );
+  }
+  return parsed as Record<string, unknown>;
+}
+
 function printEvent(io: CliIo, event: TrainingEvent): void {
   if (event.type === 'train/log') {
     (event.level === 'error' || event.level === 'warn' ? io.err : io.out)(
@@ -119,15 +137,8 @@ export const trainCommand: CliCommand = {
     if (typeof runDir !== 'string') throw new UsageError('--run-dir <dir> is required');
     // path.resolve would turn "" into the current folder, and the run would write all over it.
     if (runDir.trim() === '') throw new UsageError('--run-dir is empty; name a folder for the run');
-    let config: Record<string, unknown> = {};
     const configFile = args.options.get('config');
-    if (typeof configFile === 'string') {
-      try {
-        config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
-      } catch (error) {
-        throw new UsageError(`--config ${configFile}: ${(error as Error).message}`);
-      }
-    }
+    const config = typeof configFile === 'string' ? readConfigFile(configFile) : {};
     for (const key of keys) {
       const raw = args.options.get(key);
       if (typeof raw === 'string') config[key] = coerce(kind, key, raw);

@@ -132,6 +132,33 @@ describe('code-rlhf train / eval CLI', function () {
     assert.match(failed.out.join('\n'), /\[done\] failed: PPO config "rewardModelDir" is empty/);
   });
 
+  it('refuses a --config file that is not a JSON object of keys, naming the file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-config-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      const cases: [string, string][] = [
+        ['null', 'null'],
+        ['5', '5'],
+        ['"s"', '"s"'],
+        ['true', 'true'],
+        ['[1]', 'an array'],
+      ];
+      for (const [content, got] of cases) {
+        fs.writeFileSync(file, content);
+        const run = io();
+        const args = ['train', 'rm', '--run-dir', path.join(dir, 'run'), '--config', file];
+        assert.strictEqual(await runCli([...args, '--epochs', '2'], run.io), 2, content);
+        assert.deepStrictEqual(run.err, [
+          `code-rlhf: --config ${file}: expected a JSON object of config keys (such as ` +
+            `{"epochs": 2}), got ${got}`,
+        ]);
+      }
+      assert.deepStrictEqual(fs.readdirSync(dir), ['config.json']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to start beside checkpoints the run did not write, and deletes none of them', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-checkpoints-'));
     try {
