@@ -164,7 +164,19 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   // an export of this store, or the same file with lines moved, is recognised by its pairs
   // (TRL) or labels (KTO).
   const unit = result.format === 'kto' ? 'label' : 'pair';
-  const sameContent = typeof out === 'string' ? await dropStoredContent(result, out) : 0;
+  const check =
+    typeof out === 'string' ? await dropStoredContent(result, out) : { removed: 0, unreadable: [] };
+  if (check.unreadable.length > 0) {
+    printIssues(io, `unreadable lines in the store ${out}`, check.unreadable, String(out));
+    io.err(
+      `${dryRun ? 'would not import' : 'not importing'}: ${result.format.toUpperCase()} lines ` +
+        `carry no ids, so ${input} is checked against ${out} by content, and the lines of ${out} ` +
+        `above cannot be read: a ${unit} held only there would be stored twice. ${out} is unchanged; ` +
+        `fix or move those lines (code-rlhf data validate ${out}) and import again.`,
+    );
+    return 1;
+  }
+  const sameContent = check.removed;
   if (dryRun || typeof out !== 'string') {
     const present =
       sameContent > 0 ? ` (${sameContent} already in ${out} with the same ${unit})` : '';

@@ -13,7 +13,7 @@ import type {
 } from '../protocol/records';
 import { isEvaluationRecord } from './blindAb';
 import { importRecords } from './formats';
-import type { ImportResult } from './formats/importResult';
+import type { ImportIssue, ImportResult } from './formats/importResult';
 import { ktoLabels } from './formats/kto';
 import { expandJudgment } from './pairs';
 import { redactRecord } from './redact';
@@ -156,27 +156,49 @@ export function alreadyStoredLabels(
   return alreadyStored(imported, counts, recordLabels);
 }
 
+/** What {@link dropStoredContent} did. */
+export interface StoredContentCheck {
+  /** Records removed from the import because the store holds their pair or label. */
+  removed: number;
+  /**
+   * Lines of the store that could not be read (a newer schema version, damage): their pairs or
+   * labels are unknown, so nothing was removed and the caller must not append (see below).
+   */
+  unreadable: ImportIssue[];
+}
+
 /**
  * Removes from `result` the records of a TRL or KTO import whose pair or label the store file
  * at `storePath` already holds (see {@link alreadyStoredPairs}, {@link alreadyStoredLabels})
- * and returns how many it removed; other formats carry ids and are left alone, and a missing
- * store holds nothing. Incoming records are compared as the store would write them (redacted).
- * Lines of the store that do not parse are ignored here (the append reports a broken store).
+ * and says how many it removed; other formats carry ids and are left alone (the store skips a
+ * stored id, even on a line it cannot otherwise read), and a missing store holds nothing.
+ * Incoming records are compared as the store would write them (redacted).
+ *
+ * When some store lines cannot be read, the check is incomplete: a pair or label held only on
+ * such a line would be appended again, and TRL and KTO records get new ids, so the duplicate
+ * could never be told apart afterwards. Then nothing is removed and the lines are returned in
+ * `unreadable`: the CLI refuses the import (the store stays as it is) rather than append
+ * possible duplicates; fixing or moving those lines and importing again loses nothing.
  */
-export async function dropStoredContent(result: ImportResult, storePath: string): Promise<number> {
+export async function dropStoredContent(
+  result: ImportResult,
+  storePath: string,
+): Promise<StoredContentCheck> {
   const unitsOf =
     result.format === 'trl' ? recordPairs : result.format === 'kto' ? recordLabels : null;
-  if (unitsOf === null) return 0;
+  if (unitsOf === null) return { removed: 0, unreadable: [] };
   const exists = await fsp
     .stat(storePath)
     .then((s) => s.isFile())
     .catch(() => false);
-  if (!exists || result.records.length === 0) return 0;
-  const counts = storedCounts((await importRecords(storePath)).records, unitsOf);
+  if (!exists || result.records.length === 0) return { removed: 0, unreadable: [] };
+  const stored = await importRecords(storePath);
+  if (stored.rejected.length > 0) return { removed: 0, unreadable: stored.rejected };
+  const counts = storedCounts(stored.records, unitsOf);
   const present = alreadyStored(result.records.map(redactRecord), counts, unitsOf);
-  if (present.size === 0) return 0;
+  if (present.size === 0) return { removed: 0, unreadable: [] };
   const lines = result.recordLines?.length === result.records.length ? result.recordLines : null;
   result.records = result.records.filter((_, i) => !present.has(i));
   if (lines) result.recordLines = lines.filter((_, i) => !present.has(i));
-  return present.size;
+  return { removed: present.size, unreadable: [] };
 }

@@ -229,6 +229,40 @@ describe('re-importing a KTO export into the same store', () => {
     assert.strictEqual(await count(), 7);
   });
 
+  it('refuses to import into a store with an unreadable line, naming it, and writes nothing', async () => {
+    await (await openStore(store)).appendMany(stored);
+    const kto = await exportKto('export.jsonl');
+    const trl = path.join(dir, 'export-trl.jsonl');
+    assert.strictEqual(
+      (await cli('data', 'export', store, '--format', 'trl', '--out', trl)).code,
+      0,
+    );
+    // A line of a newer schema version: its labels cannot be known, so they could be re-added.
+    const lines = readFileSync(store, 'utf8').split('\n');
+    lines[1] = JSON.stringify({ ...JSON.parse(lines[1]), v: 99 });
+    writeFileSync(store, lines.join('\n'));
+    const before = readFileSync(store);
+    for (const [file, unit] of [
+      [kto, 'label'],
+      [trl, 'pair'],
+    ]) {
+      for (const dryRun of [[], ['--dry-run']]) {
+        const again = await cli('data', 'import', file, '--out', store, ...dryRun);
+        assert.strictEqual(again.code, 1, again.out);
+        assert.match(again.err, /^unreadable lines in the store .*: 1$/m);
+        assert.match(again.err, new RegExp(`^  ${store}:2: key "v": version 99 is newer`, 'm'));
+        assert.match(
+          again.err,
+          new RegExp(
+            `not import(ing)?: [A-Z]+ lines carry no ids, .* a ${unit} held only there would be ` +
+              `stored twice\\. ${store} is unchanged; fix or move those lines`,
+          ),
+        );
+        assert.deepStrictEqual(readFileSync(store), before);
+      }
+    }
+  });
+
   it('brings ignored suggestions back as rejected from an --ignored-as-bad export', async () => {
     await (await openStore(store)).appendMany(stored);
     const kto = await exportKto('with-ignored.jsonl', '--ignored-as-bad');
