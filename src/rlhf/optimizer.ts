@@ -74,18 +74,15 @@ function concreteShape(shape: readonly Dim[], length: number): number[] | undefi
 
 const SLOT_KEY = { adam_m: 'm', adam_v: 'v' } as const;
 
+/** AdamW over named host arrays, one training-graph run per update (see the file comment). */
 export class ParameterOptimizer {
-  /** The arrays of `params` as graph feeds (same memory). */
-  private readonly feeds: Record<string, HostTensor>;
-
   private constructor(
     private readonly trainer: Trainer,
     private readonly training: TrainingGraph,
     private readonly params: ReadonlyMap<string, Float32Array>,
-    feeds: Record<string, HostTensor>,
-  ) {
-    this.feeds = feeds;
-  }
+    /** The arrays of `params` as graph feeds (same memory). */
+    private readonly feeds: Record<string, HostTensor>,
+  ) {}
 
   /**
    * Creates the update session once. `params` must hold exactly the graph's trainables (by input
