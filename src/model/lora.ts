@@ -193,12 +193,14 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
     }
   }
   const parts = new Map<string, { a?: Float32Array; b?: Float32Array }>();
+  // Tensors read so far; every one of them matched (a mismatch stops the loop). Not parts.size,
+  // which counts modules, each with an A and a B tensor.
+  let matched = 0;
   for (const [key, entry] of header.tensors) {
     const match = /^(?:base_model\.model\.)*(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(key);
     const module = match?.[1];
     const info = module ? known.get(module) : undefined;
     if (!match || !module || !info) {
-      const matched = [...parts.keys()].length;
       throw new ConfigError(
         `${weightsFile}: tensor "${key}" matches no LoRA module of ${model.name} ` +
           `(${matched} of ${header.tensors.size} tensors matched before it; expected keys like ` +
@@ -228,6 +230,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
     }
     slot[which === 'A' ? 'a' : 'b'] = values;
     parts.set(module, slot);
+    matched++;
   }
   if (parts.size === 0) {
     throw new ConfigError(`${weightsFile}: no LoRA tensors (0 modules matched)`);

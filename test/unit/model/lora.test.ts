@@ -176,6 +176,38 @@ describe('LoRA (R6)', () => {
     );
   });
 
+  it('counts the tensors, not the modules, that matched before a key that matches none', () => {
+    const partial = path.join(dir, 'partial');
+    fs.mkdirSync(partial);
+    fs.copyFileSync(
+      path.join(ADAPTER, 'adapter_config.json'),
+      path.join(partial, 'adapter_config.json'),
+    );
+    const header = readSafetensorsHeader(path.join(ADAPTER, 'adapter_model.safetensors'));
+    const keys = [...header.tensors.keys()];
+    const last = keys[keys.length - 1];
+    const renamed = last.replace('model.layers', 'transformer.h');
+    const tensors: Parameters<typeof writeSafetensors>[1] = {};
+    for (const [key, entry] of header.tensors) {
+      tensors[key === last ? renamed : key] = {
+        dtype: 'F32',
+        shape: entry.shape,
+        data: readTensorF32(header, key),
+      };
+    }
+    const file = path.join(partial, 'adapter_model.safetensors');
+    writeSafetensors(file, tensors);
+    const written = [...readSafetensorsHeader(file).tensors.keys()];
+    assert.strictEqual(written[written.length - 1], renamed, 'the renamed tensor is read last');
+    const n = keys.length;
+    assert.throws(
+      () => loadPeftAdapter(partial, runtime.model),
+      new RegExp(
+        `"${renamed.replace(/\./g, '\\.')}" matches no LoRA module of tiny-llama \\(${n - 1} of ${n} tensors matched before it;`,
+      ),
+    );
+  });
+
   it('a merged full-checkpoint export agrees with the unmerged adapter', async () => {
     const adapter: LoraAdapter = loadPeftAdapter(ADAPTER, runtime.model);
     const out = path.join(dir, 'merged');
