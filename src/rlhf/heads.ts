@@ -2,8 +2,8 @@
  * Reward and value heads (a [hidden] weight vector and a scalar bias) saved as small F32
  * safetensors files, `reward_head.safetensors` and `value_head.safetensors`, next to the PEFT
  * adapter. Failure kind R5: a head must round-trip bitwise (the SHA-256 of the tensor bytes is
- * stored in the header metadata and checked on load), and a missing head file is an error, or
- * with `allowFresh` a loudly flagged fresh initialisation, never a silent re-init.
+ * stored in the header metadata and checked on load), and a missing head file is an error, never
+ * a silent re-init: a fresh head would score (or estimate values) at random.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -109,31 +109,30 @@ export class HeadNotFoundError extends Error {}
 
 export interface LoadedHead {
   head: Head;
-  /** True when the file was missing and `allowFresh` made a new head: record it in run.json. */
-  initializedFresh: boolean;
   file: string;
 }
 
-/**
- * Loads a head. Missing file: throws HeadNotFoundError "value head not found at ...", unless
- * `allowFresh` is given, in which case a fresh head is made and `initializedFresh` is true so
- * the caller can warn and record it.
- */
-export function loadHead(
-  dir: string,
-  kind: HeadKind,
-  hidden: number,
-  allowFresh?: () => Head,
-): LoadedHead {
+/** What to do about a missing head, by where heads of that kind are loaded from. */
+const MISSING_HEAD_ADVICE: Record<HeadKind, (dir: string) => string> = {
+  // Loaded from a reward model run's output folder (the scorer of PPO, the gate, eval).
+  reward: (dir) =>
+    `${dir} is not a complete reward model: point at the output folder of a reward model run ` +
+    '(the "reward-model" folder in its run folder) with all its files, or train the reward ' +
+    'model again',
+  // Loaded from a PPO checkpoint when resuming: the checkpoint lacks it.
+  value: (dir) =>
+    `the checkpoint ${dir} holds no value head, so PPO cannot continue from it; start PPO ` +
+    'again in a new run folder',
+};
+
+/** Loads a head; a missing file throws HeadNotFoundError naming it and what to do. */
+export function loadHead(dir: string, kind: HeadKind, hidden: number): LoadedHead {
   const file = path.join(dir, headFileName(kind));
   if (!fs.existsSync(file)) {
-    if (!allowFresh) {
-      throw new HeadNotFoundError(
-        `${kind} head not found at ${file}; refusing to continue with a freshly initialized head ` +
-          '(start a new run, or allow fresh heads explicitly)',
-      );
-    }
-    return { head: allowFresh(), initializedFresh: true, file };
+    throw new HeadNotFoundError(
+      `${kind} head not found at ${file}; refusing to continue with a freshly initialized ` +
+        `head: ${MISSING_HEAD_ADVICE[kind](dir)}`,
+    );
   }
-  return { head: decodeHead(fs.readFileSync(file), file, hidden), initializedFresh: false, file };
+  return { head: decodeHead(fs.readFileSync(file), file, hidden), file };
 }

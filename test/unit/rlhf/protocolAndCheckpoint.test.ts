@@ -252,20 +252,29 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
     const head = { weight, bias: new Float32Array([1e-7]) };
     saveHead(dir, 'value', head);
     const loaded = loadHead(dir, 'value', 5);
-    assert.strictEqual(loaded.initializedFresh, false);
     assert.strictEqual(headDigest(loaded.head), headDigest(head));
     assert.ok(Object.is(loaded.head.weight[4], -0));
+    // The advice is something the user can do: no option allows a fresh head.
     assert.throws(
       () => loadHead(dir, 'reward', 5),
       (e: Error) =>
         e instanceof HeadNotFoundError &&
-        /reward head not found at .*reward_head\.safetensors/.test(e.message),
+        e.message ===
+          `reward head not found at ${dir}/reward_head.safetensors; refusing to continue with a ` +
+            `freshly initialized head: ${dir} is not a complete reward model: point at the ` +
+            'output folder of a reward model run (the "reward-model" folder in its run folder) ' +
+            'with all its files, or train the reward model again',
     );
-    const fresh = loadHead(dir, 'reward', 5, () => ({
-      weight: new Float32Array(5),
-      bias: new Float32Array(1),
-    }));
-    assert.strictEqual(fresh.initializedFresh, true);
+    fs.rmSync(path.join(dir, 'value_head.safetensors'));
+    assert.throws(
+      () => loadHead(dir, 'value', 5),
+      new RegExp(
+        `^Error: value head not found at ${dir}/value_head\\.safetensors; .*: the checkpoint ` +
+          `${dir} holds no value head, so PPO cannot continue from it; start PPO again in a ` +
+          'new run folder$',
+      ),
+    );
+    saveHead(dir, 'value', head);
     assert.throws(() => loadHead(dir, 'value', 6), /hidden size is 6/);
     const bytes = encodeHead(head, 'value');
     bytes[bytes.length - 1] ^= 1;
