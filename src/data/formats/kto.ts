@@ -146,6 +146,8 @@ export async function importKto(file: string, options: ImportOptions = {}): Prom
       }
       if (typeof o !== 'object' || o === null || Array.isArray(o))
         throw new LineError('line must hold a JSON object');
+      if (o.label === undefined)
+        throw new LineError('key "label" is missing; allowed: true or false');
       if (typeof o.label !== 'boolean')
         throw new LineError(`key "label" must be true or false, got ${JSON.stringify(o.label)}`);
       let prefix = '';

@@ -143,4 +143,25 @@ describe('rankings and KTO formats', () => {
     const withIgnored = exportRecords(records, 'kto', { ignoredAsBad: true });
     assert.strictEqual(withIgnored.lines.length, 9);
   });
+
+  it('a KTO line without a label is rejected saying the key is missing', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kto-label-'));
+    try {
+      const file = path.join(dir, 'labels.jsonl');
+      const lines = [
+        { prompt: 'a = ', completion: '1' },
+        { prompt: 'a = ', completion: '1', label: 'yes' },
+        { prompt: 'a = ', completion: '1', label: true },
+      ];
+      writeFileSync(file, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+      const result = await importFile(file, 'kto');
+      assert.deepStrictEqual(result.rejected, [
+        { line: 1, reason: 'key "label" is missing; allowed: true or false' },
+        { line: 2, reason: 'key "label" must be true or false, got "yes"' },
+      ]);
+      assert.strictEqual(result.records.length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
