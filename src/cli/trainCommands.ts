@@ -34,25 +34,34 @@ const SPECS: Record<TrainingKind, { spec: ConfigSpec<object>; defaults: object }
   gate: { spec: GATE_SPEC as ConfigSpec<object>, defaults: GATE_DEFAULTS },
 };
 
-function trainHelp(): string {
+const TRAIN_USAGE = [
+  'usage: code-rlhf train rm|ppo|dpo --modelDir <dir> --dataFile <store.jsonl> --run-dir <dir>',
+  '         [--resume] [--config <file.json>] [--<key> <value> ...]',
+  '  ppo also needs --rewardModelDir <run-dir>/reward-model (from train rm).',
+  '       code-rlhf train gate --modelDir <dir> --rewardModelDir <dir> --adapterDir <dir>',
+  '         --run-dir <dir> [--baselineAdapterDir <dir>]',
+  '  gate: the promotion gate (reward-model win rate against the base or --baselineAdapterDir',
+  '  on the prompts both trainers held out, and KL); prints promote or keep, and why.',
+];
+
+/** Every key of the trainer `kind`: name, type, help and default, from its config spec. */
+function kindKeys(kind: TrainingKind): string[] {
+  return [`${kind} keys:`, ...describeConfig(SPECS[kind].spec, SPECS[kind].defaults)];
+}
+
+/** `train --help`: the usage and the keys of every trainer; with `kind`, of that one only. */
+function trainHelp(kind?: TrainingKind): string {
+  const kinds = kind ? [kind] : (['rm', 'ppo', 'dpo', 'gate'] as const);
   return [
     'code-rlhf train: train on a preference store',
     '',
-    'usage: code-rlhf train rm|ppo|dpo --modelDir <dir> --dataFile <store.jsonl> --run-dir <dir>',
-    '         [--resume] [--config <file.json>] [--<key> <value> ...]',
-    '  ppo also needs --rewardModelDir <run-dir>/reward-model (from train rm).',
-    '       code-rlhf train gate --modelDir <dir> --rewardModelDir <dir> --adapterDir <dir>',
-    '         --run-dir <dir> [--baselineAdapterDir <dir>]',
-    '  gate: the promotion gate (reward-model win rate against the base or --baselineAdapterDir',
-    '  on the prompts both trainers held out, and KL); prints promote or keep, and why.',
+    ...TRAIN_USAGE,
     '',
-    ...(['rm', 'ppo', 'dpo', 'gate'] as const).flatMap((kind) => [
-      `${kind} keys:`,
-      ...describeConfig(SPECS[kind].spec, SPECS[kind].defaults),
-      '',
-    ]),
+    ...kinds.flatMap((k) => [...kindKeys(k), '']),
   ].join('\n');
 }
+
+const isHelp = (arg: string) => arg === '--help' || arg === '-h';
 
 function coerce(kind: TrainingKind, key: string, raw: string): unknown {
   const field = (SPECS[kind].spec as Record<string, { kind: string }>)[key];
@@ -122,7 +131,7 @@ export const trainCommand: CliCommand = {
   summary: 'train a reward model, or the policy with PPO or DPO, on a preference store',
   async run(argv, io) {
     const [kindArg, ...rest] = argv;
-    if (kindArg === undefined || kindArg === '--help' || kindArg === '-h') {
+    if (kindArg === undefined || isHelp(kindArg)) {
       io.out(trainHelp());
       return kindArg === undefined ? 2 : 0;
     }
@@ -131,6 +140,10 @@ export const trainCommand: CliCommand = {
         `unknown trainer ${JSON.stringify(kindArg)}; allowed: rm, ppo, dpo, gate`,
       );
     const kind = kindArg as TrainingKind;
+    if (rest.some(isHelp)) {
+      io.out(trainHelp(kind));
+      return 0;
+    }
     const keys = Object.keys(SPECS[kind].spec);
     const args = parseArgs(rest, ['run-dir', 'config', ...keys], ['resume']);
     const runDir = args.options.get('run-dir');
@@ -178,7 +191,7 @@ export const evalCommand: CliCommand = {
   name: 'eval',
   summary: 'compare a tuned adapter with the base on unseen prompts (win rate, KL)',
   async run(argv, io) {
-    if (argv[0] === '--help' || argv[0] === '-h') {
+    if (argv.some(isHelp)) {
       io.out(EVAL_HELP);
       return 0;
     }
@@ -265,7 +278,7 @@ export const demoCommand: CliCommand = {
   name: 'demo',
   summary: 'run judgments -> reward model -> PPO -> blind evaluation with a simulated annotator',
   async run(argv, io) {
-    if (argv[0] === '--help' || argv[0] === '-h') {
+    if (argv.some(isHelp)) {
       io.out(DEMO_HELP);
       return 0;
     }

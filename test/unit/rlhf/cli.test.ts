@@ -132,6 +132,33 @@ describe('code-rlhf train / eval CLI', function () {
     assert.match(failed.out.join('\n'), /\[done\] failed: PPO config "rewardModelDir" is empty/);
   });
 
+  it('prints the keys of a trainer with <command> --help, and exits 0', async () => {
+    for (const kind of ['rm', 'ppo', 'dpo', 'gate']) {
+      for (const args of [['--help'], ['--run-dir', 'x', '-h']]) {
+        const run = io();
+        assert.strictEqual(await runCli(['train', kind, ...args], run.io), 0, run.err.join('\n'));
+        const help = run.out.join('\n');
+        assert.match(help, new RegExp(`^${kind} keys:$`, 'm'));
+        assert.strictEqual(help.match(/^\w+ keys:$/gm)?.length, 1, help);
+        assert.match(help, /^ {2}--seed <number> {2}random seed \(default 0\)$/m);
+      }
+    }
+    const rm = io();
+    await runCli(['train', 'rm', '--help'], rm.io);
+    assert.match(
+      rm.out.join('\n'),
+      /^ {2}--epochs <number> {2}passes over the training pairs \(default 3\)$/m,
+    );
+    const gate = io();
+    await runCli(['train', 'gate', '--help'], gate.io);
+    assert.match(gate.out.join('\n'), /^ {2}--minPrompts <number> {2}fewest held-out prompts/m);
+    for (const command of ['eval', 'demo']) {
+      const run = io();
+      assert.strictEqual(await runCli([command, '--model', 'm', '--help'], run.io), 0);
+      assert.match(run.out.join('\n'), new RegExp(`^code-rlhf ${command}: `));
+    }
+  });
+
   it('refuses a --config file that is not a JSON object of keys, naming the file', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-config-'));
     try {
