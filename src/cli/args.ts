@@ -47,6 +47,8 @@ export function parseArgs(
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** --verbose: print the stack trace of every error, not only of internal ones. */
+  verbose?: boolean;
 }
 
 /** One top-level command group (`data`, `train`, ...). */

@@ -2,6 +2,7 @@
  * `code-rlhf` command-line entry. Each command group lives in its own module and is listed in
  * COMMANDS; adding `train`, `eval` or `demo` means writing a CliCommand and adding one line.
  */
+import { describeError, isInternalError } from '../host/errorReport';
 import { UsageError, type CliCommand, type CliIo } from './args';
 import { dataCommand } from './dataCommand';
 import { demoCommand, evalCommand, trainCommand } from './trainCommands';
@@ -11,15 +12,32 @@ export const COMMANDS: CliCommand[] = [dataCommand, trainCommand, evalCommand, d
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    'usage: code-rlhf <command> [arguments]   (code-rlhf <command> --help for details)',
+    'usage: code-rlhf [--verbose] <command> [arguments]   (code-rlhf <command> --help for details)',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'errors: a problem with the input (a flag, config key, file, record or folder) prints its',
+    'message, which names the bad value and what is allowed; exit code 2 for a bad command line,',
+    '1 otherwise. An internal error (a bug: TypeError, RangeError, a failed assertion) prints its',
+    'stack trace too; please report it. --verbose (or --debug), anywhere before "--", prints the',
+    'stack trace of every error.',
   ].join('\n');
 }
 
+const VERBOSE_FLAGS = ['--verbose', '--debug'];
+
+/** `argv` without the global --verbose/--debug flags (before any "--"), and whether one was there. */
+function takeVerbose(argv: readonly string[]): { argv: string[]; verbose: boolean } {
+  const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+  const kept = argv.filter((arg, i) => i >= end || !VERBOSE_FLAGS.includes(arg));
+  return { argv: kept, verbose: kept.length < argv.length };
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the process exit code. */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+export async function runCli(fullArgv: string[], cliIo: CliIo): Promise<number> {
+  const { argv, verbose } = takeVerbose(fullArgv);
+  const io: CliIo = { ...cliIo, verbose: cliIo.verbose || verbose };
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(help());
@@ -35,10 +53,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      io.err(`code-rlhf: ${error.message}`);
+      io.err(`code-rlhf: ${describeError(error, io.verbose)}`);
       return 2;
     }
-    io.err(`code-rlhf: ${(error as Error).message}`);
+    const internal = isInternalError(error) ? 'internal error (please report it): ' : '';
+    io.err(`code-rlhf: ${internal}${describeError(error, io.verbose)}`);
     return 1;
   }
 }

@@ -172,6 +172,7 @@ export const trainCommand: CliCommand = {
         (event) => printEvent(io, event),
         controller.signal,
         (work) => work(),
+        { verbose: io.verbose },
       );
       return done.status === 'failed' ? 1 : done.status === 'cancelled' ? 130 : 0;
     } finally {

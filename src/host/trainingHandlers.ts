@@ -19,6 +19,7 @@ import {
   type TrainingKind,
 } from '../protocol/training';
 import type { TypedMessage } from '../protocol/modelHost';
+import { describeError } from './errorReport';
 import type { MessageLoop } from './loop';
 import { AbortError, type ModelScheduler } from './scheduler';
 
@@ -55,13 +56,18 @@ function isAbort(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
 }
 
-/** Runs one job to its `train/done`, sending events through `emit`. Used by host and CLI. */
+/**
+ * Runs one job to its `train/done`, sending events through `emit`. Used by host and CLI. A
+ * failure is logged as `describeError` words it: the message alone for bad input, the stack
+ * trace too for an internal error or with `verbose`.
+ */
 export async function runTrainingJob(
   command: TrainStartCommand,
   runner: TrainingJobRunner,
   emit: (event: TrainingEvent) => void,
   signal: AbortSignal,
   step: <T>(work: () => Promise<T>) => Promise<T>,
+  options: { verbose?: boolean } = {},
 ): Promise<TrainingEvent & { type: 'train/done' }> {
   const { jobId } = command;
   const ctx: TrainingJobContext = {
@@ -102,7 +108,7 @@ export async function runTrainingJob(
       done = { type: 'train/done', jobId, status: 'cancelled' };
     } else {
       const err = error as Error;
-      ctx.log('error', err.stack ?? err.message);
+      ctx.log('error', describeError(err, options.verbose));
       done = { type: 'train/done', jobId, status: 'failed', error: err.message };
     }
   }

@@ -2,7 +2,8 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../src/cli/main';
+import { COMMANDS, runCli } from '../../../src/cli/main';
+import { describeError, isInternalError } from '../../../src/host/errorReport';
 import { openStore } from '../../../src/data/store';
 import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
 import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
@@ -157,6 +158,54 @@ describe('code-rlhf train / eval CLI', function () {
       assert.strictEqual(await runCli([command, '--model', 'm', '--help'], run.io), 0);
       assert.match(run.out.join('\n'), new RegExp(`^code-rlhf ${command}: `));
     }
+  });
+
+  it('prints a stack trace only for internal errors, or for every error with --verbose', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-errors-'));
+    const frame = /^\s+at /m;
+    try {
+      // Bad input inside a job: a model folder that does not exist.
+      const args = ['train', 'rm', '--run-dir', path.join(dir, 'run')];
+      const missing = [...args, '--modelDir', path.join(dir, 'none'), '--dataFile', 'x'];
+      const plain = io();
+      assert.strictEqual(await runCli(missing, plain.io), 1);
+      const plainText = [...plain.err, ...plain.out].join('\n');
+      assert.match(plainText, /\[error\] .*none\/config\.json/);
+      assert.doesNotMatch(plainText, frame);
+      for (const flag of ['--verbose', '--debug']) {
+        const verbose = io();
+        assert.strictEqual(await runCli([flag, ...missing], verbose.io), 1);
+        assert.match(verbose.err.join('\n'), frame);
+      }
+      // Bad input outside a job, and a usage error.
+      const demo = io();
+      assert.strictEqual(await runCli(['demo', '--model', path.join(dir, 'none')], demo.io), 2);
+      assert.deepStrictEqual(demo.err.length, 1);
+      assert.doesNotMatch(demo.err[0], frame);
+      // A bug: the stack trace, and a request to report it.
+      COMMANDS.push({
+        name: 'crash',
+        summary: '',
+        run: async () => (undefined as unknown as { x: number }).x,
+      });
+      const crash = io();
+      assert.strictEqual(await runCli(['crash'], crash.io), 1);
+      assert.match(
+        crash.err.join('\n'),
+        /^code-rlhf: internal error \(please report it\): TypeError: /,
+      );
+      assert.match(crash.err.join('\n'), frame);
+    } finally {
+      const crash = COMMANDS.findIndex((c) => c.name === 'crash');
+      if (crash >= 0) COMMANDS.splice(crash, 1);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assert.strictEqual(isInternalError(new Error('bad key')), false);
+    assert.strictEqual(isInternalError(new SyntaxError('Unexpected token')), false);
+    assert.strictEqual(isInternalError(new RangeError('Invalid array length')), true);
+    assert.strictEqual(isInternalError('a string'), true);
+    assert.strictEqual(describeError(new Error('bad key')), 'bad key');
+    assert.match(describeError(new Error('bad key'), true), /^Error: bad key\n\s+at /);
   });
 
   it('refuses a --config file that is not a JSON object of keys, naming the file', async () => {

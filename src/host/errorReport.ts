@@ -1,0 +1,29 @@
+/**
+ * How a failed job or command is reported. Errors our code throws for bad input (a flag, config
+ * key, file, record or folder) carry a message that names the bad value and what is allowed:
+ * that message is the whole report, and a stack trace would only bury it. Errors JavaScript
+ * raises for a bug (a TypeError on undefined, a RangeError, ...) or a failed internal assertion
+ * are internal: their stack trace is what a bug report needs. `verbose` (the CLI's --verbose)
+ * asks for the stack trace of every error.
+ */
+
+/** Error classes that mean a bug in this code, not bad input. */
+const INTERNAL: ReadonlyArray<new (...args: never[]) => Error> = [
+  TypeError,
+  RangeError,
+  ReferenceError,
+  EvalError,
+  URIError,
+];
+
+/** Whether `error` is internal (a bug), not an error thrown for bad input; see the module doc. */
+export function isInternalError(error: unknown): boolean {
+  if (!(error instanceof Error)) return true;
+  return INTERNAL.some((kind) => error instanceof kind) || error.name === 'AssertionError';
+}
+
+/** The report of `error`: its message, or its stack trace when internal or `verbose`. */
+export function describeError(error: unknown, verbose = false): string {
+  if (!(error instanceof Error)) return `thrown value ${String(error)}`;
+  return verbose || isInternalError(error) ? (error.stack ?? error.message) : error.message;
+}
