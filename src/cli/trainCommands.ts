@@ -254,7 +254,11 @@ export const evalCommand: CliCommand = {
         maxCompletionTokens: num('max-new-tokens', 16) + 1,
         seed,
       },
-      ctx: directContext(),
+      ctx: directContext({
+        onLog: (level, message) => {
+          if (level === 'warn' || level === 'error') io.err(`[${level}] ${message}`);
+        },
+      }),
     });
     io.out(`prompts: ${report.prompts}`);
     if (report.oracleWinRate)

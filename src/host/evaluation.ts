@@ -13,6 +13,7 @@ import { loadPeftAdapter } from '../model/lora';
 import { ModelRuntime } from '../model/runtime';
 import { compareAdapters, type EvalSettings, type EvaluationReport } from '../rlhf/evaluate';
 import type { Oracle } from '../rlhf/oracle';
+import { warnIfRewardLimitsUnknown } from '../rlhf/rewardLimits';
 import { RewardScorer } from '../rlhf/rewardModel';
 import type { TrainerContext } from '../rlhf/trainerContext';
 
@@ -47,8 +48,10 @@ export async function compareAdapterFolders(
   // compareAdapters writes its rollouts here; nothing in it outlives the comparison.
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-eval-'));
   try {
-    if (options.rewardModelDir !== undefined)
+    if (options.rewardModelDir !== undefined) {
       scorer = await RewardScorer.load(model, options.rewardModelDir);
+      warnIfRewardLimitsUnknown(scorer, options.rewardModelDir, options.settings, options.ctx.log);
+    }
     return await compareAdapters({
       model,
       runtime,

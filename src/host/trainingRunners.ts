@@ -39,6 +39,7 @@ import {
   runPromotionGate,
   writeHeldOutPrompts,
 } from '../rlhf/promotionGate';
+import { warnIfRewardLimitsUnknown } from '../rlhf/rewardLimits';
 import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
 import { lockRunFolder, prepareRunFolder } from '../rlhf/runFolder';
 import { splitByPrompt } from '../rlhf/split';
@@ -207,6 +208,7 @@ export function createTrainingRunners(
         const runtime = ModelRuntime.fromModel(model, { threads });
         const generator = createGenerator(runtime);
         const scorer = await RewardScorer.load(model, config.rewardModelDir, { threads });
+        warnIfRewardLimitsUnknown(scorer, config.rewardModelDir, config, ctx.log);
         try {
           const result = await trainPpo({
             model,

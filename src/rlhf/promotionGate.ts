@@ -25,6 +25,7 @@ import {
   type PromotionDecision,
 } from './promotionRule';
 import { createRng, shuffled } from './random';
+import { warnIfRewardLimitsUnknown } from './rewardLimits';
 import { RewardScorer } from './rewardModel';
 import type { TrainerContext } from './trainerContext';
 
@@ -287,6 +288,7 @@ export async function runPromotionGate(options: {
   let scorer: RewardScorer | undefined;
   try {
     scorer = await RewardScorer.load(model, config.rewardModelDir, { threads: options.threads });
+    warnIfRewardLimitsUnknown(scorer, config.rewardModelDir, config, ctx.log);
     // Units of model work in compareAdapters: one per prompt and side, KL chunks of 16, scoring.
     const total =
       2 * prompts.length + Math.ceil((prompts.length * config.samplesPerPrompt) / 16) + 1;

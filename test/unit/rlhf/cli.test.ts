@@ -5,9 +5,13 @@ import * as path from 'path';
 import { COMMANDS, runCli } from '../../../src/cli/main';
 import { describeError, isInternalError } from '../../../src/host/errorReport';
 import { openStore } from '../../../src/data/store';
+import { loadModel } from '../../../src/model/loader';
+import { initLora, savePeftAdapter, type LoraConfig } from '../../../src/model/lora';
+import { saveHead } from '../../../src/rlhf/heads';
 import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
 import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
 import { oracleRecord } from '../../../src/rlhf/preferences';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
@@ -206,6 +210,65 @@ describe('code-rlhf train / eval CLI', function () {
     assert.strictEqual(isInternalError('a string'), true);
     assert.strictEqual(describeError(new Error('bad key')), 'bad key');
     assert.match(describeError(new Error('bad key'), true), /^Error: bad key\n\s+at /);
+  });
+
+  it('warns when a reward model folder has no run.json, naming it and the limits used', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-rm-limits-'));
+    try {
+      // A reward model assembled from an adapter and a head, without the run.json of a run.
+      const model = loadModel(MODEL);
+      const rmDir = path.join(dir, 'rm');
+      const lora: LoraConfig = {
+        rank: 2,
+        alpha: 4,
+        targets: ['q_proj', 'v_proj'],
+        useRslora: false,
+      };
+      savePeftAdapter(rmDir, initLora(model, lora, 1), model.dir);
+      const hidden = model.config.hiddenSize;
+      saveHead(rmDir, 'reward', { weight: new Float32Array(hidden), bias: new Float32Array(1) });
+      const corpus = path.join(dir, 'corpus.jsonl');
+      fs.writeFileSync(
+        corpus,
+        JSON.stringify({ text: 'const a = [1, 2, 3].map((x) => x * 2);\n' }),
+      );
+      const warning = (limits: string) =>
+        new RegExp(
+          `^\\[warn\\] reward model ${escape(rmDir)} has no run\\.json, so the token limits it was ` +
+            `trained with are unknown; scoring with this job's limits instead \\(${limits}\\)`,
+          'm',
+        );
+      const evalArgs = [
+        ...['eval', '--model', MODEL, '--adapter', rmDir, '--prompts', corpus, '--count', '1'],
+        ...['--max-new-tokens', '2', '--reward-model', rmDir],
+      ];
+      const evaluation = io();
+      assert.strictEqual(await runCli(evalArgs, evaluation.io), 0, evaluation.err.join('\n'));
+      const evalLimits = 'maxPromptTokens 96, maxSuffixTokens 0, maxCompletionTokens 3';
+      assert.match(evaluation.err.join('\n'), warning(evalLimits));
+
+      const data = path.join(dir, 'prefs.jsonl');
+      await appendOracleJudgments(data, 16, 'm');
+      const ppo = io();
+      const ppoArgs = [
+        ...['train', 'ppo', '--run-dir', path.join(dir, 'ppo'), '--modelDir', MODEL],
+        ...['--dataFile', data, '--rewardModelDir', rmDir, '--iterations', '1'],
+        ...['--promptsPerBatch', '2', '--maxNewTokens', '2', '--minibatchSize', '2'],
+        ...['--loraRank', '2', '--maxPromptTokens', '12', '--maxCompletionTokens', '6'],
+      ];
+      assert.strictEqual(await runCli(ppoArgs, ppo.io), 0, ppo.err.join('\n'));
+      const ppoLimits = 'maxPromptTokens 12, maxSuffixTokens 32, maxCompletionTokens 6';
+      assert.match(ppo.err.join('\n'), warning(ppoLimits));
+
+      // With its run.json, the reward model scores with its own limits: no warning.
+      const config = { maxPromptTokens: 12, maxCompletionTokens: 6, maxSuffixTokens: 0 };
+      fs.writeFileSync(path.join(rmDir, 'run.json'), JSON.stringify({ config }));
+      const known = io();
+      assert.strictEqual(await runCli(evalArgs, known.io), 0, known.err.join('\n'));
+      assert.doesNotMatch(known.err.join('\n'), /run\.json/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a --config file that is not a JSON object of keys, naming the file', async () => {

@@ -132,6 +132,16 @@ describe('promotion gate job in a real model host (default model)', function () 
         { minPrompts: 4, klBudget: 6 },
       ),
     );
+    // This reward model has no run.json: scored with the gate's limits, and the log says so.
+    const warnings = events.flatMap((e) =>
+      e.type === 'train/log' && e.level === 'warn' ? [e.message] : [],
+    );
+    assert.deepStrictEqual(warnings, [
+      `reward model ${rewardModelDir} has no run.json, so the token limits it was trained with ` +
+        "are unknown; scoring with this job's limits instead (maxPromptTokens 96, " +
+        'maxSuffixTokens 32, maxCompletionTokens 32), which cut its inputs differently if its ' +
+        'training used others',
+    ]);
     const progress = events.filter((e) => e.type === 'train/progress');
     assert.ok(progress.length >= 8, `only ${progress.length} progress events`);
     const last = progress[progress.length - 1];
