@@ -53,6 +53,15 @@ export interface TrainingConfig {
   maxGradNorm?: number;
   /** Micro-batches whose gradients are averaged into one update (default 1). */
   accumulationSteps?: number;
+  /**
+   * Apply the optimizer to one concatenation of all trainables instead of to each: about a
+   * dozen large ops in place of a dozen per trainable. Per-op overhead dominates the update of
+   * many small tensors (measured, 2 threads: 58 LoRA factors and head tensors of 1 to 4,096 values
+   * took about 11 ms per AdamW update op by op, 4 ms fused). Needs static shapes, one dtype and
+   * one weight-decay setting. Inputs and outputs are those of the unfused update, and so are
+   * the results up to the order of the gradient norm's sum.
+   */
+  fuseParameters?: boolean;
 }
 
 export interface TrainableParam {
@@ -124,6 +133,27 @@ export interface TrainingBuildOptions {
   keepOutputs?: readonly string[];
 }
 
+/** Values per trainable, for fuseParameters: static shapes, one dtype, one weight decay. */
+function fusedSizes(list: readonly TrainableParam[]): number[] {
+  const first = list[0].tensor;
+  const decay = (p: TrainableParam) => p.weightDecay ?? p.tensor.rank >= 2;
+  return list.map((p) => {
+    const t = p.tensor;
+    if (!t.shape.every((d): d is number => typeof d === 'number')) {
+      throw new GraphBuildError(
+        `buildTraining: fuseParameters needs static shapes; trainable ${t} has a named dim`,
+      );
+    }
+    if (t.dtype !== first.dtype || decay(p) !== decay(list[0])) {
+      throw new GraphBuildError(
+        `buildTraining: fuseParameters needs one dtype and one weight-decay setting; ${t} ` +
+          `(decay ${decay(p)}) differs from ${first} (decay ${decay(list[0])})`,
+      );
+    }
+    return t.shape.reduce((a, b) => a * b, 1);
+  });
+}
+
 /**
  * Adds backward and optimizer nodes for `loss` with respect to `params` (graph inputs; anything
  * else, such as external-data base weights, stays frozen) and builds the training models.
@@ -186,9 +216,24 @@ export function buildTraining(
     });
   }
 
+  const fused = config.fuseParameters ?? false;
+  const sizes = fused ? fusedSizes(list) : [];
+  /** The trainables' values (or gradients, or slots) as one vector [sum of sizes]. */
+  const flatten = (parts: readonly Tensor[]): Tensor =>
+    op.concat(
+      parts.map((t, i) => op.reshape(t, [sizes[i]])),
+      0,
+    );
+  /** A vector from `flatten` back into one tensor per trainable. */
+  const unflatten = (x: Tensor): Tensor[] =>
+    (list.length > 1 ? op.split(x, 0, sizes) : [x]).map((part, i) =>
+      op.reshape(part, list[i].tensor.shape),
+    );
+  const flatGrad = fused ? flatten(grads) : null;
+
   // Global-norm clipping: coef = min(maxNorm / (norm + 1e-6), 1), as torch clip_grad_norm_.
   // ReduceSumSquare reads each gradient once, without a squared temporary.
-  const squares = grads.map(
+  const squares = (flatGrad ? [flatGrad] : grads).map(
     (d) =>
       g.node('ReduceSumSquare', [d, g.int64s(d.shape.map((_, i) => i))], [{ dtype, shape: [] }], {
         keepdims: { type: 'int', value: 0 },
@@ -207,23 +252,30 @@ export function buildTraining(
   g.output(LR_OUTPUT, lr);
 
   const state: TrainingGraph['state'] = [];
-  const slot = (p: Tensor, name: string): Tensor => {
+  const declareSlot = (p: Tensor, name: string): Tensor => {
     const t = g.input(`${p.name}.${name}`, p.dtype, p.shape);
     state.push({ param: p.name, slot: name, input: t.name, next: `${t.name}.next` });
     return t;
   };
-  const outParams: TrainingGraph['params'] = [];
-  list.forEach(({ tensor: p, weightDecay }, i) => {
-    const d = grads[i];
-    const decay = weightDecay ?? p.rank >= 2;
-    let next: Tensor;
+  /**
+   * The optimizer's rule for parameter `p` with gradient `d` (one trainable, or all of them
+   * flattened): `slot(name)` reads an optimizer slot, `emitSlot` outputs its next value.
+   * Returns the next value of `p`.
+   */
+  const applyRule = (
+    p: Tensor,
+    d: Tensor,
+    decay: boolean,
+    slot: (name: string) => Tensor,
+    emitSlot: (name: string, next: Tensor) => void,
+  ): Tensor => {
     if (opt.kind === 'adamw') {
       const beta1 = opt.beta1 ?? 0.9;
       const beta2 = opt.beta2 ?? 0.999;
       const eps = opt.eps ?? 1e-8;
       const wd = decay ? (opt.weightDecay ?? 0.01) : 0;
-      const m = slot(p, 'adam_m');
-      const v = slot(p, 'adam_v');
+      const m = slot('adam_m');
+      const v = slot('adam_v');
       // m' = b1 m + (1 - b1) s g, v' = b2 v + (1 - b2) s^2 g^2 for the gradient scale s.
       const s1 = gradScale ? op.mul(gradScale, 1 - beta1) : g.scalar(1 - beta1, dtype);
       const s2 = gradScale
@@ -231,8 +283,8 @@ export function buildTraining(
         : g.scalar(1 - beta2, dtype);
       const m2 = op.add(op.mul(m, beta1), op.mul(d, s1));
       const v2 = op.add(op.mul(v, beta2), op.mul(op.mul(d, d), s2));
-      g.output(`${m.name}.next`, m2);
-      g.output(`${v.name}.next`, v2);
+      emitSlot('adam_m', m2);
+      emitSlot('adam_v', v2);
       const correction1 = op.sub(1, op.pow(g.scalar(beta1, dtype), step));
       const root2 = op.sqrt(op.sub(1, op.pow(g.scalar(beta2, dtype), step)));
       // torch: p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with c_i = 1 - beta_i^t;
@@ -240,24 +292,50 @@ export function buildTraining(
       const stepSize = op.div(op.mul(lr, root2), correction1);
       const update = op.mul(op.div(m2, op.add(op.sqrt(v2), op.mul(root2, eps))), stepSize);
       const decayed = wd > 0 ? op.mul(p, op.sub(1, op.mul(lr, wd))) : p;
-      next = op.sub(decayed, update);
-    } else {
-      const momentum = opt.momentum ?? 0;
-      const wd = decay ? (opt.weightDecay ?? 0) : 0;
-      const scaled = gradScale ? op.mul(d, gradScale) : d;
-      let direction = wd > 0 ? op.add(scaled, op.mul(p, wd)) : scaled;
-      if (momentum > 0) {
-        const buffer = slot(p, 'momentum');
-        // torch: b = momentum * b + g (b starts at g, which zero-init reproduces)
-        const b2 = op.add(op.mul(buffer, momentum), direction);
-        g.output(`${buffer.name}.next`, b2);
-        direction = opt.nesterov ? op.add(direction, op.mul(b2, momentum)) : b2;
-      }
-      next = op.sub(p, op.mul(direction, lr));
+      return op.sub(decayed, update);
     }
-    g.output(`${p.name}.next`, next);
-    outParams.push({ name: p.name, shape: [...p.shape], next: `${p.name}.next` });
-  });
+    const momentum = opt.momentum ?? 0;
+    const wd = decay ? (opt.weightDecay ?? 0) : 0;
+    const scaled = gradScale ? op.mul(d, gradScale) : d;
+    let direction = wd > 0 ? op.add(scaled, op.mul(p, wd)) : scaled;
+    if (momentum > 0) {
+      const buffer = slot('momentum');
+      // torch: b = momentum * b + g (b starts at g, which zero-init reproduces)
+      const b2 = op.add(op.mul(buffer, momentum), direction);
+      emitSlot('momentum', b2);
+      direction = opt.nesterov ? op.add(direction, op.mul(b2, momentum)) : b2;
+    }
+    return op.sub(p, op.mul(direction, lr));
+  };
+  const outParams: TrainingGraph['params'] = list.map(({ tensor: p }) => ({
+    name: p.name,
+    shape: [...p.shape],
+    next: `${p.name}.next`,
+  }));
+  const decays = list.map(({ tensor: p, weightDecay }) => weightDecay ?? p.rank >= 2);
+  if (fused) {
+    const tensors = list.map((p) => p.tensor);
+    const next = applyRule(
+      flatten(tensors),
+      flatGrad!,
+      decays[0],
+      (name) => flatten(tensors.map((p) => declareSlot(p, name))),
+      (name, value) =>
+        unflatten(value).forEach((part, i) => g.output(`${tensors[i].name}.${name}.next`, part)),
+    );
+    unflatten(next).forEach((part, i) => g.output(outParams[i].next, part));
+  } else {
+    list.forEach(({ tensor: p }, i) => {
+      const next = applyRule(
+        p,
+        grads[i],
+        decays[i],
+        (name) => declareSlot(p, name),
+        (name, value) => g.output(`${p.name}.${name}.next`, value),
+      );
+      g.output(outParams[i].next, next);
+    });
+  }
 
   const updateOutputs = [
     LOSS_OUTPUT,

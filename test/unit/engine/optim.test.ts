@@ -466,4 +466,80 @@ describe('engine optimizers in the graph', () => {
     await straight.release();
     await other.release();
   });
+
+  it('fuseParameters: one optimizer over all trainables equals the per-tensor update', async () => {
+    for (const optimizer of [
+      { kind: 'adamw', learningRate: 0.05, weightDecay: 0.1 },
+      { kind: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01 },
+    ] as const) {
+      const run = async (fuseParameters: boolean) => {
+        const { loss, w, b } = problem('float64');
+        const training = buildTraining(
+          loss,
+          [
+            { tensor: w, weightDecay: true },
+            { tensor: b, weightDecay: true },
+          ],
+          {
+            optimizer,
+            schedule: { warmupSteps: 2, totalSteps: 6 },
+            maxGradNorm: 0.5,
+            accumulationSteps: 2,
+            fuseParameters,
+          },
+        );
+        const trainer = await Trainer.create(training, initParams(3, 'float64'));
+        const norms: number[] = [];
+        for (let t = 1; t <= 5; t++) {
+          const step = await trainer.step([
+            data(600 + t, 'float64', 4),
+            data(700 + t, 'float64', 4),
+          ]);
+          norms.push(step.gradNorm);
+        }
+        await trainer.release();
+        // One ReduceSumSquare node per gradient tensor, or one over the fused vector.
+        const sumSquares =
+          Buffer.from(training.update.bytes).toString('latin1').split('ReduceSumSquare').length - 1;
+        return {
+          state: trainer.state(),
+          norms,
+          slots: training.state.map((s) => s.input).sort(),
+          sumSquares,
+        };
+      };
+      const fused = await run(true);
+      const apart = await run(false);
+      assert.deepStrictEqual([fused.sumSquares, apart.sumSquares], [1, 2]);
+      assert.deepStrictEqual(fused.slots, apart.slots, 'the same slot inputs');
+      fused.norms.forEach((n, i) => assert.ok(Math.abs(n - apart.norms[i]) < 1e-12 * n));
+      for (const [name, t] of [
+        ...Object.entries(fused.state.params),
+        ...Object.entries(fused.state.slots),
+      ]) {
+        const other = apart.state.params[name] ?? apart.state.slots[name];
+        assert.deepStrictEqual(t.shape, other.shape, name);
+        (t.data as Float64Array).forEach((x, i) =>
+          assert.ok(Math.abs(x - Number(other.data[i])) < 1e-12, `${optimizer.kind} ${name}[${i}]`),
+        );
+      }
+    }
+  });
+
+  it('fuseParameters refuses named dims and mixed weight decay', () => {
+    const g = new Graph('fuse-bad');
+    const x = g.input('x', 'float32', ['N', 4]);
+    const a = g.input('a', 'float32', ['R', 4]);
+    const loss = op.reduceSum(op.matMul(x, op.transpose(a, [1, 0])));
+    const sgd = { kind: 'sgd', learningRate: 1 } as const;
+    assert.throws(
+      () => buildTraining(loss, [a], { optimizer: sgd, fuseParameters: true }),
+      /fuseParameters needs static shapes; trainable .*a.* has a named dim/,
+    );
+    const { loss: l2, w, b } = problem('float32');
+    assert.throws(
+      () => buildTraining(l2, [w, b], { optimizer: sgd, fuseParameters: true }),
+      /fuseParameters needs one dtype and one weight-decay setting/,
+    );
+  });
 });
