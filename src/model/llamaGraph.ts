@@ -154,11 +154,15 @@ export function outputLogits(g: Graph, model: LoadedModel, hidden: Tensor): Tens
   return nn.linear(hidden, weightTensor(g, model.weights.head));
 }
 
-/** Declares LoRA inputs `lora.<module>.A` / `.B` (rank dim "R") for the given targets. */
+/**
+ * Declares LoRA inputs `lora.<module>.A` / `.B` for the given targets, with the rank as the named
+ * dim "R" (any adapter fits) or, given `rank`, fixed (a training graph that needs static shapes).
+ */
 export function declareLoraInputs(
   g: Graph,
   model: LoadedModel,
   targets: readonly Projection[],
+  rank: number | 'R' = 'R',
 ): LoraGraphInputs {
   const factors = new Map<string, { a: Tensor; b: Tensor }>();
   model.weights.layers.forEach((layer) => {
@@ -167,8 +171,8 @@ export function declareLoraInputs(
       const [out, inFeatures] = projectionShape(model.config, projection);
       const module = layer.linears[projection].module;
       factors.set(module, {
-        a: g.input(loraInputName(module, 'A'), 'float32', ['R', inFeatures]),
-        b: g.input(loraInputName(module, 'B'), 'float32', [out, 'R']),
+        a: g.input(loraInputName(module, 'A'), 'float32', [rank, inFeatures]),
+        b: g.input(loraInputName(module, 'B'), 'float32', [out, rank]),
       });
     }
   });

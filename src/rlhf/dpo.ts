@@ -118,7 +118,10 @@ export async function trainDpo(options: {
   const threads = options.threads ?? 2;
   const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
   const optimizer = await ParameterOptimizer.create(
-    adamWTraining(dpoTrainingLoss(model, targets, config.beta), config.learningRate),
+    adamWTraining(
+      dpoTrainingLoss(model, targets, config.loraRank, config.beta),
+      config.learningRate,
+    ),
     params,
     threads,
   );

@@ -24,7 +24,11 @@ export function adamWTraining(loss: LossGraph, learningRate: number): TrainingGr
   return buildTraining(
     loss.loss,
     loss.trainable.map((tensor) => ({ tensor, weightDecay: weightDecay > 0 })),
-    { optimizer: { kind: 'adamw', learningRate, beta1, beta2, eps, weightDecay }, maxGradNorm },
+    {
+      optimizer: { kind: 'adamw', learningRate, beta1, beta2, eps, weightDecay },
+      maxGradNorm,
+      fuseParameters: true,
+    },
     { keepOutputs: loss.metrics },
   );
 }

@@ -295,7 +295,7 @@ export async function trainPpo(options: {
   const params = trainableParameters(model, adapter, { prefix: 'value_head', head: valueHead });
   const optimizer = await ParameterOptimizer.create(
     adamWTraining(
-      ppoTrainingLoss(model, targets, {
+      ppoTrainingLoss(model, targets, config.loraRank, {
         clipRange: config.clipRange,
         clipRangeValue: config.clipRangeValue,
         valueCoef: config.valueCoef,

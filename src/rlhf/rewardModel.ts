@@ -402,7 +402,7 @@ export async function trainRewardModel(options: {
   const initialDigest = digestParams(params);
 
   const optimizer = await ParameterOptimizer.create(
-    adamWTraining(rewardTrainingLoss(model, targets), config.learningRate),
+    adamWTraining(rewardTrainingLoss(model, targets, config.loraRank), config.learningRate),
     params,
     options.threads ?? 2,
   );

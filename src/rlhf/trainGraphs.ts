@@ -47,12 +47,21 @@ interface Body {
   trainable: Tensor[];
 }
 
-function body(name: string, model: LoadedModel, targets: readonly Projection[]): Body {
+/**
+ * The Llama body with LoRA inputs. Forward graphs leave the rank named ("R": any adapter fits);
+ * training graphs fix it, as the fused optimizer needs static shapes.
+ */
+function body(
+  name: string,
+  model: LoadedModel,
+  targets: readonly Projection[],
+  rank: number | 'R' = 'R',
+): Body {
   const g = new Graph(name);
   const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
   const positions = g.input('positions', 'int64', ['B', 'T']);
   const keyMask = g.input('key_mask', 'int64', ['B', 'T']);
-  const lora = declareLoraInputs(g, model, targets);
+  const lora = declareLoraInputs(g, model, targets, rank);
   const { hidden } = buildLlamaForward(g, model, { inputIds, positions, keyMask, lora });
   const trainable = [...lora.factors.values()].flatMap((f) => [f.a, f.b]);
   return { g, hidden, trainable };
@@ -65,8 +74,13 @@ function headInputs(g: Graph, prefix: string, hidden: number): { weight: Tensor;
   };
 }
 
-function rewardBody(model: LoadedModel, targets: readonly Projection[], name: string) {
-  const { g, hidden, trainable } = body(name, model, targets);
+function rewardBody(
+  model: LoadedModel,
+  targets: readonly Projection[],
+  name: string,
+  rank?: number,
+) {
+  const { g, hidden, trainable } = body(name, model, targets, rank);
   const head = headInputs(g, 'reward_head', model.config.hiddenSize);
   const mask = g.getInputs().find((t) => t.name === 'key_mask')!;
   const rewards = scalarHead(
@@ -86,10 +100,14 @@ export function buildRewardGraph(model: LoadedModel, targets: readonly Projectio
 /**
  * Reward-model loss: Bradley-Terry over P pairs given as row indices (`pair_chosen`,
  * `pair_rejected` int64 [P]) with `pair_target` and `pair_margin` [P]; trains every LoRA factor
- * and the reward head.
+ * (of rank `rank`) and the reward head.
  */
-export function rewardTrainingLoss(model: LoadedModel, targets: readonly Projection[]): LossGraph {
-  const { g, rewards, trainable } = rewardBody(model, targets, 'reward-train');
+export function rewardTrainingLoss(
+  model: LoadedModel,
+  targets: readonly Projection[],
+  rank: number,
+): LossGraph {
+  const { g, rewards, trainable } = rewardBody(model, targets, 'reward-train', rank);
   const { loss } = indexedBradleyTerryLoss(
     rewards,
     g.input('pair_chosen', 'int64', ['P']),
@@ -110,8 +128,9 @@ function policyBody(
   targets: readonly Projection[],
   name: string,
   withEntropy: boolean,
+  rank?: number,
 ) {
-  const { g, hidden, trainable } = body(name, model, targets);
+  const { g, hidden, trainable } = body(name, model, targets, rank);
   const nextIds = g.input('targets', 'int64', ['B', 'T']);
   const temperature = g.input('temperature', 'float32', []);
   const index = g.input('response_index', 'int64', ['B', 'N']);
@@ -146,14 +165,21 @@ export function buildPolicyScoreGraph(
 /**
  * PPO loss: clipped policy + value losses over `response_mask` [B, N] (inputs `old_logprobs`,
  * `advantages`, `old_values`, `returns` [B, N]); trains the LoRA factors and the value head,
- * which shares the policy's trunk. Metrics: the loss terms (`policyLoss`, `approxKl`, ...).
+ * which shares the policy's trunk; LoRA rank `rank`. Metrics: the loss terms (`policyLoss`, ...).
  */
 export function ppoTrainingLoss(
   model: LoadedModel,
   targets: readonly Projection[],
+  rank: number,
   options: { clipRange?: number; clipRangeValue?: number; valueCoef?: number } = {},
 ): LossGraph {
-  const { g, logprobs, trainable, valueHead } = policyBody(model, targets, 'policy-ppo', false);
+  const { g, logprobs, trainable, valueHead } = policyBody(
+    model,
+    targets,
+    'policy-ppo',
+    false,
+    rank,
+  );
   const { values, head } = valueHead();
   const mask = g.input('response_mask', 'float32', ['B', 'N']);
   const terms = ppoLossGraph(
@@ -178,14 +204,15 @@ export function ppoTrainingLoss(
 /**
  * DPO loss: sequence log-probs over `response_mask` [B, N] against `ref_logps` [B] with
  * `pair_target` [P] (B = 2P, chosen rows first), `beta` fixed at build; trains the LoRA
- * factors. Metrics: `seq_logps` [B], `reward_chosen` and `reward_rejected` [P].
+ * factors (of rank `rank`). Metrics: `seq_logps` [B], `reward_chosen` and `reward_rejected` [P].
  */
 export function dpoTrainingLoss(
   model: LoadedModel,
   targets: readonly Projection[],
+  rank: number,
   beta: number,
 ): LossGraph {
-  const { g, logprobs, trainable } = policyBody(model, targets, 'policy-dpo', false);
+  const { g, logprobs, trainable } = policyBody(model, targets, 'policy-dpo', false, rank);
   const mask = g.input('response_mask', 'float32', ['B', 'N']);
   const seqLogps = op.reduceSum(op.mul(logprobs, mask), [1]); // [B]
   const ref = g.input('ref_logps', 'float32', ['B']);

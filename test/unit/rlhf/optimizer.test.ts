@@ -213,7 +213,7 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       };
     });
     const result = await compareUpdates({
-      loss: () => rewardTrainingLoss(model, targets),
+      loss: () => rewardTrainingLoss(model, targets, 4),
       params: trainableParameters(model, lora, { prefix: 'reward_head', head: head() }),
       fixedFeeds: loraScaleFeed(lora),
       batches,
@@ -246,7 +246,7 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       };
     });
     const result = await compareUpdates({
-      loss: () => dpoTrainingLoss(model, targets, 1),
+      loss: () => dpoTrainingLoss(model, targets, 4, 1),
       params: trainableParameters(model, lora),
       fixedFeeds: loraScaleFeed(lora),
       batches,
@@ -277,7 +277,7 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       };
     });
     const result = await compareUpdates({
-      loss: () => ppoTrainingLoss(model, targets, { valueCoef: 0.1 }),
+      loss: () => ppoTrainingLoss(model, targets, 4, { valueCoef: 0.1 }),
       params: trainableParameters(model, lora, { prefix: 'value_head', head: head() }),
       fixedFeeds: loraScaleFeed(lora),
       batches,
@@ -299,7 +299,7 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       pair_target: float32([1, 1], [2]),
       pair_margin: float32([0, 0], [2]),
     };
-    const training = () => adamWTraining(rewardTrainingLoss(model, targets), 1e-2);
+    const training = () => adamWTraining(rewardTrainingLoss(model, targets, 4), 1e-2);
     const straight = await ParameterOptimizer.create(training(), params);
     for (let s = 1; s <= 2; s++) await straight.update(batch, `step ${s}`);
     const savedParams = unpackTensors(
