@@ -112,14 +112,20 @@ export type RewardEncoding = EncodingLimits;
 export function readRewardEncoding(dir: string): RewardEncoding | undefined {
   const file = path.join(dir, 'run.json');
   if (!fs.existsSync(file)) return undefined;
-  let run: { config?: Partial<RewardEncoding> };
+  let run: unknown;
   try {
-    run = JSON.parse(fs.readFileSync(file, 'utf8')) as { config?: Partial<RewardEncoding> };
+    run = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
     throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
   }
+  // `null.config` would fail with a bare TypeError, and 5 or [] as "maxPromptTokens is undefined".
+  if (typeof run !== 'object' || run === null || Array.isArray(run)) {
+    throw new Error(
+      `${file}: expected a JSON object with "config", got ${String(JSON.stringify(run)).slice(0, 80)}`,
+    );
+  }
   const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens, markCompletion } =
-    run.config ?? {};
+    (run as { config?: Partial<RewardEncoding> }).config ?? {};
   for (const [key, value] of Object.entries({ maxPromptTokens, maxCompletionTokens })) {
     if (!(typeof value === 'number' && Number.isInteger(value) && value >= 1)) {
       throw new Error(

@@ -66,6 +66,15 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
     );
     fs.writeFileSync(file, '{"config": ');
     assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);
+    // Valid JSON that is not an object: named as such, not a TypeError on null.config.
+    for (const text of ['null', '5', '[]']) {
+      fs.writeFileSync(file, text);
+      assert.throws(
+        () => readRewardEncoding(dir),
+        (e: Error) => e.message === `${file}: expected a JSON object with "config", got ${text}`,
+        text,
+      );
+    }
   });
 
   it('reads the suffix limit when run.json has one; a reward model saved without it scores without suffixes', async () => {
