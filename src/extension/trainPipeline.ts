@@ -38,6 +38,18 @@ export const KL_BUDGET = 6;
 type HostChannel = Pick<ModelHostClient, 'send' | 'on' | 'request'>;
 
 /**
+ * What to do after a job was lost with its model host. The editor never resumes a run: every
+ * "Train on my judgments" starts from the beginning in a new folder, so the lost job's
+ * checkpoints are not used again (only the CLI's `--resume` can continue them).
+ */
+function afterLostJob(command: TrainStartCommand): string {
+  const again =
+    'Run "Code RLHF: Train on my judgments" again to train from the start in a new folder';
+  if (command.kind === 'gate') return `${again}.`;
+  return `${again}; the editor does not resume this one (its checkpoints stay in ${command.runDir}).`;
+}
+
+/**
  * Runs one job in the model host and resolves with its `train/done`. Aborting `signal` sends
  * `train/cancel`; the job then ends at its next step boundary with status "cancelled". If the
  * model host process is replaced while the job runs (a crash), resolves with status "failed".
@@ -94,7 +106,7 @@ export async function runHostJob(
         type: 'train/done',
         jobId: command.jobId,
         status: 'failed',
-        error: `${why}; the job was lost. Run the command again to resume from its last checkpoint.`,
+        error: `${why}; the job was lost. ${afterLostJob(command)}`,
       });
     function finish(done: TrainDoneEvent) {
       if (finished) return;

@@ -114,7 +114,13 @@ describe('Train on my judgments: decisions', () => {
     pid = 101; // the host crashed and was restarted
     const done = await job;
     assert.strictEqual(done.status, 'failed');
-    assert.match(done.error!, /model host restarted \(pid 100 -> 101\); the job was lost/);
+    // The editor never resumes (every run starts in a new folder), so the advice must not say so.
+    assert.strictEqual(
+      done.error,
+      'model host restarted (pid 100 -> 101); the job was lost. Run "Code RLHF: Train on my ' +
+        'judgments" again to train from the start in a new folder; the editor does not resume ' +
+        'this one (its checkpoints stay in /r).',
+    );
     assert.strictEqual(listeners.size, 0, 'listeners left behind');
   });
 
