@@ -19,6 +19,7 @@ import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from '.
 import { dpoLoss } from './ppoMath';
 import type { TrainingPair } from './preferences';
 import { createRng, shuffled } from './random';
+import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping, splitByPrompt } from './split';
 import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -90,6 +91,23 @@ async function sequenceLogps(
   return out;
 }
 
+/**
+ * What a resumed DPO run may change (see resume.ts): more epochs, patience, and how often to
+ * checkpoint. Any other key (data, model, encoding, LoRA shape, seed, batch size, learning rate,
+ * beta, validation fraction) changes what is trained.
+ */
+export const DPO_RESUME: ResumeRules<DpoConfig> = {
+  trainer: 'DPO',
+  mayChange: ['epochs', 'patience', 'checkpointEvery'],
+  pathKeys: ['modelDir', 'dataFile'],
+  dataNoun: 'training pairs',
+};
+
+/**
+ * Trains the policy's adapter with DPO. With `resume`, continues from the last checkpoint in
+ * `runDir/checkpoints/dpo-policy`: the data and the config must be the checkpoint's, except the
+ * keys of `DPO_RESUME.mayChange`.
+ */
 export async function trainDpo(options: {
   model: LoadedModel;
   pairs: readonly TrainingPair[];
@@ -102,6 +120,11 @@ export async function trainDpo(options: {
   const { model, config, ctx } = options;
   const started = Date.now();
   const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', DPO_DIR);
+  const data = dataDigest(options.pairs, options.pairs.length);
+  // Checked before any work (the reference log-probs of every pair are computed below).
+  const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
+  if (ck) checkResume(ck, config, DPO_RESUME, data, (message) => ctx.log('warn', message));
   const split = splitByPrompt(
     options.pairs,
     (p) => p.prompt,
@@ -125,7 +148,6 @@ export async function trainDpo(options: {
     params,
     threads,
   );
-  const checkpointsDir = path.join(options.runDir, 'checkpoints', DPO_DIR);
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'dpo-metrics.jsonl'));
   const earlyStopping = new EarlyStopping({
     patience: config.patience,
@@ -172,7 +194,6 @@ export async function trainDpo(options: {
     const stepsPerEpoch = Math.ceil(trainSet.length / config.batchSize);
     const totalSteps = stepsPerEpoch * config.epochs;
     if (options.resume) {
-      const ck = loadLatestCheckpoint(checkpointsDir);
       if (ck) {
         const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
         for (const [name, p] of params) p.set(saved[name]);
@@ -318,7 +339,12 @@ export async function trainDpo(options: {
             'optimizer.bin': packMoments(st),
             'best.bin': packTensors(best),
           },
-          { step, optimizerStep: st.step, firstLoss },
+          {
+            step,
+            optimizerStep: st.step,
+            firstLoss,
+            ...resumeRecord(config, DPO_RESUME, data),
+          },
         );
         ctx.checkpoint(step, dir);
       }

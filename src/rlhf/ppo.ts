@@ -41,6 +41,7 @@ import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from 
 import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
 import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
+import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
 import type { RewardScorer } from './rewardModel';
 import { packTensors, unpackTensors } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
@@ -268,6 +269,23 @@ async function heldOutReward(
   return mean(Array.from(scores));
 }
 
+/**
+ * What a resumed PPO run may change (see resume.ts): more iterations, and how often to
+ * checkpoint. Any other key (data, model, reward model, LoRA shape, seed, sampling, PPO and KL
+ * settings, rollback threshold) changes what is trained.
+ */
+export const PPO_RESUME: ResumeRules<PpoConfig> = {
+  trainer: 'PPO',
+  mayChange: ['iterations', 'checkpointEvery'],
+  pathKeys: ['modelDir', 'dataFile', 'rewardModelDir'],
+  dataNoun: 'prompts (training and held-out)',
+};
+
+/**
+ * Trains the policy's adapter with PPO. With `resume`, continues from the last checkpoint in
+ * `runDir/checkpoints/policy`: the prompts and the config must be the checkpoint's, except the
+ * keys of `PPO_RESUME.mayChange`.
+ */
 export async function trainPpo(options: {
   model: LoadedModel;
   generator: LlamaGenerator;
@@ -284,6 +302,13 @@ export async function trainPpo(options: {
   const { model, generator, rewardScorer: scorer, config, ctx } = options;
   if (options.prompts.length === 0) throw new Error('PPO: no training prompts');
   const started = Date.now();
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', POLICY_DIR);
+  const data = dataDigest(
+    [options.prompts.map(toContext), options.heldOutPrompts.map(toContext)],
+    options.prompts.length + options.heldOutPrompts.length,
+  );
+  const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
+  if (ck) checkResume(ck, config, PPO_RESUME, data, (message) => ctx.log('warn', message));
   const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
   const adapter = initLora(
     model,
@@ -308,7 +333,6 @@ export async function trainPpo(options: {
   let kl: KlController = config.adaptiveKl
     ? new AdaptiveKlController(Math.max(config.klCoef, 1e-6), config.targetKl, config.klHorizon)
     : new FixedKlController(config.klCoef);
-  const checkpointsDir = path.join(options.runDir, 'checkpoints', POLICY_DIR);
   const adapterDir = path.join(options.runDir, 'rollout-adapter');
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'ppo-metrics.jsonl'));
   const graphs = await PolicyGraphs.create(model, targets, options.threads);
@@ -324,7 +348,6 @@ export async function trainPpo(options: {
   let scoreNorm: { mean: number; std: number } | undefined;
 
   if (options.resume) {
-    const ck = loadLatestCheckpoint(checkpointsDir);
     if (ck) {
       copyInto(params, unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`));
       // R5: the value head travels in the checkpoint; a checkpoint without it cannot resume.
@@ -381,6 +404,7 @@ export async function trainPpo(options: {
         heldOutBefore: Number.isFinite(heldOutBefore) ? heldOutBefore : null,
         rollbacks,
         scoreNorm: scoreNorm ?? null,
+        ...resumeRecord(config, PPO_RESUME, data),
       },
     );
     ctx.checkpoint(iteration, dir);

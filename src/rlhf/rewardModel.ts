@@ -29,6 +29,7 @@ import {
 import type { TrainingPair } from './preferences';
 import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
+import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping, splitByPrompt } from './split';
 import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -314,9 +315,23 @@ export function encodePairs(
 }
 
 /**
+ * What a resumed reward-model run may change: more epochs extend it, patience lets it go on
+ * (or stop) past the checkpoint's early-stopping count, and checkpoints do not touch training.
+ * Any other key (data, model, encoding, markCompletion, LoRA shape, seed, batch size, learning
+ * rate, validation fraction, evaluation interval, margins) changes what is trained.
+ */
+export const RM_RESUME: ResumeRules<RewardModelConfig> = {
+  trainer: 'reward model',
+  mayChange: ['epochs', 'patience', 'checkpointEvery'],
+  pathKeys: ['modelDir', 'dataFile'],
+  dataNoun: 'training pairs',
+};
+
+/**
  * Trains the reward model. With `resume`, continues from the last checkpoint in
- * `runDir/checkpoints/reward-model` (same data and config required; the split and shuffles are
- * seeded so the run continues exactly where it stopped).
+ * `runDir/checkpoints/reward-model`: the data and the config must be the checkpoint's, except
+ * the keys of `RM_RESUME.mayChange` (checked; see resume.ts); the split and shuffles are seeded
+ * so the run continues exactly where it stopped.
  */
 export async function trainRewardModel(options: {
   model: LoadedModel;
@@ -330,6 +345,10 @@ export async function trainRewardModel(options: {
   const { model, config, ctx } = options;
   const started = Date.now();
   const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
+  const checkpointsDir = path.join(options.runDir, 'checkpoints', REWARD_MODEL_DIR);
+  const data = dataDigest(options.pairs, options.pairs.length);
+  const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
+  if (ck) checkResume(ck, config, RM_RESUME, data, (message) => ctx.log('warn', message));
   const split = splitByPrompt(
     options.pairs,
     (p) => p.prompt,
@@ -361,7 +380,6 @@ export async function trainRewardModel(options: {
   const stepsPerEpoch = Math.ceil(train.length / config.batchSize);
   const totalSteps = stepsPerEpoch * config.epochs;
   const evalEvery = config.evalEvery > 0 ? config.evalEvery : stepsPerEpoch;
-  const checkpointsDir = path.join(options.runDir, 'checkpoints', REWARD_MODEL_DIR);
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'reward-model-metrics.jsonl'));
 
   let step = 0;
@@ -371,7 +389,6 @@ export async function trainRewardModel(options: {
   let bestEval: PairEvaluation | undefined;
   let savedMoments: OptimizerState | undefined;
   if (options.resume) {
-    const ck = loadLatestCheckpoint(checkpointsDir);
     if (ck) {
       const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
       for (const [name, p] of params) {
@@ -424,7 +441,14 @@ export async function trainRewardModel(options: {
         'optimizer.bin': packMoments(st),
         'best.bin': packTensors(best),
       },
-      { step, optimizerStep: st.step, earlyStopping: earlyStopping.state(), firstLoss, bestEval },
+      {
+        step,
+        optimizerStep: st.step,
+        earlyStopping: earlyStopping.state(),
+        firstLoss,
+        bestEval,
+        ...resumeRecord(config, RM_RESUME, data),
+      },
     );
     ctx.checkpoint(step, dir);
   };

@@ -1,0 +1,301 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { LoadedCheckpoint } from '../../../src/rlhf/checkpoint';
+import { DPO_DEFAULTS, PPO_DEFAULTS, RM_DEFAULTS } from '../../../src/rlhf/config';
+import { DPO_DIR, trainDpo } from '../../../src/rlhf/dpo';
+import { loadModel } from '../../../src/model/loader';
+import { initLora } from '../../../src/model/lora';
+import { ModelRuntime } from '../../../src/model/runtime';
+import { createGenerator } from '../../../src/generation';
+import { POLICY_DIR, trainPpo } from '../../../src/rlhf/ppo';
+import type { TrainingPair } from '../../../src/rlhf/preferences';
+import { checkResume, dataDigest, resumeRecord, type ResumeRules } from '../../../src/rlhf/resume';
+import {
+  REWARD_MODEL_DIR,
+  RM_RESUME,
+  RewardScorer,
+  trainRewardModel,
+} from '../../../src/rlhf/rewardModel';
+import { directContext, type LogLevel } from '../../../src/rlhf/trainerContext';
+
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+interface Toy {
+  modelDir: string;
+  seed: number;
+  epochs: number;
+  rate: number;
+}
+const RULES: ResumeRules<Toy> = {
+  trainer: 'toy',
+  mayChange: ['epochs'],
+  pathKeys: ['modelDir'],
+  dataNoun: 'rows',
+};
+
+/** A checkpoint with this manifest state and no files (checkResume reads only the state). */
+function fakeCheckpoint(state: Record<string, unknown>): LoadedCheckpoint {
+  return {
+    dir: '/runs/x/checkpoints/toy/step-0000004',
+    manifest: { step: 4, time: '', files: {}, state },
+    read: () => Buffer.alloc(0),
+    counter: () => 4,
+  };
+}
+
+/** The latest checkpoint's manifest file under `checkpointsDir`. */
+function latestManifest(checkpointsDir: string): string {
+  const latest = fs.readFileSync(path.join(checkpointsDir, 'latest'), 'utf8').trim();
+  return path.join(checkpointsDir, latest, 'manifest.json');
+}
+
+/** Removes what checkpoints recorded for resume checks, as a checkpoint of an older version. */
+function makeOld(manifestFile: string): void {
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  delete manifest.state.config;
+  delete manifest.state.data;
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+}
+
+describe("rlhf resume: the config and data must be the checkpoint's", function () {
+  this.timeout(180000);
+
+  describe('checkResume', () => {
+    const config: Toy = { modelDir: 'models/m', seed: 1, epochs: 2, rate: 0.5 };
+    const data = dataDigest(['a', 'b'], 2);
+    const ck = fakeCheckpoint({ ...resumeRecord(config, RULES, data) });
+
+    it('accepts the same config, a path named absolutely, and a change of a key that may change', () => {
+      const warnings: string[] = [];
+      checkResume(ck, config, RULES, data, (m) => warnings.push(m));
+      checkResume(ck, { ...config, modelDir: path.resolve('models/m') }, RULES, data, (m) =>
+        warnings.push(m),
+      );
+      checkResume(ck, { ...config, epochs: 9 }, RULES, data, (m) => warnings.push(m));
+      assert.deepStrictEqual(warnings, []);
+    });
+
+    it("refuses other changes, naming each key with the checkpoint's and the new value", () => {
+      assert.throws(
+        () => checkResume(ck, { ...config, seed: 2, rate: 0.25, epochs: 3 }, RULES, data, () => {}),
+        (e: Error) =>
+          e.message ===
+          'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: this run differs from ' +
+            "the checkpoint's in what is trained: seed (checkpoint 1, now 2); rate (checkpoint " +
+            "0.5, now 0.25). Resume with the checkpoint's values (only epochs may change on " +
+            'resume), or start a fresh run with a new --run-dir',
+      );
+      assert.throws(
+        () => checkResume(ck, { ...config, modelDir: 'models/other' }, RULES, data, () => {}),
+        new RegExp(
+          `modelDir \\(checkpoint ${JSON.stringify(path.resolve('models/m'))}, now ` +
+            `${JSON.stringify(path.resolve('models/other'))}\\)`,
+        ),
+      );
+      // A key the checkpoint does not have (or the config no longer has) is a change too.
+      const extra = { ...config, extra: true } as Toy;
+      assert.throws(
+        () => checkResume(ck, extra, RULES, data, () => {}),
+        /extra \(checkpoint \(absent\), now true\)/,
+      );
+    });
+
+    it('refuses other data, and names a damaged record', () => {
+      assert.throws(
+        () => checkResume(ck, config, RULES, dataDigest(['a', 'b', 'c'], 3), () => {}),
+        new RegExp(
+          `the rows \\(checkpoint 2, sha256 ${data.sha256.slice(0, 12)}\\.\\.\\.; now 3, ` +
+            'sha256 [0-9a-f]{12}\\.\\.\\.: the data file changed since the checkpoint\\)',
+        ),
+      );
+      assert.throws(
+        () => checkResume(fakeCheckpoint({ config: 5, data }), config, RULES, data, () => {}),
+        /step-0000004\/manifest\.json: "state\.config" is 5; allowed: a JSON object/,
+      );
+      assert.throws(
+        () => checkResume(fakeCheckpoint({ config, data: [] }), config, RULES, data, () => {}),
+        /"state\.data" is \[\]; allowed/,
+      );
+    });
+
+    it('resumes a checkpoint written before checkpoints recorded their config, with a warning', () => {
+      const warnings: string[] = [];
+      checkResume(fakeCheckpoint({ step: 4 }), config, RULES, data, (m) => warnings.push(m));
+      assert.deepStrictEqual(warnings, [
+        'toy: /runs/x/checkpoints/toy/step-0000004 was written before checkpoints recorded ' +
+          'their config and data, so this run could not be checked against it: resuming it ' +
+          "with this config, which must be the checkpoint's (only epochs may change)",
+      ]);
+    });
+  });
+
+  describe('in the trainers (tiny Llama fixture)', () => {
+    const model = loadModel(MODEL);
+    const pairs: TrainingPair[] = Array.from({ length: 16 }, (_, i) => ({
+      recordId: `r${i}`,
+      prompt: `let v${i % 8} = `,
+      suffix: '',
+      chosen: `${i};\n`,
+      rejected: ['((', '[[{'][i % 2],
+      target: 1,
+      margin: 0,
+    }));
+    const small = {
+      modelDir: MODEL,
+      batchSize: 4,
+      loraRank: 2,
+      loraAlpha: 4,
+      maxPromptTokens: 8,
+      maxCompletionTokens: 4,
+      validationFraction: 0.25,
+      checkpointEvery: 1,
+    };
+    const logged = () => {
+      const lines: string[] = [];
+      const ctx = directContext({
+        onLog: (level: LogLevel, message: string) => lines.push(`${level}: ${message}`),
+      });
+      return { lines, ctx };
+    };
+
+    it('reward model: refuses a changed markCompletion, extends epochs, resumes an old checkpoint with a warning', async () => {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-resume-cfg-'));
+      const config = { ...RM_DEFAULTS, ...small, epochs: 1 };
+      const options = { model, pairs, runDir, ctx: directContext() };
+      const first = await trainRewardModel({ ...options, config, resume: false });
+      const manifest = latestManifest(path.join(runDir, 'checkpoints', REWARD_MODEL_DIR));
+      assert.strictEqual(JSON.parse(fs.readFileSync(manifest, 'utf8')).state.step, first.steps);
+      await assert.rejects(
+        trainRewardModel({
+          ...options,
+          config: { ...config, epochs: 3, markCompletion: false },
+          resume: true,
+        }),
+        (e: Error) =>
+          e.message.includes(
+            "differs from the checkpoint's in what is trained: markCompletion " +
+              '(checkpoint true, now false). Resume',
+          ) && e.message.includes(`only ${RM_RESUME.mayChange.join(', ')} may change`),
+      );
+      await assert.rejects(
+        trainRewardModel({ ...options, pairs: pairs.slice(1), config, resume: true }),
+        /the training pairs \(checkpoint 16, sha256 [0-9a-f]{12}\.\.\.; now 15,/,
+      );
+      // Written before checkpoints kept their config: resumed, with a warning.
+      makeOld(manifest);
+      const { lines, ctx } = logged();
+      const extended = await trainRewardModel({
+        ...options,
+        ctx,
+        config: { ...config, epochs: 2 },
+        resume: true,
+      });
+      assert.strictEqual(extended.steps, 2 * first.steps);
+      assert.ok(
+        lines.some((l) => /^warn: reward model: .* could not be checked against it/.test(l)),
+        lines.join('\n'),
+      );
+      fs.rmSync(runDir, { recursive: true, force: true });
+    });
+
+    it('DPO: refuses a changed beta and learning rate; accepts more epochs', async () => {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-resume-cfg-'));
+      const config = { ...DPO_DEFAULTS, ...small, epochs: 1 };
+      const options = { model, pairs, runDir, ctx: directContext() };
+      const first = await trainDpo({ ...options, config, resume: false });
+      await assert.rejects(
+        trainDpo({
+          ...options,
+          config: { ...config, beta: 0.5, learningRate: 1e-2 },
+          resume: true,
+        }),
+        /DPO: cannot resume from .*: learningRate \(checkpoint 0\.0005, now 0\.01\); beta \(checkpoint 0\.1, now 0\.5\)/,
+      );
+      const extended = await trainDpo({
+        ...options,
+        config: { ...config, epochs: 2 },
+        resume: true,
+      });
+      assert.strictEqual(extended.steps, 2 * first.steps);
+      const manifest = JSON.parse(
+        fs.readFileSync(latestManifest(path.join(runDir, 'checkpoints', DPO_DIR)), 'utf8'),
+      );
+      assert.strictEqual(manifest.state.config.epochs, 2);
+      fs.rmSync(runDir, { recursive: true, force: true });
+    });
+
+    it('PPO: refuses a changed reward model folder and prompts; accepts more iterations', async () => {
+      const runtime = ModelRuntime.fromModel(model, { threads: 2 });
+      const generator = createGenerator(runtime);
+      const adapter = initLora(
+        model,
+        { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
+        5,
+      );
+      const weight = Float32Array.from({ length: model.config.hiddenSize }, (_, i) =>
+        Math.sin(i + 1),
+      );
+      const scorer = await RewardScorer.create(model, adapter, {
+        weight,
+        bias: new Float32Array(1),
+      });
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-resume-cfg-'));
+      const config = {
+        ...PPO_DEFAULTS,
+        modelDir: MODEL,
+        rewardModelDir: 'rm-a',
+        iterations: 1,
+        checkpointEvery: 1,
+        promptsPerBatch: 2,
+        samplesPerPrompt: 2,
+        maxNewTokens: 4,
+        minibatchSize: 4,
+        ppoEpochs: 1,
+        loraRank: 2,
+        loraAlpha: 4,
+      };
+      const options = {
+        model,
+        generator,
+        rewardScorer: scorer,
+        prompts: ['let a = ', 'return ', 'x += '],
+        heldOutPrompts: [],
+        runDir,
+        ctx: directContext(),
+      };
+      try {
+        await trainPpo({ ...options, config, resume: false });
+        await assert.rejects(
+          trainPpo({
+            ...options,
+            config: { ...config, iterations: 2, rewardModelDir: 'rm-b' },
+            resume: true,
+          }),
+          new RegExp(
+            `PPO: cannot resume from .*: rewardModelDir \\(checkpoint ` +
+              `${JSON.stringify(path.resolve('rm-a'))}, now ${JSON.stringify(path.resolve('rm-b'))}\\)\\. `,
+          ),
+        );
+        await assert.rejects(
+          trainPpo({ ...options, prompts: ['let a = '], config, resume: true }),
+          /the prompts \(training and held-out\) \(checkpoint 3, .*now 1,/,
+        );
+        const extended = await trainPpo({
+          ...options,
+          config: { ...config, iterations: 2 },
+          resume: true,
+        });
+        assert.strictEqual(extended.iterations, 2);
+        const manifest = latestManifest(path.join(runDir, 'checkpoints', POLICY_DIR));
+        assert.strictEqual(JSON.parse(fs.readFileSync(manifest, 'utf8')).state.iteration, 2);
+      } finally {
+        await scorer.release();
+        await generator.dispose();
+        await runtime.dispose();
+        fs.rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+  });
+});
