@@ -122,3 +122,13 @@ export function checkResume<T extends object>(
       `${rules.mayChange.join(', ')} may change on resume), or start a fresh run with a new --run-dir`,
   );
 }
+
+/**
+ * `value` (an object of numbers read from a checkpoint's JSON) with null fields as NaN: JSON
+ * writes NaN (an accuracy with no strict pairs, a reward with no held-out prompts) as null.
+ */
+export function numbersFromJson<T extends object>(value: T): T {
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [key, v === null ? Number.NaN : v]),
+  ) as T;
+}

@@ -29,7 +29,7 @@ import {
 import type { TrainingPair } from './preferences';
 import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
-import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
+import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping, splitByPrompt } from './split';
 import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -388,6 +388,10 @@ export async function trainRewardModel(options: {
   let best = copyParams(params);
   let bestEval: PairEvaluation | undefined;
   let savedMoments: OptimizerState | undefined;
+  // Taken before a resume restores the checkpoint's parameters: "did training change them" is
+  // asked of the whole run, so a resume with no step left (the run had finished, or crashed
+  // before writing its output) still passes with the checkpoint's trained parameters.
+  const initialDigest = digestParams(params);
   if (options.resume) {
     if (ck) {
       const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
@@ -407,13 +411,18 @@ export async function trainRewardModel(options: {
       const state = ck.manifest.state as {
         earlyStopping: { best: number; bestStep: number; sinceBest: number };
         firstLoss: number;
+        lastLoss?: number | null;
         bestEval?: PairEvaluation;
       };
       earlyStopping.restore(state.earlyStopping);
       best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
-      bestEval = state.bestEval;
+      // JSON wrote NaN (no strict validation pairs, say) as null.
+      bestEval = state.bestEval && numbersFromJson(state.bestEval);
       step = ck.counter('step');
-      firstLoss = state.firstLoss;
+      firstLoss = state.firstLoss ?? Number.NaN;
+      // Absent in checkpoints written before it was kept: then only a resume that trains on
+      // reports it.
+      lastLoss = state.lastLoss ?? Number.NaN;
       ctx.log('info', `reward model: resumed from ${ck.dir} at step ${step}`);
     } else {
       ctx.log(
@@ -422,7 +431,6 @@ export async function trainRewardModel(options: {
       );
     }
   }
-  const initialDigest = digestParams(params);
 
   const optimizer = await ParameterOptimizer.create(
     adamWTraining(rewardTrainingLoss(model, targets, config.loraRank), config.learningRate),
@@ -446,6 +454,7 @@ export async function trainRewardModel(options: {
         optimizerStep: st.step,
         earlyStopping: earlyStopping.state(),
         firstLoss,
+        lastLoss,
         bestEval,
         ...resumeRecord(config, RM_RESUME, data),
       },

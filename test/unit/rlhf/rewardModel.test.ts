@@ -114,9 +114,22 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     fs.rmSync(runDir, { recursive: true, force: true });
   });
 
-  it('resumes from the last checkpoint and ends where an uninterrupted run ends', async () => {
+  /** The output folder's files, and run.json without its wall time. */
+  function outputOf(dir: string) {
+    const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+    delete run.seconds;
+    const bytes = (name: string) => fs.readFileSync(path.join(dir, name)).toString('base64');
+    return {
+      run,
+      adapter: bytes('adapter_model.safetensors'),
+      head: bytes('reward_head.safetensors'),
+    };
+  }
+
+  it('resumes from the last checkpoint and ends where an uninterrupted run ends; a finished run resumes to its output', async () => {
     const data = pairs(32);
     const straightDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
+    // 3 steps per epoch: checkpoints at steps 3 and 6, the last one at the end of the run.
     const cfg = config({ epochs: 2, checkpointEvery: 3 });
     const straight = await trainRewardModel({
       model,
@@ -126,6 +139,8 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
       resume: false,
       ctx: directContext(),
     });
+    assert.strictEqual(straight.steps, 6);
+    const expected = outputOf(straight.outputDir);
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
     const controller = new AbortController();
     let steps = 0;
@@ -155,5 +170,23 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     });
     assert.strictEqual(resumed.steps, straight.steps);
     assert.strictEqual(headDigest(resumed.head), headDigest(straight.head));
+    assert.deepStrictEqual(outputOf(resumed.outputDir), expected);
+
+    // The run finished (or crashed after its last checkpoint, before writing its output):
+    // a resume has no step left and writes the checkpoint's best model and numbers.
+    fs.rmSync(straight.outputDir, { recursive: true });
+    const again = await trainRewardModel({
+      model,
+      pairs: data,
+      config: cfg,
+      runDir: straightDir,
+      resume: true,
+      ctx: directContext(),
+    });
+    assert.deepStrictEqual(outputOf(again.outputDir), expected);
+    assert.deepStrictEqual(again.validation, straight.validation);
+    assert.strictEqual(again.lastLoss, straight.lastLoss);
+    fs.rmSync(straightDir, { recursive: true, force: true });
+    fs.rmSync(runDir, { recursive: true, force: true });
   });
 });
