@@ -28,7 +28,12 @@ import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
 import { PROJECTIONS, type Projection } from '../model/weights';
 import { computeGae, whiten, type Matrix } from './advantages';
 import { float32, sequenceBatch, type TokenRow } from './batch';
-import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
+import {
+  loadLatestCheckpoint,
+  writeCheckpoint,
+  writeFileAtomic,
+  type LoadedCheckpoint,
+} from './checkpoint';
 import { parseLoraTargets, type PpoConfig } from './config';
 import { loadHead, saveHead, type Head } from './heads';
 import {
@@ -41,7 +46,7 @@ import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from 
 import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
 import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
-import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
+import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import type { RewardScorer } from './rewardModel';
 import { packTensors, unpackTensors } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
@@ -147,7 +152,7 @@ export interface PpoResult {
   valueHead: Head;
   iterations: number;
   rollbacks: number;
-  /** Metric rows per iteration (TRL names). */
+  /** Metric rows per iteration (TRL names), those before a resume included. */
   history: Record<string, number>[];
   /** Held-out mean reward before training and of the returned adapter. */
   heldOutRewardBefore: number;
@@ -171,6 +176,26 @@ function copyInto(target: Map<string, Float32Array>, source: Record<string, Floa
 
 function snapshot(params: Map<string, Float32Array>): Record<string, Float32Array> {
   return Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
+}
+
+/** The metric rows of a checkpoint's history.json (NaN was written as null). */
+function readHistory(ck: LoadedCheckpoint): Record<string, number>[] {
+  const file = `${ck.dir}/history.json`;
+  let rows: unknown;
+  try {
+    rows = JSON.parse(ck.read('history.json').toString('utf8'));
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const isRow = (row: unknown) =>
+    typeof row === 'object' &&
+    row !== null &&
+    !Array.isArray(row) &&
+    Object.values(row).every((v) => v === null || typeof v === 'number');
+  if (!Array.isArray(rows) || !rows.every(isRow)) {
+    throw new Error(`${file}: expected an array of metric rows ({name: number or null})`);
+  }
+  return rows.map((row: Record<string, number>) => numbersFromJson(row));
 }
 
 /**
@@ -344,6 +369,8 @@ export async function trainPpo(options: {
   let lastGoodOptimizer = optimizer.state();
   let bestHeldOut = Number.NaN;
   let heldOutBefore = Number.NaN;
+  // The held-out reward of the last accepted adapter, which the rollback test compares with.
+  let lastGoodHeldOut = Number.NaN;
   // Standardisation of the reward model's scores, fixed from the first rollout (normalizeScores).
   let scoreNorm: { mean: number; std: number } | undefined;
 
@@ -358,6 +385,7 @@ export async function trainPpo(options: {
         kl: ReturnType<KlController['state']>;
         bestHeldOut: number | null;
         heldOutBefore: number | null;
+        lastGoodHeldOut?: number | null;
         scoreNorm?: { mean: number; std: number } | null;
       };
       optimizer.restore(
@@ -374,6 +402,10 @@ export async function trainPpo(options: {
       scoreNorm = state.scoreNorm ?? undefined;
       bestHeldOut = state.bestHeldOut ?? Number.NaN;
       heldOutBefore = state.heldOutBefore ?? Number.NaN;
+      // Absent from checkpoints written before it was kept: the rollback test then falls back
+      // to bestHeldOut for the first iteration, as those runs did.
+      lastGoodHeldOut = state.lastGoodHeldOut ?? Number.NaN;
+      if (ck.manifest.files['history.json']) history.push(...readHistory(ck));
       lastGood = snapshot(params);
       lastGoodOptimizer = optimizer.state();
       ctx.log('info', `PPO: resumed from ${ck.dir} at iteration ${iteration}`);
@@ -394,6 +426,8 @@ export async function trainPpo(options: {
         'params.bin': packTensors(snapshot(params)),
         'optimizer.bin': packMoments(st),
         'value_head.safetensors': headBytes,
+        // The rows so far: a resumed run's result, summary and last KL cover the whole run.
+        'history.json': JSON.stringify(history),
       },
       {
         iteration,
@@ -402,6 +436,7 @@ export async function trainPpo(options: {
         kl: kl.state(),
         bestHeldOut: Number.isFinite(bestHeldOut) ? bestHeldOut : null,
         heldOutBefore: Number.isFinite(heldOutBefore) ? heldOutBefore : null,
+        lastGoodHeldOut: Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : null,
         rollbacks,
         scoreNorm: scoreNorm ?? null,
         ...resumeRecord(config, PPO_RESUME, data),
@@ -410,7 +445,6 @@ export async function trainPpo(options: {
     ctx.checkpoint(iteration, dir);
   };
 
-  let lastGoodHeldOut = Number.NaN;
   try {
     if (Number.isNaN(heldOutBefore)) {
       heldOutBefore = await heldOutReward(

@@ -7,6 +7,7 @@ import { loadModel } from '../../../src/model/loader';
 import { initLora } from '../../../src/model/lora';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { PPO_DEFAULTS, type PpoConfig } from '../../../src/rlhf/config';
+import { sha256 } from '../../../src/rlhf/checkpoint';
 import { headDigest, loadHead } from '../../../src/rlhf/heads';
 import { encodePair } from '../../../src/rlhf/batch';
 import { PolicyGraphs, sampleRollouts, trainPpo } from '../../../src/rlhf/ppo';
@@ -166,6 +167,79 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
       /value_head.safetensors in its manifest, but the file is missing/,
     );
     await scorer.release();
+  });
+
+  it("a run interrupted after a checkpoint and resumed, or finished and resumed, writes the straight run's output", async () => {
+    const scorer = await fixedScorer();
+    const cfg = config({
+      iterations: 3,
+      checkpointEvery: 1,
+      promptsPerBatch: 4,
+      samplesPerPrompt: 2,
+    });
+    const heldOutPrompts = ['let b = ', 'x = ('];
+    /** The output folder's files, and run.json without its wall time. */
+    const outputOf = (dir: string) => {
+      const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+      delete run.seconds;
+      const bytes = (name: string) => sha256(fs.readFileSync(path.join(dir, name)));
+      return {
+        run,
+        adapter: bytes('adapter_model.safetensors'),
+        head: bytes('value_head.safetensors'),
+      };
+    };
+    const straightDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-straight-'));
+    const straight = await trainPpo(
+      ppoOptions(scorer, straightDir, { heldOutPrompts, config: cfg }),
+    );
+    const expected = outputOf(straight.outputDir);
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-resumed-'));
+    const controller = new AbortController();
+    await assert.rejects(
+      trainPpo(
+        ppoOptions(scorer, runDir, {
+          heldOutPrompts,
+          config: cfg,
+          ctx: directContext({
+            signal: controller.signal,
+            // Aborted after iteration 2's metrics: its checkpoint is written, 3 never starts.
+            onMetrics: (iteration) => iteration === 2 && controller.abort(),
+          }),
+        }),
+      ),
+      (e: Error) => e.name === 'AbortError',
+    );
+    // The best held-out reward seen is a noisy maximum; the straight run compared iteration 3
+    // with the last accepted adapter's reward. Made far higher here, a resume that compared
+    // with it would roll iteration 3 back.
+    const ckDir = path.join(runDir, 'checkpoints', 'policy');
+    const manifestFile = path.join(ckDir, 'step-0000002', 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    assert.strictEqual(fs.readFileSync(path.join(ckDir, 'latest'), 'utf8').trim(), 'step-0000002');
+    manifest.state.bestHeldOut = 1e6;
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+    const resumed = await trainPpo(
+      ppoOptions(scorer, runDir, { heldOutPrompts, config: cfg, resume: true }),
+    );
+    assert.deepStrictEqual(outputOf(resumed.outputDir), expected);
+    assert.deepStrictEqual(
+      resumed.history.map((row) => ({ ...row, 'time/iteration_s': 0 })),
+      straight.history.map((row) => ({ ...row, 'time/iteration_s': 0 })),
+    );
+    // Finished (or crashed after its last checkpoint, before its output): nothing left to train,
+    // and the output, the held-out rewards and the last KL are the run's own.
+    fs.rmSync(straight.outputDir, { recursive: true });
+    const again = await trainPpo(
+      ppoOptions(scorer, straightDir, { heldOutPrompts, config: cfg, resume: true }),
+    );
+    await scorer.release();
+    assert.deepStrictEqual(outputOf(again.outputDir), expected);
+    assert.strictEqual(again.heldOutRewardAfter, straight.heldOutRewardAfter);
+    assert.notStrictEqual(again.heldOutRewardAfter, again.heldOutRewardBefore);
+    assert.deepStrictEqual(again.history, straight.history);
+    fs.rmSync(straightDir, { recursive: true, force: true });
+    fs.rmSync(runDir, { recursive: true, force: true });
   });
 
   it('a rollback restores the last good adapter, value head and optimizer moments and step', async () => {
