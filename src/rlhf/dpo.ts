@@ -19,7 +19,7 @@ import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from '.
 import { dpoLoss } from './ppoMath';
 import type { TrainingPair } from './preferences';
 import { createRng, shuffled } from './random';
-import { checkResume, dataDigest, resumeRecord, type ResumeRules } from './resume';
+import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping, splitByPrompt } from './split';
 import { packTensors, unpackTensors } from './tensorPack';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -198,7 +198,10 @@ export async function trainDpo(options: {
         const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
         for (const [name, p] of params) p.set(saved[name]);
         const state = ck.manifest.state as {
-          firstLoss: number;
+          firstLoss: number | null;
+          lastLoss?: number | null;
+          earlyStopping?: { best: number; bestStep: number; sinceBest: number };
+          bestEval?: { accuracy: number | null; loss: number | null };
         };
         optimizer.restore(
           unpackMoments(
@@ -208,8 +211,14 @@ export async function trainDpo(options: {
           ),
         );
         step = ck.counter('step');
-        firstLoss = state.firstLoss;
+        firstLoss = state.firstLoss ?? Number.NaN;
         best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
+        // Without them (checkpoints written before they were kept) the first evaluation after
+        // the resume became the best whatever it scored, and patience started again from 0,
+        // so a resumed run could output another adapter than a straight one.
+        if (state.earlyStopping) earlyStopping.restore(state.earlyStopping);
+        if (state.bestEval) bestEval = numbersFromJson(state.bestEval) as typeof bestEval;
+        lastLoss = state.lastLoss ?? Number.NaN;
         ctx.log('info', `DPO: resumed from ${ck.dir} at step ${step}`);
       }
     }
@@ -343,6 +352,9 @@ export async function trainDpo(options: {
             step,
             optimizerStep: st.step,
             firstLoss,
+            lastLoss,
+            earlyStopping: earlyStopping.state(),
+            bestEval,
             ...resumeRecord(config, DPO_RESUME, data),
           },
         );

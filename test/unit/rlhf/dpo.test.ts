@@ -4,7 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadModel } from '../../../src/model/loader';
 import { loadPeftAdapter } from '../../../src/model/lora';
-import { DPO_DEFAULTS } from '../../../src/rlhf/config';
+import { sha256 } from '../../../src/rlhf/checkpoint';
+import { DPO_DEFAULTS, type DpoConfig } from '../../../src/rlhf/config';
 import { DPO_DIR, trainDpo } from '../../../src/rlhf/dpo';
 import type { TrainingPair } from '../../../src/rlhf/preferences';
 import { directContext } from '../../../src/rlhf/trainerContext';
@@ -56,6 +57,84 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
     const saved = loadPeftAdapter(result.outputDir, model);
     assert.ok([...saved.factors.values()].some((f) => f.b.some((x) => x !== 0)));
     assert.ok(rows.some((r) => 'rewards/margins' in r && 'logps/chosen' in r));
+  });
+
+  it("a run interrupted after a checkpoint and resumed, or finished and resumed, writes the straight run's output", async () => {
+    const model = loadModel(MODEL);
+    const pairs: TrainingPair[] = Array.from({ length: 48 }, (_, i) => ({
+      recordId: `r${i}`,
+      prompt: `let v${i % 12} = `,
+      suffix: '',
+      chosen: `${(i * 37) % 100};\n`,
+      rejected: ['((', '[[{', '{{(', ')('][i % 4],
+      target: 1,
+      margin: 0,
+    }));
+    const base = {
+      ...DPO_DEFAULTS,
+      modelDir: MODEL,
+      epochs: 4,
+      batchSize: 8,
+      learningRate: 1e-2,
+      loraRank: 4,
+      loraAlpha: 8,
+      maxPromptTokens: 16,
+      maxCompletionTokens: 8,
+      validationFraction: 0.25,
+      // 5 steps per epoch: a checkpoint after each epoch's evaluation.
+      checkpointEvery: 5,
+    };
+    /** The output folder's files, and run.json without its wall time. */
+    const outputOf = (dir: string) => {
+      const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+      delete run.seconds;
+      const adapter = sha256(fs.readFileSync(path.join(dir, 'adapter_model.safetensors')));
+      return { run, adapter };
+    };
+    const train = (config: DpoConfig, runDir: string, resume: boolean, abortAt?: number) => {
+      const controller = new AbortController();
+      let steps = 0;
+      const ctx = directContext({
+        signal: controller.signal,
+        onMetrics: (_s, row) => {
+          if ('loss' in row && ++steps === abortAt) controller.abort();
+        },
+      });
+      return trainDpo({ model, pairs, config, runDir, resume, ctx });
+    };
+    const dirs: string[] = [];
+    const tmp = (name: string) => {
+      dirs.push(fs.mkdtempSync(path.join(os.tmpdir(), name)));
+      return dirs[dirs.length - 1];
+    };
+
+    // Interrupted at step 7 and resumed from the checkpoint of step 5. Validation accuracy peaks
+    // early, so with patience 1 the straight run stops early; which evaluation is the best and
+    // when patience runs out depend on the evaluations before the resume.
+    const stopping = { ...base, patience: 1 };
+    const straight = await train(stopping, tmp('dpo-straight-'), false);
+    assert.ok(straight.earlyStopped && straight.steps > 5, `${straight.steps} steps`);
+    const expected = outputOf(straight.outputDir);
+    const runDir = tmp('dpo-resumed-');
+    await assert.rejects(train(stopping, runDir, false, 7), (e: Error) => e.name === 'AbortError');
+    const resumed = await train(stopping, runDir, true);
+    assert.deepStrictEqual(outputOf(resumed.outputDir), expected);
+    assert.strictEqual(resumed.validationAccuracy, straight.validationAccuracy);
+
+    // Finished (its last checkpoint at its last step), or crashed after that checkpoint before
+    // writing its output: nothing is left to train; the output and numbers are the run's own.
+    const full = { ...base, epochs: 2, patience: 10 };
+    const finishedDir = tmp('dpo-finished-');
+    const finished = await train(full, finishedDir, false);
+    assert.strictEqual(finished.steps, 10);
+    const finishedOutput = outputOf(finished.outputDir);
+    assert.ok(Number.isFinite(finished.validationAccuracy));
+    fs.rmSync(finished.outputDir, { recursive: true });
+    const again = await train(full, finishedDir, true);
+    assert.deepStrictEqual(outputOf(again.outputDir), finishedOutput);
+    assert.strictEqual(again.validationAccuracy, finished.validationAccuracy);
+    assert.strictEqual(again.validationLoss, finished.validationLoss);
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses to resume from a checkpoint whose step counter is damaged, and keeps it', async () => {
