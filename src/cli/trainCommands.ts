@@ -20,9 +20,12 @@ import {
   type ConfigSpec,
 } from '../rlhf/config';
 import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
+import { DPO_RESUME } from '../rlhf/dpo';
 import { Oracle, resolveOracleRule } from '../rlhf/oracle';
+import { PPO_RESUME } from '../rlhf/ppo';
 import { GATE_DEFAULTS, GATE_SPEC } from '../rlhf/promotionGate';
 import { cutPrompts, readCodeSources } from '../rlhf/prompts';
+import { RM_RESUME } from '../rlhf/rewardModel';
 import { directContext } from '../rlhf/trainerContext';
 import { formatWinRate } from '../rlhf/winRate';
 import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
@@ -42,6 +45,11 @@ const TRAIN_USAGE = [
   '         --run-dir <dir> [--baselineAdapterDir <dir>]',
   '  gate: the promotion gate (reward-model win rate against the base or --baselineAdapterDir',
   '  on the prompts both trainers held out, and KL); prints promote or keep, and why.',
+  '  --resume (rm, ppo, dpo) continues from the last checkpoint in --run-dir, with the same',
+  "  data and the checkpoint's config except these keys (any other change is refused):",
+  `    rm: ${RM_RESUME.mayChange.join(', ')}`,
+  `    dpo: ${DPO_RESUME.mayChange.join(', ')}`,
+  `    ppo: ${PPO_RESUME.mayChange.join(', ')}`,
 ];
 
 /** Every key of the trainer `kind`: name, type, help and default, from its config spec. */

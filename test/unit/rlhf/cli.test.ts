@@ -154,6 +154,11 @@ describe('code-rlhf train / eval CLI', function () {
       rm.out.join('\n'),
       /^ {2}--epochs <number> {2}passes over the training pairs \(default 3\)$/m,
     );
+    // What a resume may change, from the trainers' own lists.
+    assert.match(
+      rm.out.join('\n'),
+      /^ {4}rm: epochs, patience, checkpointEvery\n {4}dpo: epochs, patience, checkpointEvery\n {4}ppo: iterations, checkpointEvery$/m,
+    );
     const gate = io();
     await runCli(['train', 'gate', '--help'], gate.io);
     assert.match(gate.out.join('\n'), /^ {2}--minPrompts <number> {2}fewest held-out prompts/m);
