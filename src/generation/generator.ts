@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadPeftAdapter, type LoraAdapter } from '../model/lora';
 import { ModelRuntime, selectCacheRows } from '../model/runtime';
+import { SettingError } from '../model/settingError';
 import type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
 import { StreamingDetokenizer } from './detokenizer';
 import { buildPrompt } from './prompt';
@@ -103,7 +104,7 @@ export class LlamaGenerator implements CompletionGenerator {
     const adapter = request.adapterPath ? this.adapter(request.adapterPath) : undefined;
     const budget = model.contextLength - request.maxNewTokens;
     if (budget < 1) {
-      throw new RangeError(
+      throw new SettingError(
         `maxNewTokens ${request.maxNewTokens} leaves no room for a prompt in the model's ` +
           `${model.contextLength}-token context`,
       );
@@ -313,12 +314,12 @@ function validateRequest(request: CompletionRequest): void {
   if (typeof request.prefix !== 'string') throw new TypeError('request.prefix must be a string');
   if (typeof request.suffix !== 'string') throw new TypeError('request.suffix must be a string');
   if (!(Number.isInteger(request.count) && request.count >= 1 && request.count <= MAX_COUNT)) {
-    throw new RangeError(
+    throw new SettingError(
       `request.count must be an integer from 1 to ${MAX_COUNT}, got ${request.count}`,
     );
   }
   if (!Number.isFinite(request.seed))
-    throw new RangeError(`request.seed must be a number, got ${request.seed}`);
+    throw new SettingError(`request.seed must be a number, got ${request.seed}`);
   validateSampling(request);
   if (request.stopStrings !== undefined && !Array.isArray(request.stopStrings)) {
     throw new TypeError(

@@ -4,6 +4,7 @@
  * use this order with their own token names). User text is always encoded as plain text, so
  * text that looks like a control token stays text.
  */
+import { SettingError } from '../model/settingError';
 import type { CodeTokenizer } from '../model/tokenizer';
 
 export interface BuiltPrompt {
@@ -46,7 +47,7 @@ export function buildPrompt(
   const prefixIds = allPrefixIds.slice(prefixCut);
   const fim = tokenizer.fim;
   const tooSmall = (needed: number) =>
-    new RangeError(
+    new SettingError(
       `maxNewTokens leaves room for ${budget} prompt tokens; this prompt needs at least ${needed} ` +
         '(control tokens); lower maxNewTokens',
     );

@@ -4,6 +4,7 @@
  */
 
 import { Rng } from '../model/random';
+import { SettingError } from '../model/settingError';
 
 export { Rng };
 
@@ -29,13 +30,13 @@ export interface SampledToken {
 export function validateSampling(settings: SamplingSettings): void {
   const { temperature, topK, topP } = settings;
   if (!(Number.isFinite(temperature) && temperature >= 0)) {
-    throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
+    throw new SettingError(`temperature must be a finite number >= 0, got ${temperature}`);
   }
   if (!(Number.isInteger(topK) && topK >= 0)) {
-    throw new RangeError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
+    throw new SettingError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
   }
   if (!(topP > 0 && topP <= 1))
-    throw new RangeError(`topP must be in (0, 1] (1 = off), got ${topP}`);
+    throw new SettingError(`topP must be in (0, 1] (1 = off), got ${topP}`);
 }
 
 /**

@@ -3,6 +3,7 @@
  * a line limit and a token limit. Text is checked after each token; the cut position is exact
  * even when a stop string or a newline sits in the middle of a token.
  */
+import { SettingError } from '../model/settingError';
 import type { StopReason } from './api';
 
 export interface StopSettings {
@@ -22,16 +23,16 @@ export interface StopDecision {
 /** Checks the settings and names the bad field. */
 export function validateStopping(settings: Omit<StopSettings, 'stopIds'>): void {
   if (!(Number.isInteger(settings.maxNewTokens) && settings.maxNewTokens >= 1)) {
-    throw new RangeError(`maxNewTokens must be an integer >= 1, got ${settings.maxNewTokens}`);
+    throw new SettingError(`maxNewTokens must be an integer >= 1, got ${settings.maxNewTokens}`);
   }
   if (!(Number.isInteger(settings.maxLines) && settings.maxLines >= 0)) {
-    throw new RangeError(
+    throw new SettingError(
       `maxLines must be an integer >= 0 (0 = no limit), got ${settings.maxLines}`,
     );
   }
   settings.stopStrings.forEach((s, i) => {
     if (typeof s !== 'string' || s.length === 0) {
-      throw new RangeError(
+      throw new SettingError(
         `stopStrings[${i}] must be a non-empty string, got ${JSON.stringify(s)}`,
       );
     }

@@ -1,11 +1,13 @@
 /**
  * How a failed job or command is reported. Errors our code throws for bad input (a flag, config
- * key, file, record or folder) carry a message that names the bad value and what is allowed:
- * that message is the whole report, and a stack trace would only bury it. Errors JavaScript
- * raises for a bug (a TypeError on undefined, a RangeError, ...) or a failed internal assertion
- * are internal: their stack trace is what a bug report needs. `verbose` (the CLI's --verbose)
- * asks for the stack trace of every error.
+ * key, setting, file, record or folder) carry a message that names the bad value and what is
+ * allowed: that message is the whole report, and a stack trace would only bury it. Errors
+ * JavaScript raises for a bug (a TypeError on undefined, a RangeError, ...) or a failed internal
+ * assertion are internal: their stack trace is what a bug report needs. A SettingError (a
+ * user-supplied setting out of range) is a RangeError subclass but input, not a bug. `verbose`
+ * (the CLI's --verbose) asks for the stack trace of every error.
  */
+import { SettingError } from '../model/settingError';
 
 /** Error classes that mean a bug in this code, not bad input. */
 const INTERNAL: ReadonlyArray<new (...args: never[]) => Error> = [
@@ -19,6 +21,7 @@ const INTERNAL: ReadonlyArray<new (...args: never[]) => Error> = [
 /** Whether `error` is internal (a bug), not an error thrown for bad input; see the module doc. */
 export function isInternalError(error: unknown): boolean {
   if (!(error instanceof Error)) return true;
+  if (error instanceof SettingError) return false;
   return INTERNAL.some((kind) => error instanceof kind) || error.name === 'AssertionError';
 }
 

@@ -21,6 +21,7 @@ import {
 } from './llamaGraph';
 import { loadModel, type LoadedModel } from './loader';
 import { loraScale, type LoraAdapter } from './lora';
+import { SettingError } from './settingError';
 import { PROJECTIONS, projectionShape, type Projection } from './weights';
 
 export type GraphKind = 'step' | 'logits' | 'logprobs';
@@ -289,7 +290,7 @@ export class ModelRuntime {
     options: { adapter?: LoraAdapter; temperature?: number } = {},
   ): Promise<{ logprobs: Float32Array; entropy: Float32Array }[]> {
     const temperature = options.temperature ?? 1;
-    if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
+    if (!(temperature > 0)) throw new SettingError(`temperature must be > 0, got ${temperature}`);
     items.forEach((item, i) => {
       if (item.prompt.length === 0) throw new RangeError(`items[${i}].prompt is empty`);
       checkTokenIds(item.prompt, this.vocabSize, `completionLogprobs: items[${i}].prompt`);

@@ -7,6 +7,7 @@ import { describeError, isInternalError } from '../../../src/host/errorReport';
 import { openStore } from '../../../src/data/store';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, savePeftAdapter, type LoraConfig } from '../../../src/model/lora';
+import { SettingError } from '../../../src/model/settingError';
 import { saveHead } from '../../../src/rlhf/heads';
 import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
 import { Oracle, cleanCodeRule } from '../../../src/rlhf/oracle';
@@ -211,10 +212,44 @@ describe('code-rlhf train / eval CLI', function () {
     }
     assert.strictEqual(isInternalError(new Error('bad key')), false);
     assert.strictEqual(isInternalError(new SyntaxError('Unexpected token')), false);
+    // A RangeError JavaScript raises is a bug; one our code raises for a setting is not.
     assert.strictEqual(isInternalError(new RangeError('Invalid array length')), true);
+    assert.strictEqual(isInternalError(new SettingError('topK must be >= 0, got -1')), false);
     assert.strictEqual(isInternalError('a string'), true);
     assert.strictEqual(describeError(new Error('bad key')), 'bad key');
     assert.match(describeError(new Error('bad key'), true), /^Error: bad key\n\s+at /);
+  });
+
+  it('eval with a setting out of range prints its message, without a stack trace', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-eval-settings-'));
+    try {
+      const model = loadModel(MODEL);
+      const adapterDir = path.join(dir, 'adapter');
+      const lora: LoraConfig = { rank: 2, alpha: 4, targets: ['q_proj'], useRslora: false };
+      savePeftAdapter(adapterDir, initLora(model, lora, 1), model.dir);
+      const corpus = path.join(dir, 'corpus.jsonl');
+      fs.writeFileSync(
+        corpus,
+        JSON.stringify({ text: 'const a = [1, 2, 3].map((x) => x * 2);\n' }),
+      );
+      const evalArgs = [
+        ...['eval', '--model', MODEL, '--adapter', adapterDir, '--prompts', corpus],
+        ...['--count', '1', '--oracle', 'clean-code'],
+      ];
+      const cases: [string[], string][] = [
+        [['--max-new-tokens', '0'], 'maxNewTokens must be an integer >= 1, got 0'],
+        [['--temperature', '0'], 'temperature must be > 0, got 0'],
+        [['--temperature', '-1'], 'temperature must be a finite number >= 0, got -1'],
+        [['--max-lines', '-1'], 'maxLines must be an integer >= 0 (0 = no limit), got -1'],
+      ];
+      for (const [flags, message] of cases) {
+        const run = io();
+        assert.strictEqual(await runCli([...evalArgs, ...flags], run.io), 1, flags.join(' '));
+        assert.deepStrictEqual(run.err, [`code-rlhf: ${message}`], flags.join(' '));
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('warns when a reward model folder has no run.json, naming it and the limits used', async () => {
