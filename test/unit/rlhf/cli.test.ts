@@ -5,6 +5,8 @@ import * as path from 'path';
 import { COMMANDS, runCli } from '../../../src/cli/main';
 import { describeError, isInternalError } from '../../../src/host/errorReport';
 import { openStore } from '../../../src/data/store';
+import { GraphBuildError } from '../../../src/engine/graph';
+import { InputValidationError } from '../../../src/engine/runner';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, savePeftAdapter, type LoraConfig } from '../../../src/model/lora';
 import { SettingError } from '../../../src/model/settingError';
@@ -216,6 +218,12 @@ describe('code-rlhf train / eval CLI', function () {
     assert.strictEqual(isInternalError(new RangeError('Invalid array length')), true);
     assert.strictEqual(isInternalError(new SettingError('topK must be >= 0, got -1')), false);
     assert.strictEqual(isInternalError('a string'), true);
+    // Failures of our own code that are plain Error subclasses, not bad input.
+    assert.strictEqual(isInternalError(new GraphBuildError('matmul: shapes [2] and [3]')), true);
+    assert.strictEqual(isInternalError(new InputValidationError('x', '[1]', '[2]', 'm')), true);
+    const invariant = new Error('PPO invariant: first minibatch ratio 1.5, approx KL 0.2');
+    assert.strictEqual(isInternalError(invariant), true);
+    assert.match(describeError(invariant), /^Error: PPO invariant: .*\n\s+at /);
     assert.strictEqual(describeError(new Error('bad key')), 'bad key');
     assert.match(describeError(new Error('bad key'), true), /^Error: bad key\n\s+at /);
   });
