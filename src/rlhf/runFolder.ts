@@ -150,9 +150,22 @@ export function lockRunFolder(
     }
     if (fd !== undefined) {
       try {
-        fs.writeSync(fd, content);
-      } finally {
-        fs.closeSync(fd);
+        try {
+          // One write(2) call, which a full disk may cut short without an error.
+          const written = fs.writeSync(fd, content);
+          if (written !== Buffer.byteLength(content)) {
+            throw new Error(
+              `wrote only ${written} of ${Buffer.byteLength(content)} bytes of ${file}`,
+            );
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch (error) {
+        // A lock file left empty or torn would read as "being locked by a run that is starting"
+        // to every other run for TORN_LOCK_GRACE_MS.
+        fs.rmSync(file, { force: true });
+        throw new Error(`cannot lock the run folder ${runDir}: ${(error as Error).message}`);
       }
       return holderHandle(file, content);
     }

@@ -1,6 +1,8 @@
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+// The module object itself, whose functions a test may replace (the namespace above has getters).
+import fsModule from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { appendOracleJudgments } from '../../support/oracleJudgments';
@@ -152,6 +154,44 @@ describe('run folder lock', () => {
     lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
     assert.match(warnings.join(), /took over the lock of unreadable content ""/);
     assert.deepStrictEqual(fs.readdirSync(dir), []);
+  });
+
+  it('removes its lock file and names the folder when writing the lock fails', () => {
+    const file = path.join(dir, LOCK_FILE);
+    const writeSync = fsModule.writeSync;
+    const fail = (written?: number) =>
+      Object.assign(fsModule, {
+        writeSync: () => {
+          if (written !== undefined) return written;
+          const error: NodeJS.ErrnoException = new Error('ENOSPC: no space left on device, write');
+          error.code = 'ENOSPC';
+          throw error;
+        },
+      });
+    try {
+      fail();
+      assert.throws(
+        () => lockRunFolder(dir, 'wait', noWarning),
+        new RegExp(
+          `^Error: cannot lock the run folder ${escape(dir)}: ENOSPC: no space left on device`,
+        ),
+      );
+      assert.deepStrictEqual(fs.readdirSync(dir), []);
+      // A write cut short without an error (a full disk) leaves a torn lock: removed too.
+      fail(3);
+      assert.throws(
+        () => lockRunFolder(dir, 'wait', noWarning),
+        new RegExp(
+          `^Error: cannot lock the run folder .*: wrote only 3 of \\d+ bytes of ${escape(file)}$`,
+        ),
+      );
+      assert.deepStrictEqual(fs.readdirSync(dir), []);
+    } finally {
+      Object.assign(fsModule, { writeSync });
+    }
+    // With room again, the next run is not told the folder is being locked.
+    lockRunFolder(dir, 'wait', noWarning).release();
+    assert.ok(!fs.existsSync(file));
   });
 
   it('lets one of two runs started together in a folder train; the other touches nothing', async () => {
