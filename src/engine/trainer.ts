@@ -101,9 +101,13 @@ export class Trainer {
     for (const s of training.state)
       slots[s.input] = resume?.slots[s.input] ?? zerosLike(params[s.param]);
     const update = await EngineSession.create(training.update, config);
-    const accumulate = training.accumulate
-      ? await EngineSession.create(training.accumulate, config)
-      : null;
+    let accumulate: EngineSession | null = null;
+    try {
+      if (training.accumulate) accumulate = await EngineSession.create(training.accumulate, config);
+    } catch (error) {
+      await update.release();
+      throw error;
+    }
     return new Trainer(
       training,
       update,

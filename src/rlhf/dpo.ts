@@ -140,14 +140,10 @@ export async function trainDpo(options: {
   const params = trainableParameters(model, adapter);
   const threads = options.threads ?? 2;
   const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
-  const optimizer = await ParameterOptimizer.create(
-    adamWTraining(
-      dpoTrainingLoss(model, targets, config.loraRank, config.beta),
-      config.learningRate,
-    ),
-    params,
-    threads,
-  );
+  // Everything that can throw once the scoring session exists (opening the optimizer's session,
+  // a checkpoint's moments of another size, training) runs in the try below, which releases
+  // every session opened.
+  const sessions: { release(): Promise<void> }[] = [score];
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'dpo-metrics.jsonl'));
   const earlyStopping = new EarlyStopping({
     patience: config.patience,
@@ -185,6 +181,15 @@ export async function trainDpo(options: {
   let bestEval = { accuracy: Number.NaN, loss: Number.NaN };
   let earlyStopped = false;
   try {
+    const optimizer = await ParameterOptimizer.create(
+      adamWTraining(
+        dpoTrainingLoss(model, targets, config.loraRank, config.beta),
+        config.learningRate,
+      ),
+      params,
+      threads,
+    );
+    sessions.push(optimizer);
     const trainSet = await encode(split.train);
     const validation = await encode(split.validation);
     ctx.log(
@@ -363,8 +368,7 @@ export async function trainDpo(options: {
     }
     if (validation.length > 0) for (const [name, p] of params) p.set(best[name]);
   } finally {
-    await score.release();
-    await optimizer.release();
+    for (const session of sessions.reverse()) await session.release();
   }
   const outputDir = path.join(options.runDir, DPO_DIR);
   fs.mkdirSync(outputDir, { recursive: true });

@@ -43,7 +43,13 @@ import {
   type KlController,
 } from './klController';
 import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from './metrics';
-import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
+import {
+  adamWTraining,
+  packMoments,
+  ParameterOptimizer,
+  unpackMoments,
+  type OptimizerState,
+} from './optimizer';
 import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
 import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
@@ -343,37 +349,25 @@ export async function trainPpo(options: {
   const valueHead: Head = { weight: scorer.head.weight.slice(), bias: scorer.head.bias.slice() };
   // One optimizer for the LoRA factors and the value head: the value loss reaches both.
   const params = trainableParameters(model, adapter, { prefix: 'value_head', head: valueHead });
-  const optimizer = await ParameterOptimizer.create(
-    adamWTraining(
-      ppoTrainingLoss(model, targets, config.loraRank, {
-        clipRange: config.clipRange,
-        clipRangeValue: config.clipRangeValue,
-        valueCoef: config.valueCoef,
-      }),
-      config.learningRate,
-    ),
-    params,
-    options.threads ?? 2,
-  );
   let kl: KlController = config.adaptiveKl
     ? new AdaptiveKlController(Math.max(config.klCoef, 1e-6), config.targetKl, config.klHorizon)
     : new FixedKlController(config.klCoef);
   const adapterDir = path.join(options.runDir, 'rollout-adapter');
   const metricsWriter = new MetricsWriter(path.join(options.runDir, 'ppo-metrics.jsonl'));
-  const graphs = await PolicyGraphs.create(model, targets, options.threads);
   const history: Record<string, number>[] = [];
   let iteration = 0;
   let episode = 0;
   let rollbacks = 0;
-  let lastGood = snapshot(params);
-  let lastGoodOptimizer = optimizer.state();
   let bestHeldOut = Number.NaN;
   let heldOutBefore = Number.NaN;
   // The held-out reward of the last accepted adapter, which the rollback test compares with.
   let lastGoodHeldOut = Number.NaN;
   // Standardisation of the reward model's scores, fixed from the first rollout (normalizeScores).
   let scoreNorm: { mean: number; std: number } | undefined;
+  let savedMoments: OptimizerState | undefined;
 
+  // The checkpoint is read before any session is opened, so that its errors (a missing value
+  // head, a damaged counter or history) leave nothing to release.
   if (options.resume) {
     if (ck) {
       copyInto(params, unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`));
@@ -388,12 +382,10 @@ export async function trainPpo(options: {
         lastGoodHeldOut?: number | null;
         scoreNorm?: { mean: number; std: number } | null;
       };
-      optimizer.restore(
-        unpackMoments(
-          ck.read('optimizer.bin'),
-          `${ck.dir}/optimizer.bin`,
-          ck.counter('optimizerStep'),
-        ),
+      savedMoments = unpackMoments(
+        ck.read('optimizer.bin'),
+        `${ck.dir}/optimizer.bin`,
+        ck.counter('optimizerStep'),
       );
       kl = restoreKlController(state.kl);
       iteration = ck.counter('iteration');
@@ -406,13 +398,25 @@ export async function trainPpo(options: {
       // to bestHeldOut for the first iteration, as those runs did.
       lastGoodHeldOut = state.lastGoodHeldOut ?? Number.NaN;
       if (ck.manifest.files['history.json']) history.push(...readHistory(ck));
-      lastGood = snapshot(params);
-      lastGoodOptimizer = optimizer.state();
       ctx.log('info', `PPO: resumed from ${ck.dir} at iteration ${iteration}`);
     } else {
       ctx.log('warn', `PPO: resume asked, but ${checkpointsDir} has no checkpoint; starting fresh`);
     }
   }
+  let lastGood = snapshot(params);
+
+  const optimizer = await ParameterOptimizer.create(
+    adamWTraining(
+      ppoTrainingLoss(model, targets, config.loraRank, {
+        clipRange: config.clipRange,
+        clipRangeValue: config.clipRangeValue,
+        valueCoef: config.valueCoef,
+      }),
+      config.learningRate,
+    ),
+    params,
+    options.threads ?? 2,
+  );
   const saveCheckpoint = () => {
     const st = optimizer.state();
     const tmpHeadDir = fs.mkdtempSync(path.join(options.runDir, '.head-'));
@@ -445,7 +449,15 @@ export async function trainPpo(options: {
     ctx.checkpoint(iteration, dir);
   };
 
+  // Everything that can throw once the optimizer's session exists (restore, on moments of
+  // another size; opening the next session; training) runs in the try, which releases every
+  // session opened.
+  const sessions: { release(): Promise<void> }[] = [optimizer];
   try {
+    if (savedMoments) optimizer.restore(savedMoments);
+    let lastGoodOptimizer = optimizer.state();
+    const graphs = await PolicyGraphs.create(model, targets, options.threads);
+    sessions.push(graphs);
     if (Number.isNaN(heldOutBefore)) {
       heldOutBefore = await heldOutReward(
         generator,
@@ -686,8 +698,7 @@ export async function trainPpo(options: {
       if (config.checkpointEvery > 0 && iteration % config.checkpointEvery === 0) saveCheckpoint();
     }
   } finally {
-    await graphs.release();
-    await optimizer.release();
+    for (const session of sessions.reverse()) await session.release();
   }
   const outputDir = path.join(options.runDir, POLICY_DIR);
   fs.mkdirSync(outputDir, { recursive: true });

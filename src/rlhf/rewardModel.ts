@@ -437,8 +437,6 @@ export async function trainRewardModel(options: {
     params,
     options.threads ?? 2,
   );
-  if (savedMoments) optimizer.restore(savedMoments);
-  const scorer = await RewardScorer.create(model, adapter, head, { threads: options.threads });
   const saveCheckpoint = () => {
     const st = optimizer.state();
     const dir = writeCheckpoint(
@@ -463,7 +461,14 @@ export async function trainRewardModel(options: {
   };
 
   let earlyStopped = false;
+  // Everything that can throw once the optimizer's session exists (restore, on moments of
+  // another size; opening the next session; training) runs in the try, which releases every
+  // session opened.
+  const sessions: { release(): Promise<void> }[] = [optimizer];
   try {
+    if (savedMoments) optimizer.restore(savedMoments);
+    const scorer = await RewardScorer.create(model, adapter, head, { threads: options.threads });
+    sessions.push(scorer);
     // `candidate` false: the step-0 evaluation is a logged baseline only. The output is always a
     // trained model: if the untrained one were a candidate, a later step that only ties its
     // accuracy (common with a handful of validation pairs) would leave it as the output.
@@ -542,8 +547,7 @@ export async function trainRewardModel(options: {
     }
     if (validation.length > 0 && step % evalEvery !== 0 && !earlyStopped) await evaluate();
   } finally {
-    await optimizer.release();
-    await scorer.release();
+    for (const session of sessions.reverse()) await session.release();
   }
   if (digestParams(params) === initialDigest && step > 0) {
     throw new Error(

@@ -15,6 +15,7 @@ import {
   Trainer,
   TrainingConfig,
 } from '../../../src/engine';
+import { trackSessions } from './sessionTracker';
 
 // A small regression problem: loss = mean((x @ W^T + b - y)^2), W [3, 4], b [3].
 const N = 6;
@@ -465,6 +466,26 @@ describe('engine optimizers in the graph', () => {
     );
     await straight.release();
     await other.release();
+  });
+
+  it('Trainer.create releases the update session when the accumulation session fails to open', async () => {
+    const { loss, w, b } = problem('float32');
+    const training = buildTraining(loss, [w, b], {
+      optimizer: { kind: 'sgd', learningRate: 0.1 },
+      accumulationSteps: 2,
+    });
+    // The first session is the update's, the second the accumulation's.
+    const tracker = trackSessions({ failAt: 2 });
+    try {
+      await assert.rejects(
+        Trainer.create(training, initParams(1, 'float32')),
+        /session 2: creation failed/,
+      );
+      assert.strictEqual(tracker.created, 2);
+      assert.strictEqual(tracker.live, 0, 'the update session was left open');
+    } finally {
+      tracker.uninstall();
+    }
   });
 
   it('fuseParameters: one optimizer over all trainables equals the per-tensor update', async () => {
