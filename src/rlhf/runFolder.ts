@@ -9,7 +9,8 @@
  * The lock is a file `<runDir>/.lock` created with O_EXCL, holding the holder's pid, host and
  * start time. It is held for the whole job (hours, possibly), so there is no waiting for it: a
  * second run is refused at once. A lock whose holder is gone (a crash, a kill) is taken over with
- * a warning; that is judged by whether its pid is alive on this host.
+ * a warning; that is judged by whether its pid is alive on this host. Of several runs that find
+ * the same stale lock, only the one that creates its take-over marker removes it (see takeOver).
  */
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
@@ -123,7 +124,10 @@ export function prepareRunFolder(runDir: string, stage?: string): void {
  * process, or by a process on another host (whose liveness cannot be checked here), is refused
  * naming the folder, the holder and `busyAdvice`; a dead holder's lock is taken over and `warn`
  * says so. Limitation: a holder's pid reused by an unrelated live process keeps the lock looking
- * held; the refusal says to delete the lock file when no run uses the folder.
+ * held; the refusal says to delete the lock file when no run uses the folder. Limitation: a run
+ * killed in the instant it takes over a stale lock can leave its take-over marker beside that
+ * lock, and later runs are refused until the marker is deleted by hand (the refusal names it):
+ * removing a marker by age could let two runs take over at once.
  */
 export function lockRunFolder(
   runDir: string,
@@ -171,7 +175,15 @@ export function lockRunFolder(
     }
     const stale = staleLock(file, runDir, busyAdvice);
     if (stale === undefined) continue; // Gone meanwhile: its holder released it.
-    if (takeOver(file, stale.raw)) warn(`${file}: took over the lock of ${stale.holder}`);
+    const outcome = takeOver(file, stale);
+    if (outcome === 'removed') warn(`${file}: took over the lock of ${stale.holder}`);
+    if (outcome === 'busy') {
+      const marker = takeOverMarker(file, stale);
+      throw new Error(
+        `the run folder ${runDir} is being locked by another run that is taking over the lock ` +
+          `of ${stale.holder} (${marker}); ${busyAdvice} (if no run is starting, delete ${marker})`,
+      );
+    }
   }
   const now = staleLock(file, runDir, busyAdvice);
   throw new Error(
@@ -179,6 +191,35 @@ export function lockRunFolder(
       (now ? ` (${now.holder})` : '') +
       ` while this one started; ${busyAdvice}`,
   );
+}
+
+/** A lock file's content and identity (inode and modification time). */
+interface LockFileState {
+  raw: string;
+  /** Tells this file from any later one at the same path, even one with the same content. */
+  id: string;
+  mtimeMs: number;
+}
+
+/**
+ * Reads the lock file at `file` through one descriptor, so that its content and identity are of
+ * the same file; undefined when there is none.
+ */
+function readLockFile(file: string): LockFileState | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const stat = fs.fstatSync(fd, { bigint: true });
+    const raw = fs.readFileSync(fd, 'utf8');
+    return { raw, id: `${stat.ino}-${stat.mtimeNs}`, mtimeMs: Number(stat.mtimeMs) };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -189,25 +230,18 @@ function staleLock(
   file: string,
   runDir: string,
   busyAdvice: string,
-): { raw: string; holder: string } | undefined {
-  let raw: string;
-  let mtimeMs: number;
-  try {
-    raw = fs.readFileSync(file, 'utf8');
-    mtimeMs = fs.statSync(file).mtimeMs;
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-  const held = parseLock(raw);
+): (LockFileState & { holder: string }) | undefined {
+  const lock = readLockFile(file);
+  if (lock === undefined) return undefined;
+  const held = parseLock(lock.raw);
   if (!held) {
-    if (Date.now() - mtimeMs < TORN_LOCK_GRACE_MS) {
+    if (Date.now() - lock.mtimeMs < TORN_LOCK_GRACE_MS) {
       throw new Error(
         `the run folder ${runDir} is being locked by another run that is starting (${file}); ` +
           busyAdvice,
       );
     }
-    return { raw, holder: `unreadable content ${JSON.stringify(raw.slice(0, 60))}` };
+    return { ...lock, holder: `unreadable content ${JSON.stringify(lock.raw.slice(0, 60))}` };
   }
   const holder = `pid ${held.pid} on ${held.host}, since ${held.started}`;
   if (held.host !== os.hostname() || isAlive(held.pid)) {
@@ -216,35 +250,40 @@ function staleLock(
         `(if no run uses the folder, delete ${file})`,
     );
   }
-  return { raw, holder: `${holder}, which is no longer running` };
+  return { ...lock, holder: `${holder}, which is no longer running` };
+}
+
+/** The file whose creation (O_EXCL) entitles one run to remove the stale lock `stale`. */
+function takeOverMarker(file: string, stale: LockFileState): string {
+  return `${file}.takeover-${stale.id}`;
 }
 
 /**
- * Removes the stale lock `staleRaw` at `file`, and only that one: the lock is moved aside under
- * a unique name (one of two racing starters wins the rename) and put back when it turns out
- * another starter had replaced it meanwhile. Returns whether the stale lock was removed.
+ * Removes the stale lock `stale` at `file`, and only that one. Every run that found it stale
+ * tries to create its marker; the one that does checks that `file` still is that lock (same
+ * identity and content) and removes it. A run that read the stale lock before another replaced
+ * it finds a different file and removes nothing; it cannot move a live lock aside, even for an
+ * instant. Between that check and the removal nothing else can replace the file: its holder is
+ * dead and only the marker's creator removes it. The marker goes once the stale lock is gone,
+ * and a run that creates it later finds another file. Returns 'removed', 'changed' (the lock is
+ * gone or replaced: try again) or 'busy' (another run holds the marker).
  */
-function takeOver(file: string, staleRaw: string): boolean {
-  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+function takeOver(file: string, stale: LockFileState): 'removed' | 'changed' | 'busy' {
+  const marker = takeOverMarker(file, stale);
   try {
-    fs.renameSync(file, aside);
+    fs.closeSync(fs.openSync(marker, 'wx'));
   } catch (error) {
-    if (errorCode(error) === 'ENOENT') return false;
+    if (errorCode(error) === 'EEXIST') return 'busy';
     throw error;
   }
-  if (fs.readFileSync(aside, 'utf8') === staleRaw) {
-    fs.rmSync(aside, { force: true });
-    return true;
-  }
-  // A live lock taken in between: put it back unless yet another one is there now (the caller
-  // then finds that one held and refuses).
   try {
-    fs.linkSync(aside, file);
-  } catch {
-    // EEXIST: a newer lock is in place; nothing to restore.
+    const now = readLockFile(file);
+    if (now === undefined || now.id !== stale.id || now.raw !== stale.raw) return 'changed';
+    fs.rmSync(file, { force: true });
+    return 'removed';
+  } finally {
+    fs.rmSync(marker, { force: true });
   }
-  fs.rmSync(aside, { force: true });
-  return false;
 }
 
 function holderHandle(file: string, content: string): RunFolderLock {

@@ -11,7 +11,12 @@ import { createRunFolder } from '../../../src/extension/trainPipeline';
 import { runTrainingJob, type TrainingEvent } from '../../../src/host/trainingHandlers';
 import { EDITOR_ADVICE, createTrainingRunners } from '../../../src/host/trainingRunners';
 import { writeCheckpoint } from '../../../src/rlhf/checkpoint';
-import { LOCK_FILE, lockRunFolder, prepareRunFolder } from '../../../src/rlhf/runFolder';
+import {
+  LOCK_FILE,
+  lockRunFolder,
+  prepareRunFolder,
+  type RunFolderLock,
+} from '../../../src/rlhf/runFolder';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -192,6 +197,101 @@ describe('run folder lock', () => {
     // With room again, the next run is not told the folder is being locked.
     lockRunFolder(dir, 'wait', noWarning).release();
     assert.ok(!fs.existsSync(file));
+  });
+
+  /** Writes a lock of a process that has exited; returns its pid. */
+  function writeStaleLock(): number {
+    const pid = deadPid();
+    const stale = { pid, host: os.hostname(), started: '2026-01-01T00:00:00.000Z', nonce: 'x' };
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify(stale));
+    return pid;
+  }
+
+  /**
+   * Starts run B in a folder with a stale lock, and returns B's lock. B reads the stale lock and
+   * judges its holder dead, but only after run A took it over (run inside B's liveness check).
+   * Right after B's next change to the file system, `meanwhile` runs (a third run C starting, or
+   * A ending).
+   */
+  function startDuringTakeOver(meanwhile: (a: RunFolderLock) => void): RunFolderLock {
+    const pid = writeStaleLock();
+    const kill = process.kill;
+    const changes = ['openSync', 'writeFileSync', 'renameSync', 'linkSync', 'rmSync'] as const;
+    const saved = changes.map((name) => fsModule[name]);
+    let a: RunFolderLock | undefined;
+    let aStarted = false;
+    let armed = false;
+    changes.forEach((name, i) => {
+      const original = saved[i] as (...args: unknown[]) => unknown;
+      Object.assign(fsModule, {
+        [name]: (...args: unknown[]) => {
+          const result = original(...args);
+          const reads = name === 'openSync' && (args[1] === undefined || args[1] === 'r');
+          if (!reads && armed && a) {
+            armed = false;
+            meanwhile(a);
+          }
+          return result;
+        },
+      });
+    });
+    process.kill = (target: number, signal?: string | number) => {
+      if (target === pid && !aStarted) {
+        aStarted = true;
+        a = lockRunFolder(dir, 'wait', () => undefined);
+        armed = true;
+      }
+      return kill.call(process, target, signal);
+    };
+    try {
+      return lockRunFolder(dir, 'wait', noWarning);
+    } finally {
+      process.kill = kill;
+      changes.forEach((name, i) => Object.assign(fsModule, { [name]: saved[i] }));
+    }
+  }
+
+  it("a run that judged a lock stale after another took it over leaves that one's lock", () => {
+    const file = path.join(dir, LOCK_FILE);
+    let aContent = '';
+    const startB = () =>
+      startDuringTakeOver(() => {
+        aContent = fs.readFileSync(file, 'utf8');
+        // Run C starts while B is taking over: A's lock must be in place, so C is refused.
+        assert.throws(() => lockRunFolder(dir, 'wait', noWarning), /is in use by another/);
+      });
+    assert.throws(startB, /is in use by another training run/);
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), aContent, "A's lock, untouched");
+    assert.deepStrictEqual(fs.readdirSync(dir), [LOCK_FILE]);
+  });
+
+  it('a run that judged a lock stale never brings back the lock of a run that has ended', () => {
+    startDuringTakeOver((a) => a.release()).release();
+    assert.deepStrictEqual(fs.readdirSync(dir), [], 'no lock left behind');
+    lockRunFolder(dir, 'wait', noWarning).release();
+  });
+
+  it('refuses while another run takes over the same stale lock, naming its marker', () => {
+    const file = path.join(dir, LOCK_FILE);
+    const pid = writeStaleLock();
+    const stale = fs.readFileSync(file, 'utf8');
+    const stat = fs.statSync(file, { bigint: true });
+    const marker = `${file}.takeover-${stat.ino}-${stat.mtimeNs}`;
+    fs.writeFileSync(marker, '');
+    assert.throws(
+      () => lockRunFolder(dir, 'wait', noWarning),
+      new RegExp(
+        `^Error: the run folder ${escape(dir)} is being locked by another run that is taking ` +
+          `over the lock of pid ${pid} .*no longer running \\(${escape(marker)}\\); wait ` +
+          `\\(if no run is starting, delete ${escape(marker)}\\)$`,
+      ),
+    );
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), stale);
+    fs.rmSync(marker);
+    const warnings: string[] = [];
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.strictEqual(warnings.length, 1);
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
   });
 
   it('lets one of two runs started together in a folder train; the other touches nothing', async () => {
