@@ -132,7 +132,8 @@ describe('promotion gate job in a real model host (default model)', function () 
         { minPrompts: 4, klBudget: 6 },
       ),
     );
-    // This reward model has no run.json: scored with the gate's limits, and the log says so.
+    // This reward model has no run.json: scored with the gate's limits, unmarked, and the log
+    // says so.
     const warnings = events.flatMap((e) =>
       e.type === 'train/log' && e.level === 'warn' ? [e.message] : [],
     );
@@ -140,7 +141,8 @@ describe('promotion gate job in a real model host (default model)', function () 
       `reward model ${rewardModelDir} has no run.json, so the token limits it was trained with ` +
         "are unknown; scoring with this job's limits instead (maxPromptTokens 96, " +
         'maxSuffixTokens 32, maxCompletionTokens 32), which cut its inputs differently if its ' +
-        'training used others',
+        'training used others, and with rows unmarked (no completion mark): a reward model ' +
+        'trained with markCompletion (the default) scores them off-distribution',
     ]);
     const progress = events.filter((e) => e.type === 'train/progress');
     assert.ok(progress.length >= 8, `only ${progress.length} progress events`);

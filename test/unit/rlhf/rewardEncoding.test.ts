@@ -7,6 +7,7 @@ import { initLora } from '../../../src/model/lora';
 import { PPO_DEFAULTS } from '../../../src/rlhf/config';
 import { AdaptiveKlController } from '../../../src/rlhf/klController';
 import { RewardScorer, readRewardEncoding } from '../../../src/rlhf/rewardModel';
+import { warnIfRewardLimitsUnknown } from '../../../src/rlhf/rewardLimits';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
@@ -151,6 +152,37 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
     } finally {
       await trained.release();
       await unknown.release();
+    }
+  });
+  it('a folder without run.json is scored unmarked, and the warning says so', async () => {
+    const adapter = initLora(
+      model,
+      { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
+      3,
+    );
+    const head = { weight: new Float32Array(model.config.hiddenSize), bias: new Float32Array(1) };
+    const scorer = await RewardScorer.create(model, adapter, head);
+    const limits = { maxPromptTokens: 16, maxSuffixTokens: 8, maxCompletionTokens: 4 };
+    try {
+      // The fallback never marks the completion: nothing says this model was trained marked.
+      const row = scorer.encode({ prompt: 'let a = ', suffix: '' }, '1;', limits);
+      const fim = model.tokenizer.fim!;
+      assert.ok(!row.prompt.includes(fim.middle), `unmarked prompt ${row.prompt}`);
+      const warnings: string[] = [];
+      warnIfRewardLimitsUnknown(scorer, '/rm', limits, (level, m) =>
+        warnings.push(`${level}: ${m}`),
+      );
+      assert.deepStrictEqual(warnings, [
+        'warn: reward model /rm has no run.json, so the token limits it was trained with are ' +
+          "unknown; scoring with this job's limits instead (maxPromptTokens 16, " +
+          'maxSuffixTokens 8, maxCompletionTokens 4), which cut its inputs differently if its ' +
+          'training used others, and with rows unmarked (no completion mark): a reward model ' +
+          'trained with markCompletion (the default) scores them off-distribution',
+      ]);
+      warnIfRewardLimitsUnknown({ encoding: limits }, '/rm', limits, (_l, m) => warnings.push(m));
+      assert.strictEqual(warnings.length, 1, 'no warning when the encoding is known');
+    } finally {
+      await scorer.release();
     }
   });
 });
