@@ -24,11 +24,7 @@ import {
   RM_SPEC,
   parseConfig,
 } from '../rlhf/config';
-import {
-  CLI_RUN_FOLDER_ADVICE,
-  assertCheckpointsFolderFree,
-  type RunFolderAdvice,
-} from '../rlhf/checkpoint';
+import { assertCheckpointsFolderFree, type RunFolderAdvice } from '../rlhf/checkpoint';
 import { DPO_DIR, trainDpo } from '../rlhf/dpo';
 import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
@@ -101,8 +97,12 @@ export interface RunnerAdvice extends RunFolderAdvice {
   busy: string;
 }
 
+/** The CLI's advice: its flags `--resume` and `--run-dir`. */
 export const CLI_ADVICE: RunnerAdvice = {
-  ...CLI_RUN_FOLDER_ADVICE,
+  fresh: 'pass --resume to continue from them, or choose a new --run-dir',
+  noPointer: (pointer) =>
+    `to resume from one, write its name into ${pointer} and pass --resume; ` +
+    'or choose a new --run-dir',
   busy: 'wait for it to end, or choose another --run-dir',
 };
 

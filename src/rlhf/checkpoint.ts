@@ -76,10 +76,11 @@ export function writeCheckpoint(
   const pointer = path.join(checkpointsDir, POINTER);
   const others = stepFolders(checkpointsDir);
   if (!fs.existsSync(pointer) && others.length > 0) {
+    // In no caller's terms (a CLI flag, an editor command): the start check gives those.
     throw new Error(
       `${checkpointsDir} holds ${describeSteps(others)} but no "latest" pointer: checkpoints ` +
-        `this run did not write, and it will not replace or prune them; ` +
-        CLI_RUN_FOLDER_ADVICE.noPointer(pointer),
+        `this run did not write, and it will not replace or prune them; to resume from one, ` +
+        `write its name into ${pointer}; or start the run in another folder`,
     );
   }
   const finalDir = path.join(checkpointsDir, checkpointName(step));
@@ -141,27 +142,20 @@ export interface RunFolderAdvice {
   noPointer(pointer: string): string;
 }
 
-/** The CLI's advice: its flags `--resume` and `--run-dir`. */
-export const CLI_RUN_FOLDER_ADVICE: RunFolderAdvice = {
-  fresh: 'pass --resume to continue from them, or choose a new --run-dir',
-  noPointer: (pointer) =>
-    `to resume from one, write its name into ${pointer} and pass --resume; ` +
-    'or choose a new --run-dir',
-};
-
 /**
  * Refuses to start a run in `checkpointsDir` when it holds step folders the run would not
  * continue from: any, for a fresh run; any, for a resumed run when the `latest` pointer is gone
  * (the trainers then start fresh). Such a run would write its own steps beside them, replacing
  * the folder of each step it reaches and pruning the others as it keeps its newest two: data it
- * did not write. `advice` says what to do instead (the CLI's flags by default); without a
- * pointer it never says "resume" alone, since a resume there is refused too.
+ * did not write. `advice` says what to do instead, in the caller's terms (the CLI's flags, the
+ * editor's command); without a pointer it never says "resume" alone, since a resume there is
+ * refused too.
  * Call it before any work, with the folder the trainer checkpoints to.
  */
 export function assertCheckpointsFolderFree(
   checkpointsDir: string,
   resume: boolean,
-  advice: RunFolderAdvice = CLI_RUN_FOLDER_ADVICE,
+  advice: RunFolderAdvice,
 ): void {
   const names = stepFolders(checkpointsDir);
   if (names.length === 0) return;
@@ -177,8 +171,8 @@ export function assertCheckpointsFolderFree(
   }
   if (!hasPointer) {
     throw new Error(
-      `${checkpointsDir} holds ${describeSteps(names)} but no "latest" pointer, so --resume ` +
-        `would start from scratch and prune them; ${advice.noPointer(pointer)}`,
+      `${checkpointsDir} holds ${describeSteps(names)} but no "latest" pointer, so a resumed ` +
+        `run would start from scratch and prune them; ${advice.noPointer(pointer)}`,
     );
   }
 }

@@ -403,8 +403,9 @@ describe('code-rlhf train / eval CLI', function () {
       assert.match(
         resumed.out.join('\n'),
         new RegExp(
-          `no "latest" pointer, so --resume would start from scratch and prune them; to resume ` +
-            `from one, write its name into ${escape(path.join(checkpoints, 'latest'))} and pass --resume`,
+          `no "latest" pointer, so a resumed run would start from scratch and prune them; to ` +
+            `resume from one, write its name into ${escape(path.join(checkpoints, 'latest'))} ` +
+            'and pass --resume',
         ),
       );
       // The demo refuses such a work dir before it loads anything.
