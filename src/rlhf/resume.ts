@@ -23,6 +23,13 @@ export interface ResumeRules<T> {
   pathKeys: readonly (keyof T & string)[];
   /** What the data items are, in messages ("training pairs", "prompts"). */
   dataNoun: string;
+  /**
+   * Keys whose default changed before checkpoints recorded their config, with the value runs
+   * before then trained with. A checkpoint that records no config is taken to be from such a
+   * run: resuming it with another value would train the rest of the run another way, so it is
+   * refused, naming the flag that continues it.
+   */
+  legacyDefaults?: Partial<Record<keyof T & string, unknown>>;
 }
 
 /** The data a run trains on, as a checkpoint records it. */
@@ -65,7 +72,8 @@ const show = (value: unknown) => (value === undefined ? '(absent)' : JSON.string
 /**
  * Refuses to resume from `ck` when `config` differs from the checkpoint's in a key other than
  * `rules.mayChange`, or `data` from the checkpoint's data. A checkpoint written before
- * checkpoints recorded these is resumed with a warning that nothing could be checked.
+ * checkpoints recorded these is resumed with a warning that nothing could be checked, unless
+ * `config` differs from `rules.legacyDefaults`.
  */
 export function checkResume<T extends object>(
   ck: LoadedCheckpoint,
@@ -77,6 +85,23 @@ export function checkResume<T extends object>(
   const manifest = path.join(ck.dir, 'manifest.json');
   const { config: saved, data: savedData } = ck.manifest.state as Partial<ResumeRecord>;
   if (saved === undefined && savedData === undefined) {
+    const current = config as Record<string, unknown>;
+    const switched = Object.entries(rules.legacyDefaults ?? {}).filter(
+      ([key, value]) => JSON.stringify(current[key]) !== JSON.stringify(value),
+    );
+    if (switched.length > 0) {
+      const list = (values: (key: string, value: unknown) => string) =>
+        switched.map(([key, value]) => values(key, value)).join(', ');
+      throw new Error(
+        `${rules.trainer}: cannot resume from ${ck.dir}: it was written before checkpoints ` +
+          `recorded their config, by a version that trained with ` +
+          `${list((key, value) => `${key} ${show(value)}`)}; this run has ` +
+          `${list((key) => `${key} ${show(current[key])}`)}, which would train the rest of the ` +
+          'run another way (and run.json would claim it for all of it). Resume with ' +
+          `${list((key, value) => `--${key} ${show(value)}`)}, or start a fresh run with a new ` +
+          '--run-dir',
+      );
+    }
     warn(
       `${rules.trainer}: ${ck.dir} was written before checkpoints recorded their config and ` +
         'data, so this run could not be checked against it: resuming it with this config, ' +

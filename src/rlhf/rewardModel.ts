@@ -325,6 +325,9 @@ export const RM_RESUME: ResumeRules<RewardModelConfig> = {
   mayChange: ['epochs', 'patience', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile'],
   dataNoun: 'training pairs',
+  // Checkpoints written before they recorded their config were trained unmarked: resuming one
+  // with the default markCompletion true would train the rest of the run marked.
+  legacyDefaults: { markCompletion: false },
 };
 
 /**

@@ -129,6 +129,26 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
           "with this config, which must be the checkpoint's (only epochs may change)",
       ]);
     });
+
+    it('refuses an unrecorded checkpoint when a key differs from the default it was trained with', () => {
+      const rules: ResumeRules<Toy> = { ...RULES, legacyDefaults: { rate: 0.5, seed: 1 } };
+      const old = fakeCheckpoint({ step: 4 });
+      assert.throws(
+        () => checkResume(old, { ...config, rate: 0.25, seed: 2 }, rules, data, () => {}),
+        (e: Error) =>
+          e.message ===
+          'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: it was written before ' +
+            'checkpoints recorded their config, by a version that trained with rate 0.5, seed 1; ' +
+            'this run has rate 0.25, seed 2, which would train the rest of the run another way ' +
+            '(and run.json would claim it for all of it). Resume with --rate 0.5, --seed 1, or ' +
+            'start a fresh run with a new --run-dir',
+      );
+      const warnings: string[] = [];
+      checkResume(old, config, rules, data, (m) => warnings.push(m));
+      assert.strictEqual(warnings.length, 1, 'the legacy values resume, with the warning');
+      // A checkpoint that records its config is compared with it, not with the legacy values.
+      checkResume(ck, config, { ...RULES, legacyDefaults: { rate: 0.1 } }, data, () => {});
+    });
   });
 
   describe('in the trainers (tiny Llama fixture)', () => {
@@ -160,7 +180,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       return { lines, ctx };
     };
 
-    it('reward model: refuses a changed markCompletion, extends epochs, resumes an old checkpoint with a warning', async () => {
+    it('reward model: refuses a changed markCompletion, extends epochs, resumes an old checkpoint unmarked with a warning', async () => {
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-resume-cfg-'));
       const config = { ...RM_DEFAULTS, ...small, epochs: 1 };
       const options = { model, pairs, runDir, ctx: directContext() };
@@ -183,13 +203,23 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         trainRewardModel({ ...options, pairs: pairs.slice(1), config, resume: true }),
         /the training pairs \(checkpoint 16, sha256 [0-9a-f]{12}\.\.\.; now 15,/,
       );
-      // Written before checkpoints kept their config: resumed, with a warning.
+      // Written before checkpoints kept their config, so before the completion mark: the
+      // default markCompletion true would switch the encoding mid-run, and is refused.
       makeOld(manifest);
+      await assert.rejects(
+        trainRewardModel({ ...options, config: { ...config, epochs: 2 }, resume: true }),
+        (e: Error) =>
+          e.message.includes(
+            'by a version that trained with markCompletion false; this run has markCompletion ' +
+              'true, which would train the rest of the run another way',
+          ) && e.message.includes('Resume with --markCompletion false, or start a fresh run'),
+      );
+      // With the legacy value: resumed, with a warning.
       const { lines, ctx } = logged();
       const extended = await trainRewardModel({
         ...options,
         ctx,
-        config: { ...config, epochs: 2 },
+        config: { ...config, epochs: 2, markCompletion: false },
         resume: true,
       });
       assert.strictEqual(extended.steps, 2 * first.steps);
