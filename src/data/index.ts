@@ -32,12 +32,9 @@ export type { ExportFormat, ImportFormat } from './formats';
 export type { ExportResult, ImportIssue, ImportResult } from './formats/importResult';
 export { splitSharedPrompt } from './formats/trl';
 export {
-  alreadyStoredLabels,
   alreadyStoredPairs,
   dropStoredContent,
-  labelIdentity,
   pairIdentity,
-  storedLabelCounts,
   storedPairCounts,
 } from './pairIdentity';
 export { contentId, importedCandidate, importedJudgment } from './recordFactory';
