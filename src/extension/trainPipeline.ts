@@ -40,13 +40,32 @@ type HostChannel = Pick<ModelHostClient, 'send' | 'on' | 'request'>;
 /**
  * What to do after a job was lost with its model host. The editor never resumes a run: every
  * "Train on my judgments" starts from the beginning in a new folder, so the lost job's
- * checkpoints are not used again (only the CLI's `--resume` can continue them).
+ * checkpoints, if it wrote any, are not used again (only the CLI's `--resume` can continue them).
  */
 function afterLostJob(command: TrainStartCommand): string {
   const again =
     'Run "Code RLHF: Train on my judgments" again to train from the start in a new folder';
-  if (command.kind === 'gate') return `${again}.`;
+  if (command.kind === 'gate' || !holdsCheckpoints(command.runDir)) return `${again}.`;
   return `${again}; the editor does not resume this one (its checkpoints stay in ${command.runDir}).`;
+}
+
+/**
+ * Whether a job's run folder holds a checkpoint: a `checkpoints/<trainer>/step-NNNNNNN` folder
+ * (the layout src/rlhf/checkpoint.ts writes). A job lost before its first checkpoint has none.
+ */
+function holdsCheckpoints(runDir: string): boolean {
+  const root = path.join(runDir, 'checkpoints');
+  try {
+    return fs
+      .readdirSync(root, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .some((trainer) =>
+        fs.readdirSync(path.join(root, trainer.name)).some((name) => /^step-\d{7}$/.test(name)),
+      );
+  } catch {
+    // No checkpoints folder (the job never got that far), or one that cannot be read.
+    return false;
+  }
 }
 
 /**

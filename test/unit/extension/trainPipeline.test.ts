@@ -115,13 +115,48 @@ describe('Train on my judgments: decisions', () => {
     const done = await job;
     assert.strictEqual(done.status, 'failed');
     // The editor never resumes (every run starts in a new folder), so the advice must not say so.
+    // No folder /r, so no checkpoints to mention.
     assert.strictEqual(
       done.error,
       'model host restarted (pid 100 -> 101); the job was lost. Run "Code RLHF: Train on my ' +
-        'judgments" again to train from the start in a new folder; the editor does not resume ' +
-        'this one (its checkpoints stay in /r).',
+        'judgments" again to train from the start in a new folder.',
     );
     assert.strictEqual(listeners.size, 0, 'listeners left behind');
+  });
+
+  it('says that a lost job left checkpoints only when its run folder holds some', async () => {
+    /** The error of a job whose model host is replaced at once. */
+    const lostJobError = async (runDir: string) => {
+      let pid = 100;
+      const channel = {
+        send: () => undefined,
+        on: () => ({ dispose: () => undefined }),
+        request: async () => ({ pid: pid++, model: null }),
+      } as unknown as Parameters<typeof runHostJob>[0];
+      const command = { type: 'train/start' as const, jobId: 'j', kind: 'rm' as const };
+      const done = await runHostJob(
+        channel,
+        { ...command, runDir, resume: false, config: {} },
+        { signal: new AbortController().signal, log: recordingLogger(), livenessMs: 5 },
+      );
+      return done.error!;
+    };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lost-job-'));
+    try {
+      // Lost before its first checkpoint: a run folder with only an empty checkpoint folder.
+      fs.mkdirSync(path.join(dir, 'checkpoints', 'reward-model'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'metrics.jsonl'), '');
+      assert.match(await lostJobError(dir), /the job was lost\. Run .* in a new folder\.$/);
+      fs.mkdirSync(path.join(dir, 'checkpoints', 'reward-model', 'step-0000002'));
+      assert.ok(
+        (await lostJobError(dir)).endsWith(
+          'in a new folder; the editor does not resume this one (its checkpoints stay in ' +
+            `${dir}).`,
+        ),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads the algorithm setting and names a bad value', () => {
