@@ -60,7 +60,7 @@ export interface TrainingConfig {
    * two moments in, value and two moments out), beside one Concat or Split per vector. Per-op
    * overhead dominates the update of many small tensors (measured, 2 threads: 58 LoRA factors
    * and head tensors of 1 to 4,096 values took about 11 ms per AdamW update op by op, 4 ms
-   * fused). Needs static shapes, one dtype and one weight-decay setting. Inputs and outputs are
+   * fused). Needs static shapes, one dtype and one effective weight decay. Inputs and outputs are
    * those of the unfused update, and so are the results up to the order of the gradient norm's
    * sum.
    */
@@ -136,21 +136,29 @@ export interface TrainingBuildOptions {
   keepOutputs?: readonly string[];
 }
 
-/** Values per trainable, for fuseParameters: static shapes, one dtype, one weight decay. */
-function fusedSizes(list: readonly TrainableParam[]): number[] {
+/** The weight decay `opt` applies to `p`: its rate if `p` decays (default: rank >= 2), else 0. */
+function effectiveWeightDecay(p: TrainableParam, opt: OptimizerConfig): number {
+  if (!(p.weightDecay ?? p.tensor.rank >= 2)) return 0;
+  return opt.kind === 'adamw' ? (opt.weightDecay ?? 0.01) : (opt.weightDecay ?? 0);
+}
+
+/**
+ * Values per trainable, for fuseParameters: static shapes, one dtype, one effective weight decay
+ * (trainables flagged differently fuse when the optimizer's rate is 0, as no decay is applied).
+ */
+function fusedSizes(list: readonly TrainableParam[], decays: readonly number[]): number[] {
   const first = list[0].tensor;
-  const decay = (p: TrainableParam) => p.weightDecay ?? p.tensor.rank >= 2;
-  return list.map((p) => {
+  return list.map((p, i) => {
     const t = p.tensor;
     if (!t.shape.every((d): d is number => typeof d === 'number')) {
       throw new GraphBuildError(
         `buildTraining: fuseParameters needs static shapes; trainable ${t} has a named dim`,
       );
     }
-    if (t.dtype !== first.dtype || decay(p) !== decay(list[0])) {
+    if (t.dtype !== first.dtype || decays[i] !== decays[0]) {
       throw new GraphBuildError(
-        `buildTraining: fuseParameters needs one dtype and one weight-decay setting; ${t} ` +
-          `(decay ${decay(p)}) differs from ${first} (decay ${decay(list[0])})`,
+        `buildTraining: fuseParameters needs one dtype and one effective weight decay; ${t} ` +
+          `(weight decay ${decays[i]}) differs from ${first} (weight decay ${decays[0]})`,
       );
     }
     return t.shape.reduce((a, b) => a * b, 1);
@@ -219,8 +227,10 @@ export function buildTraining(
     });
   }
 
+  const opt = config.optimizer;
+  const decays = list.map((p) => effectiveWeightDecay(p, opt));
   const fused = config.fuseParameters ?? false;
-  const sizes = fused ? fusedSizes(list) : [];
+  const sizes = fused ? fusedSizes(list, decays) : [];
   /** The trainables' values (or gradients, or slots) as one vector [sum of sizes]. */
   const flatten = (parts: readonly Tensor[]): Tensor =>
     op.concat(
@@ -250,7 +260,6 @@ export function buildTraining(
     gradScale = gradScale ? op.mul(gradScale, coef) : coef;
   }
 
-  const opt = config.optimizer;
   const lr = scheduledLearningRate(step, opt.learningRate, config.schedule);
   g.output(LR_OUTPUT, lr);
 
@@ -262,13 +271,13 @@ export function buildTraining(
   };
   /**
    * The optimizer's rule for parameter `p` with gradient `d` (one trainable, or all of them
-   * flattened): `slot(name)` reads an optimizer slot, `emitSlot` outputs its next value.
-   * Returns the next value of `p`.
+   * flattened) and weight decay `wd`: `slot(name)` reads an optimizer slot, `emitSlot` outputs
+   * its next value. Returns the next value of `p`.
    */
   const applyRule = (
     p: Tensor,
     d: Tensor,
-    decay: boolean,
+    wd: number,
     slot: (name: string) => Tensor,
     emitSlot: (name: string, next: Tensor) => void,
   ): Tensor => {
@@ -276,7 +285,6 @@ export function buildTraining(
       const beta1 = opt.beta1 ?? 0.9;
       const beta2 = opt.beta2 ?? 0.999;
       const eps = opt.eps ?? 1e-8;
-      const wd = decay ? (opt.weightDecay ?? 0.01) : 0;
       const m = slot('adam_m');
       const v = slot('adam_v');
       // m' = b1 m + (1 - b1) s g, v' = b2 v + (1 - b2) s^2 g^2 for the gradient scale s.
@@ -298,7 +306,6 @@ export function buildTraining(
       return op.sub(decayed, update);
     }
     const momentum = opt.momentum ?? 0;
-    const wd = decay ? (opt.weightDecay ?? 0) : 0;
     const scaled = gradScale ? op.mul(d, gradScale) : d;
     let direction = wd > 0 ? op.add(scaled, op.mul(p, wd)) : scaled;
     if (momentum > 0) {
@@ -315,7 +322,6 @@ export function buildTraining(
     shape: [...p.shape],
     next: `${p.name}.next`,
   }));
-  const decays = list.map(({ tensor: p, weightDecay }) => weightDecay ?? p.rank >= 2);
   if (fused) {
     const tensors = list.map((p) => p.tensor);
     const next = applyRule(

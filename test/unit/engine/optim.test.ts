@@ -557,10 +557,47 @@ describe('engine optimizers in the graph', () => {
       () => buildTraining(loss, [a], { optimizer: sgd, fuseParameters: true }),
       /fuseParameters needs static shapes; trainable .*a.* has a named dim/,
     );
-    const { loss: l2, w, b } = problem('float32');
-    assert.throws(
-      () => buildTraining(l2, [w, b], { optimizer: sgd, fuseParameters: true }),
-      /fuseParameters needs one dtype and one weight-decay setting/,
-    );
+    // By default w (a matrix) decays and b (a vector) does not.
+    for (const optimizer of [
+      { kind: 'sgd', learningRate: 1, weightDecay: 0.01 },
+      { kind: 'adamw', learningRate: 1 },
+    ] as const) {
+      const { loss: l2, w, b } = problem('float32');
+      assert.throws(
+        () => buildTraining(l2, [w, b], { optimizer, fuseParameters: true }),
+        new RegExp(
+          'fuseParameters needs one dtype and one effective weight decay; b: float32\\[3\\] ' +
+            `\\(weight decay 0\\) differs from w: float32\\[3, 4\\] \\(weight decay ` +
+            `${optimizer.weightDecay ?? 0.01}\\)`,
+        ),
+      );
+    }
+  });
+
+  it('fuseParameters fuses trainables flagged differently when the weight decay is 0', async () => {
+    for (const optimizer of [
+      { kind: 'sgd', learningRate: 0.1, momentum: 0.9 },
+      { kind: 'adamw', learningRate: 0.05, weightDecay: 0 },
+    ] as const) {
+      const run = async (fuseParameters: boolean) => {
+        const { loss, w, b } = problem('float64');
+        // The default flags: w decays, b does not; with a rate of 0 neither is decayed.
+        const training = buildTraining(loss, [w, b], { optimizer, fuseParameters });
+        const trainer = await Trainer.create(training, initParams(4, 'float64'));
+        for (let t = 1; t <= 3; t++) await trainer.step([data(800 + t, 'float64')]);
+        await trainer.release();
+        return trainer.state();
+      };
+      const fused = await run(true);
+      const apart = await run(false);
+      for (const [name, t] of Object.entries(fused.params)) {
+        (t.data as Float64Array).forEach((x, i) =>
+          assert.ok(
+            Math.abs(x - Number(apart.params[name].data[i])) < 1e-12,
+            `${optimizer.kind} ${name}[${i}]`,
+          ),
+        );
+      }
+    }
   });
 });
