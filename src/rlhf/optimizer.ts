@@ -7,7 +7,7 @@
  * head and rolls back on the host) and copies the new values into them.
  */
 import { buildTraining, NonFiniteUpdateError, Trainer } from '../engine';
-import type { Dim, HostTensor, StepMetrics, TrainingGraph } from '../engine';
+import type { HostTensor, StepMetrics, TrainingGraph } from '../engine';
 import { packTensors, unpackTensors } from './tensorPack';
 import type { LossGraph } from './trainGraphs';
 
@@ -64,18 +64,6 @@ export function unpackMoments(
   return { step, m, v, source };
 }
 
-/**
- * `shape` with its one symbolic dim (the LoRA rank "R") solved from the number of values;
- * undefined when the values do not fit.
- */
-function concreteShape(shape: readonly Dim[], length: number): number[] | undefined {
-  const fixed = shape.reduce<number>((a, d) => (typeof d === 'number' ? a * d : a), 1);
-  const symbolic = shape.filter((d) => typeof d !== 'number').length;
-  if (symbolic > 1 || fixed === 0 || length % fixed !== 0) return undefined;
-  if (symbolic === 0) return length === fixed ? [...(shape as number[])] : undefined;
-  return shape.map((d) => (typeof d === 'number' ? d : length / fixed));
-}
-
 const SLOT_KEY = { adam_m: 'm', adam_v: 'v' } as const;
 
 /** AdamW over named host arrays, one training-graph run per update (see the file comment). */
@@ -99,15 +87,24 @@ export class ParameterOptimizer {
   ): Promise<ParameterOptimizer> {
     const feeds: Record<string, HostTensor> = {};
     for (const p of training.params) {
-      const data = params.get(p.name);
-      const shape = data && concreteShape(p.shape, data.length);
-      if (!data || !shape) {
+      const shape = p.shape;
+      // The trainers' loss graphs are built for one LoRA rank, so every trainable's shape is
+      // fixed (and fuseParameters refuses named dims).
+      if (!shape.every((d): d is number => typeof d === 'number')) {
         throw new Error(
-          `optimizer: trainable "${p.name}" [${p.shape.join(', ')}] has ` +
-            `${data ? `${data.length} values, which do not fit` : 'no array'} on the host`,
+          `optimizer: trainable "${p.name}" [${shape.join(', ')}] has a named dim; allowed: ` +
+            'static shapes (build the loss graph with the LoRA rank)',
         );
       }
-      feeds[p.name] = { dtype: 'float32', shape, data };
+      const size = shape.reduce((a, b) => a * b, 1);
+      const data = params.get(p.name);
+      if (!data || data.length !== size) {
+        throw new Error(
+          `optimizer: trainable "${p.name}" [${shape.join(', ')}] needs ${size} values; the ` +
+            `host has ${data ? data.length : 'no array'}`,
+        );
+      }
+      feeds[p.name] = { dtype: 'float32', shape: [...shape], data };
     }
     for (const name of params.keys()) {
       if (!feeds[name]) throw new Error(`optimizer: "${name}" is not a trainable of the graph`);

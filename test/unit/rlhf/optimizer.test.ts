@@ -1,6 +1,13 @@
 import * as assert from 'assert';
 import * as path from 'path';
-import { EngineSession, gradients, type HostTensor } from '../../../src/engine';
+import {
+  buildTraining,
+  EngineSession,
+  Graph,
+  gradients,
+  op,
+  type HostTensor,
+} from '../../../src/engine';
 import { loadModel } from '../../../src/model/loader';
 import { initLora, type LoraAdapter } from '../../../src/model/lora';
 import type { Projection } from '../../../src/model/weights';
@@ -113,9 +120,16 @@ async function compareUpdates(options: {
     const out: Record<string, HostTensor> = {};
     for (const t of reference.trainable) {
       const data = params.get(t.name)!;
-      // The one symbolic dim of a LoRA factor is its rank: solved from the number of values.
-      const known = t.shape.reduce<number>((a, d) => (typeof d === 'number' ? a * d : a), 1);
-      const shape = t.shape.map((d) => (typeof d === 'number' ? d : data.length / known));
+      // The loss graphs are built for one LoRA rank: every trainable's shape is static.
+      const shape = t.shape.map((d) => {
+        assert.strictEqual(typeof d, 'number', `${t.name} [${t.shape.join(', ')}]`);
+        return d as number;
+      });
+      assert.strictEqual(
+        data.length,
+        shape.reduce((a, b) => a * b, 1),
+        t.name,
+      );
       out[t.name] = { dtype: 'float32', shape, data };
     }
     return out;
@@ -285,6 +299,28 @@ describe('rlhf optimizer: AdamW in the training graph', function () {
       learningRate: 1e-2,
     });
     assertEqualUpdates(result, 1e-2, 'PPO');
+  });
+
+  it('refuses a trainable with a named dim, and host arrays of another size', async () => {
+    const g = new Graph('named-rank');
+    const x = g.input('x', 'float32', ['N', 4]);
+    const a = g.input('a', 'float32', ['R', 4]);
+    const loss = op.reduceSum(op.matMul(x, op.transpose(a, [1, 0])));
+    const named = buildTraining(loss, [a], { optimizer: { kind: 'adamw', learningRate: 1 } });
+    await assert.rejects(
+      ParameterOptimizer.create(named, new Map([['a', new Float32Array(8)]])),
+      /^Error: optimizer: trainable "a" \[R, 4\] has a named dim; allowed: static shapes/,
+    );
+    const training = adamWTraining(rewardTrainingLoss(model, targets, 4), 1e-2);
+    const params = trainableParameters(model, adapter(), { prefix: 'reward_head', head: head() });
+    params.set('reward_head.weight', new Float32Array(model.config.hiddenSize * 2));
+    await assert.rejects(
+      ParameterOptimizer.create(training, params),
+      new RegExp(
+        `^Error: optimizer: trainable "reward_head\\.weight" \\[${model.config.hiddenSize}\\] ` +
+          `needs ${model.config.hiddenSize} values; the host has ${2 * model.config.hiddenSize}$`,
+      ),
+    );
   });
 
   it('state() and restore() continue exactly; moments survive the checkpoint pack', async () => {
