@@ -113,12 +113,14 @@ export interface EncodingLimits {
 }
 
 /**
- * Tokenises (prompt, suffix, completion) text with generation's prompt builder. Left-to-right
- * (exactly the encoding from before suffixes were read) when the suffix is empty, the model has
- * no FIM tokens or `maxSuffixTokens` is 0 or absent; otherwise the fill-in-the-middle layout of
- * an editor request, with the prefix cut to the last tokens `maxPromptTokens` leaves after the
- * prompt prefix (as left-to-right) and the suffix to its first `maxSuffixTokens` tokens, so the
- * prompt has at most maxPromptTokens + 3 + maxSuffixTokens tokens.
+ * Tokenises (prompt, suffix, completion) text with generation's prompt builder. When the suffix
+ * is read (it is not empty, the model has FIM tokens and `maxSuffixTokens` is above 0): the
+ * fill-in-the-middle layout of an editor request, with the prefix cut to the last tokens
+ * `maxPromptTokens` leaves after the prompt prefix (as left-to-right) and the suffix to its
+ * first `maxSuffixTokens` tokens, so the prompt has at most maxPromptTokens + 3 +
+ * maxSuffixTokens tokens. Otherwise left-to-right (exactly the encoding from before suffixes
+ * were read), unless `markCompletion` is set and the model has FIM tokens: then the same prefix
+ * tokens in the FIM layout with an empty suffix, so the completion follows the middle token.
  */
 export function encodePair(
   tokenizer: CodeTokenizer,

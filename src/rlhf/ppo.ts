@@ -14,7 +14,9 @@
  *      stop the iteration early when approx KL exceeds `klBudget`.
  *   7. Adapt beta (Ziegler et al.), log metrics with TRL names, checkpoint atomically.
  *   8. Every iteration, mean reward on held-out prompts; when it drops by more than
- *      `rollbackRewardDrop` below the best, or KL explodes, roll back to the last good state.
+ *      `rollbackRewardDrop` (in standard deviations of the first rollout's scores when they are
+ *      standardised) below the last accepted adapter's, or KL explodes, roll back to the last
+ *      good state.
  *
  * The value head reads the policy's trunk (shared LoRA) and starts as a copy of the reward head,
  * as TRL starts its value model from the reward model.
