@@ -225,6 +225,11 @@ export async function trainDpo(options: {
         if (state.bestEval) bestEval = numbersFromJson(state.bestEval) as typeof bestEval;
         lastLoss = state.lastLoss ?? Number.NaN;
         ctx.log('info', `DPO: resumed from ${ck.dir} at step ${step}`);
+      } else {
+        ctx.log(
+          'warn',
+          `DPO: resume asked, but ${checkpointsDir} has no checkpoint; starting fresh`,
+        );
       }
     }
     // `candidate` false: the step-0 evaluation is a logged baseline only, so the output is always

@@ -230,6 +230,39 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       fs.rmSync(runDir, { recursive: true, force: true });
     });
 
+    it('reward model and DPO: a resume that finds no checkpoint warns and starts fresh', async () => {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'resume-none-'));
+      const options = { model, pairs, runDir, resume: true };
+      try {
+        const rm = logged();
+        await trainRewardModel({
+          ...options,
+          ctx: rm.ctx,
+          config: { ...RM_DEFAULTS, ...small, epochs: 1 },
+        });
+        const dpo = logged();
+        await trainDpo({
+          ...options,
+          ctx: dpo.ctx,
+          config: { ...DPO_DEFAULTS, ...small, epochs: 1 },
+        });
+        for (const [lines, trainer, dir] of [
+          [rm.lines, 'reward model', REWARD_MODEL_DIR],
+          [dpo.lines, 'DPO', DPO_DIR],
+        ] as const) {
+          const checkpoints = path.join(runDir, 'checkpoints', dir);
+          assert.deepStrictEqual(
+            lines.filter((l) => l.startsWith('warn: ')),
+            [
+              `warn: ${trainer}: resume asked, but ${checkpoints} has no checkpoint; starting fresh`,
+            ],
+          );
+        }
+      } finally {
+        fs.rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+
     it('DPO: refuses a changed beta and learning rate; accepts more epochs', async () => {
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-resume-cfg-'));
       const config = { ...DPO_DEFAULTS, ...small, epochs: 1 };
