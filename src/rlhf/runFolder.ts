@@ -54,7 +54,9 @@ function parseLock(raw: string): LockInfo | undefined {
   try {
     const value = JSON.parse(raw) as Partial<LockInfo>;
     if (
+      // pid 0 and negative pids name process groups: signalling them always "succeeds".
       Number.isSafeInteger(value.pid) &&
+      (value.pid as number) > 0 &&
       typeof value.host === 'string' &&
       typeof value.started === 'string' &&
       typeof value.nonce === 'string'
@@ -206,6 +208,21 @@ interface LockFileState {
  * the same file; undefined when there is none.
  */
 function readLockFile(file: string): LockFileState | undefined {
+  let entry: fs.Stats;
+  try {
+    entry = fs.lstatSync(file);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  // Checked before opening: opening a named pipe for reading would block until a writer comes.
+  if (!entry.isFile()) {
+    const kind = entry.isDirectory() ? 'a folder' : 'not a regular file';
+    throw new Error(
+      `the run folder's lock ${file} is ${kind}; allowed: a lock file written by a run. ` +
+        'Remove it if no run is using this folder.',
+    );
+  }
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');

@@ -161,6 +161,33 @@ describe('run folder lock', () => {
     assert.deepStrictEqual(fs.readdirSync(dir), []);
   });
 
+  it('refuses a lock that is a folder or a pipe, naming it; a pid of 0 or below is no holder', () => {
+    const file = path.join(dir, LOCK_FILE);
+    fs.mkdirSync(file);
+    const refusal = (kind: string) =>
+      new RegExp(
+        `^Error: the run folder's lock ${escape(file)} is ${kind}; allowed: a lock file ` +
+          'written by a run\\. Remove it if no run is using this folder\\.$',
+      );
+    assert.throws(() => lockRunFolder(dir, 'wait', noWarning), refusal('a folder'));
+    assert.ok(fs.statSync(file).isDirectory());
+    fs.rmdirSync(file);
+    // A named pipe: opening it to read would block; it is refused without opening.
+    assert.strictEqual(spawnSync('mkfifo', [file]).status, 0);
+    assert.throws(() => lockRunFolder(dir, 'wait', noWarning), refusal('not a regular file'));
+    fs.rmSync(file);
+    // pid 0 and -1 name process groups, which always answer a signal: content, not a holder.
+    for (const pid of [0, -1]) {
+      const info = { pid, host: os.hostname(), started: '2026-01-01T00:00:00.000Z', nonce: 'n' };
+      fs.writeFileSync(file, JSON.stringify(info));
+      const old = new Date(Date.now() - 60_000);
+      fs.utimesSync(file, old, old);
+      const warnings: string[] = [];
+      lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+      assert.match(warnings.join(), /took over the lock of unreadable content/);
+    }
+  });
+
   it('removes its lock file and names the folder when writing the lock fails', () => {
     const file = path.join(dir, LOCK_FILE);
     const writeSync = fsModule.writeSync;
