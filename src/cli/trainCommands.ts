@@ -238,9 +238,12 @@ export const evalCommand: CliCommand = {
     const adapterDir = need('adapter');
     const baselineDir = args.options.get('baseline');
     const seed = num('seed', 7);
-    const prompts = cutPrompts(readCodeSources(need('prompts')), num('count', 100), seed).map(
-      (p) => p.prompt,
-    );
+    const count = num('count', 100);
+    // Zero prompts would report a mean KL of 0 over no completions.
+    if (!Number.isInteger(count) || count < 1) {
+      throw new UsageError(`--count is ${count}; allowed: an integer >= 1`);
+    }
+    const prompts = cutPrompts(readCodeSources(need('prompts')), count, seed).map((p) => p.prompt);
     const oracleName = args.options.get('oracle');
     const oracle =
       typeof oracleName === 'string'

@@ -87,7 +87,9 @@ export function cutPrompts(
   }
   if (out.length < count) {
     throw new Error(
-      `could cut only ${out.length} of ${count} prompts from ${sources.length} sources`,
+      `could cut only ${out.length} of ${count} distinct prompts from ${sources.length} sources; ` +
+        'a prompt is cut inside a code line of at least 12 characters after its indent that is ' +
+        'not a // or * comment line: give more or longer code, or ask for fewer prompts',
     );
   }
   return out;

@@ -255,6 +255,16 @@ describe('code-rlhf train / eval CLI', function () {
         assert.strictEqual(await runCli([...evalArgs, ...flags], run.io), 1, flags.join(' '));
         assert.deepStrictEqual(run.err, [`code-rlhf: ${message}`], flags.join(' '));
       }
+      // No prompts would report a mean KL of 0 over no completions.
+      for (const count of ['0', '1.5']) {
+        const run = io();
+        const args = [...evalArgs.slice(0, -4), '--count', count, '--oracle', 'clean-code'];
+        assert.strictEqual(await runCli(args, run.io), 2, count);
+        assert.match(
+          run.err.join('\n'),
+          new RegExp(`--count is ${count}; allowed: an integer >= 1`),
+        );
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
