@@ -30,21 +30,11 @@ const INTERNAL_NAMES: ReadonlySet<string> = new Set([
   'InputValidationError',
 ]);
 
-/**
- * A broken invariant thrown as a plain Error whose message opens with "<what> invariant:", e.g.
- * "PPO invariant: first minibatch ratio ..." (src/rlhf/ppo.ts).
- */
-const INVARIANT_MESSAGE = /^\w+ invariant: /;
-
 /** Whether `error` is internal (a bug), not an error thrown for bad input; see the module doc. */
 export function isInternalError(error: unknown): boolean {
   if (!(error instanceof Error)) return true;
   if (error instanceof SettingError) return false;
-  return (
-    INTERNAL.some((kind) => error instanceof kind) ||
-    INTERNAL_NAMES.has(error.name) ||
-    INVARIANT_MESSAGE.test(error.message)
-  );
+  return INTERNAL.some((kind) => error instanceof kind) || INTERNAL_NAMES.has(error.name);
 }
 
 /** The report of `error`: its message, or its stack trace when internal or `verbose`. */

@@ -21,6 +21,7 @@
  * The value head reads the policy's trunk (shared LoRA) and starts as a copy of the reward head,
  * as TRL starts its value model from the reward model.
  */
+import assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { EngineSession, type HostTensor } from '../engine';
@@ -609,12 +610,11 @@ export async function trainPpo(options: {
           if (firstMinibatch) {
             // Nothing has been updated since the rollout: every ratio must be 1 and the KL 0.
             const ratio = scalar('ratioMean');
-            if (Math.abs(ratio - 1) > 1e-4 || approxKl > 1e-6) {
-              throw new Error(
-                `PPO invariant: first minibatch ratio ${ratio}, approx KL ${approxKl}; the rollout ` +
-                  'and training log-probs disagree (temperature or adapter mismatch)',
-              );
-            }
+            assert(
+              Math.abs(ratio - 1) <= 1e-4 && approxKl <= 1e-6,
+              `PPO invariant: first minibatch ratio ${ratio}, approx KL ${approxKl}; the rollout ` +
+                'and training log-probs disagree (temperature or adapter mismatch)',
+            );
             acc.add('val/first_ratio', ratio);
             firstMinibatch = false;
           }

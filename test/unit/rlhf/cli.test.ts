@@ -221,9 +221,12 @@ describe('code-rlhf train / eval CLI', function () {
     // Failures of our own code that are plain Error subclasses, not bad input.
     assert.strictEqual(isInternalError(new GraphBuildError('matmul: shapes [2] and [3]')), true);
     assert.strictEqual(isInternalError(new InputValidationError('x', '[1]', '[2]', 'm')), true);
-    const invariant = new Error('PPO invariant: first minibatch ratio 1.5, approx KL 0.2');
+    // Invariants are asserted (STYLE.md), as PPO's first-minibatch check is.
+    const invariant = new assert.AssertionError({
+      message: 'PPO invariant: first minibatch ratio 1.5, approx KL 0.2',
+    });
     assert.strictEqual(isInternalError(invariant), true);
-    assert.match(describeError(invariant), /^Error: PPO invariant: .*\n\s+at /);
+    assert.match(describeError(invariant), /^AssertionError.*: PPO invariant: .*\n\s+at /);
     assert.strictEqual(describeError(new Error('bad key')), 'bad key');
     assert.match(describeError(new Error('bad key'), true), /^Error: bad key\n\s+at /);
   });
