@@ -19,7 +19,10 @@ import * as path from 'path';
 
 export const LOCK_FILE = '.lock';
 
-/** A lock file written by its creator counts as torn (a kill between create and write) after this. */
+/**
+ * Age after which an unreadable lock file counts as torn (its creator was killed between
+ * creating and writing it) rather than still being written.
+ */
 const TORN_LOCK_GRACE_MS = 10_000;
 
 interface LockInfo {
