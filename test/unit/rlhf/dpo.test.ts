@@ -7,43 +7,45 @@ import { loadPeftAdapter } from '../../../src/model/lora';
 import { sha256 } from '../../../src/rlhf/checkpoint';
 import { DPO_DEFAULTS, type DpoConfig } from '../../../src/rlhf/config';
 import { DPO_DIR, trainDpo } from '../../../src/rlhf/dpo';
-import type { TrainingPair } from '../../../src/rlhf/preferences';
 import { directContext } from '../../../src/rlhf/trainerContext';
+import { SMALL_PAIR_TRAINER, toyPairs } from '../../support/tinyTraining';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
 describe('rlhf DPO (tiny Llama fixture)', function () {
   this.timeout(120000);
+  /** 48 pairs over 12 prompts and four bracket openings: enough for the loss to fall. */
+  const learnablePairs = (suffix?: (i: number) => string) =>
+    toyPairs(48, {
+      prompts: 12,
+      chosen: (i) => `${(i * 37) % 100};\n`,
+      rejected: ['((', '[[{', '{{(', ')('],
+      suffix,
+    });
+  /** Settings under which the loss of those pairs falls within 4 epochs of 5 steps. */
+  const learning = {
+    ...DPO_DEFAULTS,
+    modelDir: MODEL,
+    epochs: 4,
+    batchSize: 8,
+    learningRate: 1e-2,
+    loraRank: 4,
+    loraAlpha: 8,
+    maxPromptTokens: 16,
+    maxCompletionTokens: 8,
+    validationFraction: 0.25,
+  };
+
   it('starts at loss ln 2 (policy = reference), the loss falls and the adapter changes (with and without suffixes)', async () => {
     const model = loadModel(MODEL);
-    const pairs: TrainingPair[] = Array.from({ length: 48 }, (_, i) => ({
-      recordId: `r${i}`,
-      prompt: `let v${i % 12} = `,
-      // Half the judgments were made mid-file: those pairs train on fill-in-the-middle prompts.
-      suffix: i % 2 === 0 ? '' : '\nexport { v0 };\n',
-      chosen: `${(i * 37) % 100};\n`,
-      rejected: ['((', '[[{', '{{(', ')('][i % 4],
-      target: 1,
-      margin: 0,
-    }));
+    // Half the judgments were made mid-file: those pairs train on fill-in-the-middle prompts.
+    const pairs = learnablePairs((i) => (i % 2 === 0 ? '' : '\nexport { v0 };\n'));
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-'));
     const rows: Record<string, number>[] = [];
     const result = await trainDpo({
       model,
       pairs,
-      config: {
-        ...DPO_DEFAULTS,
-        modelDir: MODEL,
-        epochs: 4,
-        batchSize: 8,
-        learningRate: 1e-2,
-        loraRank: 4,
-        loraAlpha: 8,
-        maxPromptTokens: 16,
-        maxCompletionTokens: 8,
-        validationFraction: 0.25,
-        patience: 5,
-      },
+      config: { ...learning, patience: 5 },
       runDir,
       resume: false,
       ctx: directContext({ onMetrics: (_s, row) => rows.push(row) }),
@@ -61,29 +63,9 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
 
   it("a run interrupted after a checkpoint and resumed, or finished and resumed, writes the straight run's output", async () => {
     const model = loadModel(MODEL);
-    const pairs: TrainingPair[] = Array.from({ length: 48 }, (_, i) => ({
-      recordId: `r${i}`,
-      prompt: `let v${i % 12} = `,
-      suffix: '',
-      chosen: `${(i * 37) % 100};\n`,
-      rejected: ['((', '[[{', '{{(', ')('][i % 4],
-      target: 1,
-      margin: 0,
-    }));
-    const base = {
-      ...DPO_DEFAULTS,
-      modelDir: MODEL,
-      epochs: 4,
-      batchSize: 8,
-      learningRate: 1e-2,
-      loraRank: 4,
-      loraAlpha: 8,
-      maxPromptTokens: 16,
-      maxCompletionTokens: 8,
-      validationFraction: 0.25,
-      // 5 steps per epoch: a checkpoint after each epoch's evaluation.
-      checkpointEvery: 5,
-    };
+    const pairs = learnablePairs();
+    // 5 steps per epoch: a checkpoint after each epoch's evaluation.
+    const base = { ...learning, checkpointEvery: 5 };
     /** The output folder's files, and run.json without its wall time. */
     const outputOf = (dir: string) => {
       const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
@@ -139,28 +121,9 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
 
   it('refuses to resume from a checkpoint whose step counter is damaged, and keeps it', async () => {
     const model = loadModel(MODEL);
-    const pairs: TrainingPair[] = Array.from({ length: 16 }, (_, i) => ({
-      recordId: `r${i}`,
-      prompt: `let v${i % 4} = `,
-      suffix: '',
-      chosen: `${i};\n`,
-      rejected: '((',
-      target: 1,
-      margin: 0,
-    }));
+    const pairs = toyPairs(16, { prompts: 4, rejected: ['(('] });
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-resume-'));
-    const config = {
-      ...DPO_DEFAULTS,
-      modelDir: MODEL,
-      epochs: 1,
-      batchSize: 4,
-      loraRank: 2,
-      loraAlpha: 4,
-      maxPromptTokens: 8,
-      maxCompletionTokens: 4,
-      validationFraction: 0.25,
-      checkpointEvery: 1,
-    };
+    const config = { ...DPO_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 };
     await trainDpo({ model, pairs, config, runDir, resume: false, ctx: directContext() });
     const checkpoints = path.join(runDir, 'checkpoints', DPO_DIR);
     const latest = fs.readFileSync(path.join(checkpoints, 'latest'), 'utf8').trim();

@@ -14,6 +14,7 @@ import { PolicyGraphs, sampleRollouts, trainPpo } from '../../../src/rlhf/ppo';
 import { RewardScorer } from '../../../src/rlhf/rewardModel';
 import { directContext } from '../../../src/rlhf/trainerContext';
 import { createRng, normal } from '../../../src/rlhf/random';
+import { linearScorer, ppoOptions as sharedPpoOptions } from '../../support/tinyTraining';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
@@ -25,15 +26,10 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
   after(() => runtime.dispose());
 
   /** A fixed reward: a random linear read-out of the base model's last hidden state. */
-  async function fixedScorer() {
-    const adapter = initLora(
-      model,
-      { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
-      5,
-    );
+  function fixedScorer() {
     const rng = createRng(11);
     const weight = Float32Array.from({ length: model.config.hiddenSize }, () => normal(rng));
-    return RewardScorer.create(model, adapter, { weight, bias: new Float32Array(1) });
+    return linearScorer(model, weight);
   }
 
   const config = (over: Partial<PpoConfig> = {}): PpoConfig => ({
@@ -74,18 +70,16 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     rewardScorer: RewardScorer,
     runDir: string,
     over: Partial<Parameters<typeof trainPpo>[0]> = {},
-  ): Parameters<typeof trainPpo>[0] => ({
-    model,
-    generator,
-    rewardScorer,
-    prompts,
-    heldOutPrompts: [],
-    config: config(),
-    runDir,
-    resume: false,
-    ctx: directContext(),
-    ...over,
-  });
+  ): Parameters<typeof trainPpo>[0] =>
+    sharedPpoOptions({
+      model,
+      generator,
+      rewardScorer,
+      prompts,
+      config: config(),
+      runDir,
+      ...over,
+    });
 
   it('first minibatch has ratio 1 and KL 0; parameters change; the reward rises', async () => {
     const scorer = await fixedScorer();

@@ -3,22 +3,22 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { LoadedCheckpoint } from '../../../src/rlhf/checkpoint';
-import { DPO_DEFAULTS, PPO_DEFAULTS, RM_DEFAULTS } from '../../../src/rlhf/config';
+import { DPO_DEFAULTS, RM_DEFAULTS } from '../../../src/rlhf/config';
 import { DPO_DIR, trainDpo } from '../../../src/rlhf/dpo';
 import { loadModel } from '../../../src/model/loader';
-import { initLora } from '../../../src/model/lora';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { createGenerator } from '../../../src/generation';
 import { POLICY_DIR, trainPpo } from '../../../src/rlhf/ppo';
-import type { TrainingPair } from '../../../src/rlhf/preferences';
 import { checkResume, dataDigest, resumeRecord, type ResumeRules } from '../../../src/rlhf/resume';
-import {
-  REWARD_MODEL_DIR,
-  RM_RESUME,
-  RewardScorer,
-  trainRewardModel,
-} from '../../../src/rlhf/rewardModel';
+import { REWARD_MODEL_DIR, RM_RESUME, trainRewardModel } from '../../../src/rlhf/rewardModel';
 import { directContext, type LogLevel } from '../../../src/rlhf/trainerContext';
+import {
+  SMALL_PAIR_TRAINER,
+  linearScorer,
+  ppoOptions,
+  tinyPpoConfig,
+  toyPairs,
+} from '../../support/tinyTraining';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
 
@@ -153,25 +153,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
 
   describe('in the trainers (tiny Llama fixture)', () => {
     const model = loadModel(MODEL);
-    const pairs: TrainingPair[] = Array.from({ length: 16 }, (_, i) => ({
-      recordId: `r${i}`,
-      prompt: `let v${i % 8} = `,
-      suffix: '',
-      chosen: `${i};\n`,
-      rejected: ['((', '[[{'][i % 2],
-      target: 1,
-      margin: 0,
-    }));
-    const small = {
-      modelDir: MODEL,
-      batchSize: 4,
-      loraRank: 2,
-      loraAlpha: 4,
-      maxPromptTokens: 8,
-      maxCompletionTokens: 4,
-      validationFraction: 0.25,
-      checkpointEvery: 1,
-    };
+    const pairs = toyPairs(16);
     const logged = () => {
       const lines: string[] = [];
       const ctx = directContext({
@@ -182,7 +164,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
 
     it('reward model: refuses a changed markCompletion, extends epochs, resumes an old checkpoint unmarked with a warning', async () => {
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-resume-cfg-'));
-      const config = { ...RM_DEFAULTS, ...small, epochs: 1 };
+      const config = { ...RM_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 };
       const options = { model, pairs, runDir, ctx: directContext() };
       const first = await trainRewardModel({ ...options, config, resume: false });
       const manifest = latestManifest(path.join(runDir, 'checkpoints', REWARD_MODEL_DIR));
@@ -238,13 +220,13 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         await trainRewardModel({
           ...options,
           ctx: rm.ctx,
-          config: { ...RM_DEFAULTS, ...small, epochs: 1 },
+          config: { ...RM_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 },
         });
         const dpo = logged();
         await trainDpo({
           ...options,
           ctx: dpo.ctx,
-          config: { ...DPO_DEFAULTS, ...small, epochs: 1 },
+          config: { ...DPO_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 },
         });
         for (const [lines, trainer, dir] of [
           [rm.lines, 'reward model', REWARD_MODEL_DIR],
@@ -265,7 +247,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
 
     it('DPO: refuses a changed beta and learning rate; accepts more epochs', async () => {
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-resume-cfg-'));
-      const config = { ...DPO_DEFAULTS, ...small, epochs: 1 };
+      const config = { ...DPO_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 };
       const options = { model, pairs, runDir, ctx: directContext() };
       const first = await trainDpo({ ...options, config, resume: false });
       await assert.rejects(
@@ -292,42 +274,13 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
     it('PPO: refuses a changed reward model folder and prompts; accepts more iterations', async () => {
       const runtime = ModelRuntime.fromModel(model, { threads: 2 });
       const generator = createGenerator(runtime);
-      const adapter = initLora(
-        model,
-        { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
-        5,
-      );
       const weight = Float32Array.from({ length: model.config.hiddenSize }, (_, i) =>
         Math.sin(i + 1),
       );
-      const scorer = await RewardScorer.create(model, adapter, {
-        weight,
-        bias: new Float32Array(1),
-      });
+      const scorer = await linearScorer(model, weight);
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-resume-cfg-'));
-      const config = {
-        ...PPO_DEFAULTS,
-        modelDir: MODEL,
-        rewardModelDir: 'rm-a',
-        iterations: 1,
-        checkpointEvery: 1,
-        promptsPerBatch: 2,
-        samplesPerPrompt: 2,
-        maxNewTokens: 4,
-        minibatchSize: 4,
-        ppoEpochs: 1,
-        loraRank: 2,
-        loraAlpha: 4,
-      };
-      const options = {
-        model,
-        generator,
-        rewardScorer: scorer,
-        prompts: ['let a = ', 'return ', 'x += '],
-        heldOutPrompts: [],
-        runDir,
-        ctx: directContext(),
-      };
+      const config = tinyPpoConfig({ rewardModelDir: 'rm-a' });
+      const options = ppoOptions({ model, generator, rewardScorer: scorer, runDir });
       try {
         await trainPpo({ ...options, config, resume: false });
         await assert.rejects(

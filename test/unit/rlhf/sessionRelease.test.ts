@@ -4,16 +4,21 @@ import * as os from 'os';
 import * as path from 'path';
 import { createGenerator } from '../../../src/generation';
 import { loadModel } from '../../../src/model/loader';
-import { initLora } from '../../../src/model/lora';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { sha256 } from '../../../src/rlhf/checkpoint';
-import { DPO_DEFAULTS, PPO_DEFAULTS, RM_DEFAULTS } from '../../../src/rlhf/config';
+import { DPO_DEFAULTS, RM_DEFAULTS } from '../../../src/rlhf/config';
 import { trainDpo } from '../../../src/rlhf/dpo';
 import { packMoments, unpackMoments } from '../../../src/rlhf/optimizer';
 import { POLICY_DIR, trainPpo } from '../../../src/rlhf/ppo';
-import type { TrainingPair } from '../../../src/rlhf/preferences';
-import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../../../src/rlhf/rewardModel';
+import { REWARD_MODEL_DIR, trainRewardModel } from '../../../src/rlhf/rewardModel';
 import { directContext } from '../../../src/rlhf/trainerContext';
+import {
+  SMALL_PAIR_TRAINER,
+  linearScorer,
+  ppoOptions,
+  tinyPpoConfig,
+  toyPairs,
+} from '../../support/tinyTraining';
 import { trackSessions } from '../engine/sessionTracker';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -40,26 +45,7 @@ function rewriteFile(checkpointsDir: string, name: string, bytes: Uint8Array): v
 describe('rlhf trainers release their engine sessions when setup or resume fails', function () {
   this.timeout(180000);
   const model = loadModel(MODEL);
-  const pairs: TrainingPair[] = Array.from({ length: 16 }, (_, i) => ({
-    recordId: `r${i}`,
-    prompt: `let v${i % 8} = `,
-    suffix: '',
-    chosen: `${i};\n`,
-    rejected: ['((', '[[{'][i % 2],
-    target: 1,
-    margin: 0,
-  }));
-  const small = {
-    modelDir: MODEL,
-    epochs: 1,
-    batchSize: 4,
-    loraRank: 2,
-    loraAlpha: 4,
-    maxPromptTokens: 8,
-    maxCompletionTokens: 4,
-    validationFraction: 0.25,
-    checkpointEvery: 1,
-  };
+  const pairs = toyPairs(16);
   let runDir = '';
   beforeEach(() => (runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-release-'))));
   afterEach(() => fs.rmSync(runDir, { recursive: true, force: true }));
@@ -85,7 +71,7 @@ describe('rlhf trainers release their engine sessions when setup or resume fails
 
   it('reward model: moments of another size in optimizer.bin, and a session that fails to open', async () => {
     const options = { model, pairs, runDir, ctx: directContext() };
-    const config = { ...RM_DEFAULTS, ...small };
+    const config = { ...RM_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 };
     // The first session is the optimizer's, the second the scorer's.
     await assertReleased(
       () => trainRewardModel({ ...options, config, resume: false }),
@@ -111,35 +97,10 @@ describe('rlhf trainers release their engine sessions when setup or resume fails
   it('PPO: a checkpoint without its value head, and a session that fails to open', async () => {
     const runtime = ModelRuntime.fromModel(model, { threads: 2 });
     const generator = createGenerator(runtime);
-    const adapter = initLora(
-      model,
-      { rank: 2, alpha: 2, targets: ['q_proj'], useRslora: false },
-      5,
-    );
     const weight = Float32Array.from({ length: model.config.hiddenSize }, (_, i) => Math.sin(i));
-    const scorer = await RewardScorer.create(model, adapter, { weight, bias: new Float32Array(1) });
-    const config = {
-      ...PPO_DEFAULTS,
-      modelDir: MODEL,
-      iterations: 1,
-      checkpointEvery: 1,
-      promptsPerBatch: 2,
-      samplesPerPrompt: 2,
-      maxNewTokens: 4,
-      minibatchSize: 4,
-      ppoEpochs: 1,
-      loraRank: 2,
-      loraAlpha: 4,
-    };
-    const options = {
-      model,
-      generator,
-      rewardScorer: scorer,
-      prompts: ['let a = ', 'return ', 'x += '],
-      heldOutPrompts: [],
-      runDir,
-      ctx: directContext(),
-    };
+    const scorer = await linearScorer(model, weight);
+    const config = tinyPpoConfig();
+    const options = ppoOptions({ model, generator, rewardScorer: scorer, runDir });
     try {
       // The first session is the optimizer's, the second the policy's forward graph.
       await assertReleased(
@@ -169,7 +130,7 @@ describe('rlhf trainers release their engine sessions when setup or resume fails
         trainDpo({
           model,
           pairs,
-          config: { ...DPO_DEFAULTS, ...small },
+          config: { ...DPO_DEFAULTS, ...SMALL_PAIR_TRAINER, epochs: 1 },
           runDir,
           resume: false,
           ctx: directContext(),
