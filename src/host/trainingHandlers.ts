@@ -21,11 +21,19 @@ import {
 import type { TypedMessage } from '../protocol/modelHost';
 import { describeError } from './errorReport';
 import type { MessageLoop } from './loop';
+import type { LogLevel as TrainerLogLevel } from '../rlhf/trainerContext';
 import { AbortError, type ModelScheduler } from './scheduler';
 
 // The job kinds and events are this module's API as well as the protocol's: the CLI, which runs
 // jobs through runTrainingJob and may not import the protocol, names them from here.
 export type { TrainingEvent, TrainingKind };
+
+// rlhf declares its log levels itself (it may not import the protocol) and this module forwards
+// them unchanged: the two lists must stay the same, which this fails to compile otherwise.
+const sameLogLevels: [LogLevel, TrainerLogLevel] extends [TrainerLogLevel, LogLevel]
+  ? true
+  : never = true;
+void sameLogLevels;
 
 /** What a running job can do; the same interface serves the model host and the CLI. */
 export interface TrainingJobContext {

@@ -14,6 +14,7 @@
  */
 
 import type { CompletionRequest, GeneratedCandidate, StopReason } from './generation';
+import { LOG_LEVELS, type LogLevel } from './training';
 
 /** Loads (or switches to) a model folder; `modelDir` is an absolute path. */
 export interface LoadParams {
@@ -56,7 +57,7 @@ export type ResultOf<M extends ModelHostMethod> = ModelHostMethods[M][1];
 export type RpcToModelHost =
   { type: 'request'; id: number; method: string; params: unknown } | { type: 'cancel'; id: number };
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type { LogLevel };
 
 export interface ErrorInfo {
   /** Error class name; `AbortError` for a cancelled request. */
@@ -88,7 +89,6 @@ export class ModelHostMessageError extends Error {
   override name = 'ModelHostMessageError';
 }
 
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 const STOP_REASONS: readonly StopReason[] = [
   'stop-token',
   'stop-string',
