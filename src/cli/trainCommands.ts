@@ -192,7 +192,7 @@ export const trainCommand: CliCommand = {
 const EVAL_HELP = `code-rlhf eval: blind comparison of a tuned adapter against the base (or another adapter)
 
 usage: code-rlhf eval --model <dir> --adapter <peft dir> --prompts <corpus.jsonl | code dir>
-         [--baseline <peft dir>] [--oracle clean-code|short-lines|context-words|<rule.js>] [--reward-model <dir>]
+         [--baseline <peft dir>] [--oracle clean-code|short-lines|context-words|complete-line|<rule.js>] [--reward-model <dir>]
          [--count 100] [--seed 7] [--temperature 1] [--max-new-tokens 16] [--max-lines 1]
 Prints the tuned model's win rate with a 95% interval and the mean KL against the base.`;
 

@@ -168,10 +168,82 @@ export const contextWordsRule: OracleRule = {
   },
 };
 
+/** The brackets `text` leaves open, outermost first (strings are not parsed). */
+function openBrackets(text: string): string[] {
+  const stack: string[] = [];
+  for (const ch of text) {
+    if (OPEN.includes(ch)) stack.push(ch);
+    else {
+      const c = CLOSE.indexOf(ch);
+      if (c >= 0 && stack.length > 0 && stack[stack.length - 1] === OPEN[c]) stack.pop();
+    }
+  }
+  return stack;
+}
+
+/**
+ * Bracket problems of the line a completion finishes: the text after the prompt's last line
+ * break joined to the completion's text before its first line break. Scanned left to right, a
+ * closing bracket closes the line's innermost open bracket if it matches; on a line with no
+ * open bracket it may close the innermost bracket that earlier lines of the prompt left open
+ * (`})` after a callback). Any other closing bracket is a problem, and so is each bracket the
+ * line leaves open, unless its last non-blank character is an opening bracket or a comma (the
+ * construct goes on on the next line: `if (a) {`, `foo(a,`). Strings and comments are not
+ * parsed. The prompt's part of the line is judged too; it is the same for every candidate.
+ */
+export function lineBracketProblems(prompt: string, completion: string): number {
+  const lineStart = prompt.lastIndexOf('\n') + 1;
+  const outer = openBrackets(prompt.slice(0, lineStart));
+  const lineEnd = completion.indexOf('\n');
+  const line = prompt.slice(lineStart) + (lineEnd < 0 ? completion : completion.slice(0, lineEnd));
+  const stack: string[] = [];
+  let problems = 0;
+  for (const ch of line) {
+    if (OPEN.includes(ch)) {
+      stack.push(ch);
+      continue;
+    }
+    const c = CLOSE.indexOf(ch);
+    if (c < 0) continue;
+    const innermost = stack.length > 0 ? stack : outer;
+    if (innermost.length > 0 && innermost[innermost.length - 1] === OPEN[c]) innermost.pop();
+    else problems++;
+  }
+  const last = line.trimEnd().slice(-1);
+  const continues = last !== '' && (OPEN.includes(last) || last === ',');
+  return problems + (continues ? 0 : stack.length);
+}
+
+/**
+ * Built-in rule 4: finish the current line, balanced and with something in it. An empty or
+ * whitespace-only completion scores -100. Otherwise the score is +2 when the completion holds a
+ * line break, minus `lineBracketProblems` of the line it finishes, plus 0.1 per letter, digit,
+ * `_` or `$` in its text before the first line break (at most 30 counted, so at most +3).
+ */
+export const completeLineRule: OracleRule = {
+  name: 'complete-line',
+  description:
+    'Prefers completions that finish the current line (+2 for a line break) with balanced ' +
+    'brackets (-1 per bracket problem of that line) and real content (+0.1 per letter, digit, ' +
+    '_ or $ before the line break, at most 30 counted); an empty completion ranks below every ' +
+    'other (-100).',
+  score(prompt, completion) {
+    // Unlike short-lines and context-words, this rule is not won by writing less: a bare `;`
+    // earns only the line break's 2 points, a finished line with 30 name characters 5, and a
+    // bare newline -100. Punctuation earns nothing, so padding a line with `;;;` does not pay.
+    if (completion.trim().length === 0) return -100;
+    const lineEnd = completion.indexOf('\n');
+    const first = lineEnd < 0 ? completion : completion.slice(0, lineEnd);
+    const content = Math.min(30, (first.match(/[A-Za-z0-9_$]/g) ?? []).length);
+    return (lineEnd >= 0 ? 2 : 0) - lineBracketProblems(prompt, completion) + content / 10;
+  },
+};
+
 export const BUILTIN_RULES: Record<string, OracleRule> = {
   [cleanCodeRule.name]: cleanCodeRule,
   [shortLinesRule.name]: shortLinesRule,
   [contextWordsRule.name]: contextWordsRule,
+  [completeLineRule.name]: completeLineRule,
 };
 
 /** A rule by built-in name, or loaded from a JavaScript module path. */

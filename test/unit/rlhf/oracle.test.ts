@@ -6,8 +6,10 @@ import {
   Oracle,
   bracketProblems,
   cleanCodeRule,
+  completeLineRule,
   contextWords,
   contextWordsRule,
+  lineBracketProblems,
   resolveOracleRule,
   shortLinesRule,
 } from '../../../src/rlhf/oracle';
@@ -52,6 +54,44 @@ describe('rlhf oracle', () => {
     assert.ok(contextWordsRule.score(p, ' \n') < contextWordsRule.score(p, 'a b c d e f g h\n'));
     assert.ok(contextWordsRule.score(p, 'items) {\n') > contextWordsRule.score(p, ');\n'));
     assert.ok(contextWordsRule.score(p, ');\n') > contextWordsRule.score(p, 'load(things)\n'));
+  });
+
+  it('counts the bracket problems of the line a completion finishes', () => {
+    // The line is `if (a && (b) {` + nothing more: "(" is left open and "{" continues it.
+    assert.strictEqual(lineBracketProblems('x;\nif (a && ', '(b) {\n'), 0);
+    assert.strictEqual(lineBracketProblems('x;\nif (a && ', '(b)\n'), 1); // "(" left open
+    assert.strictEqual(lineBracketProblems('f(', 'a,\n'), 0); // a comma continues the line
+    assert.strictEqual(lineBracketProblems('f(', 'a\n'), 1);
+    // `})` may close what earlier lines opened, innermost first; in `)})` the first ")" meets
+    // the "{" and is a problem, the rest close as `})` does.
+    assert.strictEqual(lineBracketProblems('g(function () {\n  a();\n', '})\n'), 0);
+    assert.strictEqual(lineBracketProblems('g(function () {\n  a();\n', ')})\n'), 1);
+    assert.strictEqual(lineBracketProblems('x = [\n', ')\n'), 1); // the wrong kind
+    assert.strictEqual(lineBracketProblems('a = (b', ']\n'), 2); // mismatch, "(" still open
+    // Only the first line of the completion is judged.
+    assert.strictEqual(lineBracketProblems('', 'a\n)))'), 0);
+  });
+
+  it('complete-line scores +2 for a line break, -1 per problem, +0.1 per name character', () => {
+    const p = 'function f(items) {\n  return items.fil';
+    assert.strictEqual(completeLineRule.score(p, 'ter(Boolean);\n'), 2 + 1.0); // 10 characters
+    assert.strictEqual(completeLineRule.score(p, 'ter(Boolean;\n'), 2 - 1 + 1.0);
+    assert.strictEqual(completeLineRule.score(p, 'ter(Boolean);'), 1.0); // not finished
+    assert.strictEqual(completeLineRule.score(p, 'ter(isBooleanVal);\n'), 2 + 1.5); // 15
+    assert.strictEqual(completeLineRule.score(p, ';\n'), 2); // punctuation is not content
+    assert.strictEqual(completeLineRule.score(p, ';;;;;;;;;;;;\n'), 2);
+    // At most 30 characters count: 37 earn what 30 do, 20 earn less.
+    assert.strictEqual(completeLineRule.score(p, `ter(${'a'.repeat(34)});\n`), 2 + 3);
+    assert.strictEqual(completeLineRule.score(p, `ter(${'a'.repeat(27)});\n`), 2 + 3);
+    assert.strictEqual(completeLineRule.score(p, `ter(${'a'.repeat(17)});\n`), 2 + 2);
+    // Empty ranks last, below an unfinished line with bracket problems and no content.
+    assert.strictEqual(completeLineRule.score(p, ''), -100);
+    assert.strictEqual(completeLineRule.score(p, ' \n'), -100);
+    assert.strictEqual(completeLineRule.score(p, ']]]]'), -4);
+    // Shorter is not better: the rule ranks opposite to short-lines on two finished lines.
+    const long = 'ter(Boolean).map(String);\n';
+    assert.ok(completeLineRule.score(p, long) > completeLineRule.score(p, 'ter();\n'));
+    assert.ok(shortLinesRule.score(p, long) < shortLinesRule.score(p, 'ter();\n'));
   });
 
   it('without noise or bias follows the rule exactly, and reports ties', () => {
@@ -106,7 +146,7 @@ describe('rlhf oracle', () => {
     assert.throws(() => resolveOracleRule(nan).score('', ''), /returned "high".*finite number/);
     assert.throws(
       () => resolveOracleRule('nicest'),
-      /unknown oracle "nicest"; allowed: "clean-code", "short-lines", "context-words"/,
+      /unknown oracle "nicest"; allowed: "clean-code", "short-lines", "context-words", "complete-line"/,
     );
     assert.throws(
       () => resolveOracleRule(path.join(dir, 'missing.js')),
