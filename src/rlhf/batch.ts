@@ -103,13 +103,40 @@ export interface EncodingLimits {
   maxSuffixTokens?: number;
   maxCompletionTokens: number;
   /**
-   * Mark where the completion starts with the model's FIM tokens when no suffix is read
-   * (`<fim_prefix>prefix<fim_suffix><fim_middle>completion`), for reward models: a left-to-right
+   * Mark where the completion starts when no suffix is read, for reward models: a left-to-right
    * row gives no sign of where the prompt ends, so a rule about the completion (its words, or
-   * that it is empty) must first be guessed from the text. Ignored for a model without FIM
-   * tokens. Absent or false: the rows are exactly as before (policies, DPO, older reward models).
+   * that it is empty) must first be guessed from the text. How: `completionMark`. Absent or
+   * false: the rows are exactly as before (policies, DPO, older reward models).
    */
   markCompletion?: boolean;
+  /**
+   * The mark `markCompletion` uses (see `CompletionMark`). Absent: 'fim' when the model has FIM
+   * tokens, else no mark, which is how reward models were scored before 'eos' existed; trainers
+   * record the mark they used (`completionMarkFor`) so a reward model is scored as trained.
+   */
+  completionMark?: CompletionMark;
+}
+
+/**
+ * How a completion's start is marked: 'fim' is the fill-in-the-middle layout with an empty
+ * suffix (`<fim_prefix>prefix<fim_suffix><fim_middle>completion`); 'eos' ends the prompt with
+ * the end-of-sequence token, for models without FIM tokens (Llama 3, Mistral). Measured on the
+ * default model's demo judgments, reward-model validation accuracy (context-words,
+ * short-lines): no mark 72.9%, 85.3%; 'eos' 73.7%, 89.6%; 'fim' 75.6%, 88.7%.
+ */
+export type CompletionMark = 'fim' | 'eos';
+
+/** The mark a reward model trained on this tokenizer uses: FIM tokens, else EOS, else none. */
+export function completionMarkFor(tokenizer: CodeTokenizer): CompletionMark | undefined {
+  if (tokenizer.fim) return 'fim';
+  return tokenizer.eosId === undefined ? undefined : 'eos';
+}
+
+function missingMarkToken(mark: CompletionMark, what: string): string {
+  return (
+    `completionMark is '${mark}' but this model's tokenizer has no ${what}: the reward model ` +
+    'was trained on another model; score it with the model it was trained on'
+  );
 }
 
 /**
@@ -119,8 +146,8 @@ export interface EncodingLimits {
  * `maxPromptTokens` leaves after the prompt prefix (as left-to-right) and the suffix to its
  * first `maxSuffixTokens` tokens, so the prompt has at most maxPromptTokens + 3 +
  * maxSuffixTokens tokens. Otherwise left-to-right (exactly the encoding from before suffixes
- * were read), unless `markCompletion` is set and the model has FIM tokens: then the same prefix
- * tokens in the FIM layout with an empty suffix, so the completion follows the middle token.
+ * were read), unless `markCompletion` is set: then the same prefix tokens with the completion's
+ * start marked (`completionMark`).
  */
 export function encodePair(
   tokenizer: CodeTokenizer,
@@ -142,10 +169,18 @@ export function encodePair(
         { maxPrefixTokens, maxSuffixTokens },
       ).ids
     : buildPrompt(tokenizer, context.prompt, '', limits.maxPromptTokens).ids;
-  if (!readsSuffix && limits.markCompletion && fim) {
+  const mark =
+    readsSuffix || !limits.markCompletion
+      ? undefined
+      : (limits.completionMark ?? (fim ? 'fim' : undefined));
+  if (mark === 'fim') {
+    if (!fim) throw new Error(missingMarkToken('fim', 'FIM tokens'));
     // The FIM layout with an empty suffix: the prompt keeps the same prefix tokens.
     const prefixIds = promptIds.slice(start);
     promptIds = [...promptIds.slice(0, start), fim.prefix, ...prefixIds, fim.suffix, fim.middle];
+  } else if (mark === 'eos') {
+    if (tokenizer.eosId === undefined) throw new Error(missingMarkToken('eos', 'EOS token'));
+    promptIds = [...promptIds, tokenizer.eosId];
   }
   // A model without a BOS-style prompt prefix and an empty prompt still needs one position
   // whose logits predict the first completion token.

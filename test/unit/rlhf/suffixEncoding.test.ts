@@ -9,7 +9,7 @@ import { createGenerator } from '../../../src/generation';
 import { loadModel } from '../../../src/model/loader';
 import type { CodeTokenizer } from '../../../src/model/tokenizer';
 import { ModelRuntime } from '../../../src/model/runtime';
-import { encodePair, type EncodingLimits } from '../../../src/rlhf/batch';
+import { completionMarkFor, encodePair, type EncodingLimits } from '../../../src/rlhf/batch';
 import { RM_DEFAULTS } from '../../../src/rlhf/config';
 import type { TrainingPair } from '../../../src/rlhf/preferences';
 import { encodeGroups, encodePairs } from '../../../src/rlhf/rewardModel';
@@ -188,12 +188,39 @@ describe('rlhf encodings of a judgment context with a suffix (tiny Llama fixture
         encodePair(tokenizer, { prompt: c.prompt, suffix: ';\n}' }, c.completion, unread),
         marked,
       );
-      // A model without FIM tokens has nothing to mark with: the row is left-to-right.
+      // Without a recorded mark (reward models from before 'eos' marks), a model without FIM
+      // tokens is scored unmarked: the row is left-to-right.
       assert.deepStrictEqual(
         encodePair(noFim, { prompt: c.prompt, suffix: '' }, c.completion, limits),
         c.ids,
       );
+      // With the 'eos' mark, the left-to-right prompt ends with the EOS token.
+      const eos = { ...limits, completionMark: 'eos' as const };
+      assert.deepStrictEqual(
+        encodePair(noFim, { prompt: c.prompt, suffix: '' }, c.completion, eos),
+        { prompt: [...c.ids.prompt, tokenizer.eosId], completion: c.ids.completion },
+      );
+      // A recorded 'fim' mark on a model without FIM tokens is refused, not dropped.
+      const fimMark = { ...limits, completionMark: 'fim' as const };
+      assert.throws(
+        () => encodePair(noFim, { prompt: c.prompt, suffix: '' }, c.completion, fimMark),
+        /completionMark is 'fim' but this model's tokenizer has no FIM tokens/,
+      );
     }
+    assert.strictEqual(completionMarkFor(tokenizer), 'fim');
+    assert.strictEqual(completionMarkFor(noFim), 'eos');
+    const bare = Object.create(noFim, { eosId: { value: undefined } }) as CodeTokenizer;
+    assert.strictEqual(completionMarkFor(bare), undefined);
+    assert.throws(
+      () =>
+        encodePair(bare, { prompt: 'x', suffix: '' }, 'y', {
+          maxPromptTokens: 8,
+          maxCompletionTokens: 4,
+          markCompletion: true,
+          completionMark: 'eos',
+        }),
+      /completionMark is 'eos' but this model's tokenizer has no EOS token/,
+    );
     // With a suffix read, the FIM layout already marks the start: the flag changes nothing.
     const context = { prompt: LONG_PROMPT, suffix: ';\n' };
     const limits = { maxPromptTokens: 16, maxSuffixTokens: 4, maxCompletionTokens: 4 };
