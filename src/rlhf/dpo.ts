@@ -9,20 +9,25 @@ import * as path from 'path';
 import { EngineSession } from '../engine';
 import type { LoadedModel } from '../model/loader';
 import { initLora, savePeftAdapter, type LoraAdapter } from '../model/lora';
-import { PROJECTIONS, type Projection } from '../model/weights';
 import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
-import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
-import { parseLoraTargets, type DpoConfig } from './config';
+import { writeFileAtomic } from './checkpoint';
+import type { DpoConfig } from './config';
 import type { Head } from './heads';
 import { DPO_METRICS, MetricsWriter, formatMetricLine } from './metrics';
-import { adamWTraining, packMoments, ParameterOptimizer, unpackMoments } from './optimizer';
+import { adamWTraining, ParameterOptimizer, unpackMoments } from './optimizer';
+import {
+  copyParams,
+  savePairCheckpoint,
+  startPairRun,
+  type PairTrainerOptions,
+} from './pairTraining';
 import { dpoLoss } from './ppoMath';
 import type { TrainingPair } from './preferences';
 import { createRng, shuffled } from './random';
-import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
-import { EarlyStopping, splitByPrompt } from './split';
-import { packTensors, unpackTensors } from './tensorPack';
-import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import { numbersFromJson, resumeRecord, type ResumeRules } from './resume';
+import { EarlyStopping } from './split';
+import { unpackTensors } from './tensorPack';
+import { throwIfCancelled } from './trainerContext';
 import {
   adapterFeeds,
   buildPolicyScoreGraph,
@@ -108,30 +113,11 @@ export const DPO_RESUME: ResumeRules<DpoConfig> = {
  * `runDir/checkpoints/dpo-policy`: the data and the config must be the checkpoint's, except the
  * keys of `DPO_RESUME.mayChange`.
  */
-export async function trainDpo(options: {
-  model: LoadedModel;
-  pairs: readonly TrainingPair[];
-  config: DpoConfig;
-  runDir: string;
-  resume: boolean;
-  ctx: TrainerContext;
-  threads?: number;
-}): Promise<DpoResult> {
+export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<DpoResult> {
   const { model, config, ctx } = options;
   const started = Date.now();
-  const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
-  const checkpointsDir = path.join(options.runDir, 'checkpoints', DPO_DIR);
-  const data = dataDigest(options.pairs, options.pairs.length);
-  // Checked before any work (the reference log-probs of every pair are computed below).
-  const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
-  if (ck) checkResume(ck, config, DPO_RESUME, data, (message) => ctx.log('warn', message));
-  const split = splitByPrompt(
-    options.pairs,
-    (p) => p.prompt,
-    config.validationFraction,
-    config.seed,
-  );
-  if (split.train.length === 0) throw new Error('DPO: no training pairs after the split');
+  // The resume is checked before any work (the reference log-probs of every pair, below).
+  const { targets, checkpointsDir, data, ck, split } = startPairRun(options, DPO_DIR, DPO_RESUME);
   const adapter = initLora(
     model,
     { rank: config.loraRank, alpha: config.loraAlpha, targets, useRslora: false },
@@ -175,9 +161,7 @@ export async function trainDpo(options: {
   let step = 0;
   let firstLoss = Number.NaN;
   let lastLoss = Number.NaN;
-  let best: Record<string, Float32Array> = Object.fromEntries(
-    [...params].map(([k, v]) => [k, v.slice()]),
-  );
+  let best = copyParams(params);
   let bestEval = { accuracy: Number.NaN, loss: Number.NaN };
   let earlyStopped = false;
   try {
@@ -280,7 +264,7 @@ export async function trainDpo(options: {
       ctx.log('info', formatMetricLine(step, row, DPO_METRICS));
       if (!candidate) return;
       if (earlyStopping.observe(accuracy, step) || Number.isNaN(bestEval.accuracy)) {
-        best = Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
+        best = copyParams(params);
         bestEval = { accuracy, loss: loss / validation.length };
       }
     };
@@ -347,28 +331,21 @@ export async function trainDpo(options: {
         }
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
-        const st = optimizer.state();
-        const dir = writeCheckpoint(
+        savePairCheckpoint(
           checkpointsDir,
           step,
+          optimizer,
+          params,
+          best,
           {
-            'params.bin': packTensors(
-              Object.fromEntries([...params].map(([k, v]) => [k, v.slice()])),
-            ),
-            'optimizer.bin': packMoments(st),
-            'best.bin': packTensors(best),
-          },
-          {
-            step,
-            optimizerStep: st.step,
             firstLoss,
             lastLoss,
             earlyStopping: earlyStopping.state(),
             bestEval,
             ...resumeRecord(config, DPO_RESUME, data),
           },
+          ctx,
         );
-        ctx.checkpoint(step, dir);
       }
     }
     if (validation.length > 0) for (const [name, p] of params) p.set(best[name]);

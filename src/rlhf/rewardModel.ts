@@ -12,27 +12,26 @@ import * as path from 'path';
 import { EngineSession } from '../engine';
 import type { LoadedModel } from '../model/loader';
 import { initLora, loadPeftAdapter, savePeftAdapter, type LoraAdapter } from '../model/lora';
-import { PROJECTIONS, type Projection } from '../model/weights';
 import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
-import { loadLatestCheckpoint, writeCheckpoint, writeFileAtomic } from './checkpoint';
-import { parseLoraTargets, type RewardModelConfig } from './config';
+import { writeFileAtomic } from './checkpoint';
+import type { RewardModelConfig } from './config';
 import { headDigest, loadHead, saveHead, type Head } from './heads';
 import { encodePair, float32, sequenceBatch, type EncodingLimits, type TokenRow } from './batch';
 import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
+import { adamWTraining, ParameterOptimizer, unpackMoments, type OptimizerState } from './optimizer';
 import {
-  adamWTraining,
-  packMoments,
-  ParameterOptimizer,
-  unpackMoments,
-  type OptimizerState,
-} from './optimizer';
+  copyParams,
+  savePairCheckpoint,
+  startPairRun,
+  type PairTrainerOptions,
+} from './pairTraining';
 import type { TrainingPair } from './preferences';
 import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
-import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
-import { EarlyStopping, splitByPrompt } from './split';
-import { packTensors, unpackTensors } from './tensorPack';
-import { throwIfCancelled, type TrainerContext } from './trainerContext';
+import { numbersFromJson, resumeRecord, type ResumeRules } from './resume';
+import { EarlyStopping } from './split';
+import { unpackTensors } from './tensorPack';
+import { throwIfCancelled } from './trainerContext';
 import {
   adapterFeeds,
   buildRewardGraph,
@@ -274,10 +273,6 @@ function freshHead(hidden: number, seed: number): Head {
   return { weight, bias: new Float32Array(1) };
 }
 
-function copyParams(params: Map<string, Float32Array>): Record<string, Float32Array> {
-  return Object.fromEntries([...params].map(([k, v]) => [k, v.slice()]));
-}
-
 function digestParams(params: Map<string, Float32Array>): string {
   return headDigest({
     weight: Float32Array.from([...params.values()].flatMap((a) => Array.from(a))),
@@ -336,29 +331,16 @@ export const RM_RESUME: ResumeRules<RewardModelConfig> = {
  * the keys of `RM_RESUME.mayChange` (checked; see resume.ts); the split and shuffles are seeded
  * so the run continues exactly where it stopped.
  */
-export async function trainRewardModel(options: {
-  model: LoadedModel;
-  pairs: readonly TrainingPair[];
-  config: RewardModelConfig;
-  runDir: string;
-  resume: boolean;
-  ctx: TrainerContext;
-  threads?: number;
-}): Promise<RewardModelResult> {
+export async function trainRewardModel(
+  options: PairTrainerOptions<RewardModelConfig>,
+): Promise<RewardModelResult> {
   const { model, config, ctx } = options;
   const started = Date.now();
-  const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
-  const checkpointsDir = path.join(options.runDir, 'checkpoints', REWARD_MODEL_DIR);
-  const data = dataDigest(options.pairs, options.pairs.length);
-  const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
-  if (ck) checkResume(ck, config, RM_RESUME, data, (message) => ctx.log('warn', message));
-  const split = splitByPrompt(
-    options.pairs,
-    (p) => p.prompt,
-    config.validationFraction,
-    config.seed,
+  const { targets, checkpointsDir, data, ck, split } = startPairRun(
+    options,
+    REWARD_MODEL_DIR,
+    RM_RESUME,
   );
-  if (split.train.length === 0) throw new Error('reward model: no training pairs after the split');
   const train = encodeGroups(model, split.train, config);
   const validation = encodeGroups(model, split.validation, config);
   ctx.log(
@@ -440,28 +422,22 @@ export async function trainRewardModel(options: {
     params,
     options.threads ?? 2,
   );
-  const saveCheckpoint = () => {
-    const st = optimizer.state();
-    const dir = writeCheckpoint(
+  const saveCheckpoint = () =>
+    savePairCheckpoint(
       checkpointsDir,
       step,
+      optimizer,
+      params,
+      best,
       {
-        'params.bin': packTensors(copyParams(params)),
-        'optimizer.bin': packMoments(st),
-        'best.bin': packTensors(best),
-      },
-      {
-        step,
-        optimizerStep: st.step,
         earlyStopping: earlyStopping.state(),
         firstLoss,
         lastLoss,
         bestEval,
         ...resumeRecord(config, RM_RESUME, data),
       },
+      ctx,
     );
-    ctx.checkpoint(step, dir);
-  };
 
   let earlyStopped = false;
   // Everything that can throw once the optimizer's session exists (restore, on moments of
