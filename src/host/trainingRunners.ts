@@ -26,6 +26,7 @@ import {
 } from '../rlhf/config';
 import { assertCheckpointsFolderFree, type RunFolderAdvice } from '../rlhf/checkpoint';
 import { DPO_DIR, trainDpo } from '../rlhf/dpo';
+import type { PairTrainerConfig, PairTrainerOptions } from '../rlhf/pairTraining';
 import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
 import { contextKey, type PromptContext } from '../rlhf/promptContext';
@@ -143,6 +144,61 @@ async function inRunFolder(
   }
 }
 
+/** What the job runner reads of a pair trainer's result. */
+interface PairTrainerOutcome {
+  outputDir: string;
+  earlyStopped: boolean;
+}
+
+/** A trainer on preference pairs (the reward model or DPO), as its job runner calls it. */
+interface PairTrainerJob<C extends PairTrainerConfig, R extends PairTrainerOutcome> {
+  /** The stage its held-out prompts are written under ("rm", "dpo"). */
+  stage: string;
+  /** The trainer's checkpoint and output folder name (see inRunFolder). */
+  stageDir: string;
+  config: C;
+  train: (options: PairTrainerOptions<C>) => Promise<R>;
+  /** The job's summary numbers from the trainer's result. */
+  summary: (result: R) => Record<string, number>;
+}
+
+/**
+ * Runs a pair trainer in the job's run folder: reads the pairs of its store, trains, and writes
+ * the prompts its split held out beside its output (recomputed with its seed and fraction).
+ */
+async function runPairTrainer<C extends PairTrainerConfig, R extends PairTrainerOutcome>(
+  ctx: TrainingJobContext,
+  advice: RunnerAdvice,
+  threads: number,
+  job: PairTrainerJob<C, R>,
+): Promise<TrainingJobResult> {
+  const { config } = job;
+  return inRunFolder(ctx, advice, job.stageDir, async () => {
+    const model = loadModel(config.modelDir);
+    const { summary } = await readPairs(config.dataFile, ctx);
+    const result = await job.train({
+      model,
+      pairs: summary.pairs,
+      config,
+      runDir: ctx.command.runDir,
+      resume: ctx.command.resume,
+      ctx,
+      threads,
+    });
+    writeHeldOutPrompts(result.outputDir, {
+      stage: job.stage,
+      seed: config.seed,
+      validationFraction: config.validationFraction,
+      ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
+    });
+    return {
+      status: result.earlyStopped ? 'early-stopped' : 'completed',
+      outputPath: result.outputDir,
+      summary: job.summary(result),
+    };
+  });
+}
+
 /** Each context once, in first-seen order. */
 function distinctContexts(items: readonly PromptContext[]): PromptContext[] {
   const contexts = new Map<string, PromptContext>();
@@ -159,38 +215,19 @@ export function createTrainingRunners(
   const threads = options.threads ?? 2;
   const advice = options.advice ?? CLI_ADVICE;
   return {
-    rm: async (ctx) => {
-      const config = parseConfig(ctx.command.config, RM_SPEC, RM_DEFAULTS, 'reward model config');
-      return inRunFolder(ctx, advice, REWARD_MODEL_DIR, async () => {
-        const model = loadModel(config.modelDir);
-        const { summary } = await readPairs(config.dataFile, ctx);
-        const result = await trainRewardModel({
-          model,
-          pairs: summary.pairs,
-          config,
-          runDir: ctx.command.runDir,
-          resume: ctx.command.resume,
-          ctx,
-          threads,
-        });
-        writeHeldOutPrompts(result.outputDir, {
-          stage: 'rm',
-          seed: config.seed,
-          validationFraction: config.validationFraction,
-          ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
-        });
-        return {
-          status: result.earlyStopped ? 'early-stopped' : 'completed',
-          outputPath: result.outputDir,
-          summary: {
-            validationAccuracy: result.validation.accuracy,
-            validationLoss: result.validation.loss,
-            validationMargin: result.validation.margin,
-            steps: result.steps,
-          },
-        };
-      });
-    },
+    rm: async (ctx) =>
+      runPairTrainer(ctx, advice, threads, {
+        stage: 'rm',
+        stageDir: REWARD_MODEL_DIR,
+        config: parseConfig(ctx.command.config, RM_SPEC, RM_DEFAULTS, 'reward model config'),
+        train: trainRewardModel,
+        summary: (result) => ({
+          validationAccuracy: result.validation.accuracy,
+          validationLoss: result.validation.loss,
+          validationMargin: result.validation.margin,
+          steps: result.steps,
+        }),
+      }),
     ppo: async (ctx) => {
       const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
       if (!config.rewardModelDir)
@@ -247,37 +284,18 @@ export function createTrainingRunners(
         }
       });
     },
-    dpo: async (ctx) => {
-      const config = parseConfig(ctx.command.config, DPO_SPEC, DPO_DEFAULTS, 'DPO config');
-      return inRunFolder(ctx, advice, DPO_DIR, async () => {
-        const model = loadModel(config.modelDir);
-        const { summary } = await readPairs(config.dataFile, ctx);
-        const result = await trainDpo({
-          model,
-          pairs: summary.pairs,
-          config,
-          runDir: ctx.command.runDir,
-          resume: ctx.command.resume,
-          ctx,
-          threads,
-        });
-        writeHeldOutPrompts(result.outputDir, {
-          stage: 'dpo',
-          seed: config.seed,
-          validationFraction: config.validationFraction,
-          ...heldOutPairPrompts(summary.pairs, config.validationFraction, config.seed),
-        });
-        return {
-          status: result.earlyStopped ? 'early-stopped' : 'completed',
-          outputPath: result.outputDir,
-          summary: {
-            validationAccuracy: result.validationAccuracy,
-            validationLoss: result.validationLoss,
-            steps: result.steps,
-          },
-        };
-      });
-    },
+    dpo: async (ctx) =>
+      runPairTrainer(ctx, advice, threads, {
+        stage: 'dpo',
+        stageDir: DPO_DIR,
+        config: parseConfig(ctx.command.config, DPO_SPEC, DPO_DEFAULTS, 'DPO config'),
+        train: trainDpo,
+        summary: (result) => ({
+          validationAccuracy: result.validationAccuracy,
+          validationLoss: result.validationLoss,
+          steps: result.steps,
+        }),
+      }),
     gate: async (ctx) => {
       const config = parseGateConfig(ctx.command.config);
       return inRunFolder(ctx, advice, undefined, async () => {
