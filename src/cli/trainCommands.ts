@@ -28,7 +28,7 @@ import { cutPrompts, readCodeSources } from '../rlhf/prompts';
 import { RM_RESUME } from '../rlhf/rewardModel';
 import { directContext } from '../rlhf/trainerContext';
 import { formatWinRate } from '../rlhf/winRate';
-import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
+import { UsageError, parseArgs, type CliCommand, type CliIo, type ParsedArgs } from './args';
 
 const SPECS: Record<TrainingKind, { spec: ConfigSpec<object>; defaults: object }> = {
   rm: { spec: RM_SPEC as ConfigSpec<object>, defaults: RM_DEFAULTS },
@@ -105,11 +105,24 @@ function readConfigFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** The number given as `--name`, or undefined when the option is absent. */
+function numberOption(args: ParsedArgs, name: string): number | undefined {
+  const v = args.options.get(name);
+  if (typeof v !== 'string') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n))
+    throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A trainer's log line: warnings and errors on stderr, the rest on stdout. */
+function printLog(io: CliIo, level: string, message: string): void {
+  (level === 'error' || level === 'warn' ? io.err : io.out)(`[${level}] ${message}`);
+}
+
 function printEvent(io: CliIo, event: TrainingEvent): void {
   if (event.type === 'train/log') {
-    (event.level === 'error' || event.level === 'warn' ? io.err : io.out)(
-      `[${event.level}] ${event.message}`,
-    );
+    printLog(io, event.level, event.message);
   } else if (event.type === 'train/checkpoint') {
     io.out(`[checkpoint] step ${event.step}: ${event.path}`);
   } else if (event.type === 'train/done') {
@@ -226,14 +239,7 @@ export const evalCommand: CliCommand = {
       if (typeof v !== 'string') throw new UsageError(`--${name} is required\n\n${EVAL_HELP}`);
       return v;
     };
-    const num = (name: string, fallback: number) => {
-      const v = args.options.get(name);
-      if (v === undefined) return fallback;
-      const n = Number(v);
-      if (!Number.isFinite(n))
-        throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
-      return n;
-    };
+    const num = (name: string, fallback: number) => numberOption(args, name) ?? fallback;
     const modelDir = need('model');
     const adapterDir = need('adapter');
     const baselineDir = args.options.get('baseline');
@@ -320,14 +326,7 @@ export const demoCommand: CliCommand = {
       const v = args.options.get(name);
       return typeof v === 'string' ? v : undefined;
     };
-    const num = (name: string): number | undefined => {
-      const v = opt(name);
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isFinite(n))
-        throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
-      return n;
-    };
+    const num = (name: string) => numberOption(args, name);
     const modelDir = opt('model') ?? 'models/default';
     if (!fs.existsSync(path.join(modelDir, 'config.json'))) {
       throw new UsageError(
@@ -362,8 +361,7 @@ export const demoCommand: CliCommand = {
         config,
         directContext({
           signal: controller.signal,
-          onLog: (level, message) =>
-            (level === 'warn' || level === 'error' ? io.err : io.out)(`[${level}] ${message}`),
+          onLog: (level, message) => printLog(io, level, message),
         }),
         (line) => io.out(line),
       );
