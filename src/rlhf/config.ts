@@ -2,9 +2,18 @@
  * One typed config per trainer, with defaults and a help text per field. `parseConfig` takes the
  * JSON object of a `train/start` command (or CLI flags) and names any unknown key or bad value.
  */
+import { SettingError } from '../model/settingError';
 
 type FieldSpec =
-  | { kind: 'number'; min?: number; max?: number; integer?: boolean; help: string }
+  | {
+      kind: 'number';
+      /** Values must be greater than this (a rate or scale of 0 would train nothing). */
+      above?: number;
+      min?: number;
+      max?: number;
+      integer?: boolean;
+      help: string;
+    }
   | { kind: 'boolean'; help: string }
   | { kind: 'string'; help: string }
   | { kind: 'enum'; values: readonly string[]; help: string };
@@ -121,10 +130,14 @@ export interface DpoConfig extends CommonConfig {
 const common: ConfigSpec<CommonConfig> = {
   modelDir: { kind: 'string', help: 'model folder (Hugging Face layout)' },
   dataFile: { kind: 'string', help: 'preference store JSONL to train on' },
-  seed: { kind: 'number', integer: true, min: 0, help: 'random seed' },
-  learningRate: { kind: 'number', min: 0, max: 1, help: 'AdamW learning rate' },
+  // The random streams read a seed's low 32 bits (src/model/random.ts): a larger seed would
+  // replay a smaller one's shuffles and sampling under another name.
+  seed: { kind: 'number', integer: true, min: 0, max: 2 ** 32 - 1, help: 'random seed' },
+  // 0 would run every step and change no parameter.
+  learningRate: { kind: 'number', above: 0, max: 1, help: 'AdamW learning rate' },
   loraRank: { kind: 'number', integer: true, min: 1, max: 256, help: 'LoRA rank r' },
-  loraAlpha: { kind: 'number', min: 0, help: 'LoRA alpha (scale alpha / r)' },
+  // alpha 0 scales the LoRA update to nothing (the adapter would stay the base model).
+  loraAlpha: { kind: 'number', above: 0, help: 'LoRA alpha (scale alpha / r)' },
   loraTargets: { kind: 'string', help: 'comma-separated LoRA target projections' },
   maxPromptTokens: {
     kind: 'number',
@@ -214,14 +227,18 @@ export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   ...SAMPLING_SPEC,
   ppoEpochs: { kind: 'number', integer: true, min: 1, help: 'optimisation epochs per rollout' },
   minibatchSize: { kind: 'number', integer: true, min: 1, help: 'sequences per minibatch' },
-  clipRange: { kind: 'number', min: 0, max: 1, help: 'policy ratio clip epsilon' },
-  clipRangeValue: { kind: 'number', min: 0, help: 'value clip around old values' },
+  // A clip range of 0 clips to the rollout's own ratio (or value), so the clipped objective lets
+  // nothing move past it: the update could only undo itself.
+  clipRange: { kind: 'number', above: 0, max: 1, help: 'policy ratio clip epsilon' },
+  clipRangeValue: { kind: 'number', above: 0, help: 'value clip around old values' },
   valueCoef: { kind: 'number', min: 0, help: 'value loss weight' },
   gamma: { kind: 'number', min: 0, max: 1, help: 'discount' },
   lambda: { kind: 'number', min: 0, max: 1, help: 'GAE lambda' },
   klCoef: { kind: 'number', min: 0, help: 'initial KL coefficient beta' },
   adaptiveKl: { kind: 'boolean', help: 'adapt beta toward targetKl' },
-  targetKl: { kind: 'number', min: 0, help: 'target KL per sequence (nats)' },
+  // Also sets the rollback's KL limit (4 x targetKl), so 0 would roll back every iteration whose
+  // policy moved, even with a fixed KL coefficient.
+  targetKl: { kind: 'number', above: 0, help: 'target KL per sequence (nats)' },
   klHorizon: { kind: 'number', min: 1, help: 'adaptive KL horizon (sequences)' },
   klBudget: { kind: 'number', min: 0, help: 'approx-KL early stop per iteration (0 = off)' },
   missingEosPenalty: { kind: 'number', min: 0, help: 'penalty for hitting maxNewTokens' },
@@ -274,7 +291,8 @@ export const DPO_SPEC: ConfigSpec<DpoConfig> = {
   ...common,
   epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
   batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
-  beta: { kind: 'number', min: 0, help: 'DPO beta' },
+  // beta 0 makes the DPO loss log 2 whatever the policy does: no gradient.
+  beta: { kind: 'number', above: 0, help: 'DPO beta' },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
   patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
 };
@@ -289,7 +307,24 @@ export const DPO_DEFAULTS: DpoConfig = {
   patience: 2,
 };
 
-export class ConfigError extends Error {}
+/**
+ * A bad trainer config: an unknown key, or a value of the wrong type or out of range. A
+ * SettingError, so error reports print its message (which names the key, the value and what is
+ * allowed) without a stack trace.
+ */
+export class ConfigError extends SettingError {
+  override name = 'ConfigError';
+}
+
+/** What a number field allows, e.g. "> 0 and <= 1". */
+function describeRange(field: { above?: number; min?: number; max?: number }): string {
+  const bounds = [
+    field.above !== undefined ? `> ${field.above}` : '',
+    field.min !== undefined ? `>= ${field.min}` : '',
+    field.max !== undefined ? `<= ${field.max}` : '',
+  ];
+  return bounds.filter((b) => b !== '').join(' and ');
+}
 
 /** Merges `input` over `defaults`, checking every key against `spec`. */
 export function parseConfig<T extends object>(
@@ -312,9 +347,16 @@ export function parseConfig<T extends object>(
     switch (field.kind) {
       case 'number': {
         if (typeof value !== 'number' || !Number.isFinite(value)) throw bad('a finite number');
-        if (field.integer && !Number.isInteger(value)) throw bad('an integer');
-        if (field.min !== undefined && value < field.min) throw bad(`>= ${field.min}`);
-        if (field.max !== undefined && value > field.max) throw bad(`<= ${field.max}`);
+        if (field.integer && !Number.isInteger(value)) {
+          throw bad(`an integer ${describeRange(field)}`.trim());
+        }
+        if (
+          (field.above !== undefined && !(value > field.above)) ||
+          (field.min !== undefined && value < field.min) ||
+          (field.max !== undefined && value > field.max)
+        ) {
+          throw bad(describeRange(field));
+        }
         break;
       }
       case 'boolean':

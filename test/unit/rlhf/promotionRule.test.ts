@@ -220,7 +220,7 @@ describe('promotion gate config: minPrompts', () => {
     for (const value of [0, 1, 2, 3]) {
       assert.throws(
         () => parse({ minPrompts: value }),
-        new RegExp(`^Error: promotion gate config: "minPrompts" is ${value}; allowed: >= 4$`),
+        new RegExp(`^ConfigError: promotion gate config: "minPrompts" is ${value}; allowed: >= 4$`),
       );
     }
     assert.strictEqual(parse({ minPrompts: 4 }).minPrompts, 4);
@@ -234,13 +234,13 @@ describe('promotion gate config: minPrompts', () => {
     }
     assert.throws(
       () => parse({ maxPromptTokens: 0 }),
-      /^Error: promotion gate config: "maxPromptTokens" is 0; allowed: >= 1$/,
+      /^ConfigError: promotion gate config: "maxPromptTokens" is 0; allowed: >= 1$/,
     );
   });
 
   it('refuses maxPrompts below minPrompts, naming both keys and values', () => {
     const message =
-      /^Error: promotion gate config: "maxPrompts" is 2, below "minPrompts" 4; allowed: maxPrompts >= minPrompts/;
+      /^ConfigError: promotion gate config: "maxPrompts" is 2, below "minPrompts" 4; allowed: maxPrompts >= minPrompts/;
     assert.throws(() => parseGateConfig({ maxPrompts: 2 }), message);
     assert.throws(
       () => parseGateConfig({ maxPrompts: 5, minPrompts: 6 }),

@@ -1,0 +1,104 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../../../src/cli/main';
+import { describeError } from '../../../src/host/errorReport';
+import { SettingError } from '../../../src/model/settingError';
+import {
+  DPO_DEFAULTS,
+  DPO_SPEC,
+  PPO_DEFAULTS,
+  PPO_SPEC,
+  RM_DEFAULTS,
+  RM_SPEC,
+  parseConfig,
+  type ConfigSpec,
+} from '../../../src/rlhf/config';
+
+type Kind = 'rm' | 'ppo' | 'dpo';
+const TRAINERS: Record<Kind, { spec: ConfigSpec<object>; defaults: object }> = {
+  rm: { spec: RM_SPEC as ConfigSpec<object>, defaults: RM_DEFAULTS },
+  ppo: { spec: PPO_SPEC as ConfigSpec<object>, defaults: PPO_DEFAULTS },
+  dpo: { spec: DPO_SPEC as ConfigSpec<object>, defaults: DPO_DEFAULTS },
+};
+
+type Values = Record<string, unknown>;
+const parse = (kind: Kind, input: Values): Values =>
+  parseConfig(input, TRAINERS[kind].spec, TRAINERS[kind].defaults, `${kind} config`) as Values;
+
+describe('trainer configs refuse values that train nothing, naming key, value and range', () => {
+  // [trainers, key, refused value, what the error says is allowed]
+  const refused: [Kind[], string, number, string][] = [
+    [['rm', 'ppo', 'dpo'], 'learningRate', 0, '> 0 and <= 1'],
+    [['rm', 'ppo', 'dpo'], 'learningRate', -1e-4, '> 0 and <= 1'],
+    [['rm', 'ppo', 'dpo'], 'loraAlpha', 0, '> 0'],
+    [['rm', 'ppo', 'dpo'], 'seed', 2 ** 32, '>= 0 and <= 4294967295'],
+    [['ppo'], 'clipRange', 0, '> 0 and <= 1'],
+    [['ppo'], 'clipRangeValue', 0, '> 0'],
+    [['ppo'], 'targetKl', 0, '> 0'],
+    [['dpo'], 'beta', 0, '> 0'],
+  ];
+  for (const [kinds, key, value, allowed] of refused) {
+    it(`${key} ${value}`, () => {
+      for (const kind of kinds) {
+        assert.throws(
+          () => parse(kind, { [key]: value }),
+          (e: Error) =>
+            e instanceof SettingError &&
+            e.message ===
+              `${kind} config: "${key}" is ${JSON.stringify(value)}; allowed: ${allowed}` &&
+            describeError(e) === e.message,
+        );
+      }
+    });
+  }
+
+  it('accepts the edges of each range, and the zeros that mean "off"', () => {
+    assert.strictEqual(parse('rm', { learningRate: 1e-9 }).learningRate, 1e-9);
+    assert.strictEqual(parse('dpo', { learningRate: 1 }).learningRate, 1);
+    assert.strictEqual(parse('dpo', { beta: 1e-3 }).beta, 1e-3);
+    assert.strictEqual(parse('rm', { seed: 2 ** 32 - 1 }).seed, 2 ** 32 - 1);
+    const ppo = parse('ppo', {
+      clipRange: 1,
+      clipRangeValue: 1e-3,
+      targetKl: 0.01,
+      gamma: 0,
+      lambda: 1,
+      klCoef: 0,
+      klBudget: 0,
+      valueCoef: 0,
+      missingEosPenalty: 0,
+      rollbackRewardDrop: 0,
+      maxLines: 0,
+      checkpointEvery: 0,
+    });
+    assert.strictEqual(ppo.clipRange, 1);
+    assert.strictEqual(ppo.klCoef, 0);
+  });
+
+  it('says the whole range when a count is not an integer', () => {
+    assert.throws(() => parse('rm', { epochs: 1.5 }), /"epochs" is 1.5; allowed: an integer >= 1$/);
+    assert.throws(
+      () => parse('ppo', { loraRank: 2.5 }),
+      /"loraRank" is 2.5; allowed: an integer >= 1 and <= 256$/,
+    );
+  });
+
+  it('train --learningRate 0 fails before loading anything, without a stack', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-ranges-'));
+    try {
+      const lines: string[] = [];
+      const io = { out: (t: string) => lines.push(t), err: (t: string) => lines.push(t) };
+      const args = ['train', 'rm', '--run-dir', path.join(dir, 'run')];
+      const missing = ['--modelDir', path.join(dir, 'no-model'), '--dataFile', 'x'];
+      assert.strictEqual(await runCli([...args, ...missing, '--learningRate', '0'], io), 1);
+      const text = lines.join('\n');
+      assert.match(text, /reward model config: "learningRate" is 0; allowed: > 0 and <= 1/);
+      assert.doesNotMatch(text, /no-model|^\s+at /m);
+      assert.ok(!fs.existsSync(path.join(dir, 'run')), 'no run folder made');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
