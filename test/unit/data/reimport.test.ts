@@ -19,52 +19,88 @@ import type { JudgmentRecord } from '../../../src/protocol/records';
 import { sampleJudgment } from './helpers/records';
 import { cli } from './helpers/cli';
 
-describe('re-importing a TRL export into the same store', () => {
-  let dir: string;
-  let store: string;
+/** A folder and a store path in it, fresh for each test of the enclosing `describe`. */
+function tempStore(prefix: string): { dir: string; store: string } {
+  const paths = { dir: '', store: '' };
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-reimport-'));
-    store = path.join(dir, 'prefs.jsonl');
+    paths.dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+    paths.store = path.join(paths.dir, 'prefs.jsonl');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => rmSync(paths.dir, { recursive: true, force: true }));
+  return paths;
+}
 
-  const judged: JudgmentRecord[] = [
-    // A pick among 3: 2 TRL lines.
-    sampleJudgment('r1', {}, 3),
-    // A ranking c1 > c0 = c2 with a suffix: 2 TRL lines, one tie left out.
-    sampleJudgment(
-      'r2',
-      {
-        prompt: { prefix: 'x = [', suffix: ']\n' },
-        judgment: { kind: 'ranking', groups: [['c1'], ['c0', 'c2']] },
-      },
-      3,
+/** The judgments both formats export: 4 TRL lines, 6 KTO lines. */
+const judged: JudgmentRecord[] = [
+  // A pick among 3: 2 TRL lines; 3 KTO lines (one good, two bad).
+  sampleJudgment('r1', {}, 3),
+  // A ranking c1 > c0 = c2 with a suffix: 2 TRL lines, one tie left out; c1 good, c0 and c2 bad.
+  sampleJudgment(
+    'r2',
+    {
+      prompt: { prefix: 'x = [', suffix: ']\n' },
+      judgment: { kind: 'ranking', groups: [['c1'], ['c0', 'c2']] },
+    },
+    3,
+  ),
+  // A skipped judgment: no line in either.
+  sampleJudgment('r3', { judgment: { kind: 'skipped' } }),
+];
+
+/** A blind A/B judgment: an evaluation, which neither format exports. */
+const blindJudgment = () =>
+  sampleJudgment('b1', {
+    evaluation: {
+      kind: 'blind-ab',
+      baseCandidate: 'c1',
+      tunedCandidate: 'c0',
+      adapter: { name: 'a', path: 'p' },
+    },
+  });
+
+/** Exports `store` as `format` to `file` with the CLI; returns `file`. */
+async function exportStore(store: string, format: 'trl' | 'kto', file: string, ...flags: string[]) {
+  const result = await cli('data', 'export', store, '--format', format, '--out', file, ...flags);
+  assert.strictEqual(result.code, 0, result.err);
+  return file;
+}
+
+/**
+ * Imports `file` (an export of `store` with `lines` lines) back into `store`: every line is
+ * counted as already stored (the same `unit`, "pair" or "label") and the store is left byte for
+ * byte.
+ */
+async function assertReimportAddsNothing(
+  store: string,
+  file: string,
+  lines: number,
+  unit: string,
+): Promise<void> {
+  assert.strictEqual(readFileSync(file, 'utf8').trim().split('\n').length, lines);
+  const before = readFileSync(store);
+  const again = await cli('data', 'import', file, '--out', store);
+  assert.strictEqual(again.code, 0, again.err);
+  assert.match(
+    again.out,
+    new RegExp(
+      `${lines} records read, 0 appended to .*, ${lines} already stored ` +
+        `\\(${lines} with the same ${unit}, 0 with the same id\\), 0 rejected`,
     ),
-    // A skipped judgment: no TRL line.
-    sampleJudgment('r3', { judgment: { kind: 'skipped' } }),
-  ];
-  const exportTrl = async (name: string) => {
-    const file = path.join(dir, name);
-    const result = await cli('data', 'export', store, '--format', 'trl', '--out', file);
-    assert.strictEqual(result.code, 0, result.err);
-    return file;
-  };
+  );
+  assert.deepStrictEqual(readFileSync(store), before);
+}
+
+describe('re-importing a TRL export into the same store', () => {
+  const tmp = tempStore('code-rlhf-reimport-');
+  const exportTrl = (name: string) => exportStore(tmp.store, 'trl', path.join(tmp.dir, name));
 
   it('skips every exported pair, counts it, and leaves the store byte for byte', async () => {
-    await (await openStore(store)).appendMany(judged);
-    const trl = await exportTrl('export.jsonl');
-    assert.strictEqual(readFileSync(trl, 'utf8').trim().split('\n').length, 4);
-    const before = readFileSync(store);
-    const again = await cli('data', 'import', trl, '--out', store);
-    assert.strictEqual(again.code, 0, again.err);
-    assert.match(
-      again.out,
-      /4 records read, 0 appended to .*, 4 already stored \(4 with the same pair, 0 with the same id\), 0 rejected/,
-    );
-    assert.deepStrictEqual(readFileSync(store), before);
+    await (await openStore(tmp.store)).appendMany(judged);
+    await assertReimportAddsNothing(tmp.store, await exportTrl('export.jsonl'), 4, 'pair');
   });
 
   it('appends only the pairs this store lacks, and nothing on a second import', async () => {
+    const { dir, store } = tmp;
     await (await openStore(store)).appendMany(judged);
     // Another store (another machine) holds the same judgments after a new one: its export
     // has the same lines at other line numbers, so the TRL importer gives them other ids.
@@ -74,11 +110,7 @@ describe('re-importing a TRL export into the same store', () => {
       judgment: { kind: 'pick', best: 'c1' },
     });
     await (await openStore(other)).appendMany([fresh, ...judged]);
-    const trl = path.join(dir, 'other-trl.jsonl');
-    assert.strictEqual(
-      (await cli('data', 'export', other, '--format', 'trl', '--out', trl)).code,
-      0,
-    );
+    const trl = await exportStore(other, 'trl', path.join(dir, 'other-trl.jsonl'));
     const imported = await cli('data', 'import', trl, '--out', store);
     assert.match(imported.out, /5 records read, 1 appended .*, 4 already stored/);
     const records = await (await openStore(store)).readAll();
@@ -101,6 +133,7 @@ describe('re-importing a TRL export into the same store', () => {
   });
 
   it('keeps a pair repeated in one file (two votes) on the first import only', async () => {
+    const { dir, store } = tmp;
     const trl = path.join(dir, 'votes.jsonl');
     const line = JSON.stringify({ prompt: 'a = ', chosen: '1', rejected: '2' });
     const reversed = JSON.stringify({ prompt: 'a = ', chosen: '2', rejected: '1' });
@@ -118,15 +151,7 @@ describe('re-importing a TRL export into the same store', () => {
 
   it('matches pairs as multisets and ignores blind A/B judgments', () => {
     const [pick] = judged;
-    const blind = sampleJudgment('b1', {
-      evaluation: {
-        kind: 'blind-ab',
-        baseCandidate: 'c1',
-        tunedCandidate: 'c0',
-        adapter: { name: 'a', path: 'p' },
-      },
-    });
-    const counts = storedPairCounts([pick, blind]);
+    const counts = storedPairCounts([pick, blindJudgment()]);
     assert.deepStrictEqual([...counts.values()], [1, 1]);
     // The first copy of `pick` matches both its pairs; the second finds none left.
     assert.deepStrictEqual([...alreadyStoredPairs([pick, pick], counts)], [0]);
@@ -134,13 +159,7 @@ describe('re-importing a TRL export into the same store', () => {
 });
 
 describe('re-importing a KTO export into the same store', () => {
-  let dir: string;
-  let store: string;
-  beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'code-rlhf-reimport-kto-'));
-    store = path.join(dir, 'prefs.jsonl');
-  });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const tmp = tempStore('code-rlhf-reimport-kto-');
 
   const implicit = (id: string, outcome: 'accepted' | 'ignored') =>
     importedImplicit({
@@ -153,45 +172,22 @@ describe('re-importing a KTO export into the same store', () => {
       outcome,
     });
   const stored = [
-    // A pick among 3: 3 KTO lines (one good, two bad).
-    sampleJudgment('r1', {}, 3),
-    // A ranking c1 > c0 = c2 with a suffix: c1 good, c0 and c2 bad.
-    sampleJudgment(
-      'r2',
-      {
-        prompt: { prefix: 'x = [', suffix: ']\n' },
-        judgment: { kind: 'ranking', groups: [['c1'], ['c0', 'c2']] },
-      },
-      3,
-    ),
-    // A skipped judgment and an ignored suggestion: no line by default.
-    sampleJudgment('r3', { judgment: { kind: 'skipped' } }),
+    ...judged,
+    // An accepted suggestion: one good line; an ignored one: no line by default.
     implicit('i1', 'accepted'),
     implicit('i2', 'ignored'),
   ];
-  const exportKto = async (name: string, ...flags: string[]) => {
-    const file = path.join(dir, name);
-    const result = await cli('data', 'export', store, '--format', 'kto', '--out', file, ...flags);
-    assert.strictEqual(result.code, 0, result.err);
-    return file;
-  };
-  const count = async () => (await (await openStore(store)).readAll()).length;
+  const exportKto = (name: string, ...flags: string[]) =>
+    exportStore(tmp.store, 'kto', path.join(tmp.dir, name), ...flags);
+  const count = async () => (await (await openStore(tmp.store)).readAll()).length;
 
   it('skips every exported label, counts it, and leaves the store byte for byte', async () => {
-    await (await openStore(store)).appendMany(stored);
-    const kto = await exportKto('export.jsonl');
-    assert.strictEqual(readFileSync(kto, 'utf8').trim().split('\n').length, 7);
-    const before = readFileSync(store);
-    const again = await cli('data', 'import', kto, '--out', store);
-    assert.strictEqual(again.code, 0, again.err);
-    assert.match(
-      again.out,
-      /7 records read, 0 appended to .*, 7 already stored \(7 with the same label, 0 with the same id\), 0 rejected/,
-    );
-    assert.deepStrictEqual(readFileSync(store), before);
+    await (await openStore(tmp.store)).appendMany(stored);
+    await assertReimportAddsNothing(tmp.store, await exportKto('export.jsonl'), 7, 'label');
   });
 
   it('imports a file once: the same file again, or with its lines moved, adds nothing', async () => {
+    const { dir, store } = tmp;
     const kto = path.join(dir, 'labels.jsonl');
     const lines = [
       { prompt: 'a = ', completion: '1', label: true },
@@ -230,13 +226,10 @@ describe('re-importing a KTO export into the same store', () => {
   });
 
   it('refuses to import into a store with an unreadable line, naming it, and writes nothing', async () => {
+    const { dir, store } = tmp;
     await (await openStore(store)).appendMany(stored);
     const kto = await exportKto('export.jsonl');
-    const trl = path.join(dir, 'export-trl.jsonl');
-    assert.strictEqual(
-      (await cli('data', 'export', store, '--format', 'trl', '--out', trl)).code,
-      0,
-    );
+    const trl = await exportStore(store, 'trl', path.join(dir, 'export-trl.jsonl'));
     // A line of a newer schema version: its labels cannot be known, so they could be re-added.
     const lines = readFileSync(store, 'utf8').split('\n');
     lines[1] = JSON.stringify({ ...JSON.parse(lines[1]), v: 99 });
@@ -264,6 +257,7 @@ describe('re-importing a KTO export into the same store', () => {
   });
 
   it('brings ignored suggestions back as rejected from an --ignored-as-bad export', async () => {
+    const { store } = tmp;
     await (await openStore(store)).appendMany(stored);
     const kto = await exportKto('with-ignored.jsonl', '--ignored-as-bad');
     const again = await cli('data', 'import', kto, '--out', store);
@@ -274,15 +268,7 @@ describe('re-importing a KTO export into the same store', () => {
 
   it('matches labels as multisets and ignores blind A/B judgments', () => {
     const [pick] = stored;
-    const blind = sampleJudgment('b1', {
-      evaluation: {
-        kind: 'blind-ab',
-        baseCandidate: 'c1',
-        tunedCandidate: 'c0',
-        adapter: { name: 'a', path: 'p' },
-      },
-    });
-    const counts = storedLabelCounts([pick, blind]);
+    const counts = storedLabelCounts([pick, blindJudgment()]);
     assert.deepStrictEqual([...counts.values()], [1, 1, 1]);
     const good = implicit('g', 'accepted');
     good.prompt = pick.prompt;
