@@ -12,7 +12,6 @@ import type {
   PreferenceRecord,
   PromptSnapshot,
 } from '../../protocol/records';
-import { readLines } from '../jsonl';
 import { contentId, importedCandidate, importedImplicit } from '../recordFactory';
 import { completionProblem } from './trl';
 import {
@@ -21,6 +20,8 @@ import {
   type ImportOptions,
   type ImportResult,
   addRecord,
+  importObjectLines,
+  LineError,
 } from './importResult';
 
 export interface KtoExportOptions {
@@ -120,8 +121,6 @@ export function exportKto(
   };
 }
 
-class LineError extends Error {}
-
 function isMessages(value: unknown): value is ChatMessage[] {
   return (
     Array.isArray(value) &&
@@ -131,69 +130,50 @@ function isMessages(value: unknown): value is ChatMessage[] {
 
 export async function importKto(file: string, options: ImportOptions = {}): Promise<ImportResult> {
   const result: ImportResult = { format: 'kto', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file, 0, 1, true)) {
-    if (line.invalidUtf8) {
-      result.rejected.push({ line: line.line, reason: 'line is not valid UTF-8' });
-      continue;
-    }
-    if (line.text.trim() === '') continue;
-    try {
-      let o: Record<string, unknown>;
-      try {
-        o = JSON.parse(line.text) as Record<string, unknown>;
-      } catch (error) {
-        throw new LineError(`not valid JSON (${(error as Error).message})`);
-      }
-      if (typeof o !== 'object' || o === null || Array.isArray(o))
-        throw new LineError('line must hold a JSON object');
-      if (o.label === undefined)
-        throw new LineError('key "label" is missing; allowed: true or false');
-      if (typeof o.label !== 'boolean')
-        throw new LineError(`key "label" must be true or false, got ${JSON.stringify(o.label)}`);
-      let prefix = '';
-      let messages: ChatMessage[] | undefined;
-      let candidate: CandidateShown;
-      if (typeof o.prompt === 'string' && typeof o.completion === 'string') {
-        prefix = o.prompt;
-        candidate = importedCandidate('c0', o.completion);
-      } else if (isMessages(o.prompt) && isMessages(o.completion)) {
-        const problem = completionProblem(o.completion, 'completion');
-        if (problem !== null) throw new LineError(problem);
-        messages = o.prompt;
-        candidate = importedCandidate(
-          'c0',
-          o.completion.map((m) => m.content).join('\n'),
-          'unknown',
-          null,
-          o.completion,
-        );
-      } else {
-        throw new LineError(
-          'keys "prompt" and "completion" must both be strings or both be message lists',
-        );
-      }
-      if (o.suffix !== undefined && typeof o.suffix !== 'string') {
-        throw new LineError(`key "suffix" must be a string, got ${JSON.stringify(o.suffix)}`);
-      }
-      const suffix = typeof o.suffix === 'string' ? o.suffix : '';
-      addRecord(
-        result,
-        importedImplicit({
-          id: contentId('kto', [line.line, o]),
-          origin: 'import:kto',
-          annotator: options.annotator ?? 'imported',
-          prefix,
-          suffix,
-          messages,
-          candidate,
-          outcome: o.label ? 'accepted' : 'rejected',
-        }),
-        line.line,
+  return importObjectLines(file, result, 'line must hold a JSON object', (o, line) => {
+    if (o.label === undefined)
+      throw new LineError('key "label" is missing; allowed: true or false');
+    if (typeof o.label !== 'boolean')
+      throw new LineError(`key "label" must be true or false, got ${JSON.stringify(o.label)}`);
+    let prefix = '';
+    let messages: ChatMessage[] | undefined;
+    let candidate: CandidateShown;
+    if (typeof o.prompt === 'string' && typeof o.completion === 'string') {
+      prefix = o.prompt;
+      candidate = importedCandidate('c0', o.completion);
+    } else if (isMessages(o.prompt) && isMessages(o.completion)) {
+      const problem = completionProblem(o.completion, 'completion');
+      if (problem !== null) throw new LineError(problem);
+      messages = o.prompt;
+      candidate = importedCandidate(
+        'c0',
+        o.completion.map((m) => m.content).join('\n'),
+        'unknown',
+        null,
+        o.completion,
       );
-    } catch (error) {
-      if (!(error instanceof LineError)) throw error;
-      result.rejected.push({ line: line.line, reason: error.message });
+    } else {
+      throw new LineError(
+        'keys "prompt" and "completion" must both be strings or both be message lists',
+      );
     }
-  }
-  return result;
+    if (o.suffix !== undefined && typeof o.suffix !== 'string') {
+      throw new LineError(`key "suffix" must be a string, got ${JSON.stringify(o.suffix)}`);
+    }
+    const suffix = typeof o.suffix === 'string' ? o.suffix : '';
+    addRecord(
+      result,
+      importedImplicit({
+        id: contentId('kto', [line, o]),
+        origin: 'import:kto',
+        annotator: options.annotator ?? 'imported',
+        prefix,
+        suffix,
+        messages,
+        candidate,
+        outcome: o.label ? 'accepted' : 'rejected',
+      }),
+      line,
+    );
+  });
 }

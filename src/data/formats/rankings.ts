@@ -12,7 +12,6 @@ import type {
   Judgment,
   PreferenceRecord,
 } from '../../protocol/records';
-import { readLines } from '../jsonl';
 import { contentId, importedCandidate, importedJudgment } from '../recordFactory';
 import {
   countNote,
@@ -20,6 +19,8 @@ import {
   type ImportOptions,
   type ImportResult,
   addRecord,
+  importObjectLines,
+  LineError,
 } from './importResult';
 
 export function exportRankings(records: readonly PreferenceRecord[]): ExportResult {
@@ -70,8 +71,6 @@ export function exportRankings(records: readonly PreferenceRecord[]): ExportResu
   };
 }
 
-class LineError extends Error {}
-
 function stringArray(value: unknown, key: string): string[] {
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
     throw new LineError(`key "${key}" must be an array of strings`);
@@ -93,98 +92,77 @@ export async function importRankings(
   options: ImportOptions = {},
 ): Promise<ImportResult> {
   const result: ImportResult = { format: 'rankings', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file, 0, 1, true)) {
-    if (line.invalidUtf8) {
-      result.rejected.push({ line: line.line, reason: 'line is not valid UTF-8' });
-      continue;
+  return importObjectLines(file, result, 'line must hold a JSON object', (o, line) => {
+    for (const key of ['prompt', 'suffix'] as const) {
+      if (o[key] !== undefined && typeof o[key] !== 'string') {
+        throw new LineError(`key "${key}" must be a string, got ${JSON.stringify(o[key])}`);
+      }
     }
-    if (line.text.trim() === '') continue;
-    try {
-      let o: Record<string, unknown>;
-      try {
-        o = JSON.parse(line.text) as Record<string, unknown>;
-      } catch (error) {
-        throw new LineError(`not valid JSON (${(error as Error).message})`);
-      }
-      if (typeof o !== 'object' || o === null || Array.isArray(o))
-        throw new LineError('line must hold a JSON object');
-      for (const key of ['prompt', 'suffix'] as const) {
-        if (o[key] !== undefined && typeof o[key] !== 'string') {
-          throw new LineError(`key "${key}" must be a string, got ${JSON.stringify(o[key])}`);
-        }
-      }
-      const completions = stringArray(o.completions, 'completions');
-      if (completions.length < 2)
-        throw new LineError('key "completions" must hold at least 2 texts');
-      const models =
-        o.models === undefined ? completions.map(() => 'unknown') : stringArray(o.models, 'models');
-      const positions = Array.isArray(o.positions) ? (o.positions as unknown[]) : [];
-      const messages = Array.isArray(o.completion_messages)
-        ? (o.completion_messages as unknown[])
-        : [];
-      const candidates: CandidateShown[] = completions.map((text, i) =>
-        importedCandidate(
-          `c${i}`,
-          text,
-          models[i] ?? 'unknown',
-          typeof positions[i] === 'number' ? (positions[i] as number) : null,
-          (messages[i] as ChatMessage[] | null) ?? undefined,
-        ),
+    const completions = stringArray(o.completions, 'completions');
+    if (completions.length < 2) throw new LineError('key "completions" must hold at least 2 texts');
+    const models =
+      o.models === undefined ? completions.map(() => 'unknown') : stringArray(o.models, 'models');
+    const positions = Array.isArray(o.positions) ? (o.positions as unknown[]) : [];
+    const messages = Array.isArray(o.completion_messages)
+      ? (o.completion_messages as unknown[])
+      : [];
+    const candidates: CandidateShown[] = completions.map((text, i) =>
+      importedCandidate(
+        `c${i}`,
+        text,
+        models[i] ?? 'unknown',
+        typeof positions[i] === 'number' ? (positions[i] as number) : null,
+        (messages[i] as ChatMessage[] | null) ?? undefined,
+      ),
+    );
+    let judgment: Judgment;
+    const kinds = ['best', 'ranking', 'none_good'].filter((k) => o[k] !== undefined);
+    if (kinds.length !== 1) {
+      throw new LineError(
+        `exactly one of "best", "ranking", "none_good" is required, got ${kinds.length}`,
       );
-      let judgment: Judgment;
-      const kinds = ['best', 'ranking', 'none_good'].filter((k) => o[k] !== undefined);
-      if (kinds.length !== 1) {
-        throw new LineError(
-          `exactly one of "best", "ranking", "none_good" is required, got ${kinds.length}`,
-        );
+    }
+    if (o.best !== undefined) {
+      judgment = { kind: 'pick', best: `c${index(o.best, completions.length, 'best')}` };
+    } else if (o.ranking !== undefined) {
+      if (!Array.isArray(o.ranking) || !o.ranking.every(Array.isArray)) {
+        throw new LineError('key "ranking" must be an array of arrays of indices');
       }
-      if (o.best !== undefined) {
-        judgment = { kind: 'pick', best: `c${index(o.best, completions.length, 'best')}` };
-      } else if (o.ranking !== undefined) {
-        if (!Array.isArray(o.ranking) || !o.ranking.every(Array.isArray)) {
-          throw new LineError('key "ranking" must be an array of arrays of indices');
-        }
-        const seen = new Set<number>();
-        const groups = (o.ranking as unknown[][]).map((g, gi) =>
-          g.map((v, k) => {
-            const i = index(v, completions.length, `ranking[${gi}][${k}]`);
-            if (seen.has(i))
-              throw new LineError(`key "ranking[${gi}][${k}]": index ${i} ranked twice`);
-            seen.add(i);
-            return `c${i}`;
-          }),
-        );
-        if (groups.some((g) => g.length === 0))
-          throw new LineError('key "ranking" has an empty group');
-        judgment = { kind: 'ranking', groups };
-      } else {
-        judgment = { kind: 'none-good' };
-      }
-      // Without an id, the content and line (as for TRL): a line number alone would collide with
-      // the same line of another file, and that file's judgments would be dropped as stored.
-      const id =
-        typeof o.id === 'string' && o.id !== '' ? o.id : contentId('rankings', [line.line, o]);
-      addRecord(
-        result,
-        importedJudgment({
-          id,
-          origin: 'import:rankings',
-          annotator:
-            typeof o.annotator === 'string' ? o.annotator : (options.annotator ?? 'imported'),
-          prefix: typeof o.prompt === 'string' ? o.prompt : '',
-          suffix: typeof o.suffix === 'string' ? o.suffix : '',
-          messages: Array.isArray(o.messages) ? (o.messages as ChatMessage[]) : undefined,
-          candidates,
-          judgment,
-          language: typeof o.language === 'string' ? o.language : undefined,
-          timestamp: typeof o.timestamp === 'string' ? o.timestamp : undefined,
+      const seen = new Set<number>();
+      const groups = (o.ranking as unknown[][]).map((g, gi) =>
+        g.map((v, k) => {
+          const i = index(v, completions.length, `ranking[${gi}][${k}]`);
+          if (seen.has(i))
+            throw new LineError(`key "ranking[${gi}][${k}]": index ${i} ranked twice`);
+          seen.add(i);
+          return `c${i}`;
         }),
-        line.line,
       );
-    } catch (error) {
-      if (!(error instanceof LineError)) throw error;
-      result.rejected.push({ line: line.line, reason: error.message });
+      if (groups.some((g) => g.length === 0))
+        throw new LineError('key "ranking" has an empty group');
+      judgment = { kind: 'ranking', groups };
+    } else {
+      judgment = { kind: 'none-good' };
     }
-  }
-  return result;
+    // Without an id, the content and line (as for TRL): a line number alone would collide with
+    // the same line of another file, and that file's judgments would be dropped as stored.
+    const id = typeof o.id === 'string' && o.id !== '' ? o.id : contentId('rankings', [line, o]);
+    addRecord(
+      result,
+      importedJudgment({
+        id,
+        origin: 'import:rankings',
+        annotator:
+          typeof o.annotator === 'string' ? o.annotator : (options.annotator ?? 'imported'),
+        prefix: typeof o.prompt === 'string' ? o.prompt : '',
+        suffix: typeof o.suffix === 'string' ? o.suffix : '',
+        messages: Array.isArray(o.messages) ? (o.messages as ChatMessage[]) : undefined,
+        candidates,
+        judgment,
+        language: typeof o.language === 'string' ? o.language : undefined,
+        timestamp: typeof o.timestamp === 'string' ? o.timestamp : undefined,
+      }),
+      line,
+    );
+  });
 }

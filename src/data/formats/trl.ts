@@ -6,7 +6,6 @@
  * export adds a `suffix` column (text after the cursor) when any record has one; TRL ignores it.
  */
 import type { ChatMessage, PreferenceRecord } from '../../protocol/records';
-import { readLines } from '../jsonl';
 import { candidateContentKey, expandJudgment } from '../pairs';
 import { contentId, importedCandidate, importedJudgment } from '../recordFactory';
 import {
@@ -15,6 +14,8 @@ import {
   type ImportOptions,
   type ImportResult,
   addRecord,
+  importObjectLines,
+  LineError,
 } from './importResult';
 
 /** Result of splitting two full texts into a shared prompt and two completions. */
@@ -66,8 +67,6 @@ function isMessages(value: unknown): value is ChatMessage[] {
 const sameMessage = (a: ChatMessage, b: ChatMessage) =>
   a.role === b.role && a.content === b.content;
 const joinContent = (messages: ChatMessage[]) => messages.map((m) => m.content).join('\n');
-
-class LineError extends Error {}
 
 interface Parsed {
   prefix: string;
@@ -176,66 +175,46 @@ function parseTrlObject(o: Record<string, unknown>): Parsed {
 /** Reads a TRL preference JSONL file; bad lines are reported with their line numbers. */
 export async function importTrl(file: string, options: ImportOptions = {}): Promise<ImportResult> {
   const result: ImportResult = { format: 'trl', records: [], rejected: [], warnings: [] };
-  for await (const line of readLines(file, 0, 1, true)) {
-    if (line.invalidUtf8) {
-      result.rejected.push({ line: line.line, reason: 'line is not valid UTF-8' });
-      continue;
+  const notObject = 'line must hold a JSON object with "chosen" and "rejected"';
+  return importObjectLines(file, result, notObject, (o, line) => {
+    const parsed = parseTrlObject(o);
+    const chosen = importedCandidate('c0', parsed.chosen, 'unknown', null, parsed.chosenMessages);
+    const rejected = importedCandidate(
+      'c1',
+      parsed.rejected,
+      'unknown',
+      null,
+      parsed.rejectedMessages,
+    );
+    if (candidateContentKey(chosen) === candidateContentKey(rejected)) {
+      throw new LineError('chosen identical to rejected (a pair with no information)');
     }
-    if (line.text.trim() === '') continue;
-    try {
-      let value: unknown;
-      try {
-        value = JSON.parse(line.text);
-      } catch (error) {
-        throw new LineError(`not valid JSON (${(error as Error).message})`);
+    const meta: Record<string, unknown> = {};
+    if (o.margin !== undefined) {
+      if (typeof o.margin !== 'number' || !Number.isFinite(o.margin)) {
+        throw new LineError(
+          `key "margin" must be a finite number, got ${JSON.stringify(o.margin)}`,
+        );
       }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw new LineError('line must hold a JSON object with "chosen" and "rejected"');
-      }
-      const o = value as Record<string, unknown>;
-      const parsed = parseTrlObject(o);
-      const chosen = importedCandidate('c0', parsed.chosen, 'unknown', null, parsed.chosenMessages);
-      const rejected = importedCandidate(
-        'c1',
-        parsed.rejected,
-        'unknown',
-        null,
-        parsed.rejectedMessages,
-      );
-      if (candidateContentKey(chosen) === candidateContentKey(rejected)) {
-        throw new LineError('chosen identical to rejected (a pair with no information)');
-      }
-      const meta: Record<string, unknown> = {};
-      if (o.margin !== undefined) {
-        if (typeof o.margin !== 'number' || !Number.isFinite(o.margin)) {
-          throw new LineError(
-            `key "margin" must be a finite number, got ${JSON.stringify(o.margin)}`,
-          );
-        }
-        meta.margin = o.margin;
-      }
-      if (parsed.warning) result.warnings.push({ line: line.line, reason: parsed.warning });
-      addRecord(
-        result,
-        importedJudgment({
-          id: contentId('trl', [line.line, o]),
-          origin: 'import:trl',
-          annotator: options.annotator ?? 'imported',
-          prefix: parsed.prefix,
-          suffix: parsed.suffix,
-          messages: parsed.messages,
-          candidates: [chosen, rejected],
-          judgment: { kind: 'pick', best: 'c0' },
-          meta,
-        }),
-        line.line,
-      );
-    } catch (error) {
-      if (!(error instanceof LineError)) throw error;
-      result.rejected.push({ line: line.line, reason: error.message });
+      meta.margin = o.margin;
     }
-  }
-  return result;
+    if (parsed.warning) result.warnings.push({ line, reason: parsed.warning });
+    addRecord(
+      result,
+      importedJudgment({
+        id: contentId('trl', [line, o]),
+        origin: 'import:trl',
+        annotator: options.annotator ?? 'imported',
+        prefix: parsed.prefix,
+        suffix: parsed.suffix,
+        messages: parsed.messages,
+        candidates: [chosen, rejected],
+        judgment: { kind: 'pick', best: 'c0' },
+        meta,
+      }),
+      line,
+    );
+  });
 }
 
 export interface TrlExportOptions {
