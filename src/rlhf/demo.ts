@@ -268,12 +268,7 @@ async function runLockedDemo(
     // The scorer keeps the RM's encoding, so PPO and the evaluation query it as it was trained.
     const scorer = await RewardScorer.create(model, rm.adapter, rm.head, {
       threads: config.threads,
-      encoding: {
-        maxPromptTokens: rmConfig.maxPromptTokens,
-        maxSuffixTokens: rmConfig.maxSuffixTokens,
-        maxCompletionTokens: rmConfig.maxCompletionTokens,
-        markCompletion: rmConfig.markCompletion,
-      },
+      encoding: rm.encoding,
     });
     // Accuracy against the noise-free rule on the validation prompts (pairs the rule separates).
     const differs = (p: TrainingPair) =>

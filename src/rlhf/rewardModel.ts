@@ -16,7 +16,15 @@ import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
 import { writeFileAtomic } from './checkpoint';
 import type { RewardModelConfig } from './config';
 import { headDigest, loadHead, saveHead, type Head } from './heads';
-import { encodePair, float32, sequenceBatch, type EncodingLimits, type TokenRow } from './batch';
+import {
+  completionMarkFor,
+  encodePair,
+  float32,
+  sequenceBatch,
+  type CompletionMark,
+  type EncodingLimits,
+  type TokenRow,
+} from './batch';
 import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
 import { adamWTraining, ParameterOptimizer, unpackMoments, type OptimizerState } from './optimizer';
 import {
@@ -108,6 +116,26 @@ function mergeGroups(groups: readonly ComparisonGroup[]): ComparisonGroup {
  */
 export type RewardEncoding = EncodingLimits;
 
+/**
+ * The encoding a reward model trained with `config` on `model` uses: the config's limits, and
+ * with markCompletion the mark this model can make (FIM tokens, else EOS; `completionMarkFor`),
+ * recorded in run.json so scoring marks rows as training did.
+ */
+export function rewardEncoding(model: LoadedModel, config: RewardModelConfig): RewardEncoding {
+  const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens, markCompletion } = config;
+  const encoding: RewardEncoding = {
+    maxPromptTokens,
+    maxSuffixTokens,
+    maxCompletionTokens,
+    markCompletion,
+  };
+  const mark = markCompletion ? completionMarkFor(model.tokenizer) : undefined;
+  if (mark !== undefined) encoding.completionMark = mark;
+  return encoding;
+}
+
+const COMPLETION_MARKS: readonly CompletionMark[] = ['fim', 'eos'];
+
 /** Reads the training encoding from a reward-model folder's run.json; undefined when absent. */
 export function readRewardEncoding(dir: string): RewardEncoding | undefined {
   const file = path.join(dir, 'run.json');
@@ -126,6 +154,7 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
   }
   const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens, markCompletion } =
     (run as { config?: Partial<RewardEncoding> }).config ?? {};
+  const { completionMark } = run as { completionMark?: unknown };
   for (const [key, value] of Object.entries({ maxPromptTokens, maxCompletionTokens })) {
     if (!(typeof value === 'number' && Number.isInteger(value) && value >= 1)) {
       throw new Error(
@@ -155,6 +184,16 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
       );
     }
     encoding.markCompletion = markCompletion;
+  }
+  if (completionMark !== undefined) {
+    if (!COMPLETION_MARKS.includes(completionMark as CompletionMark)) {
+      throw new Error(
+        `${file}: completionMark is ${JSON.stringify(completionMark)}; allowed: ` +
+          `${COMPLETION_MARKS.map((m) => `"${m}"`).join(', ')}, or absent (a reward model ` +
+          "trained before marks were recorded: 'fim' when the model has FIM tokens, else none)",
+      );
+    }
+    encoding.completionMark = completionMark as CompletionMark;
   }
   return encoding;
 }
@@ -249,6 +288,8 @@ export interface RewardModelResult {
   outputDir: string;
   adapter: LoraAdapter;
   head: Head;
+  /** How its rows are encoded; score with it (`RewardScorer.create`'s `encoding`). */
+  encoding: RewardEncoding;
   validation: PairEvaluation;
   trainPairs: number;
   validationPairs: number;
@@ -302,10 +343,11 @@ export function encodePairs(
   pairs: readonly TrainingPair[],
   config: RewardModelConfig,
 ): EncodedPair[] {
+  const encoding = rewardEncoding(model, config);
   return pairs.map((pair) => ({
     pair,
-    chosen: encodePair(model.tokenizer, pair, pair.chosen, config),
-    rejected: encodePair(model.tokenizer, pair, pair.rejected, config),
+    chosen: encodePair(model.tokenizer, pair, pair.chosen, encoding),
+    rejected: encodePair(model.tokenizer, pair, pair.rejected, encoding),
   }));
 }
 
@@ -341,8 +383,9 @@ export async function trainRewardModel(
     REWARD_MODEL_DIR,
     RM_RESUME,
   );
-  const train = encodeGroups(model, split.train, config);
-  const validation = encodeGroups(model, split.validation, config);
+  const encoding = rewardEncoding(model, config);
+  const train = encodeGroups(model, split.train, encoding);
+  const validation = encodeGroups(model, split.validation, encoding);
   ctx.log(
     'info',
     `reward model: ${split.train.length} train pairs in ${train.length} judgments (${split.trainPrompts} prompts), ` +
@@ -546,6 +589,9 @@ export async function trainRewardModel(
       {
         kind: 'reward-model',
         config,
+        ...(encoding.completionMark === undefined
+          ? {}
+          : { completionMark: encoding.completionMark }),
         steps: step,
         trainPairs: split.train.length,
         validationPairs: split.validation.length,
@@ -563,6 +609,7 @@ export async function trainRewardModel(
     outputDir,
     adapter,
     head,
+    encoding,
     validation: finalEval,
     trainPairs: split.train.length,
     validationPairs: split.validation.length,

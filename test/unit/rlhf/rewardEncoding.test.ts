@@ -65,6 +65,17 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
         e.message.includes('config.markCompletion is 1') &&
         e.message.includes('allowed: true, false, or absent'),
     );
+    // The mark a reward model was trained with is read back; an unknown one is named.
+    const limits = { maxPromptTokens: 64, maxCompletionTokens: 17, markCompletion: true };
+    fs.writeFileSync(file, JSON.stringify({ config: limits, completionMark: 'eos' }));
+    assert.deepStrictEqual(readRewardEncoding(dir), { ...limits, completionMark: 'eos' });
+    fs.writeFileSync(file, JSON.stringify({ config: limits, completionMark: 'bos' }));
+    assert.throws(
+      () => readRewardEncoding(dir),
+      (e: Error) =>
+        e.message.includes(file) &&
+        e.message.includes('completionMark is "bos"; allowed: "fim", "eos", or absent'),
+    );
     fs.writeFileSync(file, '{"config": ');
     assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);
     // Valid JSON that is not an object: named as such, not a TypeError on null.config.

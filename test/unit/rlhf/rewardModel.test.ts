@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadModel } from '../../../src/model/loader';
+import type { CodeTokenizer } from '../../../src/model/tokenizer';
 import { RM_DEFAULTS, type RewardModelConfig } from '../../../src/rlhf/config';
 import { headDigest, loadHead } from '../../../src/rlhf/heads';
 import type { TrainingPair } from '../../../src/rlhf/preferences';
@@ -84,6 +85,7 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
       maxSuffixTokens: RM_DEFAULTS.maxSuffixTokens,
       maxCompletionTokens: 8,
       markCompletion: true,
+      completionMark: 'fim',
     });
     await live.release();
     await reloaded.release();
@@ -94,6 +96,47 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     assert.ok(!('headInitializedFresh' in run), Object.keys(run).join(', '));
     fs.rmSync(path.join(result.outputDir, 'reward_head.safetensors'));
     await assert.rejects(RewardScorer.load(model, result.outputDir), /reward head not found at/);
+  });
+
+  it('records the completion mark it trained with (FIM tokens, else EOS) and scores rows with it', async () => {
+    const noFim = {
+      ...model,
+      tokenizer: Object.create(model.tokenizer, { fim: { value: undefined } }) as CodeTokenizer,
+    };
+    const eosId = model.tokenizer.eosId;
+    assert.ok(model.tokenizer.fim && eosId !== undefined, 'the fixture has FIM and EOS tokens');
+    const data = pairs(16);
+    const cases = [
+      { m: model, markCompletion: true, mark: 'fim' },
+      { m: noFim, markCompletion: true, mark: 'eos' },
+      { m: noFim, markCompletion: false, mark: undefined },
+    ] as const;
+    for (const c of cases) {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-mark-'));
+      const cfg = config({ epochs: 1, checkpointEvery: 0, markCompletion: c.markCompletion });
+      const result = await trainRewardModel({
+        model: c.m,
+        pairs: data,
+        config: cfg,
+        runDir,
+        resume: false,
+        ctx: directContext(),
+      });
+      const run = JSON.parse(fs.readFileSync(path.join(result.outputDir, 'run.json'), 'utf8'));
+      assert.strictEqual(run.completionMark, c.mark, `${c.mark}: run.json's completionMark`);
+      assert.strictEqual(result.encoding.completionMark, c.mark);
+      // The loaded scorer encodes a pair exactly as training did.
+      const scorer = await RewardScorer.load(c.m, result.outputDir);
+      const row = scorer.encode(data[0], data[0].chosen, {
+        maxPromptTokens: 1,
+        maxCompletionTokens: 1,
+      });
+      assert.deepStrictEqual(row, encodePairs(c.m, [data[0]], cfg)[0].chosen);
+      if (c.mark === 'eos') assert.strictEqual(row.prompt.at(-1), eosId);
+      if (c.mark === undefined) assert.notStrictEqual(row.prompt.at(-1), eosId);
+      await scorer.release();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
   });
 
   it('outputs a trained model even when no step beats the untrained one on validation', async () => {
