@@ -321,6 +321,134 @@ describe('run folder lock', () => {
     assert.deepStrictEqual(fs.readdirSync(dir), []);
   });
 
+  /** The take-over marker's name for the file at `file` now (see takeOverMarker). */
+  function markerOf(file: string): string {
+    const stat = fs.statSync(file, { bigint: true });
+    return `${file}.takeover-${stat.ino}-${stat.mtimeNs}`;
+  }
+
+  /** Writes a lock or marker file owned by `pid` on this host. */
+  function writeOwned(file: string, pid: number, nonce = 'x'): string {
+    const content = JSON.stringify({
+      pid,
+      host: os.hostname(),
+      started: '2026-01-01T00:00:00.000Z',
+      nonce,
+    });
+    fs.writeFileSync(file, content);
+    return content;
+  }
+
+  it('takes over a marker whose owner was killed while taking over, and leaves none', () => {
+    const file = path.join(dir, LOCK_FILE);
+    const lockPid = writeStaleLock();
+    const marker = markerOf(file);
+    const markerPid = deadPid();
+    writeOwned(marker, markerPid);
+    const warnings: string[] = [];
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.deepStrictEqual(warnings, [
+      `${marker}: took over the take-over marker of pid ${markerPid} on ${os.hostname()}, ` +
+        'since 2026-01-01T00:00:00.000Z, which is no longer running',
+      `${file}: took over the lock of pid ${lockPid} on ${os.hostname()}, since ` +
+        '2026-01-01T00:00:00.000Z, which is no longer running',
+    ]);
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
+    // An empty marker, as earlier versions left them: a torn write once past the grace time.
+    writeStaleLock();
+    const empty = markerOf(file);
+    fs.writeFileSync(empty, '');
+    assert.throws(() => lockRunFolder(dir, 'wait', noWarning), /is being locked by another run/);
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(empty, old, old);
+    warnings.length = 0;
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.match(warnings[0], /took over the take-over marker of unreadable content ""/);
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
+  });
+
+  it('takes over dead markers of dead markers, down to a limit that names the marker', () => {
+    const file = path.join(dir, LOCK_FILE);
+    writeStaleLock();
+    // Each owner killed while taking over the dead marker before it.
+    const chain = [markerOf(file)];
+    writeOwned(chain[0], deadPid());
+    chain.push(markerOf(chain[0]));
+    writeOwned(chain[1], deadPid());
+    const warnings: string[] = [];
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.strictEqual(warnings.length, 3, warnings.join('\n'));
+    assert.deepStrictEqual(fs.readdirSync(dir), []);
+    writeStaleLock();
+    const deep = [markerOf(file)];
+    for (let level = 0; level < 3; level++) {
+      writeOwned(deep[level], deadPid());
+      if (level < 2) deep.push(markerOf(deep[level]));
+    }
+    assert.throws(
+      () => lockRunFolder(dir, 'wait', () => undefined),
+      new RegExp(`is being locked by .*\\(if no run is starting, delete ${escape(deep[2])}\\)$`),
+    );
+    assert.ok(fs.existsSync(file), 'the stale lock stays until the marker is deleted');
+  });
+
+  it('still refuses while a live run holds the marker', () => {
+    const file = path.join(dir, LOCK_FILE);
+    writeStaleLock();
+    const marker = markerOf(file);
+    writeOwned(marker, process.pid);
+    assert.throws(
+      () => lockRunFolder(dir, 'wait', noWarning),
+      new RegExp(`taking over the lock of .*\\(${escape(marker)}\\)`),
+    );
+    assert.ok(fs.existsSync(marker) && fs.existsSync(file));
+  });
+
+  it('a run that judged a marker dead after another replaced it leaves that marker', () => {
+    const file = path.join(dir, LOCK_FILE);
+    writeStaleLock();
+    const lock = fs.readFileSync(file, 'utf8');
+    const marker = markerOf(file);
+    const markerPid = deadPid();
+    writeOwned(marker, markerPid);
+    // Run A took over the dead marker and holds its own while this run judges the dead one.
+    let live = '';
+    const kill = process.kill;
+    process.kill = (target: number, signal?: string | number) => {
+      if (target === markerPid && live === '') {
+        fs.rmSync(marker);
+        live = writeOwned(marker, process.pid, 'run A');
+      }
+      return kill.call(process, target, signal);
+    };
+    try {
+      assert.throws(
+        () => lockRunFolder(dir, 'wait', () => undefined),
+        new RegExp(`taking over the lock of .*\\(${escape(marker)}\\)`),
+      );
+    } finally {
+      process.kill = kill;
+    }
+    assert.notStrictEqual(live, '', 'the marker was judged');
+    assert.strictEqual(fs.readFileSync(marker, 'utf8'), live, "A's marker, untouched");
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), lock, 'the lock A is taking over, untouched');
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), [LOCK_FILE, path.basename(marker)]);
+  });
+
+  it('removes markers of locks that are gone once it holds the lock, and nothing else', () => {
+    const leftovers = ['.lock.takeover-12-34', '.lock.takeover-12-34.takeover-56-78'];
+    const others = ['.lock.takeover-x', 'run.lock.takeover-1-2', '.lock.takeover-1-2.tmp'];
+    for (const name of [...leftovers, ...others]) fs.writeFileSync(path.join(dir, name), '');
+    fs.mkdirSync(path.join(dir, '.lock.takeover-9-9'));
+    const warnings: string[] = [];
+    lockRunFolder(dir, 'wait', (m) => warnings.push(m)).release();
+    assert.deepStrictEqual(warnings, [
+      `${dir}: removed 2 take-over markers left by runs that ended while taking over a lock ` +
+        `(${leftovers.join(', ')})`,
+    ]);
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), [...others, '.lock.takeover-9-9'].sort());
+  });
+
   it('lets one of two runs started together in a folder train; the other touches nothing', async () => {
     const data = path.join(dir, 'prefs.jsonl');
     await appendOracleJudgments(data, 24, 'm');
