@@ -24,7 +24,11 @@ import {
   RM_SPEC,
   parseConfig,
 } from '../rlhf/config';
-import { assertCheckpointsFolderFree, type RunFolderAdvice } from '../rlhf/checkpoint';
+import {
+  assertCheckpointsFolderFree,
+  removeUnfinishedCheckpoints,
+  type RunFolderAdvice,
+} from '../rlhf/checkpoint';
 import { DPO_DIR, trainDpo } from '../rlhf/dpo';
 import type { PairTrainerConfig, PairTrainerOptions } from '../rlhf/pairTraining';
 import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
@@ -119,9 +123,10 @@ export const EDITOR_ADVICE: RunnerAdvice = {
 /**
  * Runs `work` in the job's run folder, before any of its work: checks the folder (see
  * prepareRunFolder: a folder that can be written, its checkpoint and output folders not files),
- * takes its lock for the whole job (see lockRunFolder), and refuses a job whose trainer would
- * write beside checkpoints it did not write and prune them (see assertCheckpointsFolderFree).
- * `stageDir` is the trainer's checkpoint folder under `<runDir>/checkpoints/` and its output
+ * takes its lock for the whole job (see lockRunFolder), refuses a job whose trainer would
+ * write beside checkpoints it did not write and prune them (see assertCheckpointsFolderFree),
+ * and removes the unfinished checkpoints of a run killed in that folder (see
+ * removeUnfinishedCheckpoints). `stageDir` is the trainer's checkpoint folder under `<runDir>/checkpoints/` and its output
  * folder under `<runDir>`, as the trainer names it; undefined for the gate. The lock is released
  * however the job ends: done, failed or cancelled.
  */
@@ -136,7 +141,9 @@ async function inRunFolder(
   const lock = lockRunFolder(runDir, advice.busy, (message) => ctx.log('warn', message));
   try {
     if (stageDir) {
-      assertCheckpointsFolderFree(path.join(runDir, 'checkpoints', stageDir), resume, advice);
+      const checkpointsDir = path.join(runDir, 'checkpoints', stageDir);
+      assertCheckpointsFolderFree(checkpointsDir, resume, advice);
+      removeUnfinishedCheckpoints(checkpointsDir, (message) => ctx.log('warn', message));
     }
     return await work();
   } finally {

@@ -177,6 +177,40 @@ export function assertCheckpointsFolderFree(
   }
 }
 
+/** The name writeCheckpoint writes checkpoint `step-NNNNNNN` under before renaming it. */
+const UNFINISHED = /^step-\d{7}\.\d+\.tmp$/;
+
+/**
+ * Removes the unfinished checkpoints in `checkpointsDir`: the `step-NNNNNNN.<pid>.tmp` folders
+ * writeCheckpoint renames into place once written, left behind when its process is killed
+ * first. No resume reads them (the `latest` pointer never names one), and no later checkpoint
+ * replaces them (the name holds the killed process's pid). `log` names the folders removed; only
+ * folders of that name are touched. Call it only once the run owns the folder: with the run
+ * folder's lock held (no other run writes checkpoints there) and after
+ * assertCheckpointsFolderFree.
+ */
+export function removeUnfinishedCheckpoints(
+  checkpointsDir: string,
+  log: (message: string) => void,
+): void {
+  if (!fs.existsSync(checkpointsDir)) return;
+  const removed: string[] = [];
+  const names = fs.readdirSync(checkpointsDir).filter((n) => UNFINISHED.test(n));
+  for (const name of names.sort()) {
+    const dir = path.join(checkpointsDir, name);
+    if (!fs.lstatSync(dir).isDirectory()) continue;
+    fs.rmSync(dir, { recursive: true });
+    removed.push(name);
+  }
+  if (removed.length > 0) {
+    const one = removed.length === 1;
+    log(
+      `${checkpointsDir}: removed ${removed.length} unfinished checkpoint folder${one ? '' : 's'} ` +
+        `(${removed.join(', ')}), left by a run killed while writing ${one ? 'it' : 'them'}`,
+    );
+  }
+}
+
 /** Checkpoint file names `writeCheckpoint` accepts: plain names in the checkpoint folder. */
 function isFileName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !/[/\\]/.test(name);

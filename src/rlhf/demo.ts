@@ -10,7 +10,11 @@ import { createGenerator } from '../generation';
 import { loadModel } from '../model/loader';
 import { ModelRuntime } from '../model/runtime';
 import { evaluatePairs } from './bradleyTerry';
-import { assertCheckpointsFolderFree, writeFileAtomic } from './checkpoint';
+import {
+  assertCheckpointsFolderFree,
+  removeUnfinishedCheckpoints,
+  writeFileAtomic,
+} from './checkpoint';
 import { PPO_DEFAULTS, RM_DEFAULTS, type PpoConfig, type RewardModelConfig } from './config';
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
 import { Oracle, resolveOracleRule } from './oracle';
@@ -164,10 +168,12 @@ export async function runDemo(
   );
   try {
     for (const stage of [REWARD_MODEL_DIR, POLICY_DIR]) {
-      assertCheckpointsFolderFree(path.join(config.workDir, 'checkpoints', stage), false, {
+      const checkpointsDir = path.join(config.workDir, 'checkpoints', stage);
+      assertCheckpointsFolderFree(checkpointsDir, false, {
         fresh: newWorkDir,
         noPointer: () => newWorkDir,
       });
+      removeUnfinishedCheckpoints(checkpointsDir, (message) => ctx.log('warn', message));
     }
     return await runLockedDemo(config, ctx, print, t0);
   } finally {
