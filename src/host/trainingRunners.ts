@@ -126,9 +126,9 @@ export const EDITOR_ADVICE: RunnerAdvice = {
  * takes its lock for the whole job (see lockRunFolder), refuses a job whose trainer would
  * write beside checkpoints it did not write and prune them (see assertCheckpointsFolderFree),
  * and removes the unfinished checkpoints of a run killed in that folder (see
- * removeUnfinishedCheckpoints). `stageDir` is the trainer's checkpoint folder under `<runDir>/checkpoints/` and its output
- * folder under `<runDir>`, as the trainer names it; undefined for the gate. The lock is released
- * however the job ends: done, failed or cancelled.
+ * removeUnfinishedCheckpoints). `stageDir` is the trainer's checkpoint folder under
+ * `<runDir>/checkpoints/` and its output folder under `<runDir>`, as the trainer names it;
+ * undefined for the gate. The lock is released however the job ends: done, failed or cancelled.
  */
 async function inRunFolder(
   ctx: TrainingJobContext,

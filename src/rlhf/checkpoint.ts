@@ -203,10 +203,10 @@ export function removeUnfinishedCheckpoints(
     removed.push(name);
   }
   if (removed.length > 0) {
-    const one = removed.length === 1;
+    const [folders, them] = removed.length === 1 ? ['folder', 'it'] : ['folders', 'them'];
     log(
-      `${checkpointsDir}: removed ${removed.length} unfinished checkpoint folder${one ? '' : 's'} ` +
-        `(${removed.join(', ')}), left by a run killed while writing ${one ? 'it' : 'them'}`,
+      `${checkpointsDir}: removed ${removed.length} unfinished checkpoint ${folders} ` +
+        `(${removed.join(', ')}), left by a run killed while writing ${them}`,
     );
   }
 }

@@ -329,8 +329,8 @@ type TakeOverOutcome = 'removed' | 'changed' | { busy: string };
  * instant. Between that check and the removal nothing else can replace the file: its holder is
  * dead, only the marker's owner removes it, and a run removes leftover markers only once it holds
  * the lock, so only once this one is gone (see removeMarkerLeftovers). The marker goes once the
- * stale lock is gone, and a run that creates it later finds another file. Returns 'removed', 'changed' (the lock is gone
- * or replaced: try again) or `busy`, the marker another run holds.
+ * stale lock is gone, and a run that creates it later finds another file. Returns 'removed',
+ * 'changed' (the lock is gone or replaced: try again) or `busy`, the marker another run holds.
  *
  * The same applies to a marker whose owner died holding it (see claimMarker): `file` is then
  * that marker, `depth` its level.
