@@ -26,7 +26,7 @@ import type { TrainingPair } from './preferences';
 import { createRng, shuffled } from './random';
 import { numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping } from './split';
-import { unpackTensors } from './tensorPack';
+import { unpackParams } from './tensorPack';
 import { throwIfCancelled } from './trainerContext';
 import {
   adapterFeeds,
@@ -184,7 +184,7 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
     const totalSteps = stepsPerEpoch * config.epochs;
     if (options.resume) {
       if (ck) {
-        const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
+        const saved = unpackParams(ck.read('params.bin'), `${ck.dir}/params.bin`, params);
         for (const [name, p] of params) p.set(saved[name]);
         const state = ck.manifest.state as {
           firstLoss: number | null;
@@ -201,7 +201,7 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
         );
         step = ck.counter('step');
         firstLoss = state.firstLoss ?? Number.NaN;
-        best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
+        best = unpackParams(ck.read('best.bin'), `${ck.dir}/best.bin`, params);
         // Without them (checkpoints written before they were kept) the first evaluation after
         // the resume became the best whatever it scored, and patience started again from 0,
         // so a resumed run could output another adapter than a straight one.

@@ -57,7 +57,7 @@ import { toContext, type PromptContext, type PromptInput } from './promptContext
 import { createRng, shuffled } from './random';
 import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import type { RewardScorer } from './rewardModel';
-import { packTensors, unpackTensors } from './tensorPack';
+import { packTensors, unpackParams } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
 import {
@@ -373,7 +373,7 @@ export async function trainPpo(options: {
   // head, a damaged counter or history) leave nothing to release.
   if (options.resume) {
     if (ck) {
-      copyInto(params, unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`));
+      copyInto(params, unpackParams(ck.read('params.bin'), `${ck.dir}/params.bin`, params));
       // R5: the value head travels in the checkpoint; a checkpoint without it cannot resume.
       const head = loadHead(ck.dir, 'value', model.config.hiddenSize);
       valueHead.weight.set(head.head.weight);

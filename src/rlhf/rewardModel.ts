@@ -38,7 +38,7 @@ import { contextKey, toContext, type PromptContext, type PromptInput } from './p
 import { createRng, normal, shuffled } from './random';
 import { numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping } from './split';
-import { unpackTensors } from './tensorPack';
+import { unpackParams } from './tensorPack';
 import { throwIfCancelled } from './trainerContext';
 import {
   adapterFeeds,
@@ -422,15 +422,8 @@ export async function trainRewardModel(
   const initialDigest = digestParams(params);
   if (options.resume) {
     if (ck) {
-      const saved = unpackTensors(ck.read('params.bin'), `${ck.dir}/params.bin`);
-      for (const [name, p] of params) {
-        if (!saved[name] || saved[name].length !== p.length) {
-          throw new Error(
-            `${ck.dir}: checkpoint has no parameter "${name}" of ${p.length} values; was the config changed?`,
-          );
-        }
-        p.set(saved[name]);
-      }
+      const saved = unpackParams(ck.read('params.bin'), `${ck.dir}/params.bin`, params);
+      for (const [name, p] of params) p.set(saved[name]);
       savedMoments = unpackMoments(
         ck.read('optimizer.bin'),
         `${ck.dir}/optimizer.bin`,
@@ -443,7 +436,7 @@ export async function trainRewardModel(
         bestEval?: PairEvaluation;
       };
       earlyStopping.restore(state.earlyStopping);
-      best = unpackTensors(ck.read('best.bin'), `${ck.dir}/best.bin`);
+      best = unpackParams(ck.read('best.bin'), `${ck.dir}/best.bin`, params);
       // JSON wrote NaN (no strict validation pairs, say) as null.
       bestEval = state.bestEval && numbersFromJson(state.bestEval);
       step = ck.counter('step');

@@ -43,3 +43,28 @@ export function unpackTensors(bytes: Uint8Array, source: string): Record<string,
   }
   return out;
 }
+
+/**
+ * Reads a trainer's saved parameters (a checkpoint's params.bin or best.bin) for `params`: every
+ * parameter must be there with its length, or the error names the first that is not. A
+ * checkpoint from another LoRA shape would otherwise fail with a bare TypeError, or a shorter
+ * tensor would be copied into the start of a longer one without a word.
+ */
+export function unpackParams(
+  bytes: Uint8Array,
+  source: string,
+  params: ReadonlyMap<string, Float32Array>,
+): Record<string, Float32Array> {
+  const saved = unpackTensors(bytes, source);
+  for (const [name, p] of params) {
+    const found = saved[name];
+    if (found?.length !== p.length) {
+      const has = found === undefined ? 'has none' : `has ${found.length}`;
+      throw new Error(
+        `${source}: parameter "${name}" needs ${p.length} values and the checkpoint ${has}; ` +
+          'was it written with another LoRA rank or targets?',
+      );
+    }
+  }
+  return saved;
+}

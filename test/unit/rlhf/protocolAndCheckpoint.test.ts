@@ -18,6 +18,7 @@ import {
   saveHead,
 } from '../../../src/rlhf/heads';
 import { MetricsWriter, formatMetricLine, PPO_METRICS } from '../../../src/rlhf/metrics';
+import { packTensors, unpackParams } from '../../../src/rlhf/tensorPack';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-'));
 
@@ -122,6 +123,34 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
     writeFileAtomic(file, '{"a":2}');
     assert.strictEqual(fs.readFileSync(file, 'utf8'), '{"a":2}');
     assert.deepStrictEqual(fs.readdirSync(dir), ['active.json']);
+  });
+
+  it('checkpoints: saved parameters must match the trainer parameters by name and length', () => {
+    const params = new Map([
+      ['a.lora_A', new Float32Array([1, 2, 3, 4])],
+      ['a.lora_B', new Float32Array([5, 6])],
+    ]);
+    const bytes = packTensors({ 'a.lora_A': new Float32Array(4), 'a.lora_B': new Float32Array(2) });
+    assert.deepStrictEqual(Object.keys(unpackParams(bytes, 'ck/params.bin', params)), [
+      'a.lora_A',
+      'a.lora_B',
+    ]);
+    // A shorter tensor (another LoRA rank) and a missing one are named, not copied in part.
+    const shorter = packTensors({
+      'a.lora_A': new Float32Array(2),
+      'a.lora_B': new Float32Array(2),
+    });
+    assert.throws(
+      () => unpackParams(shorter, 'ck/params.bin', params),
+      (e: Error) =>
+        e.message.startsWith('ck/params.bin: parameter "a.lora_A" needs 4 values') &&
+        e.message.includes('the checkpoint has 2'),
+    );
+    const missing = packTensors({ 'a.lora_A': new Float32Array(4) });
+    assert.throws(
+      () => unpackParams(missing, 'ck/best.bin', params),
+      /ck\/best\.bin: parameter "a\.lora_B" needs 2 values and the checkpoint has none/,
+    );
   });
 
   it('checkpoints: latest pointer, verification, pruning, damaged file is an error', () => {
