@@ -42,6 +42,7 @@ import {
 } from '../rlhf/promotionGate';
 import { warnIfRewardLimitsUnknown } from '../rlhf/rewardLimits';
 import { REWARD_MODEL_DIR, RewardScorer, trainRewardModel } from '../rlhf/rewardModel';
+import { ResumeRefusedError } from '../rlhf/resume';
 import { lockRunFolder, prepareRunFolder } from '../rlhf/runFolder';
 import { splitByPrompt } from '../rlhf/split';
 import type { TrainingJobContext, TrainingJobResult, TrainingRunners } from './trainingHandlers';
@@ -100,15 +101,33 @@ function heldOutPairPrompts(
 export interface RunnerAdvice extends RunFolderAdvice {
   /** Another run holds the folder's lock. */
   busy: string;
+  /**
+   * Added to a trainer's refusal to resume (which names config keys only, see
+   * ResumeRefusedError): how to resume with the checkpoint's values `restore`, or to start
+   * afresh. Absent where runs never resume (the editor).
+   */
+  resume?: (restore: Readonly<Record<string, unknown>> | undefined) => string;
 }
 
-/** The CLI's advice: its flags `--resume` and `--run-dir`. */
+/** A config value as a command-line argument, quoted when the shell would split or expand it. */
+function cliValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The CLI's advice: its flags `--resume` and `--run-dir`, and a flag per config key. */
 export const CLI_ADVICE: RunnerAdvice = {
   fresh: 'pass --resume to continue from them, or choose a new --run-dir',
   noPointer: (pointer) =>
     `to resume from one, write its name into ${pointer} and pass --resume; ` +
     'or choose a new --run-dir',
   busy: 'wait for it to end, or choose another --run-dir',
+  resume: (restore) => {
+    const flags = Object.entries(restore ?? {}).map(([key, v]) => `--${key} ${cliValue(v)}`);
+    return flags.length > 0
+      ? `On the command line: --resume ${flags.join(' ')}, or a new --run-dir`
+      : 'On the command line: a new --run-dir';
+  },
 };
 
 const NEW_EDITOR_RUN =
@@ -146,6 +165,12 @@ async function inRunFolder(
       removeUnfinishedCheckpoints(checkpointsDir, (message) => ctx.log('warn', message));
     }
     return await work();
+  } catch (error) {
+    if (error instanceof ResumeRefusedError && advice.resume) {
+      const message = `${error.message}. ${advice.resume(error.restore)}`;
+      throw new ResumeRefusedError(message, error.restore);
+    }
+    throw error;
   } finally {
     lock.release();
   }

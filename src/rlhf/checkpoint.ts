@@ -227,7 +227,7 @@ function damagedFix(pointer: string, name: string): string {
     `checkpoint ${name} is damaged: write the name of an older step-* folder into ${pointer}, ` +
     // Not "delete the pointer": no run starts in a folder of step-* folders without a pointer
     // (it would prune them; see assertCheckpointsFolderFree).
-    'or train from the start with a new --run-dir'
+    'or train from the start in another run folder'
   );
 }
 

@@ -27,7 +27,7 @@ export interface ResumeRules<T> {
    * Keys whose default changed before checkpoints recorded their config, with the value runs
    * before then trained with. A checkpoint that records no config is taken to be from such a
    * run: resuming it with another value would train the rest of the run another way, so it is
-   * refused, naming the flag that continues it.
+   * refused, naming the keys and values that continue it.
    */
   legacyDefaults?: Partial<Record<keyof T & string, unknown>>;
 }
@@ -70,6 +70,26 @@ export function resumeRecord<T extends object>(
 const show = (value: unknown) => (value === undefined ? '(absent)' : JSON.stringify(value));
 
 /**
+ * A refused resume. Its message names config keys only, as every caller (the CLI, the editor,
+ * the demo) names them; a caller may add its own way of setting them (see the job runners'
+ * advice). `restore` holds the checkpoint's value of each key that differs, when setting those
+ * keys is all it takes to resume; undefined when it is not (the data changed, or a key the
+ * checkpoint does not record).
+ */
+export class ResumeRefusedError extends Error {
+  override name = 'ResumeRefusedError';
+  constructor(
+    message: string,
+    readonly restore: Readonly<Record<string, unknown>> | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** What a refusal offers besides resuming, in no caller's terms (a CLI flag, an editor command). */
+const FRESH_RUN = 'or start a fresh run in another run folder';
+
+/**
  * Refuses to resume from `ck` when `config` differs from the checkpoint's in a key other than
  * `rules.mayChange`, or `data` from the checkpoint's data. A checkpoint written before
  * checkpoints recorded these is resumed with a warning that nothing could be checked, unless
@@ -92,14 +112,14 @@ export function checkResume<T extends object>(
     if (switched.length > 0) {
       const list = (values: (key: string, value: unknown) => string) =>
         switched.map(([key, value]) => values(key, value)).join(', ');
-      throw new Error(
+      throw new ResumeRefusedError(
         `${rules.trainer}: cannot resume from ${ck.dir}: it was written before checkpoints ` +
           `recorded their config, by a version that trained with ` +
           `${list((key, value) => `${key} ${show(value)}`)}; this run has ` +
           `${list((key) => `${key} ${show(current[key])}`)}, which would train the rest of the ` +
           'run another way (and run.json would claim it for all of it). Resume with ' +
-          `${list((key, value) => `--${key} ${show(value)}`)}, or start a fresh run with a new ` +
-          '--run-dir',
+          `${list((key, value) => `${key} ${show(value)}`)}, ${FRESH_RUN}`,
+        Object.fromEntries(switched),
       );
     }
     warn(
@@ -127,13 +147,17 @@ export function checkResume<T extends object>(
   }
   const current = recordedConfig(config, rules);
   const changed: string[] = [];
+  let restore: Record<string, unknown> | undefined = {};
   for (const key of new Set([...Object.keys(saved), ...Object.keys(current)])) {
     if ((rules.mayChange as readonly string[]).includes(key)) continue;
     if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) {
       changed.push(`${key} (checkpoint ${show(saved[key])}, now ${show(current[key])})`);
+      if (saved[key] === undefined) restore = undefined;
+      else if (restore) restore[key] = saved[key];
     }
   }
   if (savedData.sha256 !== data.sha256) {
+    restore = undefined;
     changed.push(
       `the ${rules.dataNoun} (checkpoint ${savedData.items}, sha256 ` +
         `${savedData.sha256.slice(0, 12)}...; now ${data.items}, sha256 ` +
@@ -141,10 +165,11 @@ export function checkResume<T extends object>(
     );
   }
   if (changed.length === 0) return;
-  throw new Error(
+  throw new ResumeRefusedError(
     `${rules.trainer}: cannot resume from ${ck.dir}: this run differs from the checkpoint's in ` +
       `what is trained: ${changed.join('; ')}. Resume with the checkpoint's values (only ` +
-      `${rules.mayChange.join(', ')} may change on resume), or start a fresh run with a new --run-dir`,
+      `${rules.mayChange.join(', ')} may change on resume), ${FRESH_RUN}`,
+    restore,
   );
 }
 

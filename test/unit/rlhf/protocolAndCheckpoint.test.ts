@@ -244,7 +244,7 @@ describe('rlhf training protocol, checkpoints, heads (R5), metrics', () => {
     writeCheckpoint(dir, 5, { 'a.bin': new Uint8Array([1, 2]) }, { klCoef: 0.1 });
     const manifest = path.join(dir, 'step-0000005', 'manifest.json');
     const good = JSON.parse(fs.readFileSync(manifest, 'utf8'));
-    const fix = `write the name of an older step-\\* folder into ${dir}/latest, or train from the start with a new --run-dir`;
+    const fix = `write the name of an older step-\\* folder into ${dir}/latest, or train from the start in another run folder`;
     const cases: [string, RegExp][] = [
       ['{"step": 5,', /manifest\.json: not valid JSON \(.*\); checkpoint step-0000005 is damaged/],
       ['[1]', /manifest\.json: "\(top level\)" is \[1\]; allowed: a JSON object/],

@@ -9,9 +9,17 @@ import { loadModel } from '../../../src/model/loader';
 import { ModelRuntime } from '../../../src/model/runtime';
 import { createGenerator } from '../../../src/generation';
 import { POLICY_DIR, trainPpo } from '../../../src/rlhf/ppo';
-import { checkResume, dataDigest, resumeRecord, type ResumeRules } from '../../../src/rlhf/resume';
+import {
+  ResumeRefusedError,
+  checkResume,
+  dataDigest,
+  resumeRecord,
+  type ResumeRules,
+} from '../../../src/rlhf/resume';
 import { REWARD_MODEL_DIR, RM_RESUME, trainRewardModel } from '../../../src/rlhf/rewardModel';
 import { directContext, type LogLevel } from '../../../src/rlhf/trainerContext';
+import { runCli } from '../../../src/cli/main';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
 import {
   SMALL_PAIR_TRAINER,
   linearScorer,
@@ -81,11 +89,14 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       assert.throws(
         () => checkResume(ck, { ...config, seed: 2, rate: 0.25, epochs: 3 }, RULES, data, () => {}),
         (e: Error) =>
+          e instanceof ResumeRefusedError &&
           e.message ===
-          'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: this run differs from ' +
-            "the checkpoint's in what is trained: seed (checkpoint 1, now 2); rate (checkpoint " +
-            "0.5, now 0.25). Resume with the checkpoint's values (only epochs may change on " +
-            'resume), or start a fresh run with a new --run-dir',
+            'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: this run differs from ' +
+              "the checkpoint's in what is trained: seed (checkpoint 1, now 2); rate (checkpoint " +
+              "0.5, now 0.25). Resume with the checkpoint's values (only epochs may change on " +
+              'resume), or start a fresh run in another run folder' &&
+          // What the caller may pass back to resume, in its own terms (the CLI's flags).
+          JSON.stringify(e.restore) === JSON.stringify({ seed: 1, rate: 0.5 }),
       );
       assert.throws(
         () => checkResume(ck, { ...config, modelDir: 'models/other' }, RULES, data, () => {}),
@@ -94,11 +105,15 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
             `${JSON.stringify(path.resolve('models/other'))}\\)`,
         ),
       );
-      // A key the checkpoint does not have (or the config no longer has) is a change too.
+      // A key the checkpoint does not have (or the config no longer has) is a change too, and
+      // no value of it resumes.
       const extra = { ...config, extra: true } as Toy;
       assert.throws(
         () => checkResume(ck, extra, RULES, data, () => {}),
-        /extra \(checkpoint \(absent\), now true\)/,
+        (e: Error) =>
+          /extra \(checkpoint \(absent\), now true\)/.test(e.message) &&
+          e instanceof ResumeRefusedError &&
+          e.restore === undefined,
       );
     });
 
@@ -109,6 +124,11 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
           `the rows \\(checkpoint 2, sha256 ${data.sha256.slice(0, 12)}\\.\\.\\.; now 3, ` +
             'sha256 [0-9a-f]{12}\\.\\.\\.: the data file changed since the checkpoint\\)',
         ),
+      );
+      // Other data: no config value resumes it.
+      assert.throws(
+        () => checkResume(ck, { ...config, seed: 2 }, RULES, dataDigest(['c'], 1), () => {}),
+        (e: Error) => e instanceof ResumeRefusedError && e.restore === undefined,
       );
       assert.throws(
         () => checkResume(fakeCheckpoint({ config: 5, data }), config, RULES, data, () => {}),
@@ -136,12 +156,14 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       assert.throws(
         () => checkResume(old, { ...config, rate: 0.25, seed: 2 }, rules, data, () => {}),
         (e: Error) =>
+          e instanceof ResumeRefusedError &&
           e.message ===
-          'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: it was written before ' +
-            'checkpoints recorded their config, by a version that trained with rate 0.5, seed 1; ' +
-            'this run has rate 0.25, seed 2, which would train the rest of the run another way ' +
-            '(and run.json would claim it for all of it). Resume with --rate 0.5, --seed 1, or ' +
-            'start a fresh run with a new --run-dir',
+            'toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: it was written before ' +
+              'checkpoints recorded their config, by a version that trained with rate 0.5, ' +
+              'seed 1; this run has rate 0.25, seed 2, which would train the rest of the run ' +
+              'another way (and run.json would claim it for all of it). Resume with rate 0.5, ' +
+              'seed 1, or start a fresh run in another run folder' &&
+          JSON.stringify(e.restore) === JSON.stringify({ rate: 0.5, seed: 1 }),
       );
       const warnings: string[] = [];
       checkResume(old, config, rules, data, (m) => warnings.push(m));
@@ -194,7 +216,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
           e.message.includes(
             'by a version that trained with markCompletion false; this run has markCompletion ' +
               'true, which would train the rest of the run another way',
-          ) && e.message.includes('Resume with --markCompletion false, or start a fresh run'),
+          ) && e.message.includes('Resume with markCompletion false, or start a fresh run'),
       );
       // With the legacy value: resumed, with a warning.
       const { lines, ctx } = logged();
@@ -311,6 +333,47 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         await generator.dispose();
         await runtime.dispose();
         fs.rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('on the command line', () => {
+    it('src/rlhf names config keys; the CLI adds the flags that set them', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resume-cli-'));
+      try {
+        const data = path.join(dir, 'prefs.jsonl');
+        await appendOracleJudgments(data, 16, 'm');
+        const train = async (...flags: string[]) => {
+          const lines: string[] = [];
+          const io = { out: (t: string) => lines.push(t), err: (t: string) => lines.push(t) };
+          const args = [
+            ...['train', 'rm', '--run-dir', path.join(dir, 'run'), '--modelDir', MODEL],
+            ...['--dataFile', data, '--epochs', '1', '--batchSize', '4', '--loraRank', '2'],
+            ...['--maxPromptTokens', '8', '--maxCompletionTokens', '4', '--checkpointEvery', '1'],
+          ];
+          const code = await runCli([...args, ...flags], io);
+          return { code, text: lines.join('\n') };
+        };
+        assert.strictEqual((await train()).code, 0);
+        const changed = await train('--resume', '--markCompletion', 'false', '--seed', '3');
+        assert.strictEqual(changed.code, 1);
+        assert.match(
+          changed.text,
+          new RegExp(
+            'seed \\(checkpoint 0, now 3\\); markCompletion \\(checkpoint true, now false\\)\\. ' +
+              "Resume with the checkpoint's values \\(only .* may change on resume\\), or start " +
+              'a fresh run in another run folder\\. On the command line: --resume ' +
+              '--seed 0 --markCompletion true, or a new --run-dir',
+          ),
+        );
+        // Other data: only a fresh run is offered.
+        await appendOracleJudgments(data, 17, 'm'); // judgments 0-15 are stored already
+        const otherData = await train('--resume');
+        const refusal =
+          /data file changed since the checkpoint\)\. Resume .*\. On the command line: (.*)$/m;
+        assert.strictEqual(refusal.exec(otherData.text)?.[1], 'a new --run-dir', otherData.text);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
       }
     });
   });
