@@ -126,8 +126,10 @@ function printEvent(io: CliIo, event: TrainingEvent): void {
   } else if (event.type === 'train/checkpoint') {
     io.out(`[checkpoint] step ${event.step}: ${event.path}`);
   } else if (event.type === 'train/done') {
+    // Not the failure's message: runTrainingJob logged it just before, as the [error] line (with
+    // the stack trace when internal or --verbose), and printed twice it reads as two failures.
     io.out(
-      `[done] ${event.status}${event.error ? `: ${event.error}` : ''}` +
+      `[done] ${event.status}` +
         `${event.outputPath ? ` -> ${event.outputPath}` : ''}` +
         `${event.summary ? ` ${JSON.stringify(event.summary)}` : ''}`,
     );

@@ -66,8 +66,9 @@ function isAbort(error: unknown): boolean {
 
 /**
  * Runs one job to its `train/done`, sending events through `emit`. Used by host and CLI. A
- * failure is logged as `describeError` words it: the message alone for bad input, the stack
- * trace too for an internal error or with `verbose`.
+ * failure is logged (a `train/log` at level error) as `describeError` words it: the message
+ * alone for bad input, the stack trace too for an internal error or with `verbose`; the
+ * `train/done` that follows carries the message too, for callers that show only the outcome.
  */
 export async function runTrainingJob(
   command: TrainStartCommand,

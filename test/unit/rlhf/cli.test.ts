@@ -137,7 +137,8 @@ describe('code-rlhf train / eval CLI', function () {
     assert.match(unknown.err.join('\n'), /unknown trainer "sft"; allowed: rm, ppo, dpo/);
     const failed = io();
     assert.strictEqual(await runCli(['train', 'ppo', '--run-dir', dir, ...common], failed.io), 1);
-    assert.match(failed.out.join('\n'), /\[done\] failed: PPO config "rewardModelDir" is empty/);
+    assert.match(failed.err.join('\n'), /^\[error\] PPO config "rewardModelDir" is empty/m);
+    assert.deepStrictEqual(failed.out, ['[done] failed']);
   });
 
   it('prints the keys of a trainer with <command> --help, and exits 0', async () => {
@@ -169,6 +170,33 @@ describe('code-rlhf train / eval CLI', function () {
       const run = io();
       assert.strictEqual(await runCli([command, '--model', 'm', '--help'], run.io), 0);
       assert.match(run.out.join('\n'), new RegExp(`^code-rlhf ${command}: `));
+    }
+  });
+
+  it('prints the reason a train job failed once, on stderr, and exits 1', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-failed-'));
+    try {
+      const noPairs = path.join(dir, 'none.jsonl');
+      const cases: [string[], string][] = [
+        // Inside the job: the store has no judgments.
+        [['--modelDir', MODEL, '--dataFile', noPairs], `${noPairs}: no training pairs`],
+        // A setting out of range, with --verbose (the stack trace names it once too).
+        [
+          ['--verbose', '--modelDir', MODEL, '--learningRate', '0'],
+          'reward model config: "learningRate" is 0; allowed: > 0 and <= 1',
+        ],
+      ];
+      for (const [flags, reason] of cases) {
+        const run = io();
+        const args = ['train', 'rm', '--run-dir', path.join(dir, 'run'), ...flags];
+        assert.strictEqual(await runCli(args, run.io), 1, flags.join(' '));
+        const all = [...run.out, ...run.err].join('\n');
+        assert.strictEqual(all.split(reason).length - 1, 1, all);
+        assert.ok(run.err.some((line) => line.startsWith(`[error] `) && line.includes(reason)));
+        assert.strictEqual(run.out[run.out.length - 1], '[done] failed', all);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -386,13 +414,13 @@ describe('code-rlhf train / eval CLI', function () {
       ];
       const fresh = {
         kept: new RegExp(
-          `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
+          `\\[error\\] ${escape(checkpoints)} already holds 2 step folders ` +
             '\\(step-0000002, step-0000004\\) of an earlier run, which a fresh run there would ' +
             'replace and prune; pass --resume to continue from them, or choose a new --run-dir',
         ),
         // Not "pass --resume": without the pointer that is refused too (below).
         deleted: new RegExp(
-          `\\[done\\] failed: ${escape(checkpoints)} already holds 2 step folders ` +
+          `\\[error\\] ${escape(checkpoints)} already holds 2 step folders ` +
             '\\(step-0000002, step-0000004\\) of an earlier run \\(and no "latest" pointer\\), ' +
             'which a fresh run there would replace and prune; to resume from one, write its ' +
             `name into ${escape(path.join(checkpoints, 'latest'))} and pass --resume; or choose ` +
@@ -408,13 +436,13 @@ describe('code-rlhf train / eval CLI', function () {
           1,
           `pointer ${pointer}: ${run.out.join('\n')}`,
         );
-        assert.match(run.out.join('\n'), fresh[pointer]);
+        assert.match(run.err.join('\n'), fresh[pointer]);
       }
       // Without the pointer, --resume would start from scratch: refused as well.
       const resumed = io();
       assert.strictEqual(await runCli([...args, '--resume'], resumed.io), 1);
       assert.match(
-        resumed.out.join('\n'),
+        resumed.err.join('\n'),
         new RegExp(
           `no "latest" pointer, so a resumed run would start from scratch and prune them; to ` +
             `resume from one, write its name into ${escape(path.join(checkpoints, 'latest'))} ` +

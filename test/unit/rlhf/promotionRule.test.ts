@@ -267,7 +267,7 @@ describe('promotion gate config: minPrompts', () => {
         assert.strictEqual(code, 1, out.join('\n'));
         assert.match(
           out.join('\n'),
-          new RegExp(`\\[done\\] failed: promotion gate config: ${error.source}`),
+          new RegExp(`\\[error\\] promotion gate config: ${error.source}`),
         );
       }
     } finally {

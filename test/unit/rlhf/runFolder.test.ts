@@ -92,7 +92,7 @@ describe('run folder checks before a job starts', () => {
         const out: string[] = [];
         const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
         assert.strictEqual(await runCli(['train', kind, '--run-dir', runDir, ...common], io), 1);
-        assert.match(out.join('\n'), new RegExp(`\\[done\\] failed: ${error}`));
+        assert.match(out.join('\n'), new RegExp(`\\[error\\] ${error}`));
       }
     }
     const out: string[] = [];
@@ -464,7 +464,7 @@ describe('run folder lock', () => {
     assert.match(
       b.out.join('\n'),
       new RegExp(
-        `\\[done\\] failed: the run folder ${escape(runDir)} is in use by another training run ` +
+        `\\[error\\] the run folder ${escape(runDir)} is in use by another training run ` +
           `\\(pid ${process.pid} .*\\); wait for it to end, or choose another --run-dir`,
       ),
     );
