@@ -15,7 +15,15 @@ import {
   removeUnfinishedCheckpoints,
   writeFileAtomic,
 } from './checkpoint';
-import { PPO_DEFAULTS, RM_DEFAULTS, type PpoConfig, type RewardModelConfig } from './config';
+import {
+  PPO_DEFAULTS,
+  PPO_SPEC,
+  RM_DEFAULTS,
+  RM_SPEC,
+  parseConfig,
+  type PpoConfig,
+  type RewardModelConfig,
+} from './config';
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
 import { Oracle, resolveOracleRule } from './oracle';
 import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';
@@ -152,12 +160,55 @@ export interface DemoReport {
   };
 }
 
+/** The trainers' configs: their defaults, the demo's shared settings, then `config.rm`/`.ppo`. */
+interface DemoTrainerConfigs {
+  rm: RewardModelConfig;
+  ppo: PpoConfig;
+}
+
+/**
+ * The demo's reward-model and PPO configs, checked as a train job's are (parseConfig): the demo's
+ * own flags (--rm-epochs, --iterations, --max-new-tokens, ...) reach them unchecked otherwise,
+ * and a 0 there trained nothing and still reported (an RM accuracy of NaN, 0 PPO iterations).
+ */
+function demoTrainerConfigs(config: DemoConfig): DemoTrainerConfigs {
+  const rm = parseConfig(
+    {
+      modelDir: config.modelDir,
+      maxPromptTokens: config.maxPromptTokens,
+      maxCompletionTokens: config.maxNewTokens + 1,
+      seed: config.seed,
+      ...config.rm,
+    },
+    RM_SPEC,
+    RM_DEFAULTS,
+    'demo reward model config',
+  );
+  const ppo = parseConfig(
+    {
+      modelDir: config.modelDir,
+      temperature: config.temperature,
+      maxNewTokens: config.maxNewTokens,
+      maxLines: config.maxLines,
+      maxPromptTokens: rm.maxPromptTokens,
+      maxCompletionTokens: rm.maxCompletionTokens,
+      seed: config.seed,
+      ...config.ppo,
+    },
+    PPO_SPEC,
+    PPO_DEFAULTS,
+    'demo PPO config',
+  );
+  return { rm, ppo };
+}
+
 export async function runDemo(
   config: DemoConfig,
   ctx: TrainerContext,
   print: (line: string) => void,
 ): Promise<DemoReport> {
   const t0 = Date.now();
+  const trainers = demoTrainerConfigs(config);
   // The trainers below start fresh in the work dir: refuse one that cannot be written, is in use
   // by another run, or holds another run's checkpoints now, not after minutes of sampling (they
   // would prune them). The lock is held until the demo ends, however it ends.
@@ -175,7 +226,7 @@ export async function runDemo(
       });
       removeUnfinishedCheckpoints(checkpointsDir, (message) => ctx.log('warn', message));
     }
-    return await runLockedDemo(config, ctx, print, t0);
+    return await runLockedDemo(config, trainers, ctx, print, t0);
   } finally {
     lock.release();
   }
@@ -183,6 +234,7 @@ export async function runDemo(
 
 async function runLockedDemo(
   config: DemoConfig,
+  { rm: rmConfig, ppo: ppoConfig }: DemoTrainerConfigs,
   ctx: TrainerContext,
   print: (line: string) => void,
   t0: number,
@@ -254,14 +306,6 @@ async function runLockedDemo(
     );
 
     // 2. Reward model.
-    const rmConfig: RewardModelConfig = {
-      ...RM_DEFAULTS,
-      modelDir: config.modelDir,
-      maxPromptTokens: config.maxPromptTokens,
-      maxCompletionTokens: config.maxNewTokens + 1,
-      seed: config.seed,
-      ...config.rm,
-    };
     const rm = await trainRewardModel({
       model,
       pairs: summary.pairs,
@@ -307,17 +351,6 @@ async function runLockedDemo(
     );
 
     // 3. PPO on the prompts the judgments came from.
-    const ppoConfig: PpoConfig = {
-      ...PPO_DEFAULTS,
-      modelDir: config.modelDir,
-      temperature: config.temperature,
-      maxNewTokens: config.maxNewTokens,
-      maxLines: config.maxLines,
-      maxPromptTokens: rmConfig.maxPromptTokens,
-      maxCompletionTokens: rmConfig.maxCompletionTokens,
-      seed: config.seed,
-      ...config.ppo,
-    };
     const ppo = await trainPpo({
       model,
       generator,

@@ -101,4 +101,27 @@ describe('trainer configs refuse values that train nothing, naming key, value an
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('demo: --rm-epochs 0 and --iterations 0 are refused before any work', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-ranges-demo-'));
+    const model = path.join(__dirname, '../../fixtures/model/tiny-llama');
+    try {
+      const cases: [string[], string][] = [
+        [['--rm-epochs', '0'], 'demo reward model config: "epochs" is 0; allowed: >= 1'],
+        [['--iterations', '0'], 'demo PPO config: "iterations" is 0; allowed: >= 1'],
+        [['--max-new-tokens', '0'], 'demo PPO config: "maxNewTokens" is 0; allowed: >= 1'],
+      ];
+      for (const [flags, message] of cases) {
+        const lines: string[] = [];
+        const io = { out: (t: string) => lines.push(t), err: (t: string) => lines.push(t) };
+        const workDir = path.join(dir, 'work');
+        const args = ['demo', '--model', model, '--prompts', 'src', '--work-dir', workDir];
+        assert.strictEqual(await runCli([...args, ...flags], io), 1, lines.join('\n'));
+        assert.strictEqual(lines[lines.length - 1], `code-rlhf: ${message}`, lines.join('\n'));
+        assert.ok(!fs.existsSync(workDir), 'no work dir made');
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
