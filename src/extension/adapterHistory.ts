@@ -1,6 +1,7 @@
 /**
- * Every adapter "Train on my judgments" produced, promoted or not, and which one completions
- * use. No `vscode` here (unit-tested directly).
+ * Every adapter "Train on my judgments" produced, promoted or not, every adapter folder loaded
+ * through "Select adapter" (trained elsewhere: a TRL run, `code-rlhf train`), and which one
+ * completions use. No `vscode` here (unit-tested directly).
  *
  * The history is an append-only JSONL file (`<global storage>/training/adapters.jsonl`), one
  * adapter per line, appended under an inter-process lock (two windows may train at once) and
@@ -18,25 +19,34 @@ import { readLines } from '../data/jsonl';
 
 export const HISTORY_VERSION = 1;
 
-/** One trained adapter as the history remembers it. */
+/** How an adapter got into the history: trained in the editor, or loaded from a folder. */
+export type AdapterAlgorithm = 'ppo' | 'dpo' | 'imported';
+export const ADAPTER_ALGORITHMS: readonly AdapterAlgorithm[] = ['ppo', 'dpo', 'imported'];
+
+/** One adapter as the history remembers it. */
 export interface AdapterEntry {
-  /** Training run id, e.g. "run-20261204T181500". */
+  /** Training run id, e.g. "run-20261204T181500"; for an imported adapter, its folder's name. */
   runId: string;
-  algorithm: 'ppo' | 'dpo';
-  /** ISO 8601 time the run ended. */
+  /** "imported": loaded from a folder; never seen by the promotion gate. */
+  algorithm: AdapterAlgorithm;
+  /** ISO 8601 time the run ended, or the adapter was imported. */
   time: string;
   /** Adapter folder (PEFT format). */
   path: string;
-  /** Model folder it was trained on: it only applies on top of that model. */
+  /**
+   * Model folder it was trained on (imported: checked against): it only applies on top of that
+   * model.
+   */
   modelDir: string;
   /**
-   * {@link modelFingerprint} of the weights in `modelDir` when the run started; absent in
-   * entries written before it existed (those cannot be checked).
+   * {@link modelFingerprint} of the weights in `modelDir` when the run started (imported: when
+   * the adapter was checked against them); absent in entries written before it existed (those
+   * cannot be checked).
    */
   modelFingerprint?: string;
-  /** Whether the promotion gate let it replace the completion policy. */
+  /** Whether the promotion gate let it replace the completion policy (imported: false). */
   promoted: boolean;
-  /** The gate's reason (or why the gate did not run). */
+  /** The gate's reason (or why the gate did not run; imported: what the adapter holds). */
   reason: string;
   /** The gate's numbers, when it compared samples. */
   winRate?: number;
@@ -73,8 +83,14 @@ export function parseAdapterEntry(value: unknown): AdapterEntry | string {
       return `"${key}" is ${JSON.stringify(v[key])}; allowed: a non-empty string`;
     }
   }
-  if (v.algorithm !== 'ppo' && v.algorithm !== 'dpo') {
-    return `"algorithm" is ${JSON.stringify(v.algorithm)}; allowed: "ppo", "dpo"`;
+  if (!ADAPTER_ALGORITHMS.includes(v.algorithm as AdapterAlgorithm)) {
+    return (
+      `"algorithm" is ${JSON.stringify(v.algorithm)}; allowed: ` +
+      ADAPTER_ALGORITHMS.map((a) => JSON.stringify(a)).join(', ')
+    );
+  }
+  if (v.algorithm === 'imported' && v.promoted === true) {
+    return '"promoted" is true for an imported adapter; allowed: false (the gate never saw it)';
   }
   if (typeof v.promoted !== 'boolean') {
     return `"promoted" is ${JSON.stringify(v.promoted)}; allowed: true, false`;
@@ -87,7 +103,7 @@ export function parseAdapterEntry(value: unknown): AdapterEntry | string {
   }
   const entry: AdapterEntry = {
     runId: v.runId as string,
-    algorithm: v.algorithm,
+    algorithm: v.algorithm as AdapterAlgorithm,
     time: v.time as string,
     path: v.path as string,
     modelDir: v.modelDir as string,
@@ -297,8 +313,10 @@ export interface AdapterChoice {
   label: string;
   description: string;
   detail?: string;
-  /** What choosing it does: use this adapter, or the base model (null). */
+  /** What choosing it does: use this adapter, or the base model (null; see `loadFolder`). */
   target: SavedAdapter | null;
+  /** The row that asks for an adapter folder to load instead (its `target` is null). */
+  loadFolder?: true;
   /** Set when it cannot be chosen (its files are gone); shown as a warning instead. */
   problem?: string;
   active: boolean;
@@ -324,10 +342,13 @@ function describeEntry(entry: AdapterEntry): string {
   );
 }
 
+/** The last row of the list: load an adapter trained elsewhere. */
+export const LOAD_FOLDER_LABEL = '$(folder-opened) Load adapter from folder…';
+
 /**
- * The choices for `modelDir`: the base model, then the adapters trained on it, newest first
- * (a run listed twice keeps its last line). Adapters of other models are counted, not listed:
- * they do not apply to this model.
+ * The choices for `modelDir`: the base model, then the adapters trained on it (or imported for
+ * it), newest first (a folder listed twice keeps its last line), then "Load adapter from
+ * folder…". Adapters of other models are counted, not listed: they do not apply to this model.
  */
 export function adapterChoices(
   entries: readonly AdapterEntry[],
@@ -370,22 +391,27 @@ export function adapterChoices(
     const isActive = active?.path === entry.path;
     const missing = !exists(adapterWeights(entry.path));
     const stale = staleWeights(entry.modelFingerprint, fingerprint);
+    const imported = entry.algorithm === 'imported';
     const problem = missing
       ? `adapter ${name} is gone (${adapterWeights(entry.path)} is missing)`
       : stale
-        ? `adapter ${name} was trained on earlier weights in ${modelDir} (the model changed ` +
-          'in place since); it does not apply to the current weights'
+        ? `adapter ${name} was ${imported ? 'checked against' : 'trained on'} earlier weights ` +
+          `in ${modelDir} (the model changed in place since); it does not apply to the current ` +
+          'weights'
         : undefined;
     choices.push({
       label: name,
       description: [
-        entry.algorithm.toUpperCase(),
+        imported ? 'imported, not gated' : entry.algorithm.toUpperCase(),
         entry.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC'),
         ...(isActive ? ['active'] : []),
         ...(missing ? ['$(warning) files missing'] : []),
-        ...(stale && !missing ? ['$(warning) trained on earlier weights'] : []),
+        ...(stale && !missing
+          ? [`$(warning) ${imported ? 'checked against' : 'trained on'} earlier weights`]
+          : []),
       ].join(' · '),
-      detail: describeEntry(entry),
+      // An imported folder is known by where it is; a trained one by its gate's numbers.
+      detail: imported ? `${entry.path} · ${entry.reason}` : describeEntry(entry),
       target: {
         name,
         path: entry.path,
@@ -398,5 +424,13 @@ export function adapterChoices(
       ...(problem ? { problem } : {}),
     });
   }
+  choices.push({
+    label: LOAD_FOLDER_LABEL,
+    description: 'a PEFT adapter trained elsewhere (TRL, code-rlhf train)',
+    detail: 'a folder with adapter_config.json and adapter_model.safetensors',
+    target: null,
+    loadFolder: true,
+    active: false,
+  });
   return { choices, otherModels };
 }

@@ -4,6 +4,7 @@
  * the first comparison does not pay for it.
  */
 import type { CompletionRequest } from '../protocol/generation';
+import type { CheckAdapterResult } from '../protocol/modelHost';
 import type { GenerationResult } from './compareController';
 import type { Logger } from './log';
 import type { ModelHostClient } from './modelHostClient';
@@ -103,6 +104,20 @@ export class ModelService {
       adapter ? { ...request, adapterPath: adapter.path } : request,
       signal,
     );
+  }
+
+  /**
+   * Has the model host read the adapter folder over `modelDir` (the model in use, once loaded),
+   * as completions would. Rejects with the reason it does not fit, or when another model is in
+   * use or this one failed to load.
+   */
+  async checkAdapter(adapterPath: string, modelDir: string): Promise<CheckAdapterResult> {
+    if (!this.loading || !this.state) throw new Error('no model selected; run "Select model"');
+    if (this.state.dir !== modelDir) {
+      throw new Error(`the model in use is ${this.state.dir}, not ${modelDir}`);
+    }
+    await this.loading;
+    return this.client.request('checkAdapter', { modelDir, adapterPath });
   }
 
   private setState(state: ModelState): void {

@@ -4,7 +4,9 @@
  * jobs in the model host. Progress shows in a cancellable notification and the status bar, live
  * charts in the dashboard; an adapter that passes the gate becomes the completion policy. Every
  * trained adapter goes into the adapter history, and "Code RLHF: Select adapter" switches the
- * completion policy to any of them or to the base model.
+ * completion policy to any of them or to the base model, or loads an adapter folder trained
+ * elsewhere (its "Load adapter from folder…" row, or a folder path as the command's argument,
+ * for keybindings and scripts; src/extension/adapterImport.ts).
  *
  * The choice is the active adapter pointer (`<global storage>/training/active-adapter.json`,
  * src/data/activeAdapter.ts), shared by every window: the last window to choose wins. A window
@@ -33,6 +35,7 @@ import {
   type AdapterEntry,
   type SavedAdapter,
 } from './adapterHistory';
+import { importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   STAGE_NAMES,
@@ -342,7 +345,57 @@ export function registerTrainCommand(
     }
   };
 
-  const selectAdapter = async () => {
+  /** Checks an adapter folder trained elsewhere, records it and makes it the active adapter. */
+  const loadFolder = async (folder: string) => {
+    const result = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Window,
+        title: `Code RLHF: checking adapter ${path.basename(folder)}`,
+      },
+      () =>
+        importAdapter(folder, {
+          historyFile,
+          modelDir: () => deps.modelDir(),
+          check: (adapterDir, dir) => deps.model.checkAdapter(adapterDir, dir),
+          fingerprint: modelFingerprint,
+        }),
+    );
+    if ('problem' in result) {
+      deps.log.warn(`adapter not loaded: ${result.problem}`);
+      void vscode.window.showErrorMessage(
+        `Code RLHF: adapter not loaded; nothing changed. ${result.problem}`,
+      );
+      return;
+    }
+    const { entry } = result;
+    await choose({
+      name: adapterName(entry),
+      path: entry.path,
+      modelDir: entry.modelDir,
+      ...(entry.modelFingerprint ? { modelFingerprint: entry.modelFingerprint } : {}),
+    });
+    deps.log.info(
+      `completions now use adapter ${adapterName(entry)} (${entry.path}; imported, not gated: ` +
+        `${entry.reason})`,
+    );
+    void vscode.window.showInformationMessage(
+      `Code RLHF: completions now use adapter ${adapterName(entry)}, loaded from ${entry.path} ` +
+        '(imported, not gated).',
+    );
+  };
+
+  /**
+   * The list, or with `folder` (a path or a file URI: a keybinding's or a script's argument)
+   * that adapter folder loaded at once, without a dialog.
+   */
+  const selectAdapter = async (folder?: unknown) => {
+    if (folder !== undefined) {
+      const dir = folderArgument(folder);
+      if (typeof dir === 'string') return loadFolder(dir);
+      deps.log.warn(dir.problem);
+      void vscode.window.showErrorMessage(`Code RLHF: ${dir.problem}`);
+      return;
+    }
     await refresh();
     const modelDir = deps.modelDir();
     const { entries, problems } = await readAdapterHistory(historyFile);
@@ -381,6 +434,21 @@ export function registerTrainCommand(
     );
     if (!picked) return;
     const { choice } = picked;
+    if (choice.loadFolder) {
+      const uris = await vscode.window.showOpenDialog({
+        canSelectFolders: true,
+        canSelectFiles: false,
+        canSelectMany: false,
+        openLabel: 'Load adapter',
+        title: 'Code RLHF: PEFT adapter folder (adapter_config.json + adapter_model.safetensors)',
+      });
+      if (!uris || uris.length === 0) return;
+      const dir = folderArgument(uris[0]);
+      if (typeof dir === 'string') return loadFolder(dir);
+      deps.log.warn(dir.problem);
+      void vscode.window.showErrorMessage(`Code RLHF: ${dir.problem}`);
+      return;
+    }
     if (choice.problem) {
       deps.log.warn(choice.problem);
       void vscode.window.showWarningMessage(`Code RLHF: ${choice.problem}; nothing changed.`);
@@ -408,5 +476,18 @@ export function registerTrainCommand(
       running?.abort();
       commands.forEach((c) => c.dispose());
     },
+  };
+}
+
+/** The adapter folder a command argument names: an absolute path, or a `file:` URI. */
+function folderArgument(value: unknown): string | { problem: string } {
+  if (typeof value === 'string') return value;
+  if (value instanceof vscode.Uri && value.scheme === 'file') return value.fsPath;
+  const shown =
+    value instanceof vscode.Uri ? value.toString() : (JSON.stringify(value) ?? String(value));
+  return {
+    problem:
+      `"Select adapter" got ${shown.slice(0, 120)} as its argument; allowed: an adapter ` +
+      "folder's absolute path or file: URI, or none (to choose from the list)",
   };
 }

@@ -43,9 +43,25 @@ export interface GeneratedCandidate {
   stopReason: StopReason;
 }
 
+/** A LoRA adapter that fits the loaded model, as {@link CompletionGenerator.loadAdapter} read it. */
+export interface AdapterSummary {
+  rank: number;
+  alpha: number;
+  /** Projections it adapts, in layer order, e.g. ["q_proj", "v_proj"]. */
+  targets: string[];
+  /** Modules (one projection of one layer) it adapts. */
+  modules: number;
+}
+
 export interface CompletionGenerator {
   /** Samples `request.count` candidates. Rejects with an AbortError-named error when aborted. */
   complete(request: CompletionRequest, signal?: AbortSignal): Promise<GeneratedCandidate[]>;
+  /**
+   * Reads the PEFT adapter in `adapterPath` for this model, exactly as a request with that
+   * `adapterPath` would (and keeps it for those requests). Rejects naming the file, the key and
+   * what is allowed when it does not fit the model.
+   */
+  loadAdapter(adapterPath: string): Promise<AdapterSummary>;
   /** Human-readable model name, e.g. "default (embedded)" or the model folder name. */
   describe(): string;
   /** Releases sessions and weights. */

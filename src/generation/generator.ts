@@ -9,7 +9,13 @@ import * as path from 'path';
 import { loadPeftAdapter, type LoraAdapter } from '../model/lora';
 import { ModelRuntime, selectCacheRows } from '../model/runtime';
 import { SettingError } from '../model/settingError';
-import type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
+import type {
+  AdapterSummary,
+  CompletionGenerator,
+  CompletionRequest,
+  GeneratedCandidate,
+  StopReason,
+} from './api';
 import { StreamingDetokenizer } from './detokenizer';
 import { buildPrompt } from './prompt';
 import { Rng, sampleToken, validateSampling } from './sampling';
@@ -87,6 +93,16 @@ export class LlamaGenerator implements CompletionGenerator {
       logprob,
       stopReason,
     }));
+  }
+
+  async loadAdapter(adapterPath: string): Promise<AdapterSummary> {
+    const { config, factors } = this.adapter(adapterPath);
+    return {
+      rank: config.rank,
+      alpha: config.alpha,
+      targets: [...config.targets],
+      modules: factors.size,
+    };
   }
 
   /**

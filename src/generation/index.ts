@@ -6,7 +6,13 @@ import { ModelRuntime, type RuntimeOptions } from '../model/runtime';
 import type { CompletionGenerator } from './api';
 import { LlamaGenerator } from './generator';
 
-export type { CompletionGenerator, CompletionRequest, GeneratedCandidate, StopReason } from './api';
+export type {
+  AdapterSummary,
+  CompletionGenerator,
+  CompletionRequest,
+  GeneratedCandidate,
+  StopReason,
+} from './api';
 export { AbortError, LlamaGenerator, MAX_COUNT } from './generator';
 export type { DetailedCandidate, DetailedResult, GenerationTimings } from './generator';
 export { buildPrompt } from './prompt';

@@ -1,15 +1,17 @@
 /**
  * The model host's generation methods: `load` (switch model folder), `complete` (sample K
- * candidates) and `ping`. One generator (one set of onnxruntime sessions) lives at a time; a
+ * candidates), `checkAdapter` (read an adapter over the loaded model) and `ping`. One generator (one set of onnxruntime sessions) lives at a time; a
  * switch disposes the old one exactly once, after the new one has loaded.
  */
 import type {
+  AdapterSummary,
   CompletionGenerator,
   CompletionRequest,
   GeneratedCandidate,
   StopReason,
 } from '../generation/api';
 import type * as wire from '../protocol/generation';
+import type { CheckAdapterResult } from '../protocol/modelHost';
 import type { MessageLoop } from './loop';
 import type { RpcServer } from './rpc';
 import type { ModelScheduler } from './scheduler';
@@ -27,6 +29,7 @@ type _WireTypesMatchGeneration = [
   Holds<Identical<wire.CompletionRequest, CompletionRequest>>,
   Holds<Identical<wire.GeneratedCandidate, GeneratedCandidate>>,
   Holds<Identical<wire.StopReason, StopReason>>,
+  Holds<Identical<CheckAdapterResult, AdapterSummary>>,
 ];
 
 export type LoadGenerator = (modelDir: string) => Promise<CompletionGenerator>;
@@ -80,6 +83,24 @@ export function registerGenerationHandlers(
       signal,
     );
   });
+
+  rpc.method('checkAdapter', (params, signal) =>
+    scheduler.run(
+      'interactive',
+      async () => {
+        if (!loaded) throw new NoModelLoadedError('no model loaded; send "load" first');
+        // An adapter fits only the weights it is read over: never answer for another model.
+        if (loaded.modelDir !== params.modelDir) {
+          throw new NoModelLoadedError(
+            `checkAdapter: model ${params.modelDir} is not loaded (${loaded.modelDir} is); ` +
+              'send "load" for it first',
+          );
+        }
+        return loaded.generator.loadAdapter(params.adapterPath);
+      },
+      signal,
+    ),
+  );
 
   rpc.method('ping', async () => ({ pid: process.pid, model: loaded?.model ?? null }));
 

@@ -160,6 +160,23 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
       `${where('bias')} is ${JSON.stringify(raw.bias)}; only "none" is supported`,
     );
   }
+  // These save tensors other than LoRA factors (full module copies, biases) or change the
+  // model's layer stack; applying only the factors would silently be another adapter.
+  for (const [key, what] of [
+    ['modules_to_save', 'full copies of modules'],
+    ['layer_replication', 'replicated layers'],
+  ] as const) {
+    const value = raw[key];
+    if (Array.isArray(value) && value.length > 0) {
+      throw new ConfigError(
+        `${where(key)} is ${JSON.stringify(value)}; ${what} are not supported (allowed: null ` +
+          'or [], LoRA factors only)',
+      );
+    }
+  }
+  if (raw.lora_bias === true) {
+    throw new ConfigError(`${where('lora_bias')} = true is not supported (allowed: false)`);
+  }
   for (const key of ['rank_pattern', 'alpha_pattern']) {
     const value = raw[key];
     if (value && typeof value === 'object' && Object.keys(value).length > 0) {

@@ -36,6 +36,25 @@ export interface CompleteResult {
   model: string;
 }
 
+/**
+ * Reads a PEFT adapter folder over the loaded model, as completions with that `adapterPath`
+ * would, without generating: the editor checks an adapter trained elsewhere before it makes it
+ * the completion policy. `modelDir` must be the loaded model (absolute paths both).
+ */
+export interface CheckAdapterParams {
+  modelDir: string;
+  adapterPath: string;
+}
+/** The adapter that fits (the same fields as src/generation/api.ts `AdapterSummary`). */
+export interface CheckAdapterResult {
+  rank: number;
+  alpha: number;
+  /** Projections it adapts, e.g. ["q_proj", "v_proj"]. */
+  targets: string[];
+  /** Modules (one projection of one layer) it adapts. */
+  modules: number;
+}
+
 export type PingParams = Record<string, never>;
 export interface PingResult {
   pid: number;
@@ -47,6 +66,7 @@ export interface PingResult {
 export interface ModelHostMethods {
   load: [LoadParams, LoadResult];
   complete: [CompleteParams, CompleteResult];
+  checkAdapter: [CheckAdapterParams, CheckAdapterResult];
   ping: [PingParams, PingResult];
 }
 export type ModelHostMethod = keyof ModelHostMethods;
@@ -220,6 +240,31 @@ export const methodValidators: {
         candidates: obj.candidates.map(parseCandidate),
         latencyMs: num(where, obj, 'latencyMs', 0),
         model: str(where, obj, 'model'),
+      };
+    },
+  },
+  checkAdapter: {
+    params(value) {
+      const where = 'checkAdapter params';
+      const obj = object(where, value);
+      const modelDir = str(where, obj, 'modelDir');
+      const adapterPath = str(where, obj, 'adapterPath');
+      if (modelDir.length === 0) fail(where, 'modelDir', 'a non-empty path', '""');
+      if (adapterPath.length === 0) fail(where, 'adapterPath', 'a non-empty path', '""');
+      return { modelDir, adapterPath };
+    },
+    result(value) {
+      const where = 'checkAdapter result';
+      const obj = object(where, value);
+      const targets = obj.targets;
+      if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) {
+        fail(where, 'targets', 'an array of strings', JSON.stringify(targets));
+      }
+      return {
+        rank: int(where, obj, 'rank', 1, Number.MAX_SAFE_INTEGER),
+        alpha: num(where, obj, 'alpha', 0),
+        targets: targets as string[],
+        modules: int(where, obj, 'modules', 1, Number.MAX_SAFE_INTEGER),
       };
     },
   },

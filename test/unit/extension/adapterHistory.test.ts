@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
+  LOAD_FOLDER_LABEL,
   adapterChoices,
   appendAdapterEntry,
   readAdapterHistory,
@@ -66,7 +67,7 @@ describe('adapter history', () => {
     assert.deepStrictEqual(
       problems.slice(1).map((p) => p.replace(file, 'F')),
       [
-        'F:3: "algorithm" is "sft"; allowed: "ppo", "dpo"; line skipped',
+        'F:3: "algorithm" is "sft"; allowed: "ppo", "dpo", "imported"; line skipped',
         'F:4: "path" is ""; allowed: a non-empty string; line skipped',
         'F:5: "version" is 9; allowed: 1; line skipped',
         'F:6: "winRate" is "80%"; allowed: a number or absent; line skipped',
@@ -146,6 +147,7 @@ describe('adapter choice', () => {
         ['Base model', false, null],
         ['run-1 dpo', false, b.path],
         ['run-0 ppo', true, a.path],
+        [LOAD_FOLDER_LABEL, false, null],
       ],
     );
     assert.strictEqual(choices[2].description, 'PPO · 2026-12-04 18:00:00 UTC · active');
@@ -173,7 +175,7 @@ describe('adapter choice', () => {
     const { choices } = adapterChoices([a, again], '/models/a', active, () => true);
     assert.deepStrictEqual(
       choices.map((c) => c.label),
-      ['Base model', 'old promoted', 'run-0 ppo'],
+      ['Base model', 'old promoted', 'run-0 ppo', LOAD_FOLDER_LABEL],
     );
     assert.match(choices[2].detail!, /not promoted: again/);
     assert.strictEqual(choices[1].active, true);

@@ -1,6 +1,7 @@
 // Test double of the generation contract (tests only): deterministic candidates derived from the
 // prompt, a controllable delay, and counters for load/dispose.
 import type {
+  AdapterSummary,
   CompletionGenerator,
   CompletionRequest,
   GeneratedCandidate,
@@ -11,11 +12,14 @@ export interface FakeGeneratorOptions {
   /** Returns the candidate texts for a request; default: "<i>" suffixes of the prefix tail. */
   texts?: (request: CompletionRequest, signal?: AbortSignal) => string[] | Promise<string[]>;
   delayMs?: number;
+  /** What `loadAdapter` answers (or throws) for a folder; default: a rank-8 q_proj adapter. */
+  adapter?: (adapterPath: string) => AdapterSummary;
 }
 
 export class FakeGenerator implements CompletionGenerator {
   disposed = 0;
   calls: CompletionRequest[] = [];
+  adapterCalls: string[] = [];
   /** Resolvers of calls waiting on `hold()`. */
   private held: Array<() => void> = [];
   private holding = false;
@@ -55,6 +59,13 @@ export class FakeGenerator implements CompletionGenerator {
       logprob: -1 - i,
       stopReason: 'max-lines' as const,
     }));
+  }
+
+  async loadAdapter(adapterPath: string): Promise<AdapterSummary> {
+    this.adapterCalls.push(adapterPath);
+    return (
+      this.options.adapter?.(adapterPath) ?? { rank: 8, alpha: 16, targets: ['q_proj'], modules: 1 }
+    );
   }
 
   describe(): string {

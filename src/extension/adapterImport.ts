@@ -1,0 +1,125 @@
+/**
+ * Loading a LoRA adapter trained elsewhere (a TRL run on a cluster, `code-rlhf train`) through
+ * "Select adapter": the folder is checked, then recorded in the adapter history as "imported".
+ * No `vscode` here (unit-tested directly).
+ *
+ * The adapter is read by the model host over the loaded model, with the same loader that
+ * completions use (src/model/lora.ts `loadPeftAdapter`): the extension host never loads
+ * weights, and an adapter that passes here is exactly one that completions can apply. Every
+ * refusal happens before anything is written: the history and the active adapter stay as they
+ * were.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { CheckAdapterResult } from '../protocol/modelHost';
+import { appendAdapterEntry, type AdapterEntry } from './adapterHistory';
+
+const PEFT_FILES = 'adapter_config.json and adapter_model.safetensors';
+
+/**
+ * Why `dir` is not a PEFT adapter folder, from its files alone (no model needed), or undefined.
+ * The loader says the same of a missing file; saying it here first keeps the model host out of
+ * a plain wrong pick and names both files a folder needs.
+ */
+export function adapterFolderProblem(dir: string): string | undefined {
+  if (!path.isAbsolute(dir)) {
+    return `adapter folder ${JSON.stringify(dir)} is not an absolute path; allowed: an absolute path`;
+  }
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch (error) {
+    return `adapter folder ${dir} cannot be read (${(error as Error).message})`;
+  }
+  if (!stat.isDirectory()) {
+    return `${dir} is not a folder; allowed: a PEFT adapter folder holding ${PEFT_FILES}`;
+  }
+  for (const name of ['adapter_config.json', 'adapter_model.safetensors']) {
+    const file = path.join(dir, name);
+    if (fs.existsSync(file) && fs.statSync(file).isFile()) continue;
+    const bin =
+      name === 'adapter_model.safetensors' && fs.existsSync(path.join(dir, 'adapter_model.bin'));
+    return (
+      `${dir} has no ${name}; a PEFT adapter folder holds ${PEFT_FILES}` +
+      (bin ? ' (adapter_model.bin is not read: save with safe_serialization=True)' : '')
+    );
+  }
+  return undefined;
+}
+
+export interface ImportDeps {
+  /** The adapter history (JSONL) the entry is appended to. */
+  historyFile: string;
+  /** The model folder completions use now (absolute). */
+  modelDir(): string;
+  /**
+   * Has the model host read the adapter over `modelDir`; rejects with why it does not fit (the
+   * loader's message names the file, the key and what is allowed).
+   */
+  check(adapterDir: string, modelDir: string): Promise<CheckAdapterResult>;
+  /** The current weights' fingerprint (src/extension/adapterHistory.ts `modelFingerprint`). */
+  fingerprint(modelDir: string): string | undefined;
+  now?: () => Date;
+}
+
+export type ImportResult =
+  | { entry: AdapterEntry; summary: CheckAdapterResult }
+  /** Why it was refused; nothing was written. */
+  | { problem: string };
+
+/**
+ * Checks the adapter folder `dir` against the model in use and, if it fits, appends it to the
+ * history as "imported" (not promoted: the gate never compared it) with the model's fingerprint.
+ * The caller makes it the active adapter.
+ */
+export async function importAdapter(dir: string, deps: ImportDeps): Promise<ImportResult> {
+  const folderProblem = adapterFolderProblem(dir);
+  if (folderProblem) return { problem: folderProblem };
+  // Trailing separators would give the entry an empty name and a second path for one folder.
+  const folder = path.resolve(dir);
+  const modelDir = deps.modelDir();
+  const fingerprint = deps.fingerprint(modelDir);
+  let summary: CheckAdapterResult;
+  try {
+    summary = await deps.check(folder, modelDir);
+  } catch (error) {
+    return {
+      problem: `adapter ${folder} cannot be used with the model ${modelDir}: ${(error as Error).message}`,
+    };
+  }
+  // The check holds for the weights it read; a model switched or rewritten meanwhile voids it.
+  if (deps.modelDir() !== modelDir) {
+    return {
+      problem:
+        `the model changed to ${deps.modelDir()} while adapter ${folder} was checked against ` +
+        `${modelDir}; load it again`,
+    };
+  }
+  if (deps.fingerprint(modelDir) !== fingerprint) {
+    return {
+      problem: `the weights in ${modelDir} changed while adapter ${folder} was checked; load it again`,
+    };
+  }
+  const entry: AdapterEntry = {
+    runId: path.basename(folder),
+    algorithm: 'imported',
+    time: (deps.now?.() ?? new Date()).toISOString(),
+    path: folder,
+    modelDir,
+    ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
+    promoted: false,
+    reason:
+      `LoRA r=${summary.rank}, alpha ${summary.alpha}, ${summary.targets.join(', ')} ` +
+      `(${summary.modules} modules); imported, not gated`,
+  };
+  try {
+    await appendAdapterEntry(deps.historyFile, entry);
+  } catch (error) {
+    return {
+      problem:
+        `adapter ${folder} fits, but could not be added to the adapter history ` +
+        `${deps.historyFile} (${(error as Error).message}); it is not switched on`,
+    };
+  }
+  return { entry, summary };
+}
