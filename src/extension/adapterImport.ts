@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CheckAdapterResult } from '../protocol/modelHost';
-import { appendAdapterEntry, type AdapterEntry } from './adapterHistory';
+import { appendAdapterEntry, readAdapterHistory, type AdapterEntry } from './adapterHistory';
 
 const PEFT_FILES = 'adapter_config.json and adapter_model.safetensors';
 
@@ -70,7 +70,9 @@ export type ImportResult =
 /**
  * Checks the adapter folder `dir` against the model in use and, if it fits, appends it to the
  * history as "imported" (not promoted: the gate never compared it) with the model's fingerprint.
- * The caller makes it the active adapter.
+ * A folder the history already lists for this model and these weights (a run trained in the
+ * editor, or an earlier import) is not added again: its entry is returned as it is, so a trained
+ * run keeps its gate numbers in the list. The caller makes it the active adapter.
  */
 export async function importAdapter(dir: string, deps: ImportDeps): Promise<ImportResult> {
   const folderProblem = adapterFolderProblem(dir);
@@ -100,6 +102,12 @@ export async function importAdapter(dir: string, deps: ImportDeps): Promise<Impo
       problem: `the weights in ${modelDir} changed while adapter ${folder} was checked; load it again`,
     };
   }
+  // The latest line for a path is the one the list shows (unreadable lines are warned about by
+  // the list itself).
+  const listed = (await readAdapterHistory(deps.historyFile)).entries
+    .filter((e) => e.path === folder && e.modelDir === modelDir)
+    .at(-1);
+  if (listed && listed.modelFingerprint === fingerprint) return { entry: listed, summary };
   const entry: AdapterEntry = {
     runId: path.basename(folder),
     algorithm: 'imported',

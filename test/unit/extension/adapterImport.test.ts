@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   LOAD_FOLDER_LABEL,
+  appendAdapterEntry,
   adapterChoices,
   modelFingerprint,
   parseAdapterEntry,
@@ -204,6 +205,34 @@ describe('loading an adapter folder (model host check)', () => {
       entries: [expected],
       problems: [],
     });
+  });
+
+  it('does not list a folder twice: a trained run or an earlier import is switched on as it is', async () => {
+    const dir = adapterCopy('run-20261205T080000 ppo');
+    const trained: AdapterEntry = {
+      runId: 'run-20261205T080000',
+      algorithm: 'ppo',
+      time: '2026-12-05T08:00:00.000Z',
+      path: dir,
+      modelDir: model,
+      modelFingerprint: modelFingerprint(model)!,
+      promoted: true,
+      reason: 'beat the previous policy',
+      winRate: 0.71,
+    };
+    await appendAdapterEntry(historyFile, trained);
+    const again = await importAdapter(dir, deps);
+    assert.ok('entry' in again, JSON.stringify(again));
+    assert.deepStrictEqual(again.entry, trained);
+    const imported = await importAdapter(adapterCopy('cluster-dpo-8'), deps);
+    assert.ok('entry' in imported, JSON.stringify(imported));
+    const twice = await importAdapter(imported.entry.path, deps);
+    assert.ok('entry' in twice, JSON.stringify(twice));
+    assert.deepStrictEqual(twice.entry, imported.entry);
+    assert.deepStrictEqual((await readAdapterHistory(historyFile)).entries, [
+      trained,
+      imported.entry,
+    ]);
   });
 
   it('refuses a folder without adapter_model.safetensors or adapter_config.json', async () => {
