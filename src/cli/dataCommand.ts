@@ -20,6 +20,7 @@ import {
   type ImportResult,
   type PreferenceRecord,
 } from '../data';
+import { PREFERENCE_STORE, assertInputPath } from '../rlhf/inputPaths';
 import { UsageError, parseArgs, type CliCommand, type CliIo } from './args';
 
 const HELP = `code-rlhf data: preference datasets
@@ -67,16 +68,15 @@ function formatOption(
   return value;
 }
 
-async function mustExist(file: string): Promise<void> {
-  try {
-    const stat = await fsp.stat(file);
-    if (!stat.isFile()) throw new UsageError(`${file} is not a file`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new UsageError(`no such file: ${file}`);
-    throw error;
-  }
+/** Refuses an input file that is missing, a folder or unreadable, naming what belongs there. */
+function mustExist(file: string, expected: string): void {
+  assertInputPath(
+    { label: '', target: file, kind: 'file', expected },
+    (message) => new UsageError(message),
+  );
 }
+
+const IMPORT_INPUT = `a dataset file (${IMPORT_FORMATS.join(', ')})`;
 
 /**
  * Refuses an --out that is a folder, or an existing file whose first line is not a preference
@@ -140,7 +140,7 @@ async function runImport(argv: string[], io: CliIo): Promise<number> {
   const dryRun = args.options.has('dry-run');
   if (typeof out !== 'string' && !dryRun)
     throw new UsageError('data import needs --out <store.jsonl> (or --dry-run)');
-  await mustExist(input);
+  mustExist(input, IMPORT_INPUT);
   const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
     ImportFormat | 'auto';
   const annotator = args.options.get('annotator');
@@ -209,7 +209,7 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
   const out = args.options.get('out');
   if (typeof out !== 'string') throw new UsageError('data export needs --out <file>');
   const format = formatOption(args.options.get('format'), EXPORT_FORMATS) as ExportFormat;
-  await mustExist(input);
+  mustExist(input, PREFERENCE_STORE);
   // Through symlinks: a link to the store must not be overwritten, a link to a file keeps
   // pointing at the new content, and a device or pipe (/dev/stdout) is written as a stream
   // (renaming a temp file over it would replace the device entry itself).
@@ -254,7 +254,7 @@ async function runStats(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, ['format'], ['json']);
   const [input, extra] = args.positional;
   if (!input || extra) throw new UsageError('data stats takes exactly one file');
-  await mustExist(input);
+  mustExist(input, IMPORT_INPUT);
   const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
     ImportFormat | 'auto';
   const result = await importFile(input, format, { source: input });
@@ -280,7 +280,7 @@ async function runValidate(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, ['format'], []);
   const [input, extra] = args.positional;
   if (!input || extra) throw new UsageError('data validate takes exactly one file');
-  await mustExist(input);
+  mustExist(input, IMPORT_INPUT);
   const format = formatOption(args.options.get('format'), ['auto', ...IMPORT_FORMATS], 'auto') as
     ImportFormat | 'auto';
   const result = await importFile(input, format, { source: input });
@@ -308,7 +308,7 @@ async function runRepair(argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, [], []);
   const [input, extra] = args.positional;
   if (!input || extra) throw new UsageError('data repair takes exactly one store file');
-  await mustExist(input);
+  mustExist(input, PREFERENCE_STORE);
   const report = await (await openStore(input)).repair();
   if (report.sideFile) {
     io.out(`${input}: moved a torn last line (${report.tornBytes} bytes) to ${report.sideFile}`);

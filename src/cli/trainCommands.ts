@@ -21,6 +21,13 @@ import {
 } from '../rlhf/config';
 import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
 import { DPO_RESUME } from '../rlhf/dpo';
+import {
+  ADAPTER_FOLDER,
+  MODEL_FOLDER,
+  REWARD_MODEL_FOLDER,
+  assertInputPath,
+  type InputPath,
+} from '../rlhf/inputPaths';
 import { Oracle, resolveOracleRule } from '../rlhf/oracle';
 import { PPO_RESUME } from '../rlhf/ppo';
 import { GATE_DEFAULTS, GATE_SPEC } from '../rlhf/promotionGate';
@@ -87,8 +94,22 @@ function coerce(kind: TrainingKind, key: string, raw: string): unknown {
   return raw;
 }
 
+/** Refuses an input path given as a flag, before any work, as a bad command line (exit 2). */
+function assertInputFlag(input: InputPath): void {
+  assertInputPath(input, (message) => new UsageError(message));
+}
+
+/** What --prompts reads, for messages. */
+const PROMPT_SOURCE = 'a corpus split (.jsonl of {"text": ...} lines) or a folder of code';
+
 /** Reads a `--config` file: a JSON object of trainer keys (checked by the trainer's spec). */
 function readConfigFile(file: string): Record<string, unknown> {
+  assertInputFlag({
+    label: '--config',
+    target: file,
+    kind: 'file',
+    expected: 'a JSON file of config keys (such as {"epochs": 2})',
+  });
   let parsed: unknown;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -245,19 +266,31 @@ export const evalCommand: CliCommand = {
     const modelDir = need('model');
     const adapterDir = need('adapter');
     const baselineDir = args.options.get('baseline');
+    const promptSource = need('prompts');
+    const rmDir = args.options.get('reward-model');
+    // Before the model loads (compareAdapterFolders), and naming the flag, not a loader's file.
+    const inputs: [string, string | true | undefined, InputPath['kind'], string, string?][] = [
+      ['--model', modelDir, 'folder', MODEL_FOLDER, 'config.json'],
+      ['--adapter', adapterDir, 'folder', ADAPTER_FOLDER, 'adapter_config.json'],
+      ['--baseline', baselineDir, 'folder', ADAPTER_FOLDER, 'adapter_config.json'],
+      ['--reward-model', rmDir, 'folder', REWARD_MODEL_FOLDER],
+      ['--prompts', promptSource, 'file or folder', PROMPT_SOURCE],
+    ];
+    for (const [label, target, kind, expected, holds] of inputs) {
+      if (typeof target === 'string') assertInputFlag({ label, target, kind, expected, holds });
+    }
     const seed = num('seed', 7);
     const count = num('count', 100);
     // Zero prompts would report a mean KL of 0 over no completions.
     if (!Number.isInteger(count) || count < 1) {
       throw new UsageError(`--count is ${count}; allowed: an integer >= 1`);
     }
-    const prompts = cutPrompts(readCodeSources(need('prompts')), count, seed).map((p) => p.prompt);
+    const prompts = cutPrompts(readCodeSources(promptSource), count, seed).map((p) => p.prompt);
     const oracleName = args.options.get('oracle');
     const oracle =
       typeof oracleName === 'string'
         ? new Oracle(resolveOracleRule(oracleName), { seed })
         : undefined;
-    const rmDir = args.options.get('reward-model');
     const report = await compareAdapterFolders({
       modelDir,
       adapterDir,
@@ -330,14 +363,26 @@ export const demoCommand: CliCommand = {
     };
     const num = (name: string) => numberOption(args, name);
     const modelDir = opt('model') ?? 'models/default';
-    if (!fs.existsSync(path.join(modelDir, 'config.json'))) {
-      throw new UsageError(
-        `${modelDir} has no config.json (is the default model trained yet?); pass --model <Hugging Face model folder>`,
-      );
-    }
+    assertInputFlag({
+      label: opt('model') === undefined ? '--model (default)' : '--model',
+      target: modelDir,
+      kind: 'folder',
+      expected:
+        opt('model') === undefined
+          ? `${MODEL_FOLDER}: is the default model trained yet? Or pass --model <folder>`
+          : MODEL_FOLDER,
+      holds: 'config.json',
+    });
     const promptSource =
       opt('prompts') ??
       (fs.existsSync('.corpus/validation.jsonl') ? '.corpus/validation.jsonl' : 'src');
+    // Before the demo makes its work dir and loads the model, which it does before reading them.
+    assertInputFlag({
+      label: '--prompts',
+      target: promptSource,
+      kind: 'file or folder',
+      expected: PROMPT_SOURCE,
+    });
     const iterations = num('iterations');
     const rmEpochs = num('rm-epochs');
     const config: DemoConfig = {

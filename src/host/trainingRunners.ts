@@ -30,6 +30,13 @@ import {
   type RunFolderAdvice,
 } from '../rlhf/checkpoint';
 import { DPO_DIR, trainDpo } from '../rlhf/dpo';
+import {
+  ADAPTER_FOLDER,
+  MODEL_FOLDER,
+  PREFERENCE_STORE,
+  REWARD_MODEL_FOLDER,
+  assertInputPath,
+} from '../rlhf/inputPaths';
 import type { PairTrainerConfig, PairTrainerOptions } from '../rlhf/pairTraining';
 import { POLICY_DIR, trainPpo } from '../rlhf/ppo';
 import { pairsFromRecords, type TrainingPair } from '../rlhf/preferences';
@@ -61,6 +68,29 @@ async function readPairs(dataFile: string, ctx: TrainingJobContext) {
   if (summary.pairs.length === 0)
     throw new Error(`${dataFile}: no training pairs (judge some comparisons first)`);
   return { records, summary };
+}
+
+/** What each path key of a job's config names, and so must be there before the job starts. */
+const INPUT_PATHS = {
+  modelDir: { kind: 'folder', expected: MODEL_FOLDER, holds: 'config.json' },
+  dataFile: { kind: 'file', expected: PREFERENCE_STORE },
+  rewardModelDir: { kind: 'folder', expected: REWARD_MODEL_FOLDER },
+  adapterDir: { kind: 'folder', expected: ADAPTER_FOLDER, holds: 'adapter_config.json' },
+  baselineAdapterDir: { kind: 'folder', expected: ADAPTER_FOLDER, holds: 'adapter_config.json' },
+} as const;
+
+/**
+ * Refuses a job whose config names an input file or folder that is not there (or is of the
+ * wrong kind, or cannot be read), before the run folder is made or the model loads: a missing
+ * store would otherwise read as an empty one ("no training pairs"). Empty values are left to
+ * the checks that say what an empty key means for that job.
+ */
+function assertInputPaths(config: Partial<Record<keyof typeof INPUT_PATHS, string>>): void {
+  for (const [key, input] of Object.entries(INPUT_PATHS)) {
+    const target = config[key as keyof typeof INPUT_PATHS];
+    if (!target) continue;
+    assertInputPath({ label: `config "${key}":`, target, ...input });
+  }
 }
 
 /**
@@ -205,6 +235,7 @@ async function runPairTrainer<C extends PairTrainerConfig, R extends PairTrainer
   job: PairTrainerJob<C, R>,
 ): Promise<TrainingJobResult> {
   const { config } = job;
+  assertInputPaths(config);
   return inRunFolder(ctx, advice, job.stageDir, async () => {
     const model = loadModel(config.modelDir);
     const { summary } = await readPairs(config.dataFile, ctx);
@@ -264,6 +295,7 @@ export function createTrainingRunners(
       const config = parseConfig(ctx.command.config, PPO_SPEC, PPO_DEFAULTS, 'PPO config');
       if (!config.rewardModelDir)
         throw new Error('PPO config "rewardModelDir" is empty: train a reward model first');
+      assertInputPaths(config);
       return inRunFolder(ctx, advice, POLICY_DIR, async () => {
         const model = loadModel(config.modelDir);
         const { records } = await readPairs(config.dataFile, ctx);
@@ -330,6 +362,7 @@ export function createTrainingRunners(
       }),
     gate: async (ctx) => {
       const config = parseGateConfig(ctx.command.config);
+      assertInputPaths(config);
       return inRunFolder(ctx, advice, undefined, async () => {
         const result = await runPromotionGate({
           config,

@@ -24,7 +24,7 @@ describe('code-rlhf data CLI', () => {
     assert.match(badOption.err, /unknown option --jsn; allowed: --format, --json/);
     const missing = await cli('data', 'stats', path.join(dir, 'nope.jsonl'));
     assert.strictEqual(missing.code, 2);
-    assert.match(missing.err, /no such file: .*nope\.jsonl/);
+    assert.match(missing.err, /nope\.jsonl does not exist; expected a dataset file/);
   });
 
   it('imports the Copilot Arena CSV, is idempotent, and reports the malformed row', async () => {

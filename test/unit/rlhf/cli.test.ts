@@ -177,6 +177,7 @@ describe('code-rlhf train / eval CLI', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-failed-'));
     try {
       const noPairs = path.join(dir, 'none.jsonl');
+      fs.writeFileSync(noPairs, '');
       const cases: [string[], string][] = [
         // Inside the job: the store has no judgments.
         [['--modelDir', MODEL, '--dataFile', noPairs], `${noPairs}: no training pairs`],
@@ -210,7 +211,10 @@ describe('code-rlhf train / eval CLI', function () {
       const plain = io();
       assert.strictEqual(await runCli(missing, plain.io), 1);
       const plainText = [...plain.err, ...plain.out].join('\n');
-      assert.match(plainText, /\[error\] .*none\/config\.json/);
+      assert.match(
+        plainText,
+        /\[error\] config "modelDir": .*none does not exist; expected a model/,
+      );
       assert.doesNotMatch(plainText, frame);
       for (const flag of ['--verbose', '--debug']) {
         const verbose = io();

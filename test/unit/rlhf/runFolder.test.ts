@@ -82,8 +82,11 @@ describe('run folder checks before a job starts', () => {
     const blocked = path.join(dir, 'run');
     fs.mkdirSync(blocked);
     fs.writeFileSync(path.join(blocked, 'checkpoints'), 'precious');
-    // The model folder does not exist: a run that got as far as loading it would say so.
-    const common = ['--modelDir', path.join(dir, 'no-model'), '--dataFile', path.join(dir, 'x')];
+    // An empty store: a run that got past the folder check would load the model and say that
+    // it has no training pairs. (Input paths are checked before the folder, see inputPaths.)
+    const store = path.join(dir, 'empty.jsonl');
+    fs.writeFileSync(store, '');
+    const common = ['--modelDir', MODEL, '--dataFile', store];
     for (const [runDir, error] of [
       [file, `${escape(file)} is a file, not a folder`],
       [blocked, `${escape(path.join(blocked, 'checkpoints'))} is a file, not a folder`],
@@ -516,6 +519,8 @@ describe('run folder lock', () => {
       resume: false,
       config: { modelDir: MODEL, dataFile: path.join(dir, 'prefs.jsonl') },
     };
+    // Only there to be found: each run below is refused before it reads the store.
+    fs.writeFileSync(command.config.dataFile, '');
     const errors: string[] = [];
     const run = async () => {
       const events: TrainingEvent[] = [];
