@@ -8,6 +8,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { isAlive } from './runFolder';
 
 function fsyncPath(target: string): void {
   let fd: number | undefined;
@@ -21,11 +22,16 @@ function fsyncPath(target: string): void {
   }
 }
 
+/** The temporary name writeFileAtomic writes `name` under: `.<name>.<pid>.<ms>.tmp`. */
+function atomicTempName(name: string): string {
+  return `.${name}.${process.pid}.${Date.now()}.tmp`;
+}
+
 /** Writes a file by temp + fsync + rename, so readers see the old or new content only. */
 export function writeFileAtomic(filePath: string, data: string | Uint8Array): void {
   const dir = path.dirname(filePath);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
+  const tmp = path.join(dir, atomicTempName(path.basename(filePath)));
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
@@ -179,15 +185,19 @@ export function assertCheckpointsFolderFree(
 
 /** The name writeCheckpoint writes checkpoint `step-NNNNNNN` under before renaming it. */
 const UNFINISHED = /^step-\d{7}\.\d+\.tmp$/;
+/** The name writeFileAtomic writes the `latest` pointer under (see atomicTempName); group 1: pid. */
+const POINTER_TEMP = /^\.latest\.(\d+)\.\d+\.tmp$/;
 
 /**
  * Removes the unfinished checkpoints in `checkpointsDir`: the `step-NNNNNNN.<pid>.tmp` folders
  * writeCheckpoint renames into place once written, left behind when its process is killed
  * first. No resume reads them (the `latest` pointer never names one), and no later checkpoint
  * replaces them (the name holds the killed process's pid). `log` names the folders removed; only
- * folders of that name are touched. Call it only once the run owns the folder: with the run
- * folder's lock held (no other run writes checkpoints there) and after
- * assertCheckpointsFolderFree.
+ * folders of that name are touched. Removes too the `latest` pointer's temporary files
+ * (`.latest.<pid>.<ms>.tmp`, see writeFileAtomic) left by a kill between their write and rename,
+ * when that pid is dead or this process's (whose own write failed): a live one's may be in use.
+ * Call it only once the run owns the folder: with the run folder's lock held (no other run
+ * writes checkpoints there) and after assertCheckpointsFolderFree.
  */
 export function removeUnfinishedCheckpoints(
   checkpointsDir: string,
@@ -207,6 +217,30 @@ export function removeUnfinishedCheckpoints(
     log(
       `${checkpointsDir}: removed ${removed.length} unfinished checkpoint ${folders} ` +
         `(${removed.join(', ')}), left by a run killed while writing ${them}`,
+    );
+  }
+  removePointerLeftovers(checkpointsDir, log);
+}
+
+/** The `latest` pointer's temporary files of dead processes (or this one); see above. */
+function removePointerLeftovers(checkpointsDir: string, log: (message: string) => void): void {
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(checkpointsDir).sort()) {
+    const pid = POINTER_TEMP.exec(name)?.[1];
+    if (pid === undefined) continue;
+    // Limitation: a dead run's pid reused by a live process keeps its file here (harmless: no
+    // reader looks at it), until that process ends.
+    if (Number(pid) !== process.pid && isAlive(Number(pid))) continue;
+    const file = path.join(checkpointsDir, name);
+    if (!fs.lstatSync(file).isFile()) continue;
+    fs.rmSync(file);
+    removed.push(name);
+  }
+  if (removed.length > 0) {
+    const [files, them] = removed.length === 1 ? ['file', 'it'] : ['files', 'them'];
+    log(
+      `${checkpointsDir}: removed ${removed.length} temporary "latest" pointer ${files} ` +
+        `(${removed.join(', ')}), left by a run killed before renaming ${them} into place`,
     );
   }
 }

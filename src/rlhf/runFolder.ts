@@ -44,7 +44,8 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` of this host exists. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

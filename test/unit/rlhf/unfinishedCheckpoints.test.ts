@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { runTrainingJob, type TrainingEvent } from '../../../src/host/trainingHandlers';
 import { createTrainingRunners } from '../../../src/host/trainingRunners';
-import { checkpointName } from '../../../src/rlhf/checkpoint';
+import { checkpointName, removeUnfinishedCheckpoints } from '../../../src/rlhf/checkpoint';
 import { REWARD_MODEL_DIR } from '../../../src/rlhf/rewardModel';
 import { appendOracleJudgments } from '../../support/oracleJudgments';
 import { TINY_LLAMA_DIR } from '../../support/tinyTraining';
@@ -84,9 +84,21 @@ describe('unfinished checkpoints of a killed run', function () {
     fs.writeFileSync(path.join(outside, 'precious'), 'x');
     fs.symlinkSync(outside, path.join(checkpoints, 'step-0000096.2.tmp'));
 
+    // The pointer's temporary file, left by a kill between its write and its rename.
+    const pointerTemp = `.latest.${deadPid()}.${Date.now()}.tmp`;
+    fs.writeFileSync(path.join(checkpoints, pointerTemp), 'step-0000099\n');
+
     const resumed = await trainRm(runDir, true, 2);
     assert.strictEqual(resumed.done.status, 'completed', resumed.done.error);
     assert.ok(!fs.existsSync(path.join(checkpoints, leftover)), 'the unfinished checkpoint');
+    assert.ok(!fs.existsSync(path.join(checkpoints, pointerTemp)), 'the pointer temp file');
+    assert.ok(
+      resumed.logs.includes(
+        `warn: ${checkpoints}: removed 1 temporary "latest" pointer file (${pointerTemp}), ` +
+          'left by a run killed before renaming it into place',
+      ),
+      resumed.logs.join('\n'),
+    );
     assert.ok(
       resumed.logs.includes(
         `warn: ${checkpoints}: removed 1 unfinished checkpoint folder (${leftover}), left by a ` +
@@ -98,6 +110,33 @@ describe('unfinished checkpoints of a killed run', function () {
       assert.ok(fs.existsSync(path.join(checkpoints, name)), name);
     }
     assert.strictEqual(fs.readFileSync(path.join(outside, 'precious'), 'utf8'), 'x');
+  });
+
+  it("remove the pointer's temporary files of dead pids and this one, and nothing else", () => {
+    const checkpoints = path.join(dir, 'checkpoints');
+    fs.mkdirSync(checkpoints);
+    const dead = deadPid();
+    const removed = [`.latest.${dead}.1733000000000.tmp`, `.latest.${process.pid}.17.tmp`];
+    // A live process's (it may be writing), other names, and not a file: kept.
+    const kept = [
+      `.latest.${process.ppid}.17.tmp`,
+      `.latest.${dead}.tmp`,
+      `.latest.${dead}.17.tmp.bak`,
+      `latest.${dead}.17.tmp`,
+      `.report.json.${dead}.17.tmp`,
+      'latest',
+    ];
+    for (const name of [...removed, ...kept]) fs.writeFileSync(path.join(checkpoints, name), 'x');
+    const folder = `.latest.${dead}.18.tmp`;
+    fs.mkdirSync(path.join(checkpoints, folder));
+    const logs: string[] = [];
+    removeUnfinishedCheckpoints(checkpoints, (message) => logs.push(message));
+    assert.deepStrictEqual(fs.readdirSync(checkpoints).sort(), [...kept, folder].sort());
+    assert.deepStrictEqual(logs, [
+      `${checkpoints}: removed 2 temporary "latest" pointer files (${[...removed].sort().join(', ')}), ` +
+        'left by a run killed before renaming them into place',
+    ]);
+    removeUnfinishedCheckpoints(checkpoints, (message) => assert.fail(message));
   });
 
   it('are removed by a fresh run in a folder whose first checkpoint was cut short', async () => {
