@@ -8,6 +8,12 @@
  * elsewhere (its "Load adapter from folder…" row, or a folder path as the command's argument,
  * for keybindings and scripts; src/extension/adapterImport.ts).
  *
+ * A run the editor lost (a window reload, the editor closed, the model host crashed) is offered
+ * for resuming the next time the command runs: the stages it finished are not run again, and the
+ * lost stage continues from its last checkpoint, on the judgments snapshot the run started with
+ * (src/extension/editorRun.ts). `codeRlhf.trainingSettings` sets trainer config keys per run,
+ * checked before any work (src/extension/trainingSettings.ts).
+ *
  * The choice is the active adapter pointer (`<global storage>/training/active-adapter.json`,
  * src/data/activeAdapter.ts), shared by every window: the last window to choose wins. A window
  * re-reads the pointer when it gains focus (a choice is made in a focused window, so the
@@ -38,14 +44,22 @@ import {
 import { importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
+  JUDGMENTS_SNAPSHOT,
+  claimRun,
+  findResumableRun,
+  runEditorTraining,
+  startEditorRun,
+  type EditorRun,
+  type ResumableRun,
+} from './editorRun';
+import {
   STAGE_NAMES,
-  createRunFolder,
   describeResult,
   readTrainingAlgorithm,
-  runTrainPipeline,
   type PipelineResult,
   type TuneAlgorithm,
 } from './trainPipeline';
+import { TRAINING_SETTINGS_KEY, readTrainingSettings } from './trainingSettings';
 
 /**
  * Global-state key where versions before the pointer file kept the active adapter: moved to the
@@ -71,6 +85,8 @@ export function registerTrainCommand(
   deps: TrainCommandDeps,
 ): vscode.Disposable {
   let running: AbortController | undefined;
+  /** Set while the extension is being disposed: an abort then is the window closing. */
+  let closing = false;
   const trainingDir = path.join(context.globalStorageUri.fsPath, 'training');
   const historyFile = path.join(trainingDir, 'adapters.jsonl');
   const pointer = new AdapterPointerFile(path.join(trainingDir, ADAPTER_POINTER_FILE));
@@ -203,7 +219,59 @@ export function registerTrainCommand(
     }
   };
 
-  const train = async () => {
+  /**
+   * Whether to resume `lost`, the latest run of this model that the editor lost: "resume",
+   * "fresh", or undefined when the user dismissed the question. A run that cannot be resumed
+   * (its model's weights changed, its judgments snapshot is gone) is said so, with "Start fresh".
+   */
+  const askResume = async (
+    lost: ResumableRun,
+    fingerprint: string | undefined,
+  ): Promise<'resume' | 'fresh' | undefined> => {
+    const { record } = lost;
+    let problem: string | undefined;
+    if (record.modelFingerprint && fingerprint && record.modelFingerprint !== fingerprint) {
+      problem = `the weights in ${record.modelDir} changed since it started`;
+    } else if (!fs.existsSync(lost.dataFile)) {
+      problem = `its judgments snapshot ${lost.dataFile} is gone`;
+    }
+    if (problem) {
+      deps.log.warn(`training run ${lost.runId} cannot be resumed: ${problem}`);
+      const choice = await vscode.window.showWarningMessage(
+        `Code RLHF: the interrupted training run ${lost.runId} cannot be resumed: ${problem}.`,
+        { modal: true },
+        'Start fresh',
+      );
+      return choice === 'Start fresh' ? 'fresh' : undefined;
+    }
+    const started = new Date(record.startedAt).toLocaleString();
+    const picked = await vscode.window.showQuickPick(
+      [
+        {
+          label: `$(debug-continue) Resume ${lost.runId}`,
+          description: `(${lost.progress})`,
+          detail:
+            `${record.algorithm.toUpperCase()}, started ${started}, on the ${record.judgments} ` +
+            'judgments stored then (later ones wait for the next run)',
+          answer: 'resume' as const,
+        },
+        {
+          label: '$(refresh) Start fresh',
+          description: 'a new run on every judgment stored now',
+          detail: `The folder of ${lost.runId} stays as it is (its checkpoints too).`,
+          answer: 'fresh' as const,
+        },
+      ],
+      {
+        title: 'Code RLHF: a training run was interrupted',
+        placeHolder: `Resume ${lost.runId} where it stopped, or start a new run?`,
+        ignoreFocusOut: true,
+      },
+    );
+    return picked?.answer;
+  };
+
+  const train = async (fresh = false) => {
     if (running) {
       const choice = await vscode.window.showInformationMessage(
         'Code RLHF: a training run is already in progress.',
@@ -221,48 +289,102 @@ export function registerTrainCommand(
       deps.log.warn(problem);
       void vscode.window.showWarningMessage(`Code RLHF: ${problem}`);
     }
-    let runId: string;
-    let runDir: string;
+    const read = readTrainingSettings(
+      vscode.workspace.getConfiguration('codeRlhf').get('trainingSettings'),
+    );
+    if ('problem' in read) {
+      deps.log.error(`training not started: ${read.problem}`);
+      void vscode.window
+        .showErrorMessage(`Code RLHF: training not started. ${read.problem}`, 'Open settings')
+        .then(
+          (choice) =>
+            choice &&
+            vscode.commands.executeCommand('workbench.action.openSettings', TRAINING_SETTINGS_KEY),
+        );
+      return;
+    }
+    const { settings } = read;
+    const modelDir = deps.modelDir();
+    // The weights the run trains on: an adapter never applies over other weights in the folder.
+    const fingerprint = modelFingerprint(modelDir);
+    const controller = new AbortController();
+    // Taken before the questions below, so that a second command waits for this one.
+    running = controller;
+    let run: EditorRun;
+    let resumed = false;
     try {
-      ({ runId, runDir } = createRunFolder(path.join(context.globalStorageUri.fsPath, 'training')));
+      const lost = fresh
+        ? undefined
+        : findResumableRun(trainingDir, modelDir, (message) => deps.log.warn(message));
+      const answer = lost ? await askResume(lost, fingerprint) : 'fresh';
+      if (!answer) {
+        running = undefined;
+        return;
+      }
+      if (lost && answer === 'resume') {
+        run = await claimRun(lost);
+        resumed = true;
+        if (run.record.algorithm !== algorithm) {
+          deps.log.info(
+            `resuming ${run.runId} with ${run.record.algorithm}, the algorithm it started with ` +
+              `(codeRlhf.trainingAlgorithm is now ${algorithm})`,
+          );
+        }
+      } else {
+        run = await startEditorRun({
+          trainingDir,
+          algorithm,
+          modelDir,
+          ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
+          store: deps.dataFile(),
+          settings,
+        });
+      }
     } catch (error) {
+      running = undefined;
       const message = (error as Error).message;
       deps.log.error(`training not started: ${message}`);
       void vscode.window.showErrorMessage(`Code RLHF: training not started. ${message}`);
       return;
     }
-    const controller = new AbortController();
-    const modelDir = deps.modelDir();
-    // The weights the run trains on: an adapter never applies over other weights in the folder.
-    const fingerprint = modelFingerprint(modelDir);
-    running = controller;
+    const { runId, runDir } = run;
+    const runAlgorithm = run.record.algorithm;
     // The gate compares the tuned adapter with the policy in use when the run started.
     await refresh();
     const baseline = active;
-    deps.feed.runStarted(runId, algorithm, runDir);
+    deps.feed.runStarted(runId, runAlgorithm, runDir);
     deps.dashboard.show();
-    deps.log.info(`training run ${runId}: reward model, then ${algorithm} in ${runDir}`);
+    deps.log.info(
+      resumed
+        ? `training run ${runId}: resuming (${(run as ResumableRun).progress}) in ${runDir}`
+        : `training run ${runId}: reward model, then ${runAlgorithm} in ${runDir}, on ` +
+            `${run.record.judgments} judgments (${path.join(runDir, JUDGMENTS_SNAPSHOT)})`,
+    );
     try {
       const result = await vscode.window.withProgress(
         {
           location: vscode.ProgressLocation.Notification,
-          title: `Code RLHF: training (reward model, then ${algorithm.toUpperCase()})`,
+          title: resumed
+            ? `Code RLHF: resuming ${runId} (${runAlgorithm.toUpperCase()})`
+            : `Code RLHF: training (reward model, then ${runAlgorithm.toUpperCase()})`,
           cancellable: true,
         },
         async (progress, token) => {
           token.onCancellationRequested(() => controller.abort());
           const stages = 3;
-          let stageIndex = -1;
-          let reported = 0;
-          return runTrainPipeline({
+          // A resumed run starts after the stages it finished.
+          const done = resumed ? Object.keys(run.record.finished).length : 0;
+          let stageIndex = done - 1;
+          let reported = (100 * done) / stages;
+          if (done > 0) progress.report({ increment: reported });
+          return runEditorTraining({
             client: deps.client,
             log: deps.log,
-            algorithm,
-            modelDir,
-            dataFile: deps.dataFile(),
-            runDir,
-            runId,
+            run,
+            resumed,
+            settings,
             signal: controller.signal,
+            closing: () => closing,
             ...(baseline ? { baseline: { name: baseline.name, path: baseline.path } } : {}),
             onStage: (kind, command) => {
               stageIndex++;
@@ -309,7 +431,7 @@ export function registerTrainCommand(
           `the adapter in use changed during training; the gate compared with ` +
           `${baseline ? `adapter ${baseline.name}` : 'the base model'}`;
       }
-      await remember(runId, algorithm, modelDir, fingerprint, result, blocked);
+      await remember(runId, runAlgorithm, modelDir, fingerprint, result, blocked);
       if (result.promotion?.promote && adapterPath && blocked) {
         void vscode.window.showWarningMessage(
           `Code RLHF: the adapter of ${runId} passed the gate but is not switched on: ${blocked}. ` +
@@ -317,7 +439,7 @@ export function registerTrainCommand(
         );
       } else if (result.promotion?.promote && adapterPath) {
         await choose({
-          name: `${runId} ${algorithm}`,
+          name: `${runId} ${runAlgorithm}`,
           path: adapterPath,
           modelDir,
           ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
@@ -325,6 +447,19 @@ export function registerTrainCommand(
         void vscode.window.showInformationMessage(
           `Code RLHF: completions now use the adapter of ${runId}. ${text}`,
         );
+      } else if (result.resumeRefused) {
+        void vscode.window
+          .showErrorMessage(
+            `Code RLHF: ${runId} was not resumed: ${result.resumeRefused} ` +
+              `To resume it later, set ${TRAINING_SETTINGS_KEY} back to the values it was ` +
+              'started with; or start a fresh run.',
+            'Start fresh',
+            'Show log',
+          )
+          .then((choice) => {
+            if (choice === 'Show log') void vscode.commands.executeCommand('codeRlhf.showLog');
+            if (choice === 'Start fresh') void train(true);
+          });
       } else if (result.status === 'failed') {
         void vscode.window
           .showErrorMessage(`Code RLHF: training failed. ${text}`, 'Show log')
@@ -461,7 +596,7 @@ export function registerTrainCommand(
   };
 
   const commands = [
-    vscode.commands.registerCommand('codeRlhf.train', train),
+    vscode.commands.registerCommand('codeRlhf.train', () => train()),
     vscode.commands.registerCommand('codeRlhf.selectAdapter', selectAdapter),
     vscode.window.onDidChangeWindowState((state) => {
       if (!state.focused) return;
@@ -472,7 +607,9 @@ export function registerTrainCommand(
   ];
   return {
     dispose: () => {
-      // The model host outlives nothing of ours, but say so to a job still running.
+      // The model host outlives nothing of ours, but say so to a job still running. The run is
+      // then interrupted, not cancelled: the next window offers to resume it.
+      closing = true;
       running?.abort();
       commands.forEach((c) => c.dispose());
     },

@@ -37,23 +37,28 @@ export const KL_BUDGET = 6;
 
 type HostChannel = Pick<ModelHostClient, 'send' | 'on' | 'request'>;
 
+/** In the error of a job lost with its model host (a crash): the run can be resumed. */
+export const JOB_LOST = 'the job was lost';
+
 /**
- * What to do after a job was lost with its model host. The editor never resumes a run: every
- * "Train on my judgments" starts from the beginning in a new folder, so the lost job's
- * checkpoints, if it wrote any, are not used again (only the CLI's `--resume` can continue them).
+ * What to do after a job was lost with its model host: run the command again, which offers to
+ * resume this run (src/extension/editorRun.ts): the stages that finished are not run again, and
+ * the lost stage continues from its last checkpoint, if it wrote one.
  */
 function afterLostJob(command: TrainStartCommand): string {
-  const again =
-    'Run "Code RLHF: Train on my judgments" again to train from the start in a new folder';
-  if (command.kind === 'gate' || !holdsCheckpoints(command.runDir)) return `${again}.`;
-  return `${again}; the editor does not resume this one (its checkpoints stay in ${command.runDir}).`;
+  const again = 'Run "Code RLHF: Train on my judgments" again to resume this run';
+  if (command.kind === 'gate') return `${again} (the promotion gate starts over).`;
+  if (!holdsCheckpoints(command.runDir)) {
+    return `${again} (the ${STAGE_NAMES[command.kind]} starts over: it wrote no checkpoint).`;
+  }
+  return `${again} from its last checkpoint in ${command.runDir}.`;
 }
 
 /**
  * Whether a job's run folder holds a checkpoint: a `checkpoints/<trainer>/step-NNNNNNN` folder
  * (the layout src/rlhf/checkpoint.ts writes). A job lost before its first checkpoint has none.
  */
-function holdsCheckpoints(runDir: string): boolean {
+export function holdsCheckpoints(runDir: string): boolean {
   const root = path.join(runDir, 'checkpoints');
   try {
     return fs
@@ -125,7 +130,7 @@ export async function runHostJob(
         type: 'train/done',
         jobId: command.jobId,
         status: 'failed',
-        error: `${why}; the job was lost. ${afterLostJob(command)}`,
+        error: `${why}; ${JOB_LOST}. ${afterLostJob(command)}`,
       });
     function finish(done: TrainDoneEvent) {
       if (finished) return;
@@ -194,14 +199,34 @@ export interface PipelineOptions {
   baseline?: { name: string; path: string };
   /** Extra trainer config per stage (e.g. smaller runs in tests); unknown keys fail the job. */
   overrides?: Partial<Record<TrainingKind, Record<string, unknown>>>;
+  /**
+   * Stages an earlier attempt of this run finished (a run resumed after it was lost): not run
+   * again; their output is used as if they had just run.
+   */
+  finished?: Partial<Record<TrainingKind, { outputPath: string }>>;
+  /**
+   * Continue each stage that runs from the checkpoints its folder already holds (a lost run
+   * resumed in its own folder); a stage without any starts from the beginning.
+   */
+  resume?: boolean;
   /** Called when a stage starts, with the config it was started with. */
   onStage?: (kind: TrainingKind, command: TrainStartCommand) => void;
   onEvent?: (kind: TrainingKind, event: TrainingEvent) => void;
+  /** Called when a stage ends, before the next one starts (e.g. to record its output). */
+  onStageDone?: (kind: TrainingKind, done: TrainDoneEvent) => void | Promise<void>;
 }
 
 export interface PipelineResult {
   /** The `train/done` of each stage that ran, in order. */
   stages: Array<{ kind: TrainingKind; done: TrainDoneEvent }>;
+  /** Stages not run again because an earlier attempt of the run finished them (see finished). */
+  reused?: TrainingKind[];
+  /**
+   * Set when a stage resumed from its checkpoints was refused by the trainer's resume check
+   * (src/rlhf/resume.ts: its config or data differ from the checkpoint's): the trainer's
+   * message, which names each differing key with both values.
+   */
+  resumeRefused?: string;
   /** How the whole run ended: the first stage that did not succeed decides. */
   status: TrainDoneEvent['status'];
   error?: string;
@@ -222,14 +247,32 @@ const succeeded = (done: TrainDoneEvent) =>
  */
 export async function runTrainPipeline(options: PipelineOptions): Promise<PipelineResult> {
   const stages: PipelineResult['stages'] = [];
+  const reused: TrainingKind[] = [];
+  let resumeRefused: string | undefined;
   const base = { modelDir: options.modelDir, dataFile: options.dataFile };
   const run = async (kind: TrainingKind, config: Record<string, unknown>) => {
+    const earlier = options.finished?.[kind];
+    if (earlier) {
+      options.log.info(
+        `${options.runId}: ${STAGE_NAMES[kind]} done earlier (${earlier.outputPath})`,
+      );
+      reused.push(kind);
+      const done: TrainDoneEvent = {
+        type: 'train/done',
+        jobId: `${options.runId}-${kind}`,
+        status: 'completed',
+        outputPath: earlier.outputPath,
+      };
+      return done;
+    }
+    const runDir = path.join(options.runDir, kind);
+    const resume = kind !== 'gate' && options.resume === true && holdsCheckpoints(runDir);
     const command: TrainStartCommand = {
       type: 'train/start',
       jobId: `${options.runId}-${kind}`,
       kind,
-      runDir: path.join(options.runDir, kind),
-      resume: false,
+      runDir,
+      resume,
       config: { ...config, ...(options.overrides?.[kind] ?? {}) },
     };
     options.onStage?.(kind, command);
@@ -238,34 +281,49 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
       log: options.log,
       onEvent: (event) => options.onEvent?.(kind, event),
     });
+    // The trainers' resume check (src/rlhf/resume.ts) words every refusal this way.
+    if (resume && done.status === 'failed' && /cannot resume from /.test(done.error ?? '')) {
+      resumeRefused = done.error;
+    }
     stages.push({ kind, done });
+    await options.onStageDone?.(kind, done);
     return done;
   };
-  const failedWith = (done: TrainDoneEvent): PipelineResult => ({
+  const endedWith = (done: TrainDoneEvent): PipelineResult => ({
     stages,
+    ...(reused.length > 0 ? { reused } : {}),
     status: done.status,
     ...(done.error ? { error: done.error } : {}),
+    ...(resumeRefused ? { resumeRefused } : {}),
   });
 
   const rm = await run('rm', base);
-  if (!succeeded(rm)) return failedWith(rm);
+  if (!succeeded(rm)) return endedWith(rm);
   if (!rm.outputPath) {
-    return { stages, status: 'failed', error: 'the reward model job produced no output folder' };
+    return {
+      ...endedWith(rm),
+      status: 'failed',
+      error: 'the reward model job produced no output folder',
+    };
   }
-  if (options.signal.aborted) return { stages, status: 'cancelled' };
+  if (options.signal.aborted) return { ...endedWith(rm), status: 'cancelled' };
   // DPO needs no reward model to train; the reward model judges its samples in the gate.
   const tuned =
     options.algorithm === 'ppo'
       ? await run('ppo', { ...base, rewardModelDir: rm.outputPath, targetKl: KL_BUDGET })
       : await run('dpo', base);
-  if (!succeeded(tuned)) return failedWith(tuned);
+  if (!succeeded(tuned)) return endedWith(tuned);
   if (!tuned.outputPath) {
-    return { stages, status: 'failed', error: `the ${options.algorithm} job produced no adapter` };
+    return {
+      ...endedWith(tuned),
+      status: 'failed',
+      error: `the ${options.algorithm} job produced no adapter`,
+    };
   }
   const adapterPath = tuned.outputPath;
   if (options.signal.aborted) {
     return {
-      stages,
+      ...endedWith(tuned),
       status: 'cancelled',
       promotion: { promote: false, reason: 'cancelled before the promotion gate', adapterPath },
     };
@@ -285,9 +343,9 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
     ...(gate.summary ? { evaluation: gate.summary } : {}),
   };
   if (gate.status === 'failed' || gate.status === 'cancelled') {
-    return { ...failedWith(gate), promotion };
+    return { ...endedWith(gate), promotion };
   }
-  return { stages, status: tuned.status, promotion };
+  return { ...endedWith(tuned), status: tuned.status, promotion };
 }
 
 export const STAGE_NAMES = {
@@ -343,7 +401,9 @@ export function readTrainingAlgorithm(value: unknown): {
 
 /** One line saying how a run ended, for the notification and the dashboard. */
 export function describeResult(result: PipelineResult): string {
-  const parts: string[] = [];
+  const parts: string[] = (result.reused ?? []).map(
+    (kind) => `${STAGE_NAMES[kind]} reused from the interrupted run`,
+  );
   for (const { kind, done } of result.stages) {
     const s = done.summary ?? {};
     let numbers = '';

@@ -30,6 +30,15 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
 };
 
 /**
+ * Single files a module may import from a module the table does not allow: module ->
+ * repository-relative files. `extension` checks `codeRlhf.trainingSettings` with the trainers'
+ * own config parser before a run starts; `rlhf/config.ts` imports only `model/settingError.ts`.
+ */
+const MAY_IMPORT_FILES: Readonly<Record<string, readonly string[]>> = {
+  extension: ['src/rlhf/config.ts'],
+};
+
+/**
  * ARCHITECTURE.md: "`vscode` is imported only in `extension/`; `onnxruntime-node` only in
  * `engine/`."
  */
@@ -154,7 +163,10 @@ function violations(sites: readonly ImportSite[]): string[] {
     if (to === from) continue;
     if (to === undefined || !(to in MAY_IMPORT)) {
       problems.push(`${where}: ${target} is in no module of the table`);
-    } else if (!MAY_IMPORT[from].includes(to)) {
+    } else if (
+      !MAY_IMPORT[from].includes(to) &&
+      !(MAY_IMPORT_FILES[from] ?? []).includes(`${target}.ts`)
+    ) {
       problems.push(`${where}: ${from} may import ${allowedText(from)}, not ${to}`);
     }
   }

@@ -114,12 +114,12 @@ describe('Train on my judgments: decisions', () => {
     pid = 101; // the host crashed and was restarted
     const done = await job;
     assert.strictEqual(done.status, 'failed');
-    // The editor never resumes (every run starts in a new folder), so the advice must not say so.
-    // No folder /r, so no checkpoints to mention.
+    // Running the command again offers to resume the run; no folder /r, so no checkpoints.
     assert.strictEqual(
       done.error,
       'model host restarted (pid 100 -> 101); the job was lost. Run "Code RLHF: Train on my ' +
-        'judgments" again to train from the start in a new folder.',
+        'judgments" again to resume this run (the reward model starts over: it wrote no ' +
+        'checkpoint).',
     );
     assert.strictEqual(listeners.size, 0, 'listeners left behind');
   });
@@ -146,12 +146,14 @@ describe('Train on my judgments: decisions', () => {
       // Lost before its first checkpoint: a run folder with only an empty checkpoint folder.
       fs.mkdirSync(path.join(dir, 'checkpoints', 'reward-model'), { recursive: true });
       fs.writeFileSync(path.join(dir, 'metrics.jsonl'), '');
-      assert.match(await lostJobError(dir), /the job was lost\. Run .* in a new folder\.$/);
+      assert.match(
+        await lostJobError(dir),
+        /the job was lost\. Run .* again to resume this run \(the reward model starts over: it wrote no checkpoint\)\.$/,
+      );
       fs.mkdirSync(path.join(dir, 'checkpoints', 'reward-model', 'step-0000002'));
       assert.ok(
         (await lostJobError(dir)).endsWith(
-          'in a new folder; the editor does not resume this one (its checkpoints stay in ' +
-            `${dir}).`,
+          `again to resume this run from its last checkpoint in ${dir}.`,
         ),
       );
     } finally {

@@ -1,0 +1,368 @@
+/**
+ * The runs "Train on my judgments" starts, as they are kept on disk so that a run the editor
+ * lost (a window reload, the editor closed, the model host crashed) can be resumed where it
+ * stopped. Each run folder holds
+ *
+ * - `judgments.jsonl`: a snapshot of the preference store taken when the run started. Every stage
+ *   trains on it, not on the live store: the trainers refuse to resume on other data (each
+ *   checkpoint keeps a digest of its data, src/rlhf/resume.ts), so judgments made since the run
+ *   started must not reach it; they also make the stages of one run train on the same judgments.
+ * - `editor-run.json`: what the run is (algorithm, model, settings), which stages finished and
+ *   with what output, and how it ended, rewritten atomically after each stage. A run still marked
+ *   "running" whose editor process is gone was lost with it.
+ *
+ * No `vscode` here: unit tests drive it with a real model host.
+ */
+import { promises as fsp } from 'fs';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { writeFileAtomic } from '../data/atomicWrite';
+import { PPO_DEFAULTS } from '../rlhf/config';
+import { openStore } from '../data/store';
+import type { TrainDoneEvent, TrainingKind } from '../protocol/training';
+import type { TrainerKind, TrainingSettings } from './trainingSettings';
+import {
+  JOB_LOST,
+  STAGE_NAMES,
+  createRunFolder,
+  runTrainPipeline,
+  type PipelineOptions,
+  type PipelineResult,
+  type TuneAlgorithm,
+} from './trainPipeline';
+
+export const RUN_RECORD_FILE = 'editor-run.json';
+export const JUDGMENTS_SNAPSHOT = 'judgments.jsonl';
+
+/**
+ * How a run ended. "running": a window runs it, or ran it and was lost before it could say how
+ * it ended; "interrupted": the model host was lost, or the window closed, mid-run; both can be
+ * resumed. A run the user cancelled is not offered again: Cancel means "stop this run" (its
+ * checkpoints stay for the CLI's `--resume`).
+ */
+export type EditorRunStatus =
+  'running' | 'interrupted' | 'completed' | 'early-stopped' | 'cancelled' | 'failed';
+
+/** A stage that finished (and is not run again on resume). */
+export interface FinishedStage {
+  status: 'completed' | 'early-stopped';
+  outputPath: string;
+  summary?: Record<string, number>;
+}
+
+export interface EditorRunRecord {
+  version: 1;
+  runId: string;
+  algorithm: TuneAlgorithm;
+  /** Absolute model folder the run trains. */
+  modelDir: string;
+  /** Sampled fingerprint of the model's weights when the run started (see adapterHistory). */
+  modelFingerprint?: string;
+  /** The preference store the snapshot was taken from. */
+  store: string;
+  /** Records in the snapshot. */
+  judgments: number;
+  /** `codeRlhf.trainingSettings` when the run started (validated). */
+  settings: TrainingSettings;
+  startedAt: string;
+  status: EditorRunStatus;
+  /** The editor process that runs (or last ran) it, to tell a live run from a lost one. */
+  owner: { pid: number; host: string };
+  finished: Partial<Record<TrainerKind, FinishedStage>>;
+  error?: string;
+}
+
+export interface EditorRun {
+  runId: string;
+  runDir: string;
+  /** The judgments snapshot every stage trains on. */
+  dataFile: string;
+  record: EditorRunRecord;
+}
+
+const thisProcess = () => ({ pid: process.pid, host: os.hostname() });
+
+/**
+ * Whether the editor process `owner` names still runs. Another host's process cannot be
+ * checked, so it counts as running (its run is never offered here). Limitation: a pid reused by
+ * another process since looks alive too.
+ */
+export function ownerAlive(owner: EditorRunRecord['owner']): boolean {
+  if (owner.host !== os.hostname()) return true;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function saveRunRecord(runDir: string, record: EditorRunRecord): Promise<void> {
+  await writeFileAtomic(path.join(runDir, RUN_RECORD_FILE), JSON.stringify(record, null, 2));
+}
+
+/** The run record of `runDir`, undefined when it has none (a run of an older version). */
+export function readRunRecord(runDir: string): EditorRunRecord | undefined {
+  const file = path.join(runDir, RUN_RECORD_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const record = JSON.parse(text) as EditorRunRecord;
+  if (record?.version !== 1 || typeof record.runId !== 'string' || !record.owner) {
+    throw new Error(`${file}: not a run record of this version (version ${record?.version})`);
+  }
+  return record;
+}
+
+/**
+ * Starts a new run under `trainingDir`: its folder, the snapshot of `store` and its record
+ * ("running", owned by this process). A store that cannot be read, or holds no judgments,
+ * leaves no folder behind.
+ */
+export async function startEditorRun(options: {
+  trainingDir: string;
+  algorithm: TuneAlgorithm;
+  modelDir: string;
+  modelFingerprint?: string;
+  store: string;
+  settings: TrainingSettings;
+}): Promise<EditorRun> {
+  const { runId, runDir } = createRunFolder(options.trainingDir);
+  try {
+    const records = await (await openStore(options.store)).readAll();
+    if (records.length === 0) {
+      throw new Error(`${options.store} holds no judgments yet; judge some comparisons first`);
+    }
+    const dataFile = path.join(runDir, JUDGMENTS_SNAPSHOT);
+    await writeFileAtomic(
+      dataFile,
+      records.map((r) => `${JSON.stringify(r)}\n`),
+    );
+    const record: EditorRunRecord = {
+      version: 1,
+      runId,
+      algorithm: options.algorithm,
+      modelDir: options.modelDir,
+      ...(options.modelFingerprint ? { modelFingerprint: options.modelFingerprint } : {}),
+      store: options.store,
+      judgments: records.length,
+      settings: options.settings,
+      startedAt: new Date().toISOString(),
+      status: 'running',
+      owner: thisProcess(),
+      finished: {},
+    };
+    await saveRunRecord(runDir, record);
+    return { runId, runDir, dataFile, record };
+  } catch (error) {
+    await fsp.rm(runDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** A run that can be resumed, and what it did so far. */
+export interface ResumableRun extends EditorRun {
+  /** "reward model done, PPO at iteration 3 of 20" */
+  progress: string;
+}
+
+/**
+ * The most recent run of `modelDir` under `trainingDir` that no live editor process runs, if it
+ * was lost before it ended ("running" with its process gone, or "interrupted"). Undefined when
+ * that run ended otherwise (completed, cancelled, failed) or there is none: only the latest run
+ * is offered, since an older one's judgments and adapter would be behind a newer run's.
+ */
+export function findResumableRun(
+  trainingDir: string,
+  modelDir: string,
+  warn: (message: string) => void = () => undefined,
+): ResumableRun | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync(trainingDir).filter((n) => n.startsWith('run-'));
+  } catch {
+    return undefined;
+  }
+  // Run ids start with the time to the millisecond, so names sort by start.
+  for (const runId of names.sort().reverse()) {
+    const runDir = path.join(trainingDir, runId);
+    let record: EditorRunRecord | undefined;
+    try {
+      record = readRunRecord(runDir);
+    } catch (error) {
+      warn(`skipped ${runDir}: ${(error as Error).message}`);
+      continue;
+    }
+    if (!record || record.modelDir !== modelDir) continue;
+    if (record.status === 'running' && ownerAlive(record.owner)) continue;
+    if (record.status !== 'running' && record.status !== 'interrupted') return undefined;
+    const run = { runId, runDir, dataFile: path.join(runDir, JUDGMENTS_SNAPSHOT), record };
+    return { ...run, progress: describeProgress(run) };
+  }
+  return undefined;
+}
+
+/** What a stage's latest checkpoint says about how far it got, from its manifest. */
+function checkpointProgress(stageDir: string): { step: number; iteration?: number } | undefined {
+  const root = path.join(stageDir, 'checkpoints');
+  let trainers: string[];
+  try {
+    trainers = fs.readdirSync(root);
+  } catch {
+    return undefined;
+  }
+  for (const trainer of trainers) {
+    try {
+      const name = fs.readFileSync(path.join(root, trainer, 'latest'), 'utf8').trim();
+      const manifest = JSON.parse(
+        fs.readFileSync(path.join(root, trainer, name, 'manifest.json'), 'utf8'),
+      ) as { step?: unknown; state?: { iteration?: unknown } };
+      if (typeof manifest.step !== 'number') continue;
+      const iteration = manifest.state?.iteration;
+      return { step: manifest.step, ...(typeof iteration === 'number' ? { iteration } : {}) };
+    } catch {
+      // No pointer yet, or a checkpoint being written: the trainer reports a damaged one itself.
+    }
+  }
+  return undefined;
+}
+
+/** The stages of a run, in order (`gate` last). */
+export function runStages(algorithm: TuneAlgorithm): TrainingKind[] {
+  return ['rm', algorithm, 'gate'];
+}
+
+/** "reward model done, PPO at iteration 3 of 20", for the offer to resume. */
+export function describeProgress(run: EditorRun): string {
+  const { record } = run;
+  const parts: string[] = [];
+  for (const kind of runStages(record.algorithm)) {
+    const name = STAGE_NAMES[kind];
+    if (kind !== 'gate' && record.finished[kind as TrainerKind]) {
+      parts.push(`${name} done`);
+      continue;
+    }
+    const at = kind === 'gate' ? undefined : checkpointProgress(path.join(run.runDir, kind));
+    if (!at) {
+      parts.push(parts.length === 0 ? `${name} not checkpointed yet` : `${name} next`);
+    } else if (kind === 'ppo' && at.iteration !== undefined) {
+      const total = record.settings.ppo?.iterations ?? PPO_DEFAULTS.iterations;
+      parts.push(`${name} at iteration ${at.iteration} of ${total}`);
+    } else {
+      parts.push(`${name} at step ${at.step}`);
+    }
+    break;
+  }
+  return parts.join(', ');
+}
+
+/** A stage's end as the run record keeps it, when it finished with an output. */
+export function finishedStage(done: TrainDoneEvent): FinishedStage | undefined {
+  if ((done.status !== 'completed' && done.status !== 'early-stopped') || !done.outputPath) {
+    return undefined;
+  }
+  return {
+    status: done.status,
+    outputPath: done.outputPath,
+    ...(done.summary ? { summary: done.summary } : {}),
+  };
+}
+
+/** Takes over a lost run for this process: its record says "running" here again. */
+export async function claimRun(run: EditorRun): Promise<EditorRun> {
+  const record: EditorRunRecord = { ...run.record, status: 'running', owner: thisProcess() };
+  delete record.error;
+  await saveRunRecord(run.runDir, record);
+  return { ...run, record };
+}
+
+export interface EditorTrainingOptions extends Omit<
+  PipelineOptions,
+  'algorithm' | 'modelDir' | 'dataFile' | 'runDir' | 'runId'
+> {
+  run: EditorRun;
+  /** True when `run` was lost earlier and is resumed (see claimRun). */
+  resumed: boolean;
+  /** The validated `codeRlhf.trainingSettings` (see readTrainingSettings). */
+  settings: TrainingSettings;
+  /**
+   * Whether an abort of `signal` means the window is closing (the run was interrupted and can be
+   * resumed) rather than the user's Cancel (the run ends cancelled).
+   */
+  closing?: () => boolean;
+}
+
+/** How the run record says a pipeline ended. */
+function recordedStatus(
+  result: PipelineResult,
+  closing: boolean,
+): Pick<EditorRunRecord, 'status' | 'error'> {
+  const error = result.resumeRefused ?? result.error;
+  const withError = error ? { error } : {};
+  // A refused resume leaves the run as it was: with the checkpoint's settings back it resumes.
+  if (result.resumeRefused) return { status: 'interrupted', ...withError };
+  if (result.status === 'cancelled' && closing) return { status: 'interrupted' };
+  if (result.status === 'failed' && error?.includes(JOB_LOST)) {
+    return { status: 'interrupted', ...withError };
+  }
+  return { status: result.status, ...withError };
+}
+
+/**
+ * Runs (or resumes) the editor run `run` through the pipeline, on its judgments snapshot, and
+ * keeps its record: each finished stage as it ends, and how the run ended. A resumed run skips
+ * the stages that finished and continues the stage that was lost from its checkpoints.
+ */
+export async function runEditorTraining(options: EditorTrainingOptions): Promise<PipelineResult> {
+  const { run, settings } = options;
+  let record: EditorRunRecord = { ...run.record, settings };
+  const finished: PipelineOptions['finished'] = {};
+  for (const [kind, stage] of Object.entries(record.finished)) {
+    if (stage) finished[kind as TrainerKind] = { outputPath: stage.outputPath };
+  }
+  const overrides: PipelineOptions['overrides'] = {};
+  for (const kind of ['rm', 'ppo', 'dpo', 'gate'] as const) {
+    const merged = { ...(kind === 'gate' ? {} : settings[kind]), ...options.overrides?.[kind] };
+    if (Object.keys(merged).length > 0) overrides[kind] = merged;
+  }
+  const save = async (next: EditorRunRecord) => {
+    record = next;
+    try {
+      await saveRunRecord(run.runDir, record);
+    } catch (error) {
+      options.log.error(
+        `could not update ${path.join(run.runDir, RUN_RECORD_FILE)}: ${(error as Error).message}`,
+      );
+    }
+  };
+  let result: PipelineResult;
+  try {
+    result = await runTrainPipeline({
+      ...options,
+      algorithm: record.algorithm,
+      modelDir: record.modelDir,
+      dataFile: run.dataFile,
+      runDir: run.runDir,
+      runId: run.runId,
+      finished,
+      resume: options.resumed,
+      overrides,
+      onStageDone: async (kind, done) => {
+        const stage = kind === 'gate' ? undefined : finishedStage(done);
+        if (stage) await save({ ...record, finished: { ...record.finished, [kind]: stage } });
+        await options.onStageDone?.(kind, done);
+      },
+    });
+  } catch (error) {
+    // The model host could not be reached at all: nothing about the run itself went wrong.
+    await save({ ...record, status: 'interrupted', error: (error as Error).message });
+    throw error;
+  }
+  await save({ ...record, ...recordedStatus(result, options.closing?.() ?? false) });
+  return result;
+}

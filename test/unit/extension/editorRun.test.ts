@@ -1,0 +1,346 @@
+/**
+ * Resuming "Train on my judgments" after the editor lost a run, and the per-run trainer settings
+ * (`codeRlhf.trainingSettings`), against a real model host on the tiny fixture model.
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { openStore } from '../../../src/data/store';
+import {
+  claimRun,
+  findResumableRun,
+  readRunRecord,
+  runEditorTraining,
+  startEditorRun,
+  type EditorRun,
+} from '../../../src/extension/editorRun';
+import type { Logger } from '../../../src/extension/log';
+import { ModelHostClient } from '../../../src/extension/modelHostClient';
+import { describeResult } from '../../../src/extension/trainPipeline';
+import {
+  readTrainingSettings,
+  type TrainingSettings,
+} from '../../../src/extension/trainingSettings';
+import type {
+  TrainStartCommand,
+  TrainingEvent,
+  TrainingKind,
+} from '../../../src/protocol/training';
+import { appendOracleJudgments } from '../../support/oracleJudgments';
+
+const HOST = path.join(__dirname, '../../../src/host/main.ts');
+const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
+
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+  return {
+    lines,
+    info: push('info'),
+    warn: push('warn'),
+    error: push('error'),
+    debug: push('debug'),
+  };
+}
+
+const small = { loraRank: 2, maxPromptTokens: 12, maxCompletionTokens: 6, checkpointEvery: 0 };
+
+/** Small trainers; PPO checkpoints every iteration so that a lost run has one to resume from. */
+const SETTINGS: TrainingSettings = {
+  rm: { ...small, epochs: 1, batchSize: 4, learningRate: 0.01 },
+  ppo: {
+    ...small,
+    iterations: 3,
+    promptsPerBatch: 2,
+    samplesPerPrompt: 2,
+    maxNewTokens: 4,
+    minibatchSize: 4,
+    ppoEpochs: 1,
+    checkpointEvery: 1,
+  },
+};
+
+const hashFile = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/** Every file under `dir` (relative path -> sha256). */
+function hashTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (at: string) => {
+    for (const entry of fs.readdirSync(at, { withFileTypes: true })) {
+      const full = path.join(at, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else out[path.relative(dir, full)] = hashFile(full);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('codeRlhf.trainingSettings', () => {
+  const problem = (value: unknown) => {
+    const read = readTrainingSettings(value);
+    assert.ok('problem' in read, `accepted ${JSON.stringify(value)}`);
+    return read.problem;
+  };
+
+  it('accepts trainer overrides checked by the trainers own config parser', () => {
+    assert.deepStrictEqual(readTrainingSettings(undefined), { settings: {} });
+    assert.deepStrictEqual(readTrainingSettings({}), { settings: {} });
+    assert.deepStrictEqual(readTrainingSettings(SETTINGS), { settings: SETTINGS });
+    assert.deepStrictEqual(readTrainingSettings({ dpo: { beta: 0.2, epochs: 4 } }), {
+      settings: { dpo: { beta: 0.2, epochs: 4 } },
+    });
+  });
+
+  it('refuses a bad value naming the setting key, the value and what is allowed', () => {
+    assert.strictEqual(
+      problem({ ppo: { iterations: 0 } }),
+      'codeRlhf.trainingSettings.ppo: "iterations" is 0; allowed: >= 1',
+    );
+    assert.strictEqual(
+      problem({ dpo: { beta: 0 } }),
+      'codeRlhf.trainingSettings.dpo: "beta" is 0; allowed: > 0',
+    );
+    assert.strictEqual(
+      problem({ rm: { useMargins: 'yes' } }),
+      'codeRlhf.trainingSettings.rm: "useMargins" is "yes"; allowed: true or false',
+    );
+    assert.match(
+      problem({ rm: { epoch: 2 } }),
+      /^codeRlhf\.trainingSettings\.rm: unknown key "epoch"; allowed: .*\bepochs\b/,
+    );
+    assert.strictEqual(
+      problem({ gate: {} }),
+      'codeRlhf.trainingSettings: unknown key "gate"; allowed: rm, ppo, dpo',
+    );
+    assert.strictEqual(
+      problem({ ppo: 3 }),
+      'codeRlhf.trainingSettings.ppo is 3; allowed: an object of config keys',
+    );
+    assert.match(problem([]), /^codeRlhf\.trainingSettings is \[\]; allowed: an object/);
+    assert.match(
+      problem({ ppo: { rewardModelDir: '/x' } }),
+      /^codeRlhf\.trainingSettings\.ppo: "rewardModelDir" cannot be set here; PPO is scored/,
+    );
+    assert.match(
+      problem({ rm: { dataFile: '/x.jsonl' } }),
+      /"dataFile" cannot be set here; the run trains on its own snapshot/,
+    );
+  });
+});
+
+describe('Train on my judgments: resuming a lost run', function () {
+  this.timeout(300_000);
+  let client: ModelHostClient;
+  let log: ReturnType<typeof recordingLogger>;
+  let dir: string;
+  let store: string;
+  let trainingDir: string;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'editor-run-'));
+    store = path.join(dir, 'prefs.jsonl');
+    trainingDir = path.join(dir, 'training');
+    await appendOracleJudgments(store, 32, 'm');
+    log = recordingLogger();
+    client = new ModelHostClient({ modulePath: HOST, execArgv: ['--import', 'tsx'], log });
+  });
+  afterEach(() => {
+    client.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = () =>
+    startEditorRun({ trainingDir, algorithm: 'ppo', modelDir: MODEL, store, settings: SETTINGS });
+
+  it('continues a run whose model host crashed mid-PPO: no retrained reward model, same adapter as an uninterrupted run', async () => {
+    // The uninterrupted run, for reference.
+    const reference = await start();
+    const whole = await runEditorTraining({
+      client,
+      log,
+      run: reference,
+      resumed: false,
+      settings: SETTINGS,
+      signal: new AbortController().signal,
+    });
+    assert.strictEqual(whole.status, 'completed', JSON.stringify(whole));
+    assert.strictEqual(readRunRecord(reference.runDir)!.status, 'completed');
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+
+    // The same run, whose model host dies after PPO's first checkpoint.
+    const lost = await start();
+    const { pid } = await client.request('ping', {});
+    let killed = false;
+    const crashed = await runEditorTraining({
+      client,
+      log,
+      run: lost,
+      resumed: false,
+      settings: SETTINGS,
+      signal: new AbortController().signal,
+      onEvent: (kind, event) => {
+        if (kind === 'ppo' && event.type === 'train/checkpoint' && !killed) {
+          killed = true;
+          process.kill(pid, 'SIGKILL');
+        }
+      },
+    });
+    assert.ok(killed, 'PPO wrote no checkpoint');
+    assert.strictEqual(crashed.status, 'failed');
+    assert.match(
+      crashed.error!,
+      /the job was lost\. Run "Code RLHF: Train on my judgments" again to resume this run from its last checkpoint in /,
+    );
+    const afterCrash = readRunRecord(lost.runDir)!;
+    assert.strictEqual(afterCrash.status, 'interrupted');
+    assert.deepStrictEqual(Object.keys(afterCrash.finished), ['rm']);
+    const rewardModel = afterCrash.finished.rm!.outputPath;
+    const rewardModelFiles = hashTree(rewardModel);
+
+    // Judgments made since the run started are not its data: the resume must still work.
+    // (The first 32 are stored already: 8 new ones.)
+    await appendOracleJudgments(store, 40, 'm');
+    assert.strictEqual(await (await openStore(store)).count(), 40);
+
+    const offered = findResumableRun(trainingDir, MODEL);
+    assert.ok(offered, 'the lost run is not offered');
+    assert.strictEqual(offered.runId, lost.runId);
+    assert.match(offered.progress, /^reward model done, PPO at iteration [12] of 3$/);
+    assert.strictEqual(findResumableRun(trainingDir, '/another/model'), undefined);
+
+    // A resume with a setting the checkpoint did not train with is refused by the trainer, and
+    // the run stays offered.
+    const changed = { ...SETTINGS, ppo: { ...SETTINGS.ppo, learningRate: 0.01 } };
+    const refused = await runEditorTraining({
+      client,
+      log,
+      run: await claimRun(offered),
+      resumed: true,
+      settings: changed,
+      signal: new AbortController().signal,
+    });
+    assert.strictEqual(refused.status, 'failed');
+    assert.match(
+      refused.resumeRefused!,
+      /^PPO: cannot resume from .*: this run differs from the checkpoint's in what is trained: learningRate \(checkpoint 0\.0003, now 0\.01\)/,
+    );
+    assert.strictEqual(readRunRecord(lost.runDir)!.status, 'interrupted');
+    assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, lost.runId);
+
+    const started: Array<[TrainingKind, TrainStartCommand]> = [];
+    const events: Array<[TrainingKind, TrainingEvent]> = [];
+    const resumed = await runEditorTraining({
+      client,
+      log,
+      run: await claimRun(findResumableRun(trainingDir, MODEL)!),
+      resumed: true,
+      settings: SETTINGS,
+      signal: new AbortController().signal,
+      onStage: (kind, command) => started.push([kind, command]),
+      onEvent: (kind, event) => events.push([kind, event]),
+    });
+    assert.strictEqual(resumed.status, 'completed', JSON.stringify(resumed));
+    // The reward model is not trained again: PPO continues from its checkpoint, scored by it.
+    assert.deepStrictEqual(
+      started.map(([kind, command]) => [kind, command.resume]),
+      [
+        ['ppo', true],
+        ['gate', false],
+      ],
+    );
+    assert.deepStrictEqual(resumed.reused, ['rm']);
+    assert.strictEqual(started[0][1].config.rewardModelDir, rewardModel);
+    assert.strictEqual(started[0][1].config.dataFile, lost.dataFile);
+    assert.deepStrictEqual(hashTree(rewardModel), rewardModelFiles);
+    assert.ok(
+      events.some(
+        ([kind, e]) =>
+          kind === 'ppo' &&
+          e.type === 'train/log' &&
+          /PPO: resumed from .* at iteration [12]/.test(e.message),
+      ),
+      'PPO did not resume from its checkpoint',
+    );
+    assert.match(
+      describeResult(resumed),
+      /^reward model reused from the interrupted run; PPO completed/,
+    );
+    // The trainers write what an uninterrupted run writes: the same adapter, byte for byte.
+    const adapter = (result: typeof whole) => result.promotion!.adapterPath;
+    assert.notStrictEqual(adapter(resumed), adapter(whole));
+    for (const file of ['adapter_model.safetensors', 'held-out-prompts.json']) {
+      assert.strictEqual(
+        hashFile(path.join(adapter(resumed), file)),
+        hashFile(path.join(adapter(whole), file)),
+        `${file} differs from the uninterrupted run's`,
+      );
+    }
+    const done = readRunRecord(lost.runDir)!;
+    assert.strictEqual(done.status, 'completed');
+    assert.deepStrictEqual(Object.keys(done.finished).sort(), ['ppo', 'rm']);
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+  });
+
+  it('offers a run interrupted by the window closing, not one the user cancelled', async () => {
+    const interrupt = async (run: EditorRun, closing: boolean) => {
+      const controller = new AbortController();
+      return runEditorTraining({
+        client,
+        log,
+        run,
+        resumed: false,
+        settings: { ...SETTINGS, rm: { ...SETTINGS.rm, epochs: 20, batchSize: 2 } },
+        signal: controller.signal,
+        closing: () => closing,
+        onEvent: (_kind, event) => {
+          if (event.type === 'train/progress') controller.abort();
+        },
+      });
+    };
+    const cancelled = await start();
+    assert.strictEqual((await interrupt(cancelled, false)).status, 'cancelled');
+    assert.strictEqual(readRunRecord(cancelled.runDir)!.status, 'cancelled');
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+
+    const closed = await start();
+    assert.strictEqual((await interrupt(closed, true)).status, 'cancelled');
+    assert.strictEqual(readRunRecord(closed.runDir)!.status, 'interrupted');
+    const offered = findResumableRun(trainingDir, MODEL);
+    assert.strictEqual(offered?.runId, closed.runId);
+    assert.match(offered.progress, /^reward model (not checkpointed yet|at step \d+)$/);
+    // Each run trains on its own snapshot of the store.
+    assert.strictEqual(
+      fs.readFileSync(closed.dataFile, 'utf8'),
+      fs.readFileSync(cancelled.dataFile, 'utf8'),
+    );
+    assert.strictEqual(closed.record.judgments, 32);
+  });
+
+  it('offers a run whose window died while it ran, but not one another live window runs', async () => {
+    const run = await start();
+    // This process runs it: another window must not offer to resume it.
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+    const record = readRunRecord(run.runDir)!;
+    // A pid that no process has (above the kernel's maximum).
+    const gone = { ...record, owner: { ...record.owner, pid: 2 ** 22 + 1 } };
+    fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(gone));
+    assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, run.runId);
+  });
+
+  it('starts no run on a store without judgments', async () => {
+    await assert.rejects(
+      startEditorRun({
+        trainingDir,
+        algorithm: 'dpo',
+        modelDir: MODEL,
+        store: path.join(dir, 'empty.jsonl'),
+        settings: {},
+      }),
+      /empty\.jsonl holds no judgments yet; judge some comparisons first/,
+    );
+    assert.deepStrictEqual(fs.readdirSync(trainingDir), []);
+  });
+});
