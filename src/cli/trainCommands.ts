@@ -78,14 +78,20 @@ function trainHelp(kind?: TrainingKind): string {
 
 const isHelp = (arg: string) => arg === '--help' || arg === '-h';
 
+/**
+ * The number given as `--name raw`. An empty value (`--count=`) is refused, not read as
+ * Number("") = 0: the user left the value out, and 0 is rarely what was meant.
+ */
+function parseNumber(name: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n))
+    throw new UsageError(`--${name} needs a number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 function coerce(kind: TrainingKind, key: string, raw: string): unknown {
   const field = (SPECS[kind].spec as Record<string, { kind: string }>)[key];
-  if (field?.kind === 'number') {
-    const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n))
-      throw new UsageError(`--${key} needs a number, got ${JSON.stringify(raw)}`);
-    return n;
-  }
+  if (field?.kind === 'number') return parseNumber(key, raw);
   if (field?.kind === 'boolean') {
     if (raw !== 'true' && raw !== 'false')
       throw new UsageError(`--${key} needs true or false, got ${JSON.stringify(raw)}`);
@@ -129,11 +135,7 @@ function readConfigFile(file: string): Record<string, unknown> {
 /** The number given as `--name`, or undefined when the option is absent. */
 function numberOption(args: ParsedArgs, name: string): number | undefined {
   const v = args.options.get(name);
-  if (typeof v !== 'string') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n))
-    throw new UsageError(`--${name} needs a number, got ${JSON.stringify(v)}`);
-  return n;
+  return typeof v === 'string' ? parseNumber(name, v) : undefined;
 }
 
 /** A trainer's log line: warnings and errors on stderr, the rest on stdout. */
