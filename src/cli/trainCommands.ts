@@ -385,6 +385,12 @@ export const demoCommand: CliCommand = {
       kind: 'file or folder',
       expected: PROMPT_SOURCE,
     });
+    // path.resolve would turn "" into the current folder, and the demo would write all over it.
+    if (opt('work-dir')?.trim() === '') {
+      throw new UsageError(
+        '--work-dir is empty; name a folder for the run (left out, each run gets a new one)',
+      );
+    }
     const iterations = num('iterations');
     const rmEpochs = num('rm-epochs');
     const config: DemoConfig = {

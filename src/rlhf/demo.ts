@@ -24,11 +24,13 @@ import {
   type PpoConfig,
   type RewardModelConfig,
 } from './config';
+import { ConfigError } from './config';
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
-import { Oracle, resolveOracleRule } from './oracle';
+import { Oracle, resolveOracleRule, type OracleRule } from './oracle';
 import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';
 import { oracleRankingRecord, pairsFromRecords, type TrainingPair } from './preferences';
 import { cutPrompts, readCodeSources } from './prompts';
+import { DEFAULT_MIN_PROMPTS } from './promotionRule';
 import { REWARD_MODEL_DIR, RewardScorer, encodePairs, trainRewardModel } from './rewardModel';
 import { lockRunFolder, prepareRunFolder } from './runFolder';
 import { splitByPrompt } from './split';
@@ -167,11 +169,73 @@ interface DemoTrainerConfigs {
 }
 
 /**
+ * Refuses demo settings that would run for minutes and then report nothing or nonsense: noise
+ * that makes every label a coin flip, a position bias that decides every judgment, too few
+ * judgments for the reward model's split, too few evaluation prompts for any promotion. Names
+ * each setting by the `code-rlhf demo` flag that sets it.
+ */
+function checkDemoSettings(config: DemoConfig): void {
+  const check = (flag: string, value: number, ok: boolean, allowed: string) => {
+    if (!ok) throw new ConfigError(`${flag} is ${value}; allowed: ${allowed}`);
+  };
+  const { labelNoise, positionBias, judgments, evalPrompts } = config;
+  // The oracle itself takes 0.5, where a flipped verdict is as likely as a kept one.
+  check(
+    '--noise',
+    labelNoise,
+    labelNoise >= 0 && labelNoise < 0.5,
+    '>= 0 and < 0.5 (the chance a judgment is flipped; at 0.5 the labels carry no signal)',
+  );
+  check(
+    '--position-bias',
+    positionBias,
+    positionBias >= 0 && positionBias < 1,
+    '>= 0 and < 1 (the chance the first candidate shown wins unseen; at 1 every judgment does)',
+  );
+  // splitByPrompt needs two prompts to keep one for training and one for validation.
+  check(
+    '--judgments',
+    judgments,
+    Number.isInteger(judgments) && judgments >= 2,
+    'an integer >= 2 (the reward model trains on some judged prompts and validates on others)',
+  );
+  check(
+    '--eval-prompts',
+    evalPrompts,
+    Number.isInteger(evalPrompts) && evalPrompts >= DEFAULT_MIN_PROMPTS,
+    `an integer >= ${DEFAULT_MIN_PROMPTS} (fewer are never enough to promote the tuned adapter)`,
+  );
+}
+
+/**
+ * The demo flags that set a trainer key, checked on their own first so that an error names the
+ * flag the user typed, not only the key (the reward model gets --max-new-tokens + 1 as
+ * maxCompletionTokens, which PPO's maxNewTokens check covers).
+ */
+function checkTrainerFlags(config: DemoConfig): void {
+  const flags: [string, number | undefined, 'rm' | 'ppo', string][] = [
+    ['--seed', config.seed, 'rm', 'seed'],
+    ['--max-new-tokens', config.maxNewTokens, 'ppo', 'maxNewTokens'],
+    ['--rm-epochs', config.rm.epochs, 'rm', 'epochs'],
+    ['--iterations', config.ppo.iterations, 'ppo', 'iterations'],
+  ];
+  for (const [flag, value, trainer, key] of flags) {
+    if (value === undefined) continue;
+    if (trainer === 'rm') {
+      parseConfig({ [key]: value }, RM_SPEC, RM_DEFAULTS, `${flag} (demo reward model config)`);
+    } else {
+      parseConfig({ [key]: value }, PPO_SPEC, PPO_DEFAULTS, `${flag} (demo PPO config)`);
+    }
+  }
+}
+
+/**
  * The demo's reward-model and PPO configs, checked as a train job's are (parseConfig): the demo's
  * own flags (--rm-epochs, --iterations, --max-new-tokens, ...) reach them unchecked otherwise,
  * and a 0 there trained nothing and still reported (an RM accuracy of NaN, 0 PPO iterations).
  */
 function demoTrainerConfigs(config: DemoConfig): DemoTrainerConfigs {
+  checkTrainerFlags(config);
   const rm = parseConfig(
     {
       modelDir: config.modelDir,
@@ -208,7 +272,10 @@ export async function runDemo(
   print: (line: string) => void,
 ): Promise<DemoReport> {
   const t0 = Date.now();
+  checkDemoSettings(config);
   const trainers = demoTrainerConfigs(config);
+  // Before the work dir is made: an unknown oracle name or a broken rule module ends the demo.
+  const rule = resolveOracleRule(config.oracle);
   // The trainers below start fresh in the work dir: refuse one that cannot be written, is in use
   // by another run, or holds another run's checkpoints now, not after minutes of sampling (they
   // would prune them). The lock is held until the demo ends, however it ends.
@@ -226,7 +293,7 @@ export async function runDemo(
       });
       removeUnfinishedCheckpoints(checkpointsDir, (message) => ctx.log('warn', message));
     }
-    return await runLockedDemo(config, trainers, ctx, print, t0);
+    return await runLockedDemo(config, trainers, rule, ctx, print, t0);
   } finally {
     lock.release();
   }
@@ -235,11 +302,11 @@ export async function runDemo(
 async function runLockedDemo(
   config: DemoConfig,
   { rm: rmConfig, ppo: ppoConfig }: DemoTrainerConfigs,
+  rule: OracleRule,
   ctx: TrainerContext,
   print: (line: string) => void,
   t0: number,
 ): Promise<DemoReport> {
-  const rule = resolveOracleRule(config.oracle);
   const model = loadModel(config.modelDir);
   const runtime = ModelRuntime.fromModel(model, { threads: config.threads });
   const generator = createGenerator(runtime);

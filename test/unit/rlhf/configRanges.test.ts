@@ -107,9 +107,15 @@ describe('trainer configs refuse values that train nothing, naming key, value an
     const model = path.join(__dirname, '../../fixtures/model/tiny-llama');
     try {
       const cases: [string[], string][] = [
-        [['--rm-epochs', '0'], 'demo reward model config: "epochs" is 0; allowed: >= 1'],
-        [['--iterations', '0'], 'demo PPO config: "iterations" is 0; allowed: >= 1'],
-        [['--max-new-tokens', '0'], 'demo PPO config: "maxNewTokens" is 0; allowed: >= 1'],
+        [
+          ['--rm-epochs', '0'],
+          '--rm-epochs (demo reward model config): "epochs" is 0; allowed: >= 1',
+        ],
+        [['--iterations', '0'], '--iterations (demo PPO config): "iterations" is 0; allowed: >= 1'],
+        [
+          ['--max-new-tokens', '0'],
+          '--max-new-tokens (demo PPO config): "maxNewTokens" is 0; allowed: >= 1',
+        ],
       ];
       for (const [flags, message] of cases) {
         const lines: string[] = [];
