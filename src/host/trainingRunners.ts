@@ -125,8 +125,8 @@ function heldOutPairPrompts(
 
 /**
  * What the job runners' refusals tell the user to do about a run folder, in the caller's terms:
- * the CLI names its flags; the editor, which starts every run in a new folder of its own and
- * never resumes, has no flags to offer.
+ * the CLI names its flags; the editor names its command, its "Start fresh" choice and the
+ * codeRlhf.trainingSettings setting.
  */
 export interface RunnerAdvice extends RunFolderAdvice {
   /** Another run holds the folder's lock. */
@@ -134,7 +134,7 @@ export interface RunnerAdvice extends RunFolderAdvice {
   /**
    * Added to a trainer's refusal to resume (which names config keys only, see
    * ResumeRefusedError): how to resume with the checkpoint's values `restore`, or to start
-   * afresh. Absent where runs never resume (the editor).
+   * afresh.
    */
   resume?: (restore: Readonly<Record<string, unknown>> | undefined) => string;
 }
@@ -161,12 +161,17 @@ export const CLI_ADVICE: RunnerAdvice = {
 };
 
 const NEW_EDITOR_RUN =
-  'run "Train on my judgments" again, which starts in a new folder (this one is left as it is)';
+  'run "Train on my judgments" again and choose "Start fresh", which starts in a new folder ' +
+  '(this one is left as it is)';
 
 export const EDITOR_ADVICE: RunnerAdvice = {
   fresh: NEW_EDITOR_RUN,
   noPointer: () => NEW_EDITOR_RUN,
   busy: `wait for that run to end, or ${NEW_EDITOR_RUN}`,
+  // The editor resumes a lost run with the current codeRlhf.trainingSettings (editorRun.ts).
+  resume: () =>
+    'To resume it, set codeRlhf.trainingSettings back to the values the run started with; ' +
+    'or choose "Start fresh"',
 };
 
 /**

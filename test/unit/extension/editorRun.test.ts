@@ -227,6 +227,12 @@ describe('Train on my judgments: resuming a lost run', function () {
       refused.resumeRefused!,
       /^PPO: cannot resume from .*: this run differs from the checkpoint's in what is trained: learningRate \(checkpoint 0\.0003, now 0\.01\)/,
     );
+    // The advice is the editor's: its setting and its "Start fresh" choice, not CLI flags.
+    assert.match(
+      refused.resumeRefused!,
+      /set codeRlhf\.trainingSettings back to the values the run started with; or choose "Start fresh"$/,
+    );
+    assert.doesNotMatch(refused.resumeRefused!, /--/);
     assert.strictEqual(readRunRecord(lost.runDir)!.status, 'interrupted');
     assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, lost.runId);
 
