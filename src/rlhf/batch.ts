@@ -111,8 +111,9 @@ export interface EncodingLimits {
   markCompletion?: boolean;
   /**
    * The mark `markCompletion` uses (see `CompletionMark`). Absent: 'fim' when the model has FIM
-   * tokens, else no mark, which is how reward models were scored before 'eos' existed; trainers
-   * record the mark they used (`completionMarkFor`) so a reward model is scored as trained.
+   * tokens, else no mark, which is how reward models were scored before marks were recorded;
+   * trainers record the mark they used (`completionMarkFor`, 'none' included) so a reward model
+   * is scored as trained whatever model scores it.
    */
   completionMark?: CompletionMark;
 }
@@ -122,21 +123,26 @@ export interface EncodingLimits {
  * suffix (`<fim_prefix>prefix<fim_suffix><fim_middle>completion`); 'eos' ends the prompt with
  * the end-of-sequence token, for models without FIM tokens (Llama 3, Mistral). Measured on the
  * default model's demo judgments, reward-model validation accuracy (context-words,
- * short-lines): no mark 72.9%, 85.3%; 'eos' 73.7%, 89.6%; 'fim' 75.6%, 88.7%.
+ * short-lines): no mark 72.9%, 85.3%; 'eos' 73.7%, 89.6%; 'fim' 75.6%, 88.7%. 'none': the
+ * model had neither, so the rows are left-to-right (recorded, so that scoring with a model that
+ * has FIM tokens does not add a mark the reward model never saw).
  */
-export type CompletionMark = 'fim' | 'eos';
+export type CompletionMark = 'fim' | 'eos' | 'none';
 
 /** The mark a reward model trained on this tokenizer uses: FIM tokens, else EOS, else none. */
-export function completionMarkFor(tokenizer: CodeTokenizer): CompletionMark | undefined {
+export function completionMarkFor(tokenizer: CodeTokenizer): CompletionMark {
   if (tokenizer.fim) return 'fim';
-  return tokenizer.eosId === undefined ? undefined : 'eos';
+  return tokenizer.eosId === undefined ? 'none' : 'eos';
 }
 
-function missingMarkToken(mark: CompletionMark, what: string): string {
-  return (
-    `completionMark is '${mark}' but this model's tokenizer has no ${what}: the reward model ` +
-    'was trained on another model; score it with the model it was trained on'
-  );
+/** Why `tokenizer` cannot make `mark`, or undefined when it can. */
+export function missingMarkTokens(
+  tokenizer: CodeTokenizer,
+  mark: CompletionMark,
+): string | undefined {
+  if (mark === 'fim' && !tokenizer.fim) return 'FIM tokens';
+  if (mark === 'eos' && tokenizer.eosId === undefined) return 'EOS token';
+  return undefined;
 }
 
 /**
@@ -173,13 +179,18 @@ export function encodePair(
     readsSuffix || !limits.markCompletion
       ? undefined
       : (limits.completionMark ?? (fim ? 'fim' : undefined));
-  if (mark === 'fim') {
-    if (!fim) throw new Error(missingMarkToken('fim', 'FIM tokens'));
+  const missing = mark === undefined ? undefined : missingMarkTokens(tokenizer, mark);
+  if (missing) {
+    throw new Error(
+      `completionMark is '${mark}' but this model's tokenizer has no ${missing}: the reward ` +
+        'model was trained on another model; score it with the model it was trained on',
+    );
+  }
+  if (mark === 'fim' && fim) {
     // The FIM layout with an empty suffix: the prompt keeps the same prefix tokens.
     const prefixIds = promptIds.slice(start);
     promptIds = [...promptIds.slice(0, start), fim.prefix, ...prefixIds, fim.suffix, fim.middle];
-  } else if (mark === 'eos') {
-    if (tokenizer.eosId === undefined) throw new Error(missingMarkToken('eos', 'EOS token'));
+  } else if (mark === 'eos' && tokenizer.eosId !== undefined) {
     promptIds = [...promptIds, tokenizer.eosId];
   }
   // A model without a BOS-style prompt prefix and an empty prompt still needs one position

@@ -19,6 +19,7 @@ import { headDigest, loadHead, saveHead, type Head } from './heads';
 import {
   completionMarkFor,
   encodePair,
+  missingMarkTokens,
   float32,
   sequenceBatch,
   type CompletionMark,
@@ -118,8 +119,8 @@ export type RewardEncoding = EncodingLimits;
 
 /**
  * The encoding a reward model trained with `config` on `model` uses: the config's limits, and
- * with markCompletion the mark this model can make (FIM tokens, else EOS; `completionMarkFor`),
- * recorded in run.json so scoring marks rows as training did.
+ * with markCompletion the mark this model can make (FIM tokens, else EOS, else 'none';
+ * `completionMarkFor`), recorded in run.json so scoring marks rows as training did.
  */
 export function rewardEncoding(model: LoadedModel, config: RewardModelConfig): RewardEncoding {
   const { maxPromptTokens, maxSuffixTokens, maxCompletionTokens, markCompletion } = config;
@@ -129,12 +130,11 @@ export function rewardEncoding(model: LoadedModel, config: RewardModelConfig): R
     maxCompletionTokens,
     markCompletion,
   };
-  const mark = markCompletion ? completionMarkFor(model.tokenizer) : undefined;
-  if (mark !== undefined) encoding.completionMark = mark;
+  if (markCompletion) encoding.completionMark = completionMarkFor(model.tokenizer);
   return encoding;
 }
 
-const COMPLETION_MARKS: readonly CompletionMark[] = ['fim', 'eos'];
+const COMPLETION_MARKS: readonly CompletionMark[] = ['fim', 'eos', 'none'];
 
 /** Reads the training encoding from a reward-model folder's run.json; undefined when absent. */
 export function readRewardEncoding(dir: string): RewardEncoding | undefined {
@@ -238,12 +238,20 @@ export class RewardScorer {
     dir: string,
     options: { threads?: number } = {},
   ): Promise<RewardScorer> {
+    const encoding = readRewardEncoding(dir);
+    // Refused here, naming both folders, rather than by the first row encoded.
+    const mark = encoding?.markCompletion ? encoding.completionMark : undefined;
+    const missing = mark === undefined ? undefined : missingMarkTokens(model.tokenizer, mark);
+    if (missing) {
+      throw new Error(
+        `${path.join(dir, 'run.json')}: the reward model marks completions with completionMark ` +
+          `"${mark}", but the model ${model.dir} has no ${missing}; score it with the model it ` +
+          'was trained on (its config.modelDir)',
+      );
+    }
     const adapter = loadPeftAdapter(dir, model);
     const { head } = loadHead(dir, 'reward', model.config.hiddenSize);
-    return RewardScorer.create(model, adapter, head, {
-      ...options,
-      encoding: readRewardEncoding(dir),
-    });
+    return RewardScorer.create(model, adapter, head, { ...options, encoding });
   }
 
   /**

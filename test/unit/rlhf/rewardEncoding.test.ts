@@ -74,7 +74,7 @@ describe('rlhf reward-model encoding (the RM is queried as it was trained)', fun
       () => readRewardEncoding(dir),
       (e: Error) =>
         e.message.includes(file) &&
-        e.message.includes('completionMark is "bos"; allowed: "fim", "eos", or absent'),
+        e.message.includes('completionMark is "bos"; allowed: "fim", "eos", "none", or absent'),
     );
     fs.writeFileSync(file, '{"config": ');
     assert.throws(() => readRewardEncoding(dir), /run\.json: not valid JSON/);

@@ -106,10 +106,15 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     const eosId = model.tokenizer.eosId;
     assert.ok(model.tokenizer.fim && eosId !== undefined, 'the fixture has FIM and EOS tokens');
     const data = pairs(16);
+    const bare = {
+      ...model,
+      tokenizer: Object.create(noFim.tokenizer, { eosId: { value: undefined } }) as CodeTokenizer,
+    };
     const cases = [
       { m: model, markCompletion: true, mark: 'fim' },
       { m: noFim, markCompletion: true, mark: 'eos' },
       { m: noFim, markCompletion: false, mark: undefined },
+      { m: bare, markCompletion: true, mark: 'none' },
     ] as const;
     for (const c of cases) {
       const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-mark-'));
@@ -135,6 +140,24 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
       if (c.mark === 'eos') assert.strictEqual(row.prompt.at(-1), eosId);
       if (c.mark === undefined) assert.notStrictEqual(row.prompt.at(-1), eosId);
       await scorer.release();
+      if (c.mark === 'none') {
+        // Scored with a model that has FIM tokens, its rows stay unmarked, as trained.
+        const withFim = await RewardScorer.load(model, result.outputDir);
+        const unmarked = encodePairs(model, [data[0]], { ...cfg, markCompletion: false });
+        assert.deepStrictEqual(withFim.encode(data[0], data[0].chosen, cfg), unmarked[0].chosen);
+        await withFim.release();
+      }
+      if (c.mark === 'fim') {
+        // A model without FIM tokens cannot score it: refused at load, naming both folders.
+        await assert.rejects(
+          RewardScorer.load(noFim, result.outputDir),
+          (e: Error) =>
+            e.message.startsWith(path.join(result.outputDir, 'run.json')) &&
+            e.message.includes(
+              `completionMark "fim", but the model ${model.dir} has no FIM tokens`,
+            ),
+        );
+      }
       fs.rmSync(runDir, { recursive: true, force: true });
     }
   });

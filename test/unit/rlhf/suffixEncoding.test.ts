@@ -210,7 +210,13 @@ describe('rlhf encodings of a judgment context with a suffix (tiny Llama fixture
     assert.strictEqual(completionMarkFor(tokenizer), 'fim');
     assert.strictEqual(completionMarkFor(noFim), 'eos');
     const bare = Object.create(noFim, { eosId: { value: undefined } }) as CodeTokenizer;
-    assert.strictEqual(completionMarkFor(bare), undefined);
+    assert.strictEqual(completionMarkFor(bare), 'none');
+    // 'none' leaves the row unmarked even on a model that has FIM tokens.
+    const none = { maxPromptTokens: 8, maxCompletionTokens: 4, markCompletion: true };
+    assert.deepStrictEqual(
+      encodePair(tokenizer, { prompt: 'x', suffix: '' }, 'y', { ...none, completionMark: 'none' }),
+      encodePair(tokenizer, { prompt: 'x', suffix: '' }, 'y', { ...none, markCompletion: false }),
+    );
     assert.throws(
       () =>
         encodePair(bare, { prompt: 'x', suffix: '' }, 'y', {
