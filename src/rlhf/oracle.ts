@@ -216,15 +216,17 @@ export function lineBracketProblems(prompt: string, completion: string): number 
 
 /**
  * Built-in rule 4: finish the current line, balanced and with something in it. An empty or
- * whitespace-only completion scores -100. Otherwise the score is +2 when the completion holds a
- * line break, minus `lineBracketProblems` of the line it finishes, plus 0.1 per letter, digit,
- * `_` or `$` in its text before the first line break (at most 30 counted, so at most +3).
+ * whitespace-only completion scores -100 (whitespace as String.prototype.trim sees it: a
+ * zero-width space U+200B is not whitespace). Otherwise the score is +2 when the completion holds
+ * a line break, minus `lineBracketProblems` of the line it finishes, plus 0.1 per ASCII letter,
+ * digit, `_` or `$` in its text before the first line break (at most 30 counted, so at most +3;
+ * Limitation: non-ASCII letters such as `ö` or `変` earn nothing, like context-words' words).
  */
 export const completeLineRule: OracleRule = {
   name: 'complete-line',
   description:
     'Prefers completions that finish the current line (+2 for a line break) with balanced ' +
-    'brackets (-1 per bracket problem of that line) and real content (+0.1 per letter, digit, ' +
+    'brackets (-1 per bracket problem of that line) and real content (+0.1 per ASCII letter, digit, ' +
     '_ or $ before the line break, at most 30 counted); an empty completion ranks below every ' +
     'other (-100).',
   score(prompt, completion) {
