@@ -357,8 +357,10 @@ export function registerTrainCommand(
     deps.log.info(
       resumed
         ? `training run ${runId}: resuming (${(run as ResumableRun).progress}) in ${runDir}`
-        : `training run ${runId}: reward model, then ${runAlgorithm} in ${runDir}, on ` +
-            `${run.record.judgments} judgments (${path.join(runDir, JUDGMENTS_SNAPSHOT)})`,
+        : // The folder comes last: scripts and the e2e test read it from the line's end.
+          `training run ${runId}: reward model, then ${runAlgorithm}, on ` +
+            `${run.record.judgments} judgments (a snapshot of the store: ${JUDGMENTS_SNAPSHOT}) ` +
+            `in ${runDir}`,
     );
     try {
       const result = await vscode.window.withProgress(
