@@ -136,8 +136,12 @@ const common: ConfigSpec<CommonConfig> = {
   // 0 would run every step and change no parameter.
   learningRate: { kind: 'number', above: 0, max: 1, help: 'AdamW learning rate' },
   loraRank: { kind: 'number', integer: true, min: 1, max: 256, help: 'LoRA rank r' },
-  // alpha 0 scales the LoRA update to nothing (the adapter would stay the base model).
-  loraAlpha: { kind: 'number', above: 0, help: 'LoRA alpha (scale alpha / r)' },
+  // alpha 0 scales the LoRA update to nothing (the adapter would stay the base model). Usual
+  // settings put alpha at r to 2r (a scale of 1 to 2). The scale multiplies every change of the
+  // factors on its way into the weights: at 1024 (even at rank 1) one Adam step moves them a
+  // thousand times as far as at scale 1, and larger values only overflow float32 (1e30 made
+  // PPO's first gradient infinite, 1e308 the reward model's first loss NaN).
+  loraAlpha: { kind: 'number', above: 0, max: 1024, help: 'LoRA alpha (scale alpha / r)' },
   loraTargets: { kind: 'string', help: 'comma-separated LoRA target projections' },
   maxPromptTokens: {
     kind: 'number',
@@ -231,17 +235,31 @@ export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   // nothing move past it: the update could only undo itself.
   clipRange: { kind: 'number', above: 0, max: 1, help: 'policy ratio clip epsilon' },
   clipRangeValue: { kind: 'number', above: 0, help: 'value clip around old values' },
-  valueCoef: { kind: 'number', min: 0, help: 'value loss weight' },
+  // PPO implementations weight the value loss 0.1 to 1 (TRL 0.1, Schulman et al. 2017 1). The
+  // gradient of policy + valueCoef x value loss is clipped as a whole, so at 100 the value term
+  // takes the whole clipped step and the policy stops learning; larger values only overflow.
+  valueCoef: { kind: 'number', min: 0, max: 100, help: 'value loss weight' },
   gamma: { kind: 'number', min: 0, max: 1, help: 'discount' },
   lambda: { kind: 'number', min: 0, max: 1, help: 'GAE lambda' },
-  klCoef: { kind: 'number', min: 0, help: 'initial KL coefficient beta' },
+  // Rewards are standardised scores (std 1, see normalizeScores): at beta 100, 0.01 nats of KL
+  // already costs as much as the whole spread of scores, so the policy cannot move; larger
+  // values only overflow (1e308 made the loss infinite at iteration 2). The adaptive controller
+  // may still move beta past 100 during a run.
+  klCoef: { kind: 'number', min: 0, max: 100, help: 'initial KL coefficient beta' },
   adaptiveKl: { kind: 'boolean', help: 'adapt beta toward targetKl' },
   // Also sets the rollback's KL limit (4 x targetKl), so 0 would roll back every iteration whose
   // policy moved, even with a fixed KL coefficient.
   targetKl: { kind: 'number', above: 0, help: 'target KL per sequence (nats)' },
   klHorizon: { kind: 'number', min: 1, help: 'adaptive KL horizon (sequences)' },
   klBudget: { kind: 'number', min: 0, help: 'approx-KL early stop per iteration (0 = off)' },
-  missingEosPenalty: { kind: 'number', min: 0, help: 'penalty for hitting maxNewTokens' },
+  // In standardised scores (std 1, see normalizeScores) a penalty of 100 already outweighs any
+  // score difference a hundredfold; larger values only overflow (1e308 made the loss NaN).
+  missingEosPenalty: {
+    kind: 'number',
+    min: 0,
+    max: 100,
+    help: 'penalty for hitting maxNewTokens',
+  },
   missingEosConvention: { kind: 'enum', values: ['subtract', 'replace'], help: 'penalty form' },
   whitenAdvantages: { kind: 'boolean', help: 'whiten advantages per batch' },
   normalizeScores: {
@@ -291,8 +309,11 @@ export const DPO_SPEC: ConfigSpec<DpoConfig> = {
   ...common,
   epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
   batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
-  // beta 0 makes the DPO loss log 2 whatever the policy does: no gradient.
-  beta: { kind: 'number', above: 0, help: 'DPO beta' },
+  // beta 0 makes the DPO loss log 2 whatever the policy does: no gradient. The loss is
+  // -log sigmoid(beta x margin of log-ratios); published runs use 0.01 to about 1, and at 100 a
+  // margin of 0.05 nats already saturates the sigmoid (sigmoid(5) = 0.993), so a larger beta
+  // only makes the loss a test of the margin's sign (1e308 made the first loss NaN).
+  beta: { kind: 'number', above: 0, max: 100, help: 'DPO beta' },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
   patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
 };

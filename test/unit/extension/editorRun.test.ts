@@ -101,7 +101,7 @@ describe('codeRlhf.trainingSettings', () => {
     );
     assert.strictEqual(
       problem({ dpo: { beta: 0 } }),
-      'codeRlhf.trainingSettings.dpo: "beta" is 0; allowed: > 0',
+      'codeRlhf.trainingSettings.dpo: "beta" is 0; allowed: > 0 and <= 100',
     );
     assert.strictEqual(
       problem({ rm: { useMargins: 'yes' } }),

@@ -32,12 +32,19 @@ describe('trainer configs refuse values that train nothing, naming key, value an
   const refused: [Kind[], string, number, string][] = [
     [['rm', 'ppo', 'dpo'], 'learningRate', 0, '> 0 and <= 1'],
     [['rm', 'ppo', 'dpo'], 'learningRate', -1e-4, '> 0 and <= 1'],
-    [['rm', 'ppo', 'dpo'], 'loraAlpha', 0, '> 0'],
+    [['rm', 'ppo', 'dpo'], 'loraAlpha', 0, '> 0 and <= 1024'],
     [['rm', 'ppo', 'dpo'], 'seed', 2 ** 32, '>= 0 and <= 4294967295'],
     [['ppo'], 'clipRange', 0, '> 0 and <= 1'],
     [['ppo'], 'clipRangeValue', 0, '> 0'],
     [['ppo'], 'targetKl', 0, '> 0'],
-    [['dpo'], 'beta', 0, '> 0'],
+    [['dpo'], 'beta', 0, '> 0 and <= 100'],
+    // Values that ended in a NaN or infinite loss (or overflowed) instead of a refusal.
+    [['rm', 'ppo', 'dpo'], 'loraAlpha', 1e308, '> 0 and <= 1024'],
+    [['rm', 'ppo', 'dpo'], 'loraAlpha', 1025, '> 0 and <= 1024'],
+    [['dpo'], 'beta', 1e308, '> 0 and <= 100'],
+    [['ppo'], 'klCoef', 1e308, '>= 0 and <= 100'],
+    [['ppo'], 'valueCoef', 1e308, '>= 0 and <= 100'],
+    [['ppo'], 'missingEosPenalty', 100.5, '>= 0 and <= 100'],
   ];
   for (const [kinds, key, value, allowed] of refused) {
     it(`${key} ${value}`, () => {
@@ -59,6 +66,13 @@ describe('trainer configs refuse values that train nothing, naming key, value an
     assert.strictEqual(parse('dpo', { learningRate: 1 }).learningRate, 1);
     assert.strictEqual(parse('dpo', { beta: 1e-3 }).beta, 1e-3);
     assert.strictEqual(parse('rm', { seed: 2 ** 32 - 1 }).seed, 2 ** 32 - 1);
+    assert.strictEqual(parse('rm', { loraAlpha: 1024 }).loraAlpha, 1024);
+    assert.strictEqual(parse('dpo', { beta: 100 }).beta, 100);
+    const highs = { klCoef: 100, valueCoef: 100, missingEosPenalty: 100 };
+    assert.deepStrictEqual(
+      Object.keys(highs).map((key) => parse('ppo', highs)[key]),
+      [100, 100, 100],
+    );
     const ppo = parse('ppo', {
       clipRange: 1,
       clipRangeValue: 1e-3,
