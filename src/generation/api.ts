@@ -5,13 +5,20 @@
  * src/host/generationHandlers.ts checks at compile time that the two stay identical.
  */
 
+/**
+ * Most candidates one request may ask for. Here, with no runtime imports, so that settings that
+ * feed `count` (PPO's and the gate's samplesPerPrompt) can check against it without loading the
+ * generator.
+ */
+export const MAX_COUNT = 64;
+
 /** Sampling and stopping settings for one completion request. */
 export interface CompletionRequest {
   /** Text before the cursor, exactly as in the document (original line endings). */
   prefix: string;
   /** Text after the cursor; empty for left-to-right completion. Used for fill-in-the-middle. */
   suffix: string;
-  /** Number of candidates to sample for this prompt, in one batch. */
+  /** Number of candidates to sample for this prompt, in one batch (1 to MAX_COUNT). */
   count: number;
   /** Hard cap on generated tokens per candidate. */
   maxNewTokens: number;

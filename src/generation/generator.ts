@@ -9,20 +9,20 @@ import * as path from 'path';
 import { loadPeftAdapter, type LoraAdapter } from '../model/lora';
 import { ModelRuntime, selectCacheRows } from '../model/runtime';
 import { SettingError } from '../model/settingError';
-import type {
-  AdapterSummary,
-  CompletionGenerator,
-  CompletionRequest,
-  GeneratedCandidate,
-  StopReason,
+import {
+  MAX_COUNT,
+  type AdapterSummary,
+  type CompletionGenerator,
+  type CompletionRequest,
+  type GeneratedCandidate,
+  type StopReason,
 } from './api';
 import { StreamingDetokenizer } from './detokenizer';
 import { buildPrompt } from './prompt';
 import { Rng, sampleToken, validateSampling } from './sampling';
 import { checkStop, validateStopping, type StopSettings } from './stopping';
 
-/** Most candidates one request may ask for. */
-export const MAX_COUNT = 64;
+export { MAX_COUNT };
 
 /** A candidate plus what the RLHF side needs to score it again. */
 export interface DetailedCandidate extends GeneratedCandidate {

@@ -2,18 +2,22 @@
  * One typed config per trainer, with defaults and a help text per field. `parseConfig` takes the
  * JSON object of a `train/start` command (or CLI flags) and names any unknown key or bad value.
  */
+import { MAX_COUNT } from '../generation/api';
 import { SettingError } from '../model/settingError';
 
+/** A number setting's type and range. */
+export interface NumberFieldSpec {
+  kind: 'number';
+  /** Values must be greater than this (a rate or scale of 0 would train nothing). */
+  above?: number;
+  min?: number;
+  max?: number;
+  integer?: boolean;
+  help: string;
+}
+
 type FieldSpec =
-  | {
-      kind: 'number';
-      /** Values must be greater than this (a rate or scale of 0 would train nothing). */
-      above?: number;
-      min?: number;
-      max?: number;
-      integer?: boolean;
-      help: string;
-    }
+  | NumberFieldSpec
   | { kind: 'boolean'; help: string }
   | { kind: 'string'; help: string }
   | { kind: 'enum'; values: readonly string[]; help: string };
@@ -217,7 +221,14 @@ export const SAMPLING_SPEC: ConfigSpec<{
   maxNewTokens: number;
   maxLines: number;
 }> = {
-  samplesPerPrompt: { kind: 'number', integer: true, min: 1, help: 'samples per prompt (K)' },
+  // The K samples of a prompt are one generator request, which takes at most MAX_COUNT.
+  samplesPerPrompt: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_COUNT,
+    help: 'samples per prompt (K)',
+  },
   temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
   maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
   maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
@@ -347,6 +358,23 @@ function describeRange(field: { above?: number; min?: number; max?: number }): s
   return bounds.filter((b) => b !== '').join(' and ');
 }
 
+/**
+ * What `field` allows when `value` is outside it (e.g. "an integer >= 1 and <= 64"), else
+ * undefined. Config keys and the CLI's own number flags share it, so both say the same.
+ */
+export function numberOutOfRange(value: number, field: NumberFieldSpec): string | undefined {
+  if (!Number.isFinite(value)) return 'a finite number';
+  if (field.integer && !Number.isInteger(value)) return `an integer ${describeRange(field)}`.trim();
+  if (
+    (field.above !== undefined && !(value > field.above)) ||
+    (field.min !== undefined && value < field.min) ||
+    (field.max !== undefined && value > field.max)
+  ) {
+    return describeRange(field);
+  }
+  return undefined;
+}
+
 /** Merges `input` over `defaults`, checking every key against `spec`. */
 export function parseConfig<T extends object>(
   input: Record<string, unknown>,
@@ -363,21 +391,16 @@ export function parseConfig<T extends object>(
         `${where}: unknown key "${key}"; allowed: ${Object.keys(fields).sort().join(', ')}`,
       );
     }
+    // String(), not JSON, for a number: JSON writes the Infinity a JSON file's 1e400 parses to
+    // as null, and the message would blame a null that is not in the file.
+    const shown = typeof value === 'number' ? String(value) : JSON.stringify(value);
     const bad = (allowed: string) =>
-      new ConfigError(`${where}: "${key}" is ${JSON.stringify(value)}; allowed: ${allowed}`);
+      new ConfigError(`${where}: "${key}" is ${shown}; allowed: ${allowed}`);
     switch (field.kind) {
       case 'number': {
-        if (typeof value !== 'number' || !Number.isFinite(value)) throw bad('a finite number');
-        if (field.integer && !Number.isInteger(value)) {
-          throw bad(`an integer ${describeRange(field)}`.trim());
-        }
-        if (
-          (field.above !== undefined && !(value > field.above)) ||
-          (field.min !== undefined && value < field.min) ||
-          (field.max !== undefined && value > field.max)
-        ) {
-          throw bad(describeRange(field));
-        }
+        if (typeof value !== 'number') throw bad('a finite number');
+        const allowed = numberOutOfRange(value, field);
+        if (allowed !== undefined) throw bad(allowed);
         break;
       }
       case 'boolean':

@@ -89,7 +89,8 @@ export const GATE_SPEC: ConfigSpec<GateConfig> = {
   },
   maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
   klBudget: { kind: 'number', min: 0, help: 'largest mean KL per sequence (nats) to promote' },
-  seed: { kind: 'number', integer: true, min: 0, help: 'random seed' },
+  // As the trainers' seed: the random streams read its low 32 bits, so 2^32 would replay seed 0.
+  seed: { kind: 'number', integer: true, min: 0, max: 2 ** 32 - 1, help: 'random seed' },
 };
 
 /** Sampling settings follow PPO's defaults so the gate sees completions as PPO trained them. */

@@ -15,6 +15,7 @@ import {
   parseConfig,
   type ConfigSpec,
 } from '../../../src/rlhf/config';
+import { parseGateConfig } from '../../../src/rlhf/promotionGate';
 
 type Kind = 'rm' | 'ppo' | 'dpo';
 const TRAINERS: Record<Kind, { spec: ConfigSpec<object>; defaults: object }> = {
@@ -89,6 +90,45 @@ describe('trainer configs refuse values that train nothing, naming key, value an
     });
     assert.strictEqual(ppo.clipRange, 1);
     assert.strictEqual(ppo.klCoef, 0);
+  });
+
+  it("caps samplesPerPrompt at the generator's 64 candidates a request, in PPO and the gate", () => {
+    assert.throws(
+      () => parse('ppo', { samplesPerPrompt: 65 }),
+      /^ConfigError: ppo config: "samplesPerPrompt" is 65; allowed: >= 1 and <= 64$/,
+    );
+    assert.throws(
+      () => parseGateConfig({ samplesPerPrompt: 65 }),
+      /^ConfigError: promotion gate config: "samplesPerPrompt" is 65; allowed: >= 1 and <= 64$/,
+    );
+    assert.strictEqual(parse('ppo', { samplesPerPrompt: 64 }).samplesPerPrompt, 64);
+    assert.strictEqual(parseGateConfig({ samplesPerPrompt: 64 }).samplesPerPrompt, 64);
+  });
+
+  it("refuses a gate seed past 2^32 - 1, as the trainers' (it would replay a smaller one)", () => {
+    for (const seed of [2 ** 32, 1e308]) {
+      assert.throws(
+        () => parseGateConfig({ seed }),
+        (e: Error) =>
+          e instanceof SettingError &&
+          e.message === `promotion gate config: "seed" is ${seed}; allowed: >= 0 and <= 4294967295`,
+      );
+    }
+    assert.strictEqual(parseGateConfig({ seed: 2 ** 32 - 1 }).seed, 2 ** 32 - 1);
+  });
+
+  it("shows a non-finite number as it is, not as JSON's null", () => {
+    // What JSON.parse makes of {"epochs": 1e400} in a --config file.
+    const config = JSON.parse('{"epochs": 1e400, "learningRate": -1e400}') as Values;
+    assert.throws(
+      () => parse('rm', { epochs: config.epochs }),
+      /^ConfigError: rm config: "epochs" is Infinity; allowed: a finite number$/,
+    );
+    assert.throws(
+      () => parse('rm', { learningRate: config.learningRate }),
+      /^ConfigError: rm config: "learningRate" is -Infinity; allowed: a finite number$/,
+    );
+    assert.throws(() => parse('rm', { epochs: Number.NaN }), /"epochs" is NaN; allowed: a finite/);
   });
 
   it('says the whole range when a count is not an integer', () => {
