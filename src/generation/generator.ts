@@ -19,7 +19,7 @@ import {
 } from './api';
 import { StreamingDetokenizer } from './detokenizer';
 import { buildPrompt } from './prompt';
-import { Rng, sampleToken, validateSampling } from './sampling';
+import { NonFiniteLogitsError, Rng, sampleToken, validateSampling } from './sampling';
 import { checkStop, validateStopping, type StopSettings } from './stopping';
 
 export { MAX_COUNT };
@@ -187,7 +187,9 @@ export class LlamaGenerator implements CompletionGenerator {
       const nextIds: number[] = [];
       const samplingStart = performance.now();
       active.forEach((state, row) => {
-        const token = sampleToken(rowLogits[row], request, state.rng, allowed);
+        const token = sampleWeights(request.adapterPath, () =>
+          sampleToken(rowLogits[row], request, state.rng, allowed),
+        );
         const before = state.detokenizer.text.length;
         if (model.stopIds.has(token.id)) {
           state.done = { reason: 'stop-token', keepChars: before, stopTokenId: token.id };
@@ -321,6 +323,27 @@ function finish(state: CandidateState): DetailedCandidate {
     stopTokenId: done.stopTokenId,
     tokenLogprobs,
   };
+}
+
+/**
+ * `sample()`, with NaN or infinite logits reported as what they almost always are: weights that
+ * diverged in training (the adapter's, when one is applied), with the settings that make them
+ * diverge, rather than as a fault of the sampler.
+ */
+function sampleWeights<T>(adapterPath: string | undefined, sample: () => T): T {
+  try {
+    return sample();
+  } catch (error) {
+    if (!(error instanceof NonFiniteLogitsError)) throw error;
+    const source = adapterPath
+      ? `the adapter in ${adapterPath} makes the model's logits NaN or infinite: its weights ` +
+        'diverged in training. Train it again with a lower learningRate or loraAlpha (the LoRA ' +
+        'scale is loraAlpha / loraRank), and in PPO klCoef, valueCoef or missingEosPenalty ' +
+        'nearer their defaults, or use an adapter from an earlier checkpoint'
+      : "the base model's logits are NaN or infinite: its weights hold NaN or infinite " +
+        'values, or overflow float32; check the model folder (or convert the checkpoint again)';
+    throw new NonFiniteLogitsError(`${source} (${error.message})`);
+  }
 }
 
 function validateRequest(request: CompletionRequest): void {

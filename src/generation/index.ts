@@ -17,7 +17,7 @@ export { AbortError, LlamaGenerator, MAX_COUNT } from './generator';
 export type { DetailedCandidate, DetailedResult, GenerationTimings } from './generator';
 export { buildPrompt } from './prompt';
 export { StreamingDetokenizer } from './detokenizer';
-export { sampleToken, Rng } from './sampling';
+export { NonFiniteLogitsError, sampleToken, Rng } from './sampling';
 
 /**
  * Loads a Hugging Face Llama-family model folder (config.json, safetensors, tokenizer.json) and

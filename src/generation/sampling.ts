@@ -26,6 +26,15 @@ export interface SampledToken {
   logprob: number;
 }
 
+/**
+ * Logits with no finite maximum: NaN or infinite values from the model's or an adapter's weights
+ * (a diverged training run), not from this code. Not a RangeError, so error reports print its
+ * message without a stack trace (src/host/errorReport.ts): the stack would only point here.
+ */
+export class NonFiniteLogitsError extends Error {
+  override name = 'NonFiniteLogitsError';
+}
+
 /** Checks settings and names the bad field. */
 export function validateSampling(settings: SamplingSettings): void {
   const { temperature, topK, topP } = settings;
@@ -88,7 +97,7 @@ export function sampleToken(
   }
   if (!Number.isFinite(max)) {
     // NaN everywhere (or +Infinity): a diverged model or adapter. Sampling would silently pick id 0.
-    throw new RangeError(
+    throw new NonFiniteLogitsError(
       `logits have no finite maximum (${max}; NaN or infinite values from the model or adapter)`,
     );
   }

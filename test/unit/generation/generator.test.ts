@@ -4,8 +4,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { createGenerator, loadGenerator, LlamaGenerator } from '../../../src/generation';
 import type { CompletionRequest } from '../../../src/generation/api';
+import { isInternalError } from '../../../src/host/errorReport';
 import { loadModel } from '../../../src/model/loader';
-import { initLora, loadPeftAdapter, savePeftAdapter } from '../../../src/model/lora';
+import {
+  initLora,
+  loadPeftAdapter,
+  savePeftAdapter,
+  type LoraConfig,
+} from '../../../src/model/lora';
 import { ModelRuntime, parameterCount, type KvCache } from '../../../src/model/runtime';
 
 const FIXTURES = path.join(__dirname, '../../fixtures/model');
@@ -141,6 +147,36 @@ describe('generator on the tiny checkpoint', () => {
       savePeftAdapter(dir, loadPeftAdapter(path.join(FIXTURES, 'tiny-llama-lora'), model));
       const second = await generator.complete({ ...request, adapterPath: dir });
       assert.notDeepStrictEqual(second, first);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('blames the weights of a diverged adapter, not the sampler, when logits are NaN', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'adapter-nan-'));
+    try {
+      const model = generator.runtime.model;
+      const lora: LoraConfig = {
+        rank: 2,
+        alpha: 4,
+        targets: ['v_proj', 'o_proj'],
+        useRslora: false,
+      };
+      const diverged = initLora(model, lora);
+      // Finite (a saved adapter may hold no NaN), but they overflow float32 in the attention.
+      for (const factors of diverged.factors.values()) {
+        factors.a.fill(1e30);
+        factors.b.fill(1e30);
+      }
+      savePeftAdapter(dir, diverged);
+      await assert.rejects(generator.complete({ ...request, adapterPath: dir }), (e: Error) => {
+        assert.strictEqual(e.name, 'NonFiniteLogitsError');
+        assert.ok(e.message.startsWith(`the adapter in ${dir} makes the model's logits NaN`));
+        assert.match(e.message, /diverged in training.*learningRate or loraAlpha/);
+        // Input, not a bug: reported as its message, without a stack trace.
+        assert.strictEqual(isInternalError(e), false);
+        return true;
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
