@@ -16,8 +16,11 @@ import {
   PPO_SPEC,
   RM_DEFAULTS,
   RM_SPEC,
+  SAMPLING_SPEC,
   describeConfig,
+  numberOutOfRange,
   type ConfigSpec,
+  type NumberFieldSpec,
 } from '../rlhf/config';
 import { DEMO_DEFAULTS, formatDemoReport, runDemo, type DemoConfig } from '../rlhf/demo';
 import { DPO_RESUME } from '../rlhf/dpo';
@@ -78,14 +81,22 @@ function trainHelp(kind?: TrainingKind): string {
 
 const isHelp = (arg: string) => arg === '--help' || arg === '-h';
 
+/** A decimal number: optional sign, digits with an optional point, optional exponent. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 /**
  * The number given as `--name raw`. An empty value (`--count=`) is refused, not read as
- * Number("") = 0: the user left the value out, and 0 is rarely what was meant.
+ * Number("") = 0: the user left the value out, and 0 is rarely what was meant. So are the
+ * spellings Number() also reads (0x10, 0b1, 0o7, Infinity): a typo is likelier than hex.
  */
 function parseNumber(name: string, raw: string): number {
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n))
-    throw new UsageError(`--${name} needs a number, got ${JSON.stringify(raw)}`);
+  if (!DECIMAL.test(raw.trim()) || !Number.isFinite(n)) {
+    throw new UsageError(
+      `--${name} needs a number, got ${JSON.stringify(raw)}; allowed: a finite decimal number ` +
+        '(such as 2, -0.5 or 1e-4)',
+    );
+  }
   return n;
 }
 
@@ -118,7 +129,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   });
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    // Editors on Windows may save a byte order mark, which JSON.parse refuses as a token.
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''));
   } catch (error) {
     throw new UsageError(`--config ${file}: ${(error as Error).message}`);
   }
@@ -137,6 +149,35 @@ function numberOption(args: ParsedArgs, name: string): number | undefined {
   const v = args.options.get(name);
   return typeof v === 'string' ? parseNumber(name, v) : undefined;
 }
+
+/** The number given as `--name` (else `fallback`), refused with `field`'s range when outside it. */
+function checkedNumberOption(
+  args: ParsedArgs,
+  name: string,
+  field: NumberFieldSpec,
+  fallback: number,
+): number {
+  const value = numberOption(args, name) ?? fallback;
+  const allowed = numberOutOfRange(value, field);
+  if (allowed !== undefined) throw new UsageError(`--${name} is ${value}; allowed: ${allowed}`);
+  return value;
+}
+
+/**
+ * Most prompts eval compares. The win rate's 95% interval is about +-1 point at 10000 prompts
+ * (1.96 x sqrt(0.25 / n)): more cannot change a verdict, and each prompt costs two samples.
+ */
+const MAX_EVAL_PROMPTS = 10_000;
+
+/** eval's number flags: the trainers' ranges for the settings they share with PPO and the gate. */
+const EVAL_NUMBERS: Record<string, NumberFieldSpec> = {
+  // Zero prompts would report a mean KL of 0 over no completions.
+  count: { kind: 'number', integer: true, min: 1, max: MAX_EVAL_PROMPTS, help: 'prompts' },
+  seed: RM_SPEC.seed as NumberFieldSpec,
+  temperature: SAMPLING_SPEC.temperature as NumberFieldSpec,
+  'max-new-tokens': SAMPLING_SPEC.maxNewTokens as NumberFieldSpec,
+  'max-lines': SAMPLING_SPEC.maxLines as NumberFieldSpec,
+};
 
 /** A trainer's log line: warnings and errors on stderr, the rest on stdout. */
 function printLog(io: CliIo, level: string, message: string): void {
@@ -264,7 +305,8 @@ export const evalCommand: CliCommand = {
       if (typeof v !== 'string') throw new UsageError(`--${name} is required\n\n${EVAL_HELP}`);
       return v;
     };
-    const num = (name: string, fallback: number) => numberOption(args, name) ?? fallback;
+    const num = (name: string, fallback: number) =>
+      checkedNumberOption(args, name, EVAL_NUMBERS[name], fallback);
     const modelDir = need('model');
     const adapterDir = need('adapter');
     const baselineDir = args.options.get('baseline');
@@ -283,10 +325,9 @@ export const evalCommand: CliCommand = {
     }
     const seed = num('seed', 7);
     const count = num('count', 100);
-    // Zero prompts would report a mean KL of 0 over no completions.
-    if (!Number.isInteger(count) || count < 1) {
-      throw new UsageError(`--count is ${count}; allowed: an integer >= 1`);
-    }
+    const temperature = num('temperature', 1);
+    const maxNewTokens = num('max-new-tokens', 16);
+    const maxLines = num('max-lines', 1);
     const prompts = cutPrompts(readCodeSources(promptSource), count, seed).map((p) => p.prompt);
     const oracleName = args.options.get('oracle');
     const oracle =
@@ -301,11 +342,11 @@ export const evalCommand: CliCommand = {
       oracle,
       prompts,
       settings: {
-        temperature: num('temperature', 1),
-        maxNewTokens: num('max-new-tokens', 16),
-        maxLines: num('max-lines', 1),
+        temperature,
+        maxNewTokens,
+        maxLines,
         maxPromptTokens: 96,
-        maxCompletionTokens: num('max-new-tokens', 16) + 1,
+        maxCompletionTokens: maxNewTokens + 1,
         seed,
       },
       ctx: directContext({

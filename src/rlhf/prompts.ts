@@ -57,6 +57,20 @@ export function readCodeSources(source: string): { name: string; text: string }[
   return out;
 }
 
+/** What a prompt is cut from; see `cutPrompts`. */
+const CUT_RULE =
+  'a prompt is cut inside a code line of at least 12 characters after its indent that is ' +
+  'not a // or * comment line';
+
+/** `line` without its \r, its indent, and how many places a prompt may be cut in it (0: none). */
+function cutPlaces(rawLine: string): { line: string; indent: number; places: number } {
+  const line = rawLine.replace(/\r$/, '');
+  const indent = line.length - line.trimStart().length;
+  const body = line.length - indent;
+  const comment = line.trimStart().startsWith('//') || line.trimStart().startsWith('*');
+  return { line, indent, places: body < 12 || comment ? 0 : Math.max(1, body - 8) };
+}
+
 /** Cuts `count` distinct prompts, seeded; files are visited round-robin in a shuffled order. */
 export function cutPrompts(
   sources: readonly { name: string; text: string }[],
@@ -64,20 +78,31 @@ export function cutPrompts(
   seed: number,
   maxChars = 400,
 ): CodePrompt[] {
+  // Split once: the loop below may visit each file thousands of times.
+  const sourceLines = new Map(sources.map((s) => [s, s.text.split('\n')]));
+  // Every (line, cut) pair gives at most one distinct prompt: ask for more and no number of
+  // attempts could find them, so say so now rather than after count x 50 of them.
+  let available = 0;
+  for (const lines of sourceLines.values()) {
+    for (const line of lines) available += cutPlaces(line).places;
+  }
+  if (available < count) {
+    throw new Error(
+      `asked for ${count} distinct prompts, but ${sources.length} sources hold at most ` +
+        `${available}: ${CUT_RULE}; give more or longer code, or ask for fewer prompts`,
+    );
+  }
   const rng = createRng(seed);
   const files = shuffled(sources, rng);
   const out: CodePrompt[] = [];
   const seen = new Set<string>();
   for (let attempt = 0; out.length < count && attempt < count * 50; attempt++) {
     const file = files[attempt % files.length];
-    const lines = file.text.split('\n');
+    const lines = sourceLines.get(file) as string[];
     const lineIndex = Math.floor(rng() * lines.length);
-    const line = lines[lineIndex].replace(/\r$/, '');
-    const indent = line.length - line.trimStart().length;
-    const body = line.length - indent;
-    if (body < 12 || line.trimStart().startsWith('//') || line.trimStart().startsWith('*'))
-      continue;
-    const cutInLine = indent + 4 + Math.floor(rng() * Math.max(1, body - 8));
+    const { line, indent, places } = cutPlaces(lines[lineIndex]);
+    if (places === 0) continue;
+    const cutInLine = indent + 4 + Math.floor(rng() * places);
     const before =
       lines.slice(0, lineIndex).join('\n') + (lineIndex > 0 ? '\n' : '') + line.slice(0, cutInLine);
     const prompt = before.slice(Math.max(0, before.length - maxChars));
@@ -88,8 +113,7 @@ export function cutPrompts(
   if (out.length < count) {
     throw new Error(
       `could cut only ${out.length} of ${count} distinct prompts from ${sources.length} sources; ` +
-        'a prompt is cut inside a code line of at least 12 characters after its indent that is ' +
-        'not a // or * comment line: give more or longer code, or ask for fewer prompts',
+        `${CUT_RULE}: give more or longer code, or ask for fewer prompts`,
     );
   }
   return out;

@@ -279,15 +279,16 @@ describe('code-rlhf train / eval CLI', function () {
         ...['eval', '--model', MODEL, '--adapter', adapterDir, '--prompts', corpus],
         ...['--count', '1', '--oracle', 'clean-code'],
       ];
+      // The ranges of PPO's and the gate's sampling settings, checked as a bad command line.
       const cases: [string[], string][] = [
-        [['--max-new-tokens', '0'], 'maxNewTokens must be an integer >= 1, got 0'],
-        [['--temperature', '0'], 'temperature must be > 0, got 0'],
-        [['--temperature', '-1'], 'temperature must be a finite number >= 0, got -1'],
-        [['--max-lines', '-1'], 'maxLines must be an integer >= 0 (0 = no limit), got -1'],
+        [['--max-new-tokens', '0'], '--max-new-tokens is 0; allowed: >= 1'],
+        [['--temperature', '0'], '--temperature is 0; allowed: >= 0.05 and <= 5'],
+        [['--temperature', '-1'], '--temperature is -1; allowed: >= 0.05 and <= 5'],
+        [['--max-lines', '-1'], '--max-lines is -1; allowed: >= 0'],
       ];
       for (const [flags, message] of cases) {
         const run = io();
-        assert.strictEqual(await runCli([...evalArgs, ...flags], run.io), 1, flags.join(' '));
+        assert.strictEqual(await runCli([...evalArgs, ...flags], run.io), 2, flags.join(' '));
         assert.deepStrictEqual(run.err, [`code-rlhf: ${message}`], flags.join(' '));
       }
       // No prompts would report a mean KL of 0 over no completions.
@@ -297,7 +298,7 @@ describe('code-rlhf train / eval CLI', function () {
         assert.strictEqual(await runCli(args, run.io), 2, count);
         assert.match(
           run.err.join('\n'),
-          new RegExp(`--count is ${count}; allowed: an integer >= 1`),
+          new RegExp(`--count is ${count}; allowed: (an integer )?>= 1 and <= 10000`),
         );
       }
     } finally {
