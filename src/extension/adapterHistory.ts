@@ -9,8 +9,6 @@
  * entries stay readable. The active choice (an adapter or the base model) is the pointer file
  * of src/data/activeAdapter.ts, valid only for the model the adapter was trained on.
  */
-import { createHash } from 'crypto';
-import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { AdapterPointer } from '../data/activeAdapter';
@@ -39,9 +37,9 @@ export interface AdapterEntry {
    */
   modelDir: string;
   /**
-   * {@link modelFingerprint} of the weights in `modelDir` when the run started (imported: when
-   * the adapter was checked against them); absent in entries written before it existed (those
-   * cannot be checked).
+   * The fingerprint (src/data/modelFingerprint.ts) of the weights in `modelDir` when the run
+   * started (imported: when the adapter was checked against them); absent in entries written
+   * before it existed (those cannot be checked).
    */
   modelFingerprint?: string;
   /** Whether the promotion gate let it replace the completion policy (imported: false). */
@@ -58,7 +56,7 @@ export interface AdapterEntry {
 
 /**
  * The adapter completions use, as the active adapter pointer names it; `modelFingerprint` is
- * the {@link modelFingerprint} of the weights it was trained on, when known.
+ * the fingerprint (src/data/modelFingerprint.ts) of the weights it was trained on, when known.
  */
 export type SavedAdapter = AdapterPointer;
 
@@ -201,61 +199,11 @@ export async function appendAdapterEntry(file: string, entry: AdapterEntry): Pro
   }
 }
 
-/** Bytes read per sample of a weight file, and samples spread over each file. */
-const SAMPLE_BYTES = 4096;
-const SAMPLES = 64;
-
-/**
- * A fingerprint of the weights in `modelDir`, so that an adapter is never applied over other
- * weights put in the same folder (a model retrained or updated in place has the same path and,
- * for the same architecture, the same safetensors headers). Hashes `config.json` and, for every
- * `*.safetensors` file, its name, size, first and last 64 KiB and 64 samples of 4 KiB spread
- * over it. Undefined when the folder cannot be read.
- *
- * Limitation: sampled, not a hash of every byte (reading gigabytes at every window start is too
- * slow); weights that differ only between the samples (a merge that changed a few tensors of a
- * large model) can give the same fingerprint.
- */
-export function modelFingerprint(modelDir: string): string | undefined {
-  try {
-    const hash = createHash('sha256');
-    const config = path.join(modelDir, 'config.json');
-    hash.update(fs.existsSync(config) ? fs.readFileSync(config) : Buffer.alloc(0));
-    const files = fs
-      .readdirSync(modelDir)
-      .filter((name) => name.endsWith('.safetensors'))
-      .sort();
-    if (files.length === 0) return undefined;
-    const buffer = Buffer.alloc(65536);
-    for (const name of files) {
-      const fd = fs.openSync(path.join(modelDir, name), 'r');
-      try {
-        const size = fs.fstatSync(fd).size;
-        hash.update(`\u0000${name}\u0000${size}\u0000`);
-        const read = (position: number, length: number) => {
-          const n = fs.readSync(fd, buffer, 0, Math.min(length, size - position), position);
-          hash.update(buffer.subarray(0, n));
-        };
-        read(0, buffer.length);
-        for (let i = 0; i < SAMPLES; i++) {
-          read(Math.max(0, Math.floor(((size - SAMPLE_BYTES) * i) / SAMPLES)), SAMPLE_BYTES);
-        }
-        read(Math.max(0, size - buffer.length), buffer.length);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-    return hash.digest('hex').slice(0, 32);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The saved adapter to use for `modelDir`, or a reason it cannot be used: not saved (base
  * model), saved for another model or for earlier weights in the same folder (`fingerprint` is
- * the current {@link modelFingerprint}), malformed, or its folder is gone (`exists` checks the
- * file).
+ * the current fingerprint, src/data/modelFingerprint.ts), malformed, or its folder is gone
+ * (`exists` checks the file).
  */
 export function restorableAdapter(
   saved: unknown,

@@ -57,7 +57,7 @@ export interface ImportDeps {
    * loader's message names the file, the key and what is allowed).
    */
   check(adapterDir: string, modelDir: string): Promise<CheckAdapterResult>;
-  /** The current weights' fingerprint (src/extension/adapterHistory.ts `modelFingerprint`). */
+  /** The current weights' fingerprint (src/data/modelFingerprint.ts). */
   fingerprint(modelDir: string): string | undefined;
   now?: () => Date;
 }

@@ -35,12 +35,12 @@ import {
   adapterChoices,
   adapterName,
   appendAdapterEntry,
-  modelFingerprint,
   readAdapterHistory,
   restorableAdapter,
   type AdapterEntry,
   type SavedAdapter,
 } from './adapterHistory';
+import { modelFingerprint } from '../data/modelFingerprint';
 import { importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {

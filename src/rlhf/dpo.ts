@@ -99,12 +99,13 @@ async function sequenceLogps(
 /**
  * What a resumed DPO run may change (see resume.ts): more epochs, patience, and how often to
  * checkpoint. Any other key (data, model, encoding, LoRA shape, seed, batch size, learning rate,
- * beta, validation fraction) changes what is trained.
+ * beta, validation fraction) changes what is trained, and so do other weights in the model folder.
  */
 export const DPO_RESUME: ResumeRules<DpoConfig> = {
   trainer: 'DPO',
   mayChange: ['epochs', 'patience', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile'],
+  contentKeys: { modelDir: 'modelWeights' },
   dataNoun: 'training pairs',
 };
 
@@ -117,7 +118,11 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
   const { model, config, ctx } = options;
   const started = Date.now();
   // The resume is checked before any work (the reference log-probs of every pair, below).
-  const { targets, checkpointsDir, data, ck, split } = startPairRun(options, DPO_DIR, DPO_RESUME);
+  const { targets, checkpointsDir, data, contents, ck, split } = startPairRun(
+    options,
+    DPO_DIR,
+    DPO_RESUME,
+  );
   const adapter = initLora(
     model,
     { rank: config.loraRank, alpha: config.loraAlpha, targets, useRslora: false },
@@ -342,7 +347,7 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
             lastLoss,
             earlyStopping: earlyStopping.state(),
             bestEval,
-            ...resumeRecord(config, DPO_RESUME, data),
+            ...resumeRecord(config, DPO_RESUME, data, contents),
           },
           ctx,
         );

@@ -10,7 +10,14 @@ import { loadLatestCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './
 import { parseLoraTargets, type CommonConfig } from './config';
 import { packMoments, type ParameterOptimizer } from './optimizer';
 import type { TrainingPair } from './preferences';
-import { checkResume, dataDigest, type DataDigest, type ResumeRules } from './resume';
+import {
+  checkResume,
+  contentDigests,
+  dataDigest,
+  type ContentDigests,
+  type DataDigest,
+  type ResumeRules,
+} from './resume';
 import { splitByPrompt, type Split } from './split';
 import { packTensors } from './tensorPack';
 import type { TrainerContext } from './trainerContext';
@@ -34,6 +41,8 @@ export interface PairRunStart {
   checkpointsDir: string;
   /** The digest of the pairs a checkpoint records, so a resume on other data is refused. */
   data: DataDigest;
+  /** The digests of the folders the config names (the model's), recorded with `data`. */
+  contents: ContentDigests;
   /** The checkpoint to resume from, already checked; undefined when starting fresh. */
   ck: LoadedCheckpoint | undefined;
   split: Split<TrainingPair>;
@@ -42,7 +51,7 @@ export interface PairRunStart {
 /**
  * The start of a pair trainer's run, before any work (encoding the pairs, DPO's reference
  * log-probs): with `resume`, the last checkpoint under `runDir/checkpoints/<stageDir>` is loaded
- * and checked against the config and data by `rules` (see resume.ts); then the pairs are split by
+ * and checked against the config, data and model weights by `rules` (see resume.ts); then the pairs are split by
  * prompt with the config's seed and fraction, as the runners recompute the held-out prompts.
  */
 export function startPairRun<C extends PairTrainerConfig>(
@@ -54,8 +63,9 @@ export function startPairRun<C extends PairTrainerConfig>(
   const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
   const checkpointsDir = path.join(options.runDir, 'checkpoints', stageDir);
   const data = dataDigest(options.pairs, options.pairs.length);
+  const contents = contentDigests(config, rules);
   const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
-  if (ck) checkResume(ck, config, rules, data, (message) => ctx.log('warn', message));
+  if (ck) checkResume(ck, config, rules, data, contents, (message) => ctx.log('warn', message));
   const split = splitByPrompt(
     options.pairs,
     (p) => p.prompt,
@@ -64,7 +74,7 @@ export function startPairRun<C extends PairTrainerConfig>(
   );
   if (split.train.length === 0)
     throw new Error(`${rules.trainer}: no training pairs after the split`);
-  return { targets, checkpointsDir, data, ck, split };
+  return { targets, checkpointsDir, data, contents, ck, split };
 }
 
 /** A copy of every trainable parameter, by name. */

@@ -55,7 +55,14 @@ import {
 } from './optimizer';
 import { toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, shuffled } from './random';
-import { checkResume, dataDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
+import {
+  checkResume,
+  contentDigests,
+  dataDigest,
+  numbersFromJson,
+  resumeRecord,
+  type ResumeRules,
+} from './resume';
 import type { RewardScorer } from './rewardModel';
 import { packTensors, unpackParams } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
@@ -306,12 +313,16 @@ async function heldOutReward(
 /**
  * What a resumed PPO run may change (see resume.ts): more iterations, and how often to
  * checkpoint. Any other key (data, model, reward model, LoRA shape, seed, sampling, PPO and KL
- * settings, rollback threshold) changes what is trained.
+ * settings, rollback threshold) changes what is trained, and so do other weights in the model or
+ * the reward model folder.
  */
 export const PPO_RESUME: ResumeRules<PpoConfig> = {
   trainer: 'PPO',
   mayChange: ['iterations', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile', 'rewardModelDir'],
+  // A reward model retrained into the same folder scores another way: the held-out reward before
+  // and after, the rollback test and the score standardisation would mix the two.
+  contentKeys: { modelDir: 'modelWeights', rewardModelDir: 'files' },
   dataNoun: 'prompts (training and held-out)',
 };
 
@@ -341,8 +352,11 @@ export async function trainPpo(options: {
     [options.prompts.map(toContext), options.heldOutPrompts.map(toContext)],
     options.prompts.length + options.heldOutPrompts.length,
   );
+  const contents = contentDigests(config, PPO_RESUME);
   const ck = options.resume ? loadLatestCheckpoint(checkpointsDir) : undefined;
-  if (ck) checkResume(ck, config, PPO_RESUME, data, (message) => ctx.log('warn', message));
+  if (ck) {
+    checkResume(ck, config, PPO_RESUME, data, contents, (message) => ctx.log('warn', message));
+  }
   const targets = parseLoraTargets(config.loraTargets, PROJECTIONS) as Projection[];
   const adapter = initLora(
     model,
@@ -446,7 +460,7 @@ export async function trainPpo(options: {
         lastGoodHeldOut: Number.isFinite(lastGoodHeldOut) ? lastGoodHeldOut : null,
         rollbacks,
         scoreNorm: scoreNorm ?? null,
-        ...resumeRecord(config, PPO_RESUME, data),
+        ...resumeRecord(config, PPO_RESUME, data, contents),
       },
     );
     ctx.checkpoint(iteration, dir);

@@ -1,6 +1,8 @@
 /**
  * What a checkpoint records about the run that wrote it, so that a resume continues that run
- * and not another one: the trainer's config and a digest of the data it trains on. A resume
+ * and not another one: the trainer's config, a digest of the data it trains on, and digests of
+ * the contents of the folders its config names (the model's weights, PPO's reward model): the
+ * same path may hold other weights by the time of the resume (retrained, updated in place). A resume
  * whose config differs in a key that changes what is trained (the data, the model, the encoding,
  * the adapter's shape, the seed, the optimizer's settings, the split, ...) is refused, naming
  * each such key with the checkpoint's value and the new one: its first steps were trained one
@@ -8,8 +10,19 @@
  * config for all of them. Only the keys a trainer lists in `mayChange` may differ (more epochs
  * or iterations to extend a run, how often to checkpoint, ...).
  */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
 import * as path from 'path';
+import { modelFingerprint } from '../data/modelFingerprint';
 import { sha256, type LoadedCheckpoint } from './checkpoint';
+
+/**
+ * How the contents of a folder a config key names are digested: `modelWeights`, a model folder
+ * whose weights may be gigabytes, by its sampled fingerprint (src/data/modelFingerprint.ts);
+ * `files`, a folder of small files (a reward model's adapter, head and run.json), by every byte
+ * of each file in it.
+ */
+export type FolderContents = 'modelWeights' | 'files';
 
 export interface ResumeRules<T> {
   /** The trainer's name in messages ("reward model", "DPO", "PPO"). */
@@ -30,6 +43,11 @@ export interface ResumeRules<T> {
    * refused, naming the keys and values that continue it.
    */
   legacyDefaults?: Partial<Record<keyof T & string, unknown>>;
+  /**
+   * Keys naming folders whose contents the run depends on beyond their path, and how each is
+   * digested: a resume on other contents behind the same path is refused.
+   */
+  contentKeys?: Partial<Record<keyof T & string, FolderContents>>;
 }
 
 /** The data a run trains on, as a checkpoint records it. */
@@ -38,15 +56,61 @@ export interface DataDigest {
   sha256: string;
 }
 
+/**
+ * The digest of the contents of each folder of `ResumeRules.contentKeys`, by key; null when the
+ * folder could not be read (absent, or holding no weights).
+ */
+export type ContentDigests = Record<string, string | null>;
+
 /** What each checkpoint's manifest state records for `checkResume`. */
 export interface ResumeRecord {
   config: Record<string, unknown>;
   data: DataDigest;
+  /** Absent in checkpoints written before checkpoints recorded it. */
+  contents: ContentDigests;
 }
 
 /** The digest of `data` (JSON-serialisable), which holds `items` items. */
 export function dataDigest(data: unknown, items: number): DataDigest {
   return { items, sha256: sha256(Buffer.from(JSON.stringify(data), 'utf8')) };
+}
+
+/**
+ * Every byte of each file directly in `dir` (with its name and size, in name order), leaving out
+ * hidden files (the temporary files of atomic writes); null when `dir` cannot be read.
+ */
+function filesDigest(dir: string): string | null {
+  try {
+    const hash = createHash('sha256');
+    const names = fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+      .map((entry) => entry.name)
+      .sort();
+    for (const name of names) {
+      const bytes = fs.readFileSync(path.join(dir, name));
+      hash.update(`\u0000${name}\u0000${bytes.length}\u0000`);
+      hash.update(bytes);
+    }
+    return hash.digest('hex');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The digests of the folders of `rules.contentKeys` that `config` names, taken once when a run
+ * starts (a folder changed mid-run is then caught by the next resume, not recorded as the run's).
+ * A key set to "" names no folder and has no digest.
+ */
+export function contentDigests<T extends object>(config: T, rules: ResumeRules<T>): ContentDigests {
+  const out: ContentDigests = {};
+  for (const [key, kind] of Object.entries(rules.contentKeys ?? {})) {
+    const dir = (config as Record<string, unknown>)[key];
+    if (typeof dir !== 'string' || dir === '') continue;
+    out[key] = kind === 'modelWeights' ? (modelFingerprint(dir) ?? null) : filesDigest(dir);
+  }
+  return out;
 }
 
 function recordedConfig<T extends object>(config: T, rules: ResumeRules<T>) {
@@ -58,13 +122,14 @@ function recordedConfig<T extends object>(config: T, rules: ResumeRules<T>) {
   return out;
 }
 
-/** The manifest state fields that let a later resume check its config and data. */
+/** The manifest state fields that let a later resume check its config, data and folders. */
 export function resumeRecord<T extends object>(
   config: T,
   rules: ResumeRules<T>,
   data: DataDigest,
+  contents: ContentDigests,
 ): ResumeRecord {
-  return { config: recordedConfig(config, rules), data };
+  return { config: recordedConfig(config, rules), data, contents };
 }
 
 const show = (value: unknown) => (value === undefined ? '(absent)' : JSON.stringify(value));
@@ -91,19 +156,26 @@ const FRESH_RUN = 'or start a fresh run in another run folder';
 
 /**
  * Refuses to resume from `ck` when `config` differs from the checkpoint's in a key other than
- * `rules.mayChange`, or `data` from the checkpoint's data. A checkpoint written before
+ * `rules.mayChange`, `data` from the checkpoint's data, or `contents` (`contentDigests` of
+ * `config`) from the checkpoint's for a folder at the same path. A checkpoint written before
  * checkpoints recorded these is resumed with a warning that nothing could be checked, unless
- * `config` differs from `rules.legacyDefaults`.
+ * `config` differs from `rules.legacyDefaults`; one written before they recorded folder contents
+ * is checked for the rest, with a warning that those could not be.
  */
 export function checkResume<T extends object>(
   ck: LoadedCheckpoint,
   config: T,
   rules: ResumeRules<T>,
   data: DataDigest,
+  contents: ContentDigests,
   warn: (message: string) => void,
 ): void {
   const manifest = path.join(ck.dir, 'manifest.json');
-  const { config: saved, data: savedData } = ck.manifest.state as Partial<ResumeRecord>;
+  const {
+    config: saved,
+    data: savedData,
+    contents: savedContents,
+  } = ck.manifest.state as Partial<ResumeRecord>;
   if (saved === undefined && savedData === undefined) {
     const current = config as Record<string, unknown>;
     const switched = Object.entries(rules.legacyDefaults ?? {}).filter(
@@ -164,7 +236,45 @@ export function checkResume<T extends object>(
         `${data.sha256.slice(0, 12)}...: the data file changed since the checkpoint)`,
     );
   }
-  if (changed.length === 0) return;
+  if (
+    savedContents !== undefined &&
+    (!isObject(savedContents) ||
+      Object.values(savedContents).some((v) => v !== null && typeof v !== 'string'))
+  ) {
+    throw new Error(
+      `${manifest}: "state.contents" is ${show(savedContents)}; allowed: a JSON object of ` +
+        'strings and nulls',
+    );
+  }
+  const unchecked: string[] = [];
+  const digest = (value: string | null | undefined) =>
+    typeof value === 'string' ? `${value.slice(0, 12)}...` : '(unreadable)';
+  for (const key of Object.keys(rules.contentKeys ?? {})) {
+    // A folder at another path is named above with the key's change.
+    if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) continue;
+    const before = savedContents?.[key];
+    const now = contents[key];
+    if (before === undefined) {
+      if (now !== undefined) unchecked.push(key);
+      continue;
+    }
+    if (before === now) continue;
+    restore = undefined;
+    changed.push(
+      `the contents of ${key} (${show(current[key])}: checkpoint ${digest(before)}, now ` +
+        `${digest(now)}: its files changed since the checkpoint, at the same path)`,
+    );
+  }
+  if (changed.length === 0) {
+    if (unchecked.length > 0) {
+      warn(
+        `${rules.trainer}: ${ck.dir} was written before checkpoints recorded the contents of ` +
+          `the folders they name, so whether ${unchecked.join(', ')} changed since could not be ` +
+          'checked: resuming it with them as they are now',
+      );
+    }
+    return;
+  }
   throw new ResumeRefusedError(
     `${rules.trainer}: cannot resume from ${ck.dir}: this run differs from the checkpoint's in ` +
       `what is trained: ${changed.join('; ')}. Resume with the checkpoint's values (only ` +

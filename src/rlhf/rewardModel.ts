@@ -363,12 +363,14 @@ export function encodePairs(
  * What a resumed reward-model run may change: more epochs extend it, patience lets it go on
  * (or stop) past the checkpoint's early-stopping count, and checkpoints do not touch training.
  * Any other key (data, model, encoding, markCompletion, LoRA shape, seed, batch size, learning
- * rate, validation fraction, evaluation interval, margins) changes what is trained.
+ * rate, validation fraction, evaluation interval, margins) changes what is trained, and so do
+ * other weights in the model folder.
  */
 export const RM_RESUME: ResumeRules<RewardModelConfig> = {
   trainer: 'reward model',
   mayChange: ['epochs', 'patience', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile'],
+  contentKeys: { modelDir: 'modelWeights' },
   dataNoun: 'training pairs',
   // Checkpoints written before they recorded their config were trained unmarked: resuming one
   // with the default markCompletion true would train the rest of the run marked.
@@ -386,7 +388,7 @@ export async function trainRewardModel(
 ): Promise<RewardModelResult> {
   const { model, config, ctx } = options;
   const started = Date.now();
-  const { targets, checkpointsDir, data, ck, split } = startPairRun(
+  const { targets, checkpointsDir, data, contents, ck, split } = startPairRun(
     options,
     REWARD_MODEL_DIR,
     RM_RESUME,
@@ -478,7 +480,7 @@ export async function trainRewardModel(
         firstLoss,
         lastLoss,
         bestEval,
-        ...resumeRecord(config, RM_RESUME, data),
+        ...resumeRecord(config, RM_RESUME, data, contents),
       },
       ctx,
     );

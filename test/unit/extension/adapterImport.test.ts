@@ -9,11 +9,11 @@ import {
   LOAD_FOLDER_LABEL,
   appendAdapterEntry,
   adapterChoices,
-  modelFingerprint,
   parseAdapterEntry,
   readAdapterHistory,
   type AdapterEntry,
 } from '../../../src/extension/adapterHistory';
+import { modelFingerprint } from '../../../src/data/modelFingerprint';
 import { importAdapter, type ImportDeps } from '../../../src/extension/adapterImport';
 import { createGenerator } from '../../../src/generation';
 import { createModelHost } from '../../../src/host/modelHost';

@@ -4,11 +4,11 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   adapterChoices,
-  modelFingerprint,
   readAdapterHistory,
   restorableAdapter,
   type AdapterEntry,
 } from '../../../src/extension/adapterHistory';
+import { modelFingerprint } from '../../../src/data/modelFingerprint';
 
 describe('breaker 2: adapter history that cannot be read', () => {
   let dir: string;

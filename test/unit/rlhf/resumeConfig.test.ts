@@ -12,12 +12,17 @@ import { POLICY_DIR, trainPpo } from '../../../src/rlhf/ppo';
 import {
   ResumeRefusedError,
   checkResume,
+  contentDigests,
   dataDigest,
   resumeRecord,
   type ResumeRules,
 } from '../../../src/rlhf/resume';
 import { REWARD_MODEL_DIR, RM_RESUME, trainRewardModel } from '../../../src/rlhf/rewardModel';
-import { directContext, type LogLevel } from '../../../src/rlhf/trainerContext';
+import {
+  directContext,
+  type LogLevel,
+  type TrainerContext,
+} from '../../../src/rlhf/trainerContext';
 import { runCli } from '../../../src/cli/main';
 import { appendOracleJudgments } from '../../support/oracleJudgments';
 import {
@@ -59,6 +64,28 @@ function latestManifest(checkpointsDir: string): string {
   return path.join(checkpointsDir, latest, 'manifest.json');
 }
 
+/** A copy of the tiny Llama fixture in a folder of its own, whose weights a test may change. */
+function modelCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-copy-'));
+  fs.cpSync(MODEL, dir, { recursive: true });
+  return dir;
+}
+
+/** Changes the last byte of `file` (a weight's low byte, in a model's safetensors file). */
+function flipLastByte(file: string): void {
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 1] ^= 0x01;
+  fs.writeFileSync(file, bytes);
+}
+
+/** Removes what checkpoints recorded of their folders' contents, as an older version's. */
+function dropContents(manifestFile: string): void {
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  assert.ok(manifest.state.contents, `${manifestFile} records no contents`);
+  delete manifest.state.contents;
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+}
+
 /** Removes what checkpoints recorded for resume checks, as a checkpoint of an older version. */
 function makeOld(manifestFile: string): void {
   const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
@@ -73,21 +100,22 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
   describe('checkResume', () => {
     const config: Toy = { modelDir: 'models/m', seed: 1, epochs: 2, rate: 0.5 };
     const data = dataDigest(['a', 'b'], 2);
-    const ck = fakeCheckpoint({ ...resumeRecord(config, RULES, data) });
+    const ck = fakeCheckpoint({ ...resumeRecord(config, RULES, data, {}) });
 
     it('accepts the same config, a path named absolutely, and a change of a key that may change', () => {
       const warnings: string[] = [];
-      checkResume(ck, config, RULES, data, (m) => warnings.push(m));
-      checkResume(ck, { ...config, modelDir: path.resolve('models/m') }, RULES, data, (m) =>
+      checkResume(ck, config, RULES, data, {}, (m) => warnings.push(m));
+      checkResume(ck, { ...config, modelDir: path.resolve('models/m') }, RULES, data, {}, (m) =>
         warnings.push(m),
       );
-      checkResume(ck, { ...config, epochs: 9 }, RULES, data, (m) => warnings.push(m));
+      checkResume(ck, { ...config, epochs: 9 }, RULES, data, {}, (m) => warnings.push(m));
       assert.deepStrictEqual(warnings, []);
     });
 
     it("refuses other changes, naming each key with the checkpoint's and the new value", () => {
       assert.throws(
-        () => checkResume(ck, { ...config, seed: 2, rate: 0.25, epochs: 3 }, RULES, data, () => {}),
+        () =>
+          checkResume(ck, { ...config, seed: 2, rate: 0.25, epochs: 3 }, RULES, data, {}, () => {}),
         (e: Error) =>
           e instanceof ResumeRefusedError &&
           e.message ===
@@ -99,7 +127,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
           JSON.stringify(e.restore) === JSON.stringify({ seed: 1, rate: 0.5 }),
       );
       assert.throws(
-        () => checkResume(ck, { ...config, modelDir: 'models/other' }, RULES, data, () => {}),
+        () => checkResume(ck, { ...config, modelDir: 'models/other' }, RULES, data, {}, () => {}),
         new RegExp(
           `modelDir \\(checkpoint ${JSON.stringify(path.resolve('models/m'))}, now ` +
             `${JSON.stringify(path.resolve('models/other'))}\\)`,
@@ -109,7 +137,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       // no value of it resumes.
       const extra = { ...config, extra: true } as Toy;
       assert.throws(
-        () => checkResume(ck, extra, RULES, data, () => {}),
+        () => checkResume(ck, extra, RULES, data, {}, () => {}),
         (e: Error) =>
           /extra \(checkpoint \(absent\), now true\)/.test(e.message) &&
           e instanceof ResumeRefusedError &&
@@ -119,7 +147,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
 
     it('refuses other data, and names a damaged record', () => {
       assert.throws(
-        () => checkResume(ck, config, RULES, dataDigest(['a', 'b', 'c'], 3), () => {}),
+        () => checkResume(ck, config, RULES, dataDigest(['a', 'b', 'c'], 3), {}, () => {}),
         new RegExp(
           `the rows \\(checkpoint 2, sha256 ${data.sha256.slice(0, 12)}\\.\\.\\.; now 3, ` +
             'sha256 [0-9a-f]{12}\\.\\.\\.: the data file changed since the checkpoint\\)',
@@ -127,22 +155,22 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       );
       // Other data: no config value resumes it.
       assert.throws(
-        () => checkResume(ck, { ...config, seed: 2 }, RULES, dataDigest(['c'], 1), () => {}),
+        () => checkResume(ck, { ...config, seed: 2 }, RULES, dataDigest(['c'], 1), {}, () => {}),
         (e: Error) => e instanceof ResumeRefusedError && e.restore === undefined,
       );
       assert.throws(
-        () => checkResume(fakeCheckpoint({ config: 5, data }), config, RULES, data, () => {}),
+        () => checkResume(fakeCheckpoint({ config: 5, data }), config, RULES, data, {}, () => {}),
         /step-0000004\/manifest\.json: "state\.config" is 5; allowed: a JSON object/,
       );
       assert.throws(
-        () => checkResume(fakeCheckpoint({ config, data: [] }), config, RULES, data, () => {}),
+        () => checkResume(fakeCheckpoint({ config, data: [] }), config, RULES, data, {}, () => {}),
         /"state\.data" is \[\]; allowed/,
       );
     });
 
     it('resumes a checkpoint written before checkpoints recorded their config, with a warning', () => {
       const warnings: string[] = [];
-      checkResume(fakeCheckpoint({ step: 4 }), config, RULES, data, (m) => warnings.push(m));
+      checkResume(fakeCheckpoint({ step: 4 }), config, RULES, data, {}, (m) => warnings.push(m));
       assert.deepStrictEqual(warnings, [
         'toy: /runs/x/checkpoints/toy/step-0000004 was written before checkpoints recorded ' +
           'their config and data, so this run could not be checked against it: resuming it ' +
@@ -154,7 +182,7 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       const rules: ResumeRules<Toy> = { ...RULES, legacyDefaults: { rate: 0.5, seed: 1 } };
       const old = fakeCheckpoint({ step: 4 });
       assert.throws(
-        () => checkResume(old, { ...config, rate: 0.25, seed: 2 }, rules, data, () => {}),
+        () => checkResume(old, { ...config, rate: 0.25, seed: 2 }, rules, data, {}, () => {}),
         (e: Error) =>
           e instanceof ResumeRefusedError &&
           e.message ===
@@ -166,10 +194,94 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
           JSON.stringify(e.restore) === JSON.stringify({ rate: 0.5, seed: 1 }),
       );
       const warnings: string[] = [];
-      checkResume(old, config, rules, data, (m) => warnings.push(m));
+      checkResume(old, config, rules, data, {}, (m) => warnings.push(m));
       assert.strictEqual(warnings.length, 1, 'the legacy values resume, with the warning');
       // A checkpoint that records its config is compared with it, not with the legacy values.
-      checkResume(ck, config, { ...RULES, legacyDefaults: { rate: 0.1 } }, data, () => {});
+      checkResume(ck, config, { ...RULES, legacyDefaults: { rate: 0.1 } }, data, {}, () => {});
+    });
+
+    it("refuses other contents behind a folder's path; an older checkpoint warns that it could not check them", () => {
+      const rules: ResumeRules<Toy> = { ...RULES, contentKeys: { modelDir: 'files' } };
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resume-contents-'));
+      try {
+        const file = path.join(dir, 'weights.bin');
+        fs.writeFileSync(file, 'one');
+        const cfg = { ...config, modelDir: dir };
+        const before = contentDigests(cfg, rules);
+        assert.match(String(before.modelDir), /^[0-9a-f]{64}$/);
+        const saved = fakeCheckpoint({ ...resumeRecord(cfg, rules, data, before) });
+        const check = (warn: (m: string) => void = () => {}) =>
+          checkResume(saved, cfg, rules, data, contentDigests(cfg, rules), warn);
+        const warnings: string[] = [];
+        check((m) => warnings.push(m));
+        // The temporary file of an atomic write in progress is not part of the contents.
+        fs.writeFileSync(path.join(dir, '.weights.bin.123.tmp'), 'partial');
+        check((m) => warnings.push(m));
+        assert.deepStrictEqual(warnings, []);
+
+        fs.writeFileSync(file, 'two');
+        const now = contentDigests(cfg, rules).modelDir as string;
+        assert.throws(
+          () => check(),
+          (e: Error) =>
+            e instanceof ResumeRefusedError &&
+            e.message ===
+              `toy: cannot resume from /runs/x/checkpoints/toy/step-0000004: this run differs ` +
+                `from the checkpoint's in what is trained: the contents of modelDir ` +
+                `(${JSON.stringify(dir)}: checkpoint ${before.modelDir!.slice(0, 12)}..., now ` +
+                `${now.slice(0, 12)}...: its files changed since the checkpoint, at the same ` +
+                "path). Resume with the checkpoint's values (only epochs may change on resume), " +
+                'or start a fresh run in another run folder' &&
+            // No setting resumes it.
+            e.restore === undefined,
+        );
+        fs.rmSync(dir, { recursive: true });
+        assert.throws(
+          () => check(),
+          /modelDir \(.*: checkpoint [0-9a-f]{12}\.\.\., now \(unreadable\)/,
+        );
+
+        // Another folder: named once, as the changed path.
+        const other = { ...cfg, modelDir: 'models/other' };
+        assert.throws(
+          () => checkResume(saved, other, rules, data, contentDigests(other, rules), () => {}),
+          (e: Error) =>
+            /modelDir \(checkpoint/.test(e.message) && !/the contents of/.test(e.message),
+        );
+
+        // Written before checkpoints recorded folder contents: the rest is checked, and the
+        // resume goes on with a warning.
+        const older = fakeCheckpoint({
+          ...resumeRecord(cfg, rules, data, {}),
+          contents: undefined,
+        });
+        const olderWarnings: string[] = [];
+        const digest = { modelDir: 'f'.repeat(64) };
+        checkResume(older, cfg, rules, data, digest, (m) => olderWarnings.push(m));
+        assert.deepStrictEqual(olderWarnings, [
+          'toy: /runs/x/checkpoints/toy/step-0000004 was written before checkpoints recorded ' +
+            'the contents of the folders they name, so whether modelDir changed since could not ' +
+            'be checked: resuming it with them as they are now',
+        ]);
+        assert.throws(
+          () => checkResume(older, { ...cfg, seed: 9 }, rules, data, {}, () => {}),
+          /seed \(checkpoint 1, now 9\)/,
+        );
+        assert.throws(
+          () =>
+            checkResume(
+              fakeCheckpoint({ ...resumeRecord(cfg, rules, data, {}), contents: [5] }),
+              cfg,
+              rules,
+              data,
+              {},
+              () => {},
+            ),
+          /step-0000004\/manifest\.json: "state\.contents" is \[5\]; allowed: a JSON object/,
+        );
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 
@@ -333,6 +445,117 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         await generator.dispose();
         await runtime.dispose();
         fs.rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+
+    it('reward model and DPO: refuse other weights behind modelDir; a checkpoint without their digest resumes with a warning', async () => {
+      const modelDir = modelCopy();
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pair-resume-weights-'));
+      const weights = path.join(modelDir, 'model.safetensors');
+      const original = fs.readFileSync(weights);
+      try {
+        const stages = [
+          {
+            trainer: 'reward model',
+            stageDir: REWARD_MODEL_DIR,
+            train: (ctx: TrainerContext, resume: boolean) =>
+              trainRewardModel({
+                ...{ model, pairs, runDir, ctx, resume },
+                config: { ...RM_DEFAULTS, ...SMALL_PAIR_TRAINER, modelDir, epochs: 1 },
+              }),
+          },
+          {
+            trainer: 'DPO',
+            stageDir: DPO_DIR,
+            train: (ctx: TrainerContext, resume: boolean) =>
+              trainDpo({
+                ...{ model, pairs, runDir, ctx, resume },
+                config: { ...DPO_DEFAULTS, ...SMALL_PAIR_TRAINER, modelDir, epochs: 1 },
+              }),
+          },
+        ];
+        for (const { trainer, stageDir, train } of stages) {
+          fs.writeFileSync(weights, original);
+          const run = (ctx = directContext()) => train(ctx, true);
+          await train(directContext(), false);
+          flipLastByte(weights);
+          await assert.rejects(
+            run(),
+            new RegExp(
+              `^ResumeRefusedError: ${trainer}: cannot resume from .*: this run differs from the checkpoint's ` +
+                `in what is trained: the contents of modelDir \\(${JSON.stringify(modelDir)}: ` +
+                'checkpoint [0-9a-f]{12}\\.\\.\\., now [0-9a-f]{12}\\.\\.\\.: its files changed ' +
+                'since the checkpoint, at the same path\\)\\. Resume',
+            ),
+          );
+          // A checkpoint of the version before: resumed on the weights as they are, with a
+          // warning that they could not be checked.
+          dropContents(latestManifest(path.join(runDir, 'checkpoints', stageDir)));
+          const { lines, ctx } = logged();
+          await run(ctx);
+          assert.ok(
+            lines.some((l) =>
+              l.startsWith(
+                `warn: ${trainer}: ${path.join(runDir, 'checkpoints', stageDir)}` +
+                  '/step-0000003 was written before checkpoints recorded the contents of the ' +
+                  'folders they name, so whether modelDir changed since could not be checked',
+              ),
+            ),
+            lines.join('\n'),
+          );
+        }
+      } finally {
+        fs.rmSync(modelDir, { recursive: true, force: true });
+        fs.rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+
+    it('PPO: refuses a reward model retrained, or other weights, at the same path', async () => {
+      const runtime = ModelRuntime.fromModel(model, { threads: 2 });
+      const generator = createGenerator(runtime);
+      const weight = Float32Array.from({ length: model.config.hiddenSize }, (_, i) =>
+        Math.cos(i + 1),
+      );
+      const scorer = await linearScorer(model, weight);
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-resume-contents-'));
+      const modelDir = modelCopy();
+      // A reward model folder as `train rm` writes it; the scorer above stands in for it.
+      const rewardModelDir = path.join(runDir, 'rm', REWARD_MODEL_DIR);
+      fs.mkdirSync(rewardModelDir, { recursive: true });
+      for (const name of ['adapter_model.safetensors', 'reward_head.safetensors', 'run.json']) {
+        fs.writeFileSync(path.join(rewardModelDir, name), `${name} of reward model 1`);
+      }
+      const headFile = path.join(rewardModelDir, 'reward_head.safetensors');
+      const weights = path.join(modelDir, 'model.safetensors');
+      const config = tinyPpoConfig({ modelDir, rewardModelDir });
+      const options = ppoOptions({ model, generator, rewardScorer: scorer, runDir });
+      const resume = () =>
+        trainPpo({ ...options, config: { ...config, iterations: 2 }, resume: true });
+      const refusal = (key: string, dir: string) =>
+        new RegExp(
+          `^ResumeRefusedError: PPO: cannot resume from .*: this run differs from the checkpoint's in what ` +
+            `is trained: the contents of ${key} \\(${JSON.stringify(dir)}: checkpoint ` +
+            '[0-9a-f]{12}\\.\\.\\., now [0-9a-f]{12}\\.\\.\\.: its files changed since the ' +
+            'checkpoint, at the same path\\)\\. Resume',
+        );
+      try {
+        await trainPpo({ ...options, config, resume: false });
+        // Retrained into the same folder: the held-out reward before and after, the rollback
+        // test and the score standardisation would mix two reward models.
+        fs.writeFileSync(headFile, 'reward_head.safetensors of reward model 2');
+        await assert.rejects(resume(), refusal('rewardModelDir', rewardModelDir));
+        fs.writeFileSync(headFile, 'reward_head.safetensors of reward model 1');
+        flipLastByte(weights);
+        await assert.rejects(resume(), refusal('modelDir', modelDir));
+        flipLastByte(weights);
+        // Both as they were: the run goes on.
+        assert.strictEqual((await resume()).iterations, 2);
+      } finally {
+        await scorer.release();
+        await generator.dispose();
+        await runtime.dispose();
+        fs.rmSync(runDir, { recursive: true, force: true });
+        fs.rmSync(modelDir, { recursive: true, force: true });
       }
     });
   });
