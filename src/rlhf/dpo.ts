@@ -13,7 +13,7 @@ import { encodePair, float32, sequenceBatch, type TokenRow } from './batch';
 import { writeFileAtomic } from './checkpoint';
 import type { DpoConfig } from './config';
 import type { Head } from './heads';
-import { DPO_METRICS, MetricsWriter, formatMetricLine } from './metrics';
+import { DPO_METRICS, METRICS_ROWS_KEY, MetricsWriter, formatMetricLine } from './metrics';
 import { adamWTraining, ParameterOptimizer, unpackMoments } from './optimizer';
 import {
   copyParams,
@@ -130,12 +130,16 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
   );
   const params = trainableParameters(model, adapter);
   const threads = options.threads ?? 2;
+  const metricsWriter = MetricsWriter.forRun(
+    path.join(options.runDir, 'dpo-metrics.jsonl'),
+    ck,
+    'step',
+  );
   const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
   // Everything that can throw once the scoring session exists (opening the optimizer's session,
   // a checkpoint's moments of another size, training) runs in the try below, which releases
   // every session opened.
   const sessions: { release(): Promise<void> }[] = [score];
-  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'dpo-metrics.jsonl'));
   const earlyStopping = new EarlyStopping({
     patience: config.patience,
     minDelta: 1e-4,
@@ -348,6 +352,7 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
             earlyStopping: earlyStopping.state(),
             bestEval,
             ...resumeRecord(config, DPO_RESUME, data, contents),
+            [METRICS_ROWS_KEY]: metricsWriter.rows,
           },
           ctx,
         );

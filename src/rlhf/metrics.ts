@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic, type LoadedCheckpoint } from './checkpoint';
 
 /** PPO metric names (TRL PPOTrainer). */
 export const PPO_METRICS = [
@@ -84,16 +85,72 @@ export function formatMetricLine(step: number, row: MetricRow, order: readonly s
   return [`step ${step}`, ...names.map((n) => `${n} ${formatValue(row[n])}`)].join(' | ');
 }
 
+/**
+ * The checkpoint state key under which a trainer's checkpoint records how many rows its metrics
+ * file held when it was written (see `MetricsWriter.forRun`).
+ */
+export const METRICS_ROWS_KEY = 'metricsRows';
+
 /** Appends one JSON line per step; NaN/Infinity become null (JSON cannot carry them). */
 export class MetricsWriter {
+  private written = 0;
+
   constructor(readonly filePath: string) {
     fs.mkdirSync(path.dirname(filePath), { recursive: true });
+  }
+
+  /**
+   * The writer of a run's metrics file, for a run that starts from checkpoint `ck` (whose step
+   * counter is `stepKey`), or from the beginning when `ck` is undefined. The rows an earlier
+   * attempt wrote after that point are removed first: the resumed run trains those steps again
+   * and writes their rows again, and a run killed mid-write (kill -9, a crash) left them in the
+   * file, so each would be there twice (with a torn last line glued to the first new row). The
+   * rows the checkpoint covers are kept: as many as it records under {@link METRICS_ROWS_KEY}, or,
+   * in checkpoints written before they recorded it, the rows of steps up to the checkpoint's (a
+   * row the older run wrote at that step after the checkpoint, its final evaluation, can then
+   * stay twice). The file is rewritten atomically, so a crash during it loses no kept row.
+   */
+  static forRun(filePath: string, ck: LoadedCheckpoint | undefined, stepKey: string) {
+    const writer = new MetricsWriter(filePath);
+    let text: string;
+    try {
+      text = fs.readFileSync(filePath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return writer;
+      throw error;
+    }
+    // Whole lines only: what follows the last newline is a row torn by a crash, or nothing.
+    const lines = text.split('\n').slice(0, -1);
+    let kept: string[] = [];
+    if (ck && ck.manifest.state[METRICS_ROWS_KEY] !== undefined) {
+      kept = lines.slice(0, ck.counter(METRICS_ROWS_KEY));
+    } else if (ck) {
+      const last = ck.counter(stepKey);
+      kept = lines.filter((line) => {
+        try {
+          const step = (JSON.parse(line) as { step?: unknown }).step;
+          return typeof step === 'number' && step <= last;
+        } catch {
+          return false; // a torn row that a later row was appended to
+        }
+      });
+    }
+    const keptText = kept.map((line) => `${line}\n`).join('');
+    if (keptText !== text) writeFileAtomic(filePath, keptText);
+    writer.written = kept.length;
+    return writer;
+  }
+
+  /** The rows the file holds: a checkpoint records it under {@link METRICS_ROWS_KEY}. */
+  get rows(): number {
+    return this.written;
   }
 
   append(step: number, row: MetricRow): void {
     const clean: Record<string, number | null> = { step };
     for (const [k, v] of Object.entries(row)) clean[k] = Number.isFinite(v) ? v : null;
     fs.appendFileSync(this.filePath, JSON.stringify({ ...clean, time: Date.now() }) + '\n');
+    this.written++;
   }
 
   /** Reads the file back; a torn last line (crash mid-write) is skipped, others must parse. */

@@ -45,7 +45,13 @@ import {
   restoreKlController,
   type KlController,
 } from './klController';
-import { MetricAccumulator, MetricsWriter, PPO_METRICS, formatMetricLine } from './metrics';
+import {
+  METRICS_ROWS_KEY,
+  MetricAccumulator,
+  MetricsWriter,
+  PPO_METRICS,
+  formatMetricLine,
+} from './metrics';
 import {
   adamWTraining,
   packMoments,
@@ -370,7 +376,11 @@ export async function trainPpo(options: {
     ? new AdaptiveKlController(Math.max(config.klCoef, 1e-6), config.targetKl, config.klHorizon)
     : new FixedKlController(config.klCoef);
   const adapterDir = path.join(options.runDir, 'rollout-adapter');
-  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'ppo-metrics.jsonl'));
+  const metricsWriter = MetricsWriter.forRun(
+    path.join(options.runDir, 'ppo-metrics.jsonl'),
+    ck,
+    'iteration',
+  );
   const history: Record<string, number>[] = [];
   let iteration = 0;
   let episode = 0;
@@ -461,6 +471,7 @@ export async function trainPpo(options: {
         rollbacks,
         scoreNorm: scoreNorm ?? null,
         ...resumeRecord(config, PPO_RESUME, data, contents),
+        [METRICS_ROWS_KEY]: metricsWriter.rows,
       },
     );
     ctx.checkpoint(iteration, dir);

@@ -26,7 +26,7 @@ import {
   type EncodingLimits,
   type TokenRow,
 } from './batch';
-import { MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
+import { METRICS_ROWS_KEY, MetricsWriter, RM_METRICS, formatMetricLine } from './metrics';
 import { adamWTraining, ParameterOptimizer, unpackMoments, type OptimizerState } from './optimizer';
 import {
   copyParams,
@@ -418,7 +418,8 @@ export async function trainRewardModel(
   const stepsPerEpoch = Math.ceil(train.length / config.batchSize);
   const totalSteps = stepsPerEpoch * config.epochs;
   const evalEvery = config.evalEvery > 0 ? config.evalEvery : stepsPerEpoch;
-  const metricsWriter = new MetricsWriter(path.join(options.runDir, 'reward-model-metrics.jsonl'));
+  const metricsFile = path.join(options.runDir, 'reward-model-metrics.jsonl');
+  const metricsWriter = MetricsWriter.forRun(metricsFile, ck, 'step');
 
   let step = 0;
   let firstLoss = Number.NaN;
@@ -481,6 +482,7 @@ export async function trainRewardModel(
         lastLoss,
         bestEval,
         ...resumeRecord(config, RM_RESUME, data, contents),
+        [METRICS_ROWS_KEY]: metricsWriter.rows,
       },
       ctx,
     );

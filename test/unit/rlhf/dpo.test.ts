@@ -7,6 +7,7 @@ import { loadPeftAdapter } from '../../../src/model/lora';
 import { sha256 } from '../../../src/rlhf/checkpoint';
 import { DPO_DEFAULTS, type DpoConfig } from '../../../src/rlhf/config';
 import { DPO_DIR, trainDpo } from '../../../src/rlhf/dpo';
+import { MetricsWriter } from '../../../src/rlhf/metrics';
 import { directContext } from '../../../src/rlhf/trainerContext';
 import { SMALL_PAIR_TRAINER, toyPairs } from '../../support/tinyTraining';
 
@@ -84,6 +85,11 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
       });
       return trainDpo({ model, pairs, config, runDir, resume, ctx });
     };
+    /** The rows of a run's metrics file, without the time each was written. */
+    const metricRows = (runDir: string) =>
+      MetricsWriter.read(path.join(runDir, 'dpo-metrics.jsonl')).map(
+        ({ time, ...row }) => (assert.ok(time), row),
+      );
     const dirs: string[] = [];
     const tmp = (name: string) => {
       dirs.push(fs.mkdtempSync(path.join(os.tmpdir(), name)));
@@ -94,7 +100,8 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
     // early, so with patience 1 the straight run stops early; which evaluation is the best and
     // when patience runs out depend on the evaluations before the resume.
     const stopping = { ...base, patience: 1 };
-    const straight = await train(stopping, tmp('dpo-straight-'), false);
+    const straightDir = tmp('dpo-straight-');
+    const straight = await train(stopping, straightDir, false);
     assert.ok(straight.earlyStopped && straight.steps > 5, `${straight.steps} steps`);
     const expected = outputOf(straight.outputDir);
     const runDir = tmp('dpo-resumed-');
@@ -102,6 +109,9 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
     const resumed = await train(stopping, runDir, true);
     assert.deepStrictEqual(outputOf(resumed.outputDir), expected);
     assert.strictEqual(resumed.validationAccuracy, straight.validationAccuracy);
+    // Each row once, as the straight run wrote them: the rows of steps 6 and 7, written before
+    // the interruption and again by the resume, are not there twice.
+    assert.deepStrictEqual(metricRows(runDir), metricRows(straightDir));
 
     // Finished (its last checkpoint at its last step), or crashed after that checkpoint before
     // writing its output: nothing is left to train; the output and numbers are the run's own.
@@ -110,12 +120,14 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
     const finished = await train(full, finishedDir, false);
     assert.strictEqual(finished.steps, 10);
     const finishedOutput = outputOf(finished.outputDir);
+    const finishedRows = metricRows(finishedDir);
     assert.ok(Number.isFinite(finished.validationAccuracy));
     fs.rmSync(finished.outputDir, { recursive: true });
     const again = await train(full, finishedDir, true);
     assert.deepStrictEqual(outputOf(again.outputDir), finishedOutput);
     assert.strictEqual(again.validationAccuracy, finished.validationAccuracy);
     assert.strictEqual(again.validationLoss, finished.validationLoss);
+    assert.deepStrictEqual(metricRows(finishedDir), finishedRows);
     for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 

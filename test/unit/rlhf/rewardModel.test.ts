@@ -8,6 +8,7 @@ import { RM_DEFAULTS, type RewardModelConfig } from '../../../src/rlhf/config';
 import { headDigest, loadHead } from '../../../src/rlhf/heads';
 import type { TrainingPair } from '../../../src/rlhf/preferences';
 import { RewardScorer, encodePairs, trainRewardModel } from '../../../src/rlhf/rewardModel';
+import { MetricsWriter } from '../../../src/rlhf/metrics';
 import { directContext } from '../../../src/rlhf/trainerContext';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
@@ -192,6 +193,12 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     };
   }
 
+  /** The rows of a run's metrics file, without the time each was written. */
+  function metricRows(runDir: string) {
+    const rows = MetricsWriter.read(path.join(runDir, 'reward-model-metrics.jsonl'));
+    return rows.map(({ time, ...row }) => (assert.ok(time), row));
+  }
+
   it('resumes from the last checkpoint and ends where an uninterrupted run ends; a finished run resumes to its output', async () => {
     const data = pairs(32);
     const straightDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-'));
@@ -237,6 +244,11 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     assert.strictEqual(resumed.steps, straight.steps);
     assert.strictEqual(headDigest(resumed.head), headDigest(straight.head));
     assert.deepStrictEqual(outputOf(resumed.outputDir), expected);
+    // Each row once, as the straight run wrote them: step 4's row, written before the
+    // interruption and again by the resume, is not there twice.
+    const straightRows = metricRows(straightDir);
+    assert.strictEqual(straightRows.filter((row) => 'loss/train' in row).length, 6);
+    assert.deepStrictEqual(metricRows(runDir), straightRows);
 
     // The run finished (or crashed after its last checkpoint, before writing its output):
     // a resume has no step left and writes the checkpoint's best model and numbers.
@@ -252,6 +264,7 @@ describe('rlhf reward model (tiny Llama fixture)', function () {
     assert.deepStrictEqual(outputOf(again.outputDir), expected);
     assert.deepStrictEqual(again.validation, straight.validation);
     assert.strictEqual(again.lastLoss, straight.lastLoss);
+    assert.deepStrictEqual(metricRows(straightDir), straightRows);
     fs.rmSync(straightDir, { recursive: true, force: true });
     fs.rmSync(runDir, { recursive: true, force: true });
   });
