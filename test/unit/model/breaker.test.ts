@@ -11,7 +11,7 @@ import * as path from 'path';
 import { StreamingDetokenizer } from '../../../src/generation/detokenizer';
 import { LlamaGenerator } from '../../../src/generation/generator';
 import { buildPrompt } from '../../../src/generation/prompt';
-import { Rng, sampleToken } from '../../../src/generation/sampling';
+import { NonFiniteLogitsError, Rng, sampleToken } from '../../../src/generation/sampling';
 import type { CompletionRequest } from '../../../src/generation/api';
 import { openCheckpoint } from '../../../src/model/checkpoint';
 import { ConfigError, parseModelConfig } from '../../../src/model/config';
@@ -485,7 +485,7 @@ describe('breaker: loading, tokenization and generation under hostile inputs', (
       for (const temperature of [0, 0.8]) {
         assert.throws(
           () => sampleToken(logits, { temperature, topK: 0, topP: 1 }, new Rng(1)),
-          (e: Error) => e instanceof RangeError && /NaN/.test(e.message),
+          (e: Error) => e instanceof NonFiniteLogitsError && /NaN/.test(e.message),
         );
       }
     });
