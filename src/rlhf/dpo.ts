@@ -105,6 +105,7 @@ export const DPO_RESUME: ResumeRules<DpoConfig> = {
   trainer: 'DPO',
   mayChange: ['epochs', 'patience', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile'],
+  listKeys: ['loraTargets'],
   contentKeys: { modelDir: 'modelWeights' },
   dataNoun: 'training pairs',
 };

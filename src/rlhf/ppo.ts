@@ -326,6 +326,7 @@ export const PPO_RESUME: ResumeRules<PpoConfig> = {
   trainer: 'PPO',
   mayChange: ['iterations', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile', 'rewardModelDir'],
+  listKeys: ['loraTargets'],
   // A reward model retrained into the same folder scores another way: the held-out reward before
   // and after, the rollback test and the score standardisation would mix the two.
   contentKeys: { modelDir: 'modelWeights', rewardModelDir: 'files' },

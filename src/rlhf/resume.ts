@@ -34,6 +34,11 @@ export interface ResumeRules<T> {
    * folder named relative to the working folder, or absolutely, is the same.
    */
   pathKeys: readonly (keyof T & string)[];
+  /**
+   * Keys holding comma-separated lists (LoRA targets): recorded and compared as their trimmed,
+   * non-empty entries in order, so "q_proj, v_proj" and "q_proj,v_proj" are the same list.
+   */
+  listKeys?: readonly (keyof T & string)[];
   /** What the data items are, in messages ("training pairs", "prompts"). */
   dataNoun: string;
   /**
@@ -118,6 +123,25 @@ function recordedConfig<T extends object>(config: T, rules: ResumeRules<T>) {
   for (const key of rules.pathKeys) {
     const value = out[key];
     if (typeof value === 'string' && value !== '') out[key] = path.resolve(value);
+  }
+  return canonicalLists(out, rules);
+}
+
+/** `config` with the values of `rules.listKeys` as canonical lists (see ResumeRules.listKeys). */
+function canonicalLists<T extends object>(
+  config: Record<string, unknown>,
+  rules: ResumeRules<T>,
+): Record<string, unknown> {
+  const out = { ...config };
+  for (const key of rules.listKeys ?? []) {
+    const value = out[key];
+    if (typeof value === 'string') {
+      out[key] = value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== '')
+        .join(',');
+    }
   }
   return out;
 }
@@ -218,11 +242,13 @@ export function checkResume<T extends object>(
     );
   }
   const current = recordedConfig(config, rules);
+  // Checkpoints recorded lists as written before listKeys existed.
+  const savedLists = canonicalLists(saved, rules);
   const changed: string[] = [];
   let restore: Record<string, unknown> | undefined = {};
   for (const key of new Set([...Object.keys(saved), ...Object.keys(current)])) {
     if ((rules.mayChange as readonly string[]).includes(key)) continue;
-    if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) {
+    if (JSON.stringify(savedLists[key]) !== JSON.stringify(current[key])) {
       changed.push(`${key} (checkpoint ${show(saved[key])}, now ${show(current[key])})`);
       if (saved[key] === undefined) restore = undefined;
       else if (restore) restore[key] = saved[key];

@@ -370,6 +370,7 @@ export const RM_RESUME: ResumeRules<RewardModelConfig> = {
   trainer: 'reward model',
   mayChange: ['epochs', 'patience', 'checkpointEvery'],
   pathKeys: ['modelDir', 'dataFile'],
+  listKeys: ['loraTargets'],
   contentKeys: { modelDir: 'modelWeights' },
   dataNoun: 'training pairs',
   // Checkpoints written before they recorded their config were trained unmarked: resuming one

@@ -112,6 +112,34 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       assert.deepStrictEqual(warnings, []);
     });
 
+    it('compares list keys by their entries: spaces around commas are the same list', () => {
+      type Lora = { modelDir: string; loraTargets: string };
+      const rules: ResumeRules<Lora> = { ...RULES, mayChange: [], listKeys: ['loraTargets'] };
+      const spaced = { modelDir: 'models/m', loraTargets: 'q_proj, v_proj' };
+      // A checkpoint of this version records the canonical list; an older one, as written.
+      const recorded = fakeCheckpoint({ ...resumeRecord(spaced, rules, data, {}) });
+      const asWritten = fakeCheckpoint({
+        config: { ...spaced, modelDir: path.resolve('models/m') },
+        data,
+      });
+      assert.strictEqual(
+        (recorded.manifest.state as { config: Lora }).config.loraTargets,
+        'q_proj,v_proj',
+      );
+      for (const ck of [recorded, asWritten]) {
+        for (const loraTargets of ['q_proj,v_proj', ' q_proj ,v_proj,', 'q_proj, v_proj']) {
+          checkResume(ck, { ...spaced, loraTargets }, rules, data, {}, () => {});
+        }
+        // Another order or another target is another list.
+        for (const loraTargets of ['v_proj,q_proj', 'q_proj']) {
+          assert.throws(
+            () => checkResume(ck, { ...spaced, loraTargets }, rules, data, {}, () => {}),
+            new RegExp(`loraTargets \\(checkpoint "q_proj,? ?v_proj", now "${loraTargets}"\\)`),
+          );
+        }
+      }
+    });
+
     it("refuses other changes, naming each key with the checkpoint's and the new value", () => {
       assert.throws(
         () =>
