@@ -114,7 +114,13 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
 
     it('compares list keys by their entries: spaces around commas are the same list', () => {
       type Lora = { modelDir: string; loraTargets: string };
-      const rules: ResumeRules<Lora> = { ...RULES, mayChange: [], listKeys: ['loraTargets'] };
+      const rules: ResumeRules<Lora> = {
+        trainer: 'toy',
+        mayChange: [],
+        pathKeys: ['modelDir'],
+        listKeys: ['loraTargets'],
+        dataNoun: 'rows',
+      };
       const spaced = { modelDir: 'models/m', loraTargets: 'q_proj, v_proj' };
       // A checkpoint of this version records the canonical list; an older one, as written.
       const recorded = fakeCheckpoint({ ...resumeRecord(spaced, rules, data, {}) });
