@@ -69,7 +69,7 @@ import {
   resumeRecord,
   type ResumeRules,
 } from './resume';
-import type { RewardScorer } from './rewardModel';
+import { rewardModelDigest, type RewardScorer } from './rewardModel';
 import { packTensors, unpackParams } from './tensorPack';
 import { assembleTokenRewards } from './tokenRewards';
 import { throwIfCancelled, type TrainerContext } from './trainerContext';
@@ -329,7 +329,7 @@ export const PPO_RESUME: ResumeRules<PpoConfig> = {
   listKeys: ['loraTargets'],
   // A reward model retrained into the same folder scores another way: the held-out reward before
   // and after, the rollback test and the score standardisation would mix the two.
-  contentKeys: { modelDir: 'modelWeights', rewardModelDir: 'files' },
+  contentKeys: { modelDir: 'modelWeights', rewardModelDir: rewardModelDigest },
   dataNoun: 'prompts (training and held-out)',
 };
 

@@ -19,10 +19,11 @@ import { sha256, type LoadedCheckpoint } from './checkpoint';
 /**
  * How the contents of a folder a config key names are digested: `modelWeights`, a model folder
  * whose weights may be gigabytes, by its sampled fingerprint (src/data/modelFingerprint.ts);
- * `files`, a folder of small files (a reward model's adapter, head and run.json), by every byte
- * of each file in it.
+ * `files`, a folder of small files, by every byte of each file in it; or a function of the
+ * folder, for a folder with files that change without changing what the run depends on (a
+ * reward model's run.json records its wall time; `rewardModelDigest`).
  */
-export type FolderContents = 'modelWeights' | 'files';
+export type FolderContents = 'modelWeights' | 'files' | ((dir: string) => string | null);
 
 export interface ResumeRules<T> {
   /** The trainer's name in messages ("reward model", "DPO", "PPO"). */
@@ -82,21 +83,24 @@ export function dataDigest(data: unknown, items: number): DataDigest {
 
 /**
  * Every byte of each file directly in `dir` (with its name and size, in name order), leaving out
- * hidden files (the temporary files of atomic writes); null when `dir` cannot be read.
+ * hidden files (the temporary files of atomic writes) and the names in `skip`, then `extra`;
+ * null when `dir` cannot be read.
  */
-function filesDigest(dir: string): string | null {
+export function filesDigest(dir: string, skip: readonly string[] = [], extra = ''): string | null {
   try {
     const hash = createHash('sha256');
     const names = fs
       .readdirSync(dir, { withFileTypes: true })
       .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
       .map((entry) => entry.name)
+      .filter((name) => !skip.includes(name))
       .sort();
     for (const name of names) {
       const bytes = fs.readFileSync(path.join(dir, name));
       hash.update(`\u0000${name}\u0000${bytes.length}\u0000`);
       hash.update(bytes);
     }
+    hash.update(extra);
     return hash.digest('hex');
   } catch {
     return null;
@@ -110,10 +114,16 @@ function filesDigest(dir: string): string | null {
  */
 export function contentDigests<T extends object>(config: T, rules: ResumeRules<T>): ContentDigests {
   const out: ContentDigests = {};
-  for (const [key, kind] of Object.entries(rules.contentKeys ?? {})) {
+  const entries = Object.entries(rules.contentKeys ?? {}) as [string, FolderContents][];
+  for (const [key, kind] of entries) {
     const dir = (config as Record<string, unknown>)[key];
     if (typeof dir !== 'string' || dir === '') continue;
-    out[key] = kind === 'modelWeights' ? (modelFingerprint(dir) ?? null) : filesDigest(dir);
+    out[key] =
+      kind === 'modelWeights'
+        ? (modelFingerprint(dir) ?? null)
+        : kind === 'files'
+          ? filesDigest(dir)
+          : kind(dir);
   }
   return out;
 }

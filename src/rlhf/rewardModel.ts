@@ -37,7 +37,7 @@ import {
 import type { TrainingPair } from './preferences';
 import { contextKey, toContext, type PromptContext, type PromptInput } from './promptContext';
 import { createRng, normal, shuffled } from './random';
-import { numbersFromJson, resumeRecord, type ResumeRules } from './resume';
+import { filesDigest, numbersFromJson, resumeRecord, type ResumeRules } from './resume';
 import { EarlyStopping } from './split';
 import { unpackParams } from './tensorPack';
 import { throwIfCancelled } from './trainerContext';
@@ -196,6 +196,17 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
     encoding.completionMark = completionMark as CompletionMark;
   }
   return encoding;
+}
+
+/**
+ * What decides a reward-model folder's scores, for resume checks (PPO_RESUME): every byte of its
+ * adapter and head files, and the encoding its run.json records, but not run.json's numbers and
+ * wall time, which a resume of the finished reward model writes anew. Null when `dir` cannot be
+ * read; a damaged run.json throws, naming it.
+ */
+export function rewardModelDigest(dir: string): string | null {
+  const encoding = readRewardEncoding(dir);
+  return filesDigest(dir, ['run.json'], JSON.stringify(encoding ?? null));
 }
 
 /** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */

@@ -556,10 +556,17 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       // A reward model folder as `train rm` writes it; the scorer above stands in for it.
       const rewardModelDir = path.join(runDir, 'rm', REWARD_MODEL_DIR);
       fs.mkdirSync(rewardModelDir, { recursive: true });
-      for (const name of ['adapter_model.safetensors', 'reward_head.safetensors', 'run.json']) {
+      for (const name of ['adapter_model.safetensors', 'reward_head.safetensors']) {
         fs.writeFileSync(path.join(rewardModelDir, name), `${name} of reward model 1`);
       }
       const headFile = path.join(rewardModelDir, 'reward_head.safetensors');
+      const runJson = path.join(rewardModelDir, 'run.json');
+      const writeRun = (maxPromptTokens: number, seconds: number) =>
+        fs.writeFileSync(
+          runJson,
+          JSON.stringify({ config: { maxPromptTokens, maxCompletionTokens: 8 }, seconds }),
+        );
+      writeRun(16, 12.5);
       const weights = path.join(modelDir, 'model.safetensors');
       const config = tinyPpoConfig({ modelDir, rewardModelDir });
       const options = ppoOptions({ model, generator, rewardScorer: scorer, runDir });
@@ -579,6 +586,12 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         fs.writeFileSync(headFile, 'reward_head.safetensors of reward model 2');
         await assert.rejects(resume(), refusal('rewardModelDir', rewardModelDir));
         fs.writeFileSync(headFile, 'reward_head.safetensors of reward model 1');
+        // Its run.json with another encoding scores another way too.
+        writeRun(32, 12.5);
+        await assert.rejects(resume(), refusal('rewardModelDir', rewardModelDir));
+        // Only the wall time changed (`train rm --resume` of the finished run rewrites run.json):
+        // the same reward model, so it is no reason to refuse (checked by the last resume below).
+        writeRun(16, 99.25);
         flipLastByte(weights);
         await assert.rejects(resume(), refusal('modelDir', modelDir));
         flipLastByte(weights);
