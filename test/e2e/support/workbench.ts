@@ -70,7 +70,13 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row').filter({ hasText: title }).first();
   await row.waitFor({ timeout: 30_000 });
   await row.click();
-  await input.waitFor({ state: 'hidden' });
+  // The palette is gone when its input hides, or when a command's own quick pick (Select
+  // adapter's list) takes the same widget over at once: then the input no longer holds the
+  // palette's ">" text. Waiting for "hidden" alone raced with such a pick.
+  await page.waitForFunction(() => {
+    const field = document.querySelector<HTMLInputElement>('.quick-input-widget input');
+    return !field || field.offsetParent === null || !field.value.startsWith('>');
+  });
 }
 
 /** Opens a workspace file through Quick Open (Ctrl+P) and waits for its editor tab. */
