@@ -32,10 +32,17 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
 /**
  * Single files a module may import from a module the table does not allow: module ->
  * repository-relative files. `extension` checks `codeRlhf.trainingSettings` with the trainers'
- * own config parser before a run starts; `rlhf/config.ts` imports only `model/settingError.ts`.
+ * own config parser before a run starts. What such a file brings along is pinned below
+ * (`MAY_IMPORT_FILES_CLOSURE`): rlhf/config.ts imports only model/settingError.ts and
+ * generation/api.ts (its sampling limit), which import nothing.
  */
 const MAY_IMPORT_FILES: Readonly<Record<string, readonly string[]>> = {
   extension: ['src/rlhf/config.ts'],
+};
+
+/** Every file each file of MAY_IMPORT_FILES imports, directly or through another. */
+const MAY_IMPORT_FILES_CLOSURE: Readonly<Record<string, readonly string[]>> = {
+  'src/rlhf/config.ts': ['src/generation/api.ts', 'src/model/settingError.ts'],
 };
 
 /**
@@ -213,6 +220,35 @@ describe('architecture: the module import table of ARCHITECTURE.md', () => {
   let sites: ImportSite[] = [];
   before(() => {
     sites = importSites();
+  });
+
+  it('a single file another module may import brings along only the files pinned for it', () => {
+    const importsOf = (file: string) =>
+      moduleSpecifiers(file, fs.readFileSync(path.join(ROOT, file), 'utf8')).map((s) =>
+        // A package (fs, vscode) is named as imported; it has no imports to follow here.
+        isPathSpecifier(s.specifier)
+          ? path
+              .relative(ROOT, require.resolve(path.resolve(ROOT, path.dirname(file), s.specifier)))
+              .split(path.sep)
+              .join('/')
+          : s.specifier,
+      );
+    for (const [file, pinned] of Object.entries(MAY_IMPORT_FILES_CLOSURE)) {
+      const seen = new Set<string>();
+      const queue = importsOf(file);
+      while (queue.length > 0) {
+        const next = queue.pop()!;
+        if (seen.has(next)) continue;
+        seen.add(next);
+        if (next.startsWith('src/')) queue.push(...importsOf(next));
+      }
+      assert.deepStrictEqual([...seen].sort(), [...pinned].sort(), `${file} imports`);
+    }
+    assert.deepStrictEqual(
+      Object.keys(MAY_IMPORT_FILES_CLOSURE).sort(),
+      [...new Set(Object.values(MAY_IMPORT_FILES).flat())].sort(),
+      'every file of MAY_IMPORT_FILES has its imports pinned',
+    );
   });
 
   it('sees every import form, type-only ones included', () => {
