@@ -82,18 +82,21 @@ export function dataDigest(data: unknown, items: number): DataDigest {
 }
 
 /**
- * Every byte of each file directly in `dir` (with its name and size, in name order), leaving out
- * hidden files (the temporary files of atomic writes) and the names in `skip`, then `extra`;
- * null when `dir` cannot be read.
+ * Every byte of each file directly in `dir` (with its name and size, in name order), then
+ * `extra`: the files named in `only`, or else every file but hidden ones (the temporary files of
+ * atomic writes). Null when `dir` or one of the files cannot be read.
  */
-export function filesDigest(dir: string, skip: readonly string[] = [], extra = ''): string | null {
+export function filesDigest(dir: string, only?: readonly string[], extra = ''): string | null {
   try {
     const hash = createHash('sha256');
-    const names = fs
-      .readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
-      .map((entry) => entry.name)
-      .filter((name) => !skip.includes(name))
+    const names = (
+      only ??
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isFile() && !entry.name.startsWith('.'))
+        .map((entry) => entry.name)
+    )
+      .slice()
       .sort();
     for (const name of names) {
       const bytes = fs.readFileSync(path.join(dir, name));

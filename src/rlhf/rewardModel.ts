@@ -15,7 +15,7 @@ import { initLora, loadPeftAdapter, savePeftAdapter, type LoraAdapter } from '..
 import { evaluatePairs, type PairEvaluation } from './bradleyTerry';
 import { writeFileAtomic } from './checkpoint';
 import type { RewardModelConfig } from './config';
-import { headDigest, loadHead, saveHead, type Head } from './heads';
+import { headDigest, headFileName, loadHead, saveHead, type Head } from './heads';
 import {
   completionMarkFor,
   encodePair,
@@ -200,13 +200,15 @@ export function readRewardEncoding(dir: string): RewardEncoding | undefined {
 
 /**
  * What decides a reward-model folder's scores, for resume checks (PPO_RESUME): every byte of its
- * adapter and head files, and the encoding its run.json records, but not run.json's numbers and
- * wall time, which a resume of the finished reward model writes anew. Null when `dir` cannot be
- * read; a damaged run.json throws, naming it.
+ * adapter and head files, and the encoding its run.json records; not run.json's numbers and
+ * wall time (a resume of the finished reward model writes them anew), nor any other file in the
+ * folder (held-out prompts, a user's notes). Null when one of those files cannot be read; a
+ * damaged run.json throws, naming it.
  */
 export function rewardModelDigest(dir: string): string | null {
   const encoding = readRewardEncoding(dir);
-  return filesDigest(dir, ['run.json'], JSON.stringify(encoding ?? null));
+  const files = ['adapter_config.json', 'adapter_model.safetensors', headFileName('reward')];
+  return filesDigest(dir, files, JSON.stringify(encoding ?? null));
 }
 
 /** Scores (prompt, completion) token rows with a reward adapter and head; forward only. */

@@ -556,7 +556,8 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
       // A reward model folder as `train rm` writes it; the scorer above stands in for it.
       const rewardModelDir = path.join(runDir, 'rm', REWARD_MODEL_DIR);
       fs.mkdirSync(rewardModelDir, { recursive: true });
-      for (const name of ['adapter_model.safetensors', 'reward_head.safetensors']) {
+      const files = ['adapter_config.json', 'adapter_model.safetensors', 'reward_head.safetensors'];
+      for (const name of files) {
         fs.writeFileSync(path.join(rewardModelDir, name), `${name} of reward model 1`);
       }
       const headFile = path.join(rewardModelDir, 'reward_head.safetensors');
@@ -592,6 +593,8 @@ describe("rlhf resume: the config and data must be the checkpoint's", function (
         // Only the wall time changed (`train rm --resume` of the finished run rewrites run.json):
         // the same reward model, so it is no reason to refuse (checked by the last resume below).
         writeRun(16, 99.25);
+        // Nor is another file in the folder (held-out prompts, a user's notes).
+        fs.writeFileSync(path.join(rewardModelDir, 'notes.txt'), 'compared with rm-3');
         flipLastByte(weights);
         await assert.rejects(resume(), refusal('modelDir', modelDir));
         flipLastByte(weights);
