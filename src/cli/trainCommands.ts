@@ -268,10 +268,12 @@ export const trainCommand: CliCommand = {
   },
 };
 
-const EVAL_HELP = `code-rlhf eval: blind comparison of a tuned adapter against the base (or another adapter)
+const EVAL_HELP = `code-rlhf eval: blind comparison of a tuned adapter against the base (or another
+adapter)
 
 usage: code-rlhf eval --model <dir> --adapter <peft dir> --prompts <corpus.jsonl | code dir>
-         [--baseline <peft dir>] [--oracle clean-code|short-lines|context-words|complete-line|<rule.js>] [--reward-model <dir>]
+         [--baseline <peft dir>] [--reward-model <dir>]
+         [--oracle clean-code|short-lines|context-words|complete-line|<rule.js>]
          [--count 100] [--seed 7] [--temperature 1] [--max-new-tokens 16] [--max-lines 1]
 Prints the tuned model's win rate with a 95% interval and the mean KL against the base.`;
 
@@ -369,8 +371,8 @@ export const evalCommand: CliCommand = {
 
 const DEMO_HELP = `code-rlhf demo: the whole loop with a simulated annotator
 
-usage: code-rlhf demo [--model <dir>] [--prompts <corpus.jsonl | code dir>] [--oracle <name | rule.js>]
-         [--noise 0.1] [--position-bias 0] [--judgments 400] [--eval-prompts 200]
+usage: code-rlhf demo [--model <dir>] [--prompts <corpus.jsonl | code dir>]
+         [--oracle <name | rule.js>] [--noise 0.1] [--position-bias 0] [--judgments 400] [--eval-prompts 200]
          [--iterations N] [--rm-epochs N] [--work-dir <dir>] [--seed 1] [--json]
 Defaults: --model models/default, --prompts .corpus/validation.jsonl (held-out code), else src/.`;
 

@@ -50,7 +50,7 @@ export interface GeneratedCandidate {
   stopReason: StopReason;
 }
 
-/** A LoRA adapter that fits the loaded model, as {@link CompletionGenerator.loadAdapter} read it. */
+/** A LoRA adapter that fits the loaded model, as `CompletionGenerator.loadAdapter` read it. */
 export interface AdapterSummary {
   rank: number;
   alpha: number;

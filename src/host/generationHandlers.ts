@@ -1,7 +1,8 @@
 /**
  * The model host's generation methods: `load` (switch model folder), `complete` (sample K
- * candidates), `checkAdapter` (read an adapter over the loaded model) and `ping`. One generator (one set of onnxruntime sessions) lives at a time; a
- * switch disposes the old one exactly once, after the new one has loaded.
+ * candidates), `checkAdapter` (read an adapter over the loaded model) and `ping`. One generator
+ * (one set of onnxruntime sessions) lives at a time; a switch disposes the old one exactly once,
+ * after the new one has loaded.
  */
 import type {
   AdapterSummary,

@@ -185,7 +185,7 @@ export function assertCheckpointsFolderFree(
 
 /** The name writeCheckpoint writes checkpoint `step-NNNNNNN` under before renaming it. */
 const UNFINISHED = /^step-\d{7}\.\d+\.tmp$/;
-/** The name writeFileAtomic writes the `latest` pointer under (see atomicTempName); group 1: pid. */
+/** The name writeFileAtomic writes `latest` under (see atomicTempName); group 1: the pid. */
 const POINTER_TEMP = /^\.latest\.(\d+)\.\d+\.tmp$/;
 
 /**

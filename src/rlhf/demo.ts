@@ -16,6 +16,7 @@ import {
   writeFileAtomic,
 } from './checkpoint';
 import {
+  ConfigError,
   PPO_DEFAULTS,
   PPO_SPEC,
   RM_DEFAULTS,
@@ -24,7 +25,6 @@ import {
   type PpoConfig,
   type RewardModelConfig,
 } from './config';
-import { ConfigError } from './config';
 import { compareAdapters, promoteAdapter, shouldPromote, type EvaluationReport } from './evaluate';
 import { Oracle, resolveOracleRule, type OracleRule } from './oracle';
 import { POLICY_DIR, sampleRollouts, trainPpo } from './ppo';

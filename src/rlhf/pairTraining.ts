@@ -51,8 +51,9 @@ export interface PairRunStart {
 /**
  * The start of a pair trainer's run, before any work (encoding the pairs, DPO's reference
  * log-probs): with `resume`, the last checkpoint under `runDir/checkpoints/<stageDir>` is loaded
- * and checked against the config, data and model weights by `rules` (see resume.ts); then the pairs are split by
- * prompt with the config's seed and fraction, as the runners recompute the held-out prompts.
+ * and checked against the config, data and model weights by `rules` (see resume.ts); then the
+ * pairs are split by prompt with the config's seed and fraction, as the runners recompute the
+ * held-out prompts.
  */
 export function startPairRun<C extends PairTrainerConfig>(
   options: PairTrainerOptions<C>,

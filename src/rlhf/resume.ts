@@ -2,8 +2,8 @@
  * What a checkpoint records about the run that wrote it, so that a resume continues that run
  * and not another one: the trainer's config, a digest of the data it trains on, and digests of
  * the contents of the folders its config names (the model's weights, PPO's reward model): the
- * same path may hold other weights by the time of the resume (retrained, updated in place). A resume
- * whose config differs in a key that changes what is trained (the data, the model, the encoding,
+ * same path may hold other weights by the time of the resume (retrained, updated in place). A
+ * resume whose config differs in a key that changes what is trained (the data, the model, the encoding,
  * the adapter's shape, the seed, the optimizer's settings, the split, ...) is refused, naming
  * each such key with the checkpoint's value and the new one: its first steps were trained one
  * way and the rest would be trained another, and the output's run.json would claim the new
