@@ -230,9 +230,9 @@ export const completeLineRule: OracleRule = {
     '_ or $ before the line break, at most 30 counted); an empty completion ranks below every ' +
     'other (-100).',
   score(prompt, completion) {
-    // Unlike short-lines and context-words, this rule is not won by writing less: a bare `;`
-    // earns only the line break's 2 points, a finished line with 30 name characters 5, and a
-    // bare newline -100. Punctuation earns nothing, so padding a line with `;;;` does not pay.
+    // Unlike short-lines and context-words, this rule is not won by writing less: `;` ending
+    // the line earns only the line break's 2 points, a finished line with 30 name characters 5,
+    // and a bare newline -100. Punctuation earns nothing, so padding a line with `;;;` does not pay.
     if (completion.trim().length === 0) return -100;
     const lineEnd = completion.indexOf('\n');
     const first = lineEnd < 0 ? completion : completion.slice(0, lineEnd);
