@@ -28,7 +28,7 @@ import { importRankings } from '../../../src/data/formats/rankings';
 import { importArenaCsv } from '../../../src/data/formats/copilotArena';
 import { importKto } from '../../../src/data/formats/kto';
 import { sampleJudgment } from './helpers/records';
-import { cli } from './helpers/cli';
+import { cli } from '../../support/cli';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { cli } from './helpers/cli';
+import { cli } from '../../support/cli';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'fixtures', 'data');
 

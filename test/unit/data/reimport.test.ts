@@ -17,7 +17,7 @@ import {
 import { importedCandidate, importedImplicit } from '../../../src/data/recordFactory';
 import type { JudgmentRecord } from '../../../src/protocol/records';
 import { sampleJudgment } from './helpers/records';
-import { cli } from './helpers/cli';
+import { cli } from '../../support/cli';
 
 /** A folder and a store path in it, fresh for each test of the enclosing `describe`. */
 function tempStore(prefix: string): { dir: string; store: string } {

@@ -2,16 +2,9 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../src/cli/main';
+import { cli } from '../../support/cli';
 
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
-
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('code-rlhf demo settings', function () {
   this.timeout(60000);

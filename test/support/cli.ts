@@ -1,4 +1,4 @@
-import { runCli } from '../../../../src/cli/main';
+import { runCli } from '../../src/cli/main';
 
 /** Runs the code-rlhf CLI in-process and collects what it printed to each stream. */
 export async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
