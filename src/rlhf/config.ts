@@ -176,7 +176,10 @@ const COMMON_DEFAULTS: CommonConfig = {
   // when both do not fit (src/generation/prompt.ts).
   maxSuffixTokens: 32,
   maxCompletionTokens: 32,
-  checkpointEvery: 20,
+  // A lost run resumes from its last checkpoint and trains the steps since again. A checkpoint
+  // (LoRA factors, their AdamW moments, a head) is small beside a step's work, and only the
+  // newest two are kept (src/rlhf/checkpoint.ts), so a short interval costs little disk or time.
+  checkpointEvery: 5,
 };
 
 export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
@@ -289,6 +292,9 @@ export const PPO_DEFAULTS: PpoConfig = {
   learningRate: 3e-4,
   rewardModelDir: '',
   iterations: 20,
+  // An iteration (rollouts, updates, held-out reward) takes far longer than writing its
+  // checkpoint: a lost run loses at most one.
+  checkpointEvery: 1,
   promptsPerBatch: 8,
   samplesPerPrompt: 2,
   temperature: 0.9,

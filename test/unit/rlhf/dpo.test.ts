@@ -131,6 +131,37 @@ describe('rlhf DPO (tiny Llama fixture)', function () {
     for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('checkpoints every few steps by default and writes what a run without checkpoints writes', async () => {
+    const model = loadModel(MODEL);
+    const pairs = learnablePairs();
+    // 5 steps per epoch: the old default (20) wrote no checkpoint in a run this long.
+    const config = (checkpointEvery: number) => ({ ...learning, epochs: 2, checkpointEvery });
+    const train = async (checkpointEvery: number) => {
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpo-ck-'));
+      const written: number[] = [];
+      const ctx = { ...directContext(), checkpoint: (step: number) => written.push(step) };
+      const result = await trainDpo({
+        model,
+        pairs,
+        config: config(checkpointEvery),
+        runDir,
+        resume: false,
+        ctx,
+      });
+      const adapter = sha256(
+        fs.readFileSync(path.join(result.outputDir, 'adapter_model.safetensors')),
+      );
+      fs.rmSync(runDir, { recursive: true, force: true });
+      return { written, adapter, steps: result.steps };
+    };
+    const withDefault = await train(DPO_DEFAULTS.checkpointEvery);
+    const without = await train(0);
+    assert.strictEqual(withDefault.steps, 10);
+    assert.deepStrictEqual(withDefault.written, [5, 10]);
+    assert.deepStrictEqual(without.written, []);
+    assert.strictEqual(withDefault.adapter, without.adapter);
+  });
+
   it('refuses to resume from a checkpoint whose step counter is damaged, and keeps it', async () => {
     const model = loadModel(MODEL);
     const pairs = toyPairs(16, { prompts: 4, rejected: ['(('] });

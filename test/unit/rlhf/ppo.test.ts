@@ -236,6 +236,37 @@ describe('rlhf PPO (tiny Llama fixture)', function () {
     fs.rmSync(runDir, { recursive: true, force: true });
   });
 
+  it('checkpoints every iteration by default, keeping two, and writes what a run without checkpoints writes', async () => {
+    const scorer = await fixedScorer();
+    const cfg = (checkpointEvery: number) =>
+      config({ iterations: 3, promptsPerBatch: 4, samplesPerPrompt: 2, checkpointEvery });
+    const outputOf = (dir: string) =>
+      ['adapter_model.safetensors', 'value_head.safetensors'].map((name) =>
+        sha256(fs.readFileSync(path.join(dir, name))),
+      );
+    const defaultDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-default-ck-'));
+    const noneDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppo-no-ck-'));
+    const written: number[] = [];
+    const withDefault = await trainPpo(
+      ppoOptions(scorer, defaultDir, {
+        config: cfg(PPO_DEFAULTS.checkpointEvery),
+        ctx: { ...directContext(), checkpoint: (step) => written.push(step) },
+      }),
+    );
+    const without = await trainPpo(ppoOptions(scorer, noneDir, { config: cfg(0) }));
+    await scorer.release();
+    // A lost run resumes at most one iteration back ("PPO at iteration 2 of 3").
+    assert.deepStrictEqual(written, [1, 2, 3]);
+    assert.deepStrictEqual(fs.readdirSync(path.join(defaultDir, 'checkpoints', 'policy')).sort(), [
+      'latest',
+      'step-0000002',
+      'step-0000003',
+    ]);
+    assert.deepStrictEqual(outputOf(withDefault.outputDir), outputOf(without.outputDir));
+    fs.rmSync(defaultDir, { recursive: true, force: true });
+    fs.rmSync(noneDir, { recursive: true, force: true });
+  });
+
   it('a rollback restores the last good adapter, value head and optimizer moments and step', async () => {
     const scorer = await fixedScorer();
     // Iteration 1 starts at the reference (KL exactly 0) and is kept; iteration 2 has a KL above
