@@ -172,10 +172,11 @@ export interface ResumableRun extends EditorRun {
 }
 
 /**
- * The most recent run of `modelDir` under `trainingDir` that no live editor process runs, if it
- * was lost before it ended ("running" with its process gone, or "interrupted"). Undefined when
- * that run ended otherwise (completed, cancelled, failed) or there is none: only the latest run
- * is offered, since an older one's judgments and adapter would be behind a newer run's.
+ * The most recent run of `modelDir` under `trainingDir`, if it was lost before it ended
+ * ("running" with its process gone, or "interrupted"). Undefined when that run ended otherwise
+ * (completed, cancelled, failed), a live editor process runs it, or there is none: only the
+ * latest run is offered, since an older one's judgments and adapter would be behind a newer
+ * run's. A newer run whose record cannot be read may be of this model, so it stops the search.
  */
 export function findResumableRun(
   trainingDir: string,
@@ -195,11 +196,14 @@ export function findResumableRun(
     try {
       record = readRunRecord(runDir);
     } catch (error) {
-      warn(`skipped ${runDir}: ${(error as Error).message}`);
-      continue;
+      warn(
+        `no run offered for resuming: the record of the latest run ${runDir} cannot be read ` +
+          `(${(error as Error).message}), and older runs are not offered past it`,
+      );
+      return undefined;
     }
     if (!record || record.modelDir !== modelDir) continue;
-    if (record.status === 'running' && ownerAlive(record.owner)) continue;
+    if (record.status === 'running' && ownerAlive(record.owner)) return undefined;
     if (record.status !== 'running' && record.status !== 'interrupted') return undefined;
     const run = { runId, runDir, dataFile: path.join(runDir, JUDGMENTS_SNAPSHOT), record };
     return { ...run, progress: describeProgress(run) };
@@ -273,9 +277,27 @@ export function finishedStage(done: TrainDoneEvent): FinishedStage | undefined {
   };
 }
 
-/** Takes over a lost run for this process: its record says "running" here again. */
+/**
+ * Takes over a lost run for this process: its record says "running" here again. The record is
+ * read again first, since the question whether to resume may have stayed open while another
+ * window took the run over (or ended it). Limitation: two windows claiming within the same few
+ * milliseconds both succeed (no exclusive marker); their jobs then meet at the run folder's lock.
+ */
 export async function claimRun(run: EditorRun): Promise<EditorRun> {
-  const record: EditorRunRecord = { ...run.record, status: 'running', owner: thisProcess() };
+  const now = readRunRecord(run.runDir);
+  if (!now) throw new Error(`${run.runDir} has no ${RUN_RECORD_FILE} any more; start a fresh run`);
+  const self = thisProcess();
+  const ours = now.owner.pid === self.pid && now.owner.host === self.host;
+  if (now.status === 'running' && !ours && ownerAlive(now.owner)) {
+    throw new Error(
+      `${run.runId} was resumed meanwhile by another window (pid ${now.owner.pid}); ` +
+        'it is not resumed here',
+    );
+  }
+  if (now.status !== 'running' && now.status !== 'interrupted') {
+    throw new Error(`${run.runId} ended ${now.status} meanwhile; it is not resumed here`);
+  }
+  const record: EditorRunRecord = { ...now, status: 'running', owner: self };
   delete record.error;
   await saveRunRecord(run.runDir, record);
   return { ...run, record };

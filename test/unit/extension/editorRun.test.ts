@@ -336,6 +336,65 @@ describe('Train on my judgments: resuming a lost run', function () {
     assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, run.runId);
   });
 
+  it('offers only the newest run of the model: not an older lost one behind a live or unreadable one', async () => {
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+    const loseRun = (run: EditorRun) => {
+      const record = readRunRecord(run.runDir)!;
+      const gone = { ...record, owner: { ...record.owner, pid: 2 ** 22 + 1 } };
+      fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(gone));
+    };
+    const older = await start();
+    loseRun(older);
+    await pause();
+    // Newer, and run by this (live) process.
+    const newer = await start();
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+    // Newer, and its record damaged: it may be of this model.
+    fs.writeFileSync(path.join(newer.runDir, 'editor-run.json'), '{"version": 1, "runId"');
+    const warnings: string[] = [];
+    assert.strictEqual(
+      findResumableRun(trainingDir, MODEL, (m) => warnings.push(m)),
+      undefined,
+    );
+    assert.match(warnings.join('\n'), /the record of the latest run .* cannot be read/);
+    // A newer run of another model does not hide this model's lost run.
+    fs.rmSync(newer.runDir, { recursive: true });
+    await pause();
+    await startEditorRun({
+      trainingDir,
+      algorithm: 'ppo',
+      modelDir: '/another/model',
+      store,
+      settings: {},
+    });
+    assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, older.runId);
+  });
+
+  it('does not claim a run another live window took over while the question was open', async () => {
+    const run = await start();
+    const record = readRunRecord(run.runDir)!;
+    const lost = { ...record, status: 'interrupted' as const };
+    fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(lost));
+    const offered = findResumableRun(trainingDir, MODEL)!;
+    assert.strictEqual(offered.runId, run.runId);
+    // Another window (a live process here: this one's parent) claims it first.
+    const taken = { ...record, status: 'running', owner: { ...record.owner, pid: process.ppid } };
+    fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(taken));
+    await assert.rejects(claimRun(offered), /was resumed meanwhile by another window \(pid \d+\)/);
+    assert.strictEqual(readRunRecord(run.runDir)!.owner.pid, process.ppid);
+    // Or it ended there.
+    fs.writeFileSync(
+      path.join(run.runDir, 'editor-run.json'),
+      JSON.stringify({ ...record, status: 'completed' }),
+    );
+    await assert.rejects(claimRun(offered), /ended completed meanwhile; it is not resumed here/);
+    // Lost again: claimed here.
+    fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(lost));
+    const claimed = await claimRun(offered);
+    assert.strictEqual(claimed.record.owner.pid, process.pid);
+    assert.strictEqual(readRunRecord(run.runDir)!.status, 'running');
+  });
+
   it('starts no run on a store without judgments', async () => {
     await assert.rejects(
       startEditorRun({
