@@ -303,6 +303,25 @@ export async function claimRun(run: EditorRun): Promise<EditorRun> {
   return { ...run, record };
 }
 
+/**
+ * The run "Train on my judgments" goes on with: `lost` resumed (claimed) when `ask` says
+ * "resume", else a new run from `start`. Undefined when the question was dismissed, or when
+ * `signal` was aborted while it was open (the user cancelled, or the window is closing): then
+ * nothing is claimed or created.
+ */
+export async function chooseEditorRun(options: {
+  lost: ResumableRun | undefined;
+  ask: (lost: ResumableRun) => Promise<'resume' | 'fresh' | undefined>;
+  signal: AbortSignal;
+  start: () => Promise<EditorRun>;
+}): Promise<{ run: EditorRun; resumed: boolean } | undefined> {
+  const { lost } = options;
+  const answer = lost ? await options.ask(lost) : 'fresh';
+  if (!answer || options.signal.aborted) return undefined;
+  if (lost && answer === 'resume') return { run: await claimRun(lost), resumed: true };
+  return { run: await options.start(), resumed: false };
+}
+
 export interface EditorTrainingOptions extends Omit<
   PipelineOptions,
   'algorithm' | 'modelDir' | 'dataFile' | 'runDir' | 'runId'

@@ -45,7 +45,7 @@ import { importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   JUDGMENTS_SNAPSHOT,
-  claimRun,
+  chooseEditorRun,
   findResumableRun,
   runEditorTraining,
   startEditorRun,
@@ -313,32 +313,34 @@ export function registerTrainCommand(
     let run: EditorRun;
     let resumed = false;
     try {
-      const lost = fresh
-        ? undefined
-        : findResumableRun(trainingDir, modelDir, (message) => deps.log.warn(message));
-      const answer = lost ? await askResume(lost, fingerprint) : 'fresh';
-      if (!answer) {
+      const chosen = await chooseEditorRun({
+        lost: fresh
+          ? undefined
+          : findResumableRun(trainingDir, modelDir, (message) => deps.log.warn(message)),
+        ask: (lost) => askResume(lost, fingerprint),
+        signal: controller.signal,
+        start: () =>
+          startEditorRun({
+            trainingDir,
+            algorithm,
+            modelDir,
+            ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
+            store: deps.dataFile(),
+            settings,
+          }),
+      });
+      if (!chosen) {
         running = undefined;
+        // "Cancel it" while the question was open: nothing was started.
+        if (controller.signal.aborted) deps.log.info('training not started: cancelled');
         return;
       }
-      if (lost && answer === 'resume') {
-        run = await claimRun(lost);
-        resumed = true;
-        if (run.record.algorithm !== algorithm) {
-          deps.log.info(
-            `resuming ${run.runId} with ${run.record.algorithm}, the algorithm it started with ` +
-              `(codeRlhf.trainingAlgorithm is now ${algorithm})`,
-          );
-        }
-      } else {
-        run = await startEditorRun({
-          trainingDir,
-          algorithm,
-          modelDir,
-          ...(fingerprint ? { modelFingerprint: fingerprint } : {}),
-          store: deps.dataFile(),
-          settings,
-        });
+      ({ run, resumed } = chosen);
+      if (resumed && run.record.algorithm !== algorithm) {
+        deps.log.info(
+          `resuming ${run.runId} with ${run.record.algorithm}, the algorithm it started with ` +
+            `(codeRlhf.trainingAlgorithm is now ${algorithm})`,
+        );
       }
     } catch (error) {
       running = undefined;

@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { openStore } from '../../../src/data/store';
 import {
+  chooseEditorRun,
   claimRun,
   findResumableRun,
   readRunRecord,
@@ -393,6 +394,38 @@ describe('Train on my judgments: resuming a lost run', function () {
     const claimed = await claimRun(offered);
     assert.strictEqual(claimed.record.owner.pid, process.pid);
     assert.strictEqual(readRunRecord(run.runDir)!.status, 'running');
+  });
+
+  it('claims or starts nothing when the run was cancelled while the resume question was open', async () => {
+    const run = await start();
+    const record = readRunRecord(run.runDir)!;
+    const lost = { ...record, status: 'interrupted' as const, owner: { ...record.owner, pid: 1 } };
+    fs.writeFileSync(path.join(run.runDir, 'editor-run.json'), JSON.stringify(lost));
+    const offered = findResumableRun(trainingDir, MODEL)!;
+    assert.strictEqual(offered.runId, run.runId);
+    const folders = () => fs.readdirSync(trainingDir).sort();
+    const before = folders();
+    for (const answer of ['resume', 'fresh'] as const) {
+      const controller = new AbortController();
+      const chosen = await chooseEditorRun({
+        lost: offered,
+        // "Cancel it" from a second command while the question is open, then an answer.
+        ask: async () => (controller.abort(), answer),
+        signal: controller.signal,
+        start,
+      });
+      assert.strictEqual(chosen, undefined, answer);
+      assert.deepStrictEqual(readRunRecord(run.runDir), lost);
+      assert.deepStrictEqual(folders(), before);
+    }
+    const chosen = await chooseEditorRun({
+      lost: offered,
+      ask: async () => 'resume',
+      signal: new AbortController().signal,
+      start,
+    });
+    assert.strictEqual(chosen?.resumed, true);
+    assert.strictEqual(readRunRecord(run.runDir)!.owner.pid, process.pid);
   });
 
   it('starts no run on a store without judgments', async () => {
