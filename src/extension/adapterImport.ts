@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { CheckAdapterResult } from '../protocol/modelHost';
 import { appendAdapterEntry, readAdapterHistory, type AdapterEntry } from './adapterHistory';
+import { ModelUnavailableError } from './modelService';
 
 const PEFT_FILES = 'adapter_config.json and adapter_model.safetensors';
 
@@ -54,7 +55,8 @@ export interface ImportDeps {
   modelDir(): string;
   /**
    * Has the model host read the adapter over `modelDir`; rejects with why it does not fit (the
-   * loader's message names the file, the key and what is allowed).
+   * loader's message names the file, the key and what is allowed), or with a
+   * ModelUnavailableError when the model cannot be used (then the adapter is not blamed).
    */
   check(adapterDir: string, modelDir: string): Promise<CheckAdapterResult>;
   /** The current weights' fingerprint (src/data/modelFingerprint.ts). */
@@ -85,9 +87,11 @@ export async function importAdapter(dir: string, deps: ImportDeps): Promise<Impo
   try {
     summary = await deps.check(folder, modelDir);
   } catch (error) {
-    return {
-      problem: `adapter ${folder} cannot be used with the model ${modelDir}: ${(error as Error).message}`,
-    };
+    const message = (error as Error).message;
+    if (error instanceof ModelUnavailableError) {
+      return { problem: `adapter ${folder} was not checked: ${message}` };
+    }
+    return { problem: `adapter ${folder} cannot be used with the model ${modelDir}: ${message}` };
   }
   // The check holds for the weights it read; a model switched or rewritten meanwhile voids it.
   if (deps.modelDir() !== modelDir) {

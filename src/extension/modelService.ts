@@ -23,6 +23,14 @@ export interface ActiveAdapter {
   path: string;
 }
 
+/**
+ * The model an adapter was to be checked against cannot be used (none selected, another one in
+ * use, or it failed to load): the adapter itself was not checked.
+ */
+export class ModelUnavailableError extends Error {
+  override name = 'ModelUnavailableError';
+}
+
 export class ModelService {
   private state: ModelState | undefined;
   private activeAdapter: ActiveAdapter | null = null;
@@ -108,15 +116,23 @@ export class ModelService {
 
   /**
    * Has the model host read the adapter folder over `modelDir` (the model in use, once loaded),
-   * as completions would. Rejects with the reason it does not fit, or when another model is in
-   * use or this one failed to load.
+   * as completions would. Rejects with the reason it does not fit, or with a
+   * ModelUnavailableError when another model is in use or this one failed to load.
    */
   async checkAdapter(adapterPath: string, modelDir: string): Promise<CheckAdapterResult> {
-    if (!this.loading || !this.state) throw new Error('no model selected; run "Select model"');
-    if (this.state.dir !== modelDir) {
-      throw new Error(`the model in use is ${this.state.dir}, not ${modelDir}`);
+    if (!this.loading || !this.state) {
+      throw new ModelUnavailableError('no model selected; run "Select model"');
     }
-    await this.loading;
+    if (this.state.dir !== modelDir) {
+      throw new ModelUnavailableError(`the model in use is ${this.state.dir}, not ${modelDir}`);
+    }
+    try {
+      await this.loading;
+    } catch (error) {
+      throw new ModelUnavailableError(
+        `the model ${modelDir} failed to load: ${(error as Error).message}`,
+      );
+    }
     return this.client.request('checkAdapter', { modelDir, adapterPath });
   }
 

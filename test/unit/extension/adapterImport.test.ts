@@ -15,6 +15,9 @@ import {
 } from '../../../src/extension/adapterHistory';
 import { modelFingerprint } from '../../../src/data/modelFingerprint';
 import { importAdapter, type ImportDeps } from '../../../src/extension/adapterImport';
+import type { Logger } from '../../../src/extension/log';
+import type { ModelHostClient } from '../../../src/extension/modelHostClient';
+import { ModelService } from '../../../src/extension/modelService';
 import { createGenerator } from '../../../src/generation';
 import { createModelHost } from '../../../src/host/modelHost';
 import type { HostTransport } from '../../../src/host/loop';
@@ -337,5 +340,28 @@ describe('loading an adapter folder (model host check)', () => {
       return summary;
     };
     await refused(dir, /the model changed to .*other-model while adapter .*elsewhere was checked/);
+  });
+
+  it('says the model failed to load, not that the adapter does not fit it', async () => {
+    const broken = path.join(root, 'broken-model');
+    fs.cpSync(model, broken, { recursive: true });
+    const weights = path.join(broken, 'model.safetensors');
+    fs.writeFileSync(weights, fs.readFileSync(weights).subarray(0, 100));
+    const client = {
+      resetCrashCount: () => undefined,
+      request: (method: string, params: unknown) => host.request(method, params),
+    } as unknown as ModelHostClient;
+    const service = new ModelService(client, { error: () => undefined } as unknown as Logger);
+    await assert.rejects(service.use(broken));
+    deps.modelDir = () => broken;
+    deps.check = (adapterDir, modelDir) => service.checkAdapter(adapterDir, modelDir);
+    const result = await importAdapter(adapterCopy('fine-adapter'), deps);
+    assert.ok('problem' in result, JSON.stringify(result));
+    assert.match(
+      result.problem,
+      /^adapter .*fine-adapter was not checked: the model .*broken-model failed to load: /,
+    );
+    assert.doesNotMatch(result.problem, /cannot be used with/);
+    assert.ok(!fs.existsSync(historyFile));
   });
 });
