@@ -135,6 +135,7 @@ export async function trainDpo(options: PairTrainerOptions<DpoConfig>): Promise<
     path.join(options.runDir, 'dpo-metrics.jsonl'),
     ck,
     'step',
+    (message) => ctx.log('warn', `DPO: ${message}`),
   );
   const score = await EngineSession.create(buildPolicyScoreGraph(model, targets), { threads });
   // Everything that can throw once the scoring session exists (opening the optimizer's session,

@@ -108,32 +108,48 @@ export class MetricsWriter {
    * rows the checkpoint covers are kept: as many as it records under {@link METRICS_ROWS_KEY}, or,
    * in checkpoints written before they recorded it, the rows of steps up to the checkpoint's (a
    * row the older run wrote at that step after the checkpoint, its final evaluation, can then
-   * stay twice). The file is rewritten atomically, so a crash during it loses no kept row.
+   * stay twice). The file is rewritten atomically, so a crash during it loses no kept row. A file
+   * changed by hand since the checkpoint (rows deleted, cut short) cannot be put back: rows past
+   * the checkpoint's step among the counted ones are dropped, and `warn` says what is missing.
    */
-  static forRun(filePath: string, ck: LoadedCheckpoint | undefined, stepKey: string) {
+  static forRun(
+    filePath: string,
+    ck: LoadedCheckpoint | undefined,
+    stepKey: string,
+    warn: (message: string) => void = () => {},
+  ) {
     const writer = new MetricsWriter(filePath);
     let text: string;
     try {
       text = fs.readFileSync(filePath, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return writer;
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      text = '';
     }
     // Whole lines only: what follows the last newline is a row torn by a crash, or nothing.
     const lines = text.split('\n').slice(0, -1);
     let kept: string[] = [];
+    const atOrBefore = (last: number) => (line: string) => {
+      try {
+        const step = (JSON.parse(line) as { step?: unknown }).step;
+        return typeof step === 'number' && step <= last;
+      } catch {
+        return false; // a torn row that a later row was appended to
+      }
+    };
     if (ck && ck.manifest.state[METRICS_ROWS_KEY] !== undefined) {
-      kept = lines.slice(0, ck.counter(METRICS_ROWS_KEY));
-    } else if (ck) {
+      const counted = ck.counter(METRICS_ROWS_KEY);
       const last = ck.counter(stepKey);
-      kept = lines.filter((line) => {
-        try {
-          const step = (JSON.parse(line) as { step?: unknown }).step;
-          return typeof step === 'number' && step <= last;
-        } catch {
-          return false; // a torn row that a later row was appended to
-        }
-      });
+      kept = lines.slice(0, counted).filter(atOrBefore(last));
+      if (kept.length < counted) {
+        warn(
+          `${filePath}: holds ${kept.length} of the ${counted} rows of steps up to ${last} that ` +
+            `checkpoint ${ck.dir} covers (the file was changed since); the resumed run appends ` +
+            'after them, so the missing rows stay missing',
+        );
+      }
+    } else if (ck) {
+      kept = lines.filter(atOrBefore(ck.counter(stepKey)));
     }
     const keptText = kept.map((line) => `${line}\n`).join('');
     if (keptText !== text) writeFileAtomic(filePath, keptText);

@@ -381,6 +381,7 @@ export async function trainPpo(options: {
     path.join(options.runDir, 'ppo-metrics.jsonl'),
     ck,
     'iteration',
+    (message) => ctx.log('warn', `PPO: ${message}`),
   );
   const history: Record<string, number>[] = [];
   let iteration = 0;

@@ -433,7 +433,9 @@ export async function trainRewardModel(
   const totalSteps = stepsPerEpoch * config.epochs;
   const evalEvery = config.evalEvery > 0 ? config.evalEvery : stepsPerEpoch;
   const metricsFile = path.join(options.runDir, 'reward-model-metrics.jsonl');
-  const metricsWriter = MetricsWriter.forRun(metricsFile, ck, 'step');
+  const metricsWriter = MetricsWriter.forRun(metricsFile, ck, 'step', (message) =>
+    ctx.log('warn', `reward model: ${message}`),
+  );
 
   let step = 0;
   let firstLoss = Number.NaN;

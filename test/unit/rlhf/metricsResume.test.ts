@@ -70,6 +70,39 @@ describe('rlhf metrics on resume', function () {
     assert.strictEqual(writer.rows, 5);
   });
 
+  it('warns when the file lost rows the checkpoint counted, and keeps no row past its step', () => {
+    const ck = fakeCheckpoint(3, { [METRICS_ROWS_KEY]: 4 });
+    const warnings: string[] = [];
+    // A row deleted by hand from the middle: the first 4 rows now reach step 4.
+    killedRun();
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    fs.writeFileSync(file, [...lines.slice(0, 2), ...lines.slice(3)].join('\n'));
+    let writer = MetricsWriter.forRun(file, ck, 'step', (m) => warnings.push(m));
+    assert.deepStrictEqual(steps(file), [0, 1, 3]);
+    assert.strictEqual(writer.rows, 3);
+    // Cut short, and deleted.
+    killedRun();
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    writer = MetricsWriter.forRun(file, ck, 'step', (m) => warnings.push(m));
+    assert.deepStrictEqual(steps(file), [0, 1]);
+    fs.rmSync(file);
+    writer = MetricsWriter.forRun(file, ck, 'step', (m) => warnings.push(m));
+    assert.strictEqual(writer.rows, 0);
+    assert.deepStrictEqual(
+      warnings.map((w) => w.replace(file, 'FILE')),
+      [3, 2, 0].map(
+        (n) =>
+          `FILE: holds ${n} of the 4 rows of steps up to 3 that checkpoint ${ck.dir} covers (the ` +
+          'file was changed since); the resumed run appends after them, so the missing rows stay ' +
+          'missing',
+      ),
+    );
+    // An intact file warns nothing.
+    killedRun();
+    MetricsWriter.forRun(file, ck, 'step', (m) => warnings.push(m));
+    assert.strictEqual(warnings.length, 3);
+  });
+
   it('keeps the rows up to the step of a checkpoint that did not count them', () => {
     killedRun();
     // A checkpoint of the version before: PPO's counter is "iteration".
