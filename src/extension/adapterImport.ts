@@ -48,6 +48,16 @@ export function adapterFolderProblem(dir: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Where a loaded folder's entry comes from, for the messages after loading it: a folder the
+ * history already lists may be an editor run's adapter, gated, rather than an import.
+ */
+export function describeLoadedEntry(entry: AdapterEntry): string {
+  if (entry.algorithm === 'imported') return 'imported, not gated';
+  const gate = entry.promoted ? 'promoted by the promotion gate' : 'not promoted by the gate';
+  return `trained by ${entry.runId} (${entry.algorithm.toUpperCase()}), ${gate}`;
+}
+
 export interface ImportDeps {
   /** The adapter history (JSONL) the entry is appended to. */
   historyFile: string;

@@ -41,7 +41,7 @@ import {
   type SavedAdapter,
 } from './adapterHistory';
 import { modelFingerprint } from '../data/modelFingerprint';
-import { importAdapter } from './adapterImport';
+import { describeLoadedEntry, importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   JUDGMENTS_SNAPSHOT,
@@ -513,13 +513,13 @@ export function registerTrainCommand(
       modelDir: entry.modelDir,
       ...(entry.modelFingerprint ? { modelFingerprint: entry.modelFingerprint } : {}),
     });
-    deps.log.info(
-      `completions now use adapter ${adapterName(entry)} (${entry.path}; imported, not gated: ` +
-        `${entry.reason})`,
-    );
+    const origin = describeLoadedEntry(entry);
+    // An imported entry's reason says "imported, not gated" itself.
+    const why = entry.algorithm === 'imported' ? entry.reason : `${origin}: ${entry.reason}`;
+    deps.log.info(`completions now use adapter ${adapterName(entry)} (${entry.path}; ${why})`);
     void vscode.window.showInformationMessage(
       `Code RLHF: completions now use adapter ${adapterName(entry)}, loaded from ${entry.path} ` +
-        '(imported, not gated).',
+        `(${origin}).`,
     );
   };
 

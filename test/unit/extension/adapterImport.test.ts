@@ -14,7 +14,11 @@ import {
   type AdapterEntry,
 } from '../../../src/extension/adapterHistory';
 import { modelFingerprint } from '../../../src/data/modelFingerprint';
-import { importAdapter, type ImportDeps } from '../../../src/extension/adapterImport';
+import {
+  describeLoadedEntry,
+  importAdapter,
+  type ImportDeps,
+} from '../../../src/extension/adapterImport';
 import type { Logger } from '../../../src/extension/log';
 import type { ModelHostClient } from '../../../src/extension/modelHostClient';
 import { ModelService } from '../../../src/extension/modelService';
@@ -227,11 +231,21 @@ describe('loading an adapter folder (model host check)', () => {
     const again = await importAdapter(dir, deps);
     assert.ok('entry' in again, JSON.stringify(again));
     assert.deepStrictEqual(again.entry, trained);
+    // Said as what it is: a gated run's adapter, not an import.
+    assert.strictEqual(
+      describeLoadedEntry(again.entry),
+      'trained by run-20261205T080000 (PPO), promoted by the promotion gate',
+    );
+    assert.strictEqual(
+      describeLoadedEntry({ ...trained, promoted: false }),
+      'trained by run-20261205T080000 (PPO), not promoted by the gate',
+    );
     const imported = await importAdapter(adapterCopy('cluster-dpo-8'), deps);
     assert.ok('entry' in imported, JSON.stringify(imported));
     const twice = await importAdapter(imported.entry.path, deps);
     assert.ok('entry' in twice, JSON.stringify(twice));
     assert.deepStrictEqual(twice.entry, imported.entry);
+    assert.strictEqual(describeLoadedEntry(twice.entry), 'imported, not gated');
     assert.deepStrictEqual((await readAdapterHistory(historyFile)).entries, [
       trained,
       imported.entry,
