@@ -391,7 +391,9 @@ export function parseConfig<T extends object>(
   const out = { ...defaults } as Record<string, unknown>;
   const fields = spec as Record<string, FieldSpec>;
   for (const [key, value] of Object.entries(input)) {
-    const field = fields[key];
+    // Own keys only: "constructor" or "toString" would otherwise find Object's methods, and a
+    // JSON "__proto__" key would then be assigned as the result's prototype.
+    const field = Object.prototype.hasOwnProperty.call(fields, key) ? fields[key] : undefined;
     if (!field) {
       throw new ConfigError(
         `${where}: unknown key "${key}"; allowed: ${Object.keys(fields).sort().join(', ')}`,

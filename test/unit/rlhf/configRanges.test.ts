@@ -117,6 +117,18 @@ describe('trainer configs refuse values that train nothing, naming key, value an
     assert.strictEqual(parseGateConfig({ seed: 2 ** 32 - 1 }).seed, 2 ** 32 - 1);
   });
 
+  it("refuses keys that are only Object's inherited properties as unknown keys", () => {
+    for (const text of ['{"constructor": 5}', '{"toString": {}}', '{"__proto__": {"epochs": 9}}']) {
+      const input = JSON.parse(text) as Record<string, unknown>;
+      const key = Object.keys(input)[0];
+      assert.throws(
+        () => parseConfig(input, RM_SPEC, RM_DEFAULTS, 'rm config'),
+        new RegExp(`^ConfigError: rm config: unknown key "${key}"; allowed: `),
+        text,
+      );
+    }
+  });
+
   it("shows a non-finite number as it is, not as JSON's null", () => {
     // What JSON.parse makes of {"epochs": 1e400} in a --config file.
     const config = JSON.parse('{"epochs": 1e400, "learningRate": -1e400}') as Values;
