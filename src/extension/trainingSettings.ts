@@ -14,6 +14,7 @@ import {
   RM_SPEC,
   parseConfig,
 } from '../rlhf/config';
+import { KL_BUDGET } from './trainPipeline';
 
 export const TRAINING_SETTINGS_KEY = 'codeRlhf.trainingSettings';
 
@@ -37,7 +38,7 @@ const PIPELINE_KEYS: Record<string, string> = {
   modelDir: 'the run trains the model in use (codeRlhf.modelPath)',
   dataFile: "the run trains on its own snapshot of the active preference store's judgments",
   rewardModelDir: 'PPO is scored by the reward model the same run trained',
-  targetKl: "PPO's KL target is the promotion gate's KL budget (6 nats)",
+  targetKl: `PPO's KL target is the promotion gate's KL budget (${KL_BUDGET} nats)`,
 };
 
 const isObject = (value: unknown): value is Record<string, unknown> =>

@@ -19,7 +19,7 @@ import {
 } from '../../../src/extension/editorRun';
 import type { Logger } from '../../../src/extension/log';
 import { ModelHostClient } from '../../../src/extension/modelHostClient';
-import { describeResult } from '../../../src/extension/trainPipeline';
+import { KL_BUDGET, describeResult } from '../../../src/extension/trainPipeline';
 import {
   readTrainingSettings,
   type TrainingSettings,
@@ -124,6 +124,11 @@ describe('codeRlhf.trainingSettings', () => {
     assert.match(
       problem({ ppo: { rewardModelDir: '/x' } }),
       /^codeRlhf\.trainingSettings\.ppo: "rewardModelDir" cannot be set here; PPO is scored/,
+    );
+    assert.strictEqual(
+      problem({ ppo: { targetKl: 3 } }),
+      'codeRlhf.trainingSettings.ppo: "targetKl" cannot be set here; PPO\'s KL target is the ' +
+        `promotion gate's KL budget (${KL_BUDGET} nats)`,
     );
     assert.match(
       problem({ rm: { dataFile: '/x.jsonl' } }),
