@@ -149,11 +149,23 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
   if (raw.peft_type !== undefined && raw.peft_type !== 'LORA') {
     throw new ConfigError(`${where('peft_type')} is ${JSON.stringify(raw.peft_type)}; only "LORA"`);
   }
-  for (const [key, bad] of [
-    ['use_dora', true],
-    ['fan_in_fan_out', true],
-  ] as const) {
-    if (raw[key] === bad) throw new ConfigError(`${where(key)} = ${bad} is not supported`);
+  // A hand-edited "true" (a string) would otherwise read as false: for use_rslora that silently
+  // changes the scale, for the others it would accept what PEFT reads as a feature we lack.
+  // PEFT writes these as JSON booleans; absent or null is its default, false.
+  const flag = (key: string): boolean => {
+    const value = raw[key];
+    if (value === undefined || value === null) return false;
+    if (typeof value !== 'boolean') {
+      throw new ConfigError(
+        `${where(key)} is ${JSON.stringify(value)}; allowed: true, false or null (a JSON ` +
+          'boolean, not a string or number)',
+      );
+    }
+    return value;
+  };
+  const useRslora = flag('use_rslora');
+  for (const key of ['use_dora', 'fan_in_fan_out']) {
+    if (flag(key)) throw new ConfigError(`${where(key)} = true is not supported`);
   }
   if (raw.bias !== undefined && raw.bias !== 'none') {
     throw new ConfigError(
@@ -174,7 +186,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
       );
     }
   }
-  if (raw.lora_bias === true) {
+  if (flag('lora_bias')) {
     throw new ConfigError(`${where('lora_bias')} = true is not supported (allowed: false)`);
   }
   for (const key of ['rank_pattern', 'alpha_pattern']) {
@@ -267,7 +279,7 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
       rank: rank as number,
       alpha,
       targets: PROJECTIONS.filter((p) => targets.has(p)),
-      useRslora: raw.use_rslora === true,
+      useRslora,
     },
     factors,
   };
