@@ -41,6 +41,13 @@ export interface LoraAdapter {
   factors: Map<string, LoraFactorsData>;
 }
 
+/**
+ * The largest LoRA scale a loaded adapter may have: the trainers' own limit (loraAlpha at most
+ * 1024 at rank 1, src/rlhf/config.ts). Real PEFT adapters sit far below it (alpha 16..512 with
+ * r 8..256 is a scale of 1/16 to 64; rsLoRA at most about 181).
+ */
+export const MAX_LORA_SCALE = 1024;
+
 export function loraScale(config: LoraConfig): number {
   return config.useRslora ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
 }
@@ -137,7 +144,7 @@ export function savePeftAdapter(dir: string, adapter: LoraAdapter, baseModel = '
  * Reads a PEFT LoRA adapter for `model`. Every tensor must match a module of the model with the
  * right shape; the first key that does not is named in the error (an adapter that silently
  * applies to nothing is the failure this guards against). Extra `base_model.model.` prefixes
- * and PEFT's `.lora_A.<adapter name>.weight` form are accepted.
+ * and PEFT's `.lora_A.<adapter name>.weight` form are accepted. The scale must be finite and within MAX_LORA_SCALE, the factors finite.
  */
 export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
   const configFile = path.join(dir, 'adapter_config.json');
@@ -204,6 +211,19 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
   if (typeof alpha !== 'number' || !(alpha > 0)) {
     throw new ConfigError(
       `${where('lora_alpha')} must be a positive number, got ${JSON.stringify(alpha)}`,
+    );
+  }
+  const scale = loraScale({ rank: rank as number, alpha, targets: [], useRslora });
+  if (!(scale <= MAX_LORA_SCALE)) {
+    // Refused here, not at the first completion: there the logits overflow (lora_alpha 1e30)
+    // and the error can only blame the training settings of an adapter trained elsewhere.
+    const formula = useRslora ? 'lora_alpha / sqrt(r), use_rslora' : 'lora_alpha / r';
+    const root = useRslora ? Math.sqrt(rank as number) : (rank as number);
+    const maxAlpha = Number((MAX_LORA_SCALE * root).toFixed(2));
+    throw new ConfigError(
+      `${where('lora_alpha')} is ${alpha}, a LoRA scale of ${scale} (${formula}) with r = ` +
+        `${rank as number}; allowed: a scale above 0 and at most ${MAX_LORA_SCALE}, i.e. ` +
+        `lora_alpha in (0, ${maxAlpha}] for this r`,
     );
   }
 
