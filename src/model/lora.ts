@@ -144,7 +144,8 @@ export function savePeftAdapter(dir: string, adapter: LoraAdapter, baseModel = '
  * Reads a PEFT LoRA adapter for `model`. Every tensor must match a module of the model with the
  * right shape; the first key that does not is named in the error (an adapter that silently
  * applies to nothing is the failure this guards against). Extra `base_model.model.` prefixes
- * and PEFT's `.lora_A.<adapter name>.weight` form are accepted. The scale must be finite and within MAX_LORA_SCALE, the factors finite.
+ * and PEFT's `.lora_A.<adapter name>.weight` form are accepted, but only one tensor per module
+ * and factor. The scale must be finite and within MAX_LORA_SCALE, the factors finite.
  */
 export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
   const configFile = path.join(dir, 'adapter_config.json');
@@ -242,6 +243,9 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
     }
   }
   const parts = new Map<string, { a?: Float32Array; b?: Float32Array }>();
+  // The key each module's factor came from: a second one (another adapter name, or the same
+  // module with and without the prefix) would otherwise replace the first unnoticed.
+  const sources = new Map<string, string>();
   // Tensors read so far; every one of them matched (a mismatch stops the loop). Not parts.size,
   // which counts modules, each with an A and a B tensor.
   let matched = 0;
@@ -257,6 +261,14 @@ export function loadPeftAdapter(dir: string, model: LoadedModel): LoraAdapter {
       );
     }
     const which = match[2];
+    const earlier = sources.get(`${module}.lora_${which}`);
+    if (earlier !== undefined) {
+      throw new ConfigError(
+        `${weightsFile}: tensors "${earlier}" and "${key}" are both lora_${which} of ${module}; ` +
+          'allowed: one tensor per module and factor (one adapter per folder)',
+      );
+    }
+    sources.set(`${module}.lora_${which}`, key);
     const expected = which === 'A' ? [rank, info.in] : [info.out, rank];
     if (
       entry.shape.length !== 2 ||

@@ -1,5 +1,5 @@
 // What loadPeftAdapter refuses in a PEFT folder written elsewhere: a scale no trainer would
-// produce, factors that are not finite, and hand-edited booleans.
+// produce, factors that are not finite, two tensors for one factor, and hand-edited booleans.
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -115,6 +115,30 @@ describe('loading a PEFT adapter: values the trainers would never write', () => 
         new RegExp(`tensor "${escape(Q_A)}" holds ${bad} at \\[5\\]; LoRA factors must be finite`),
       );
     }
+  });
+
+  it('refuses two tensors for one module and factor, naming both keys', () => {
+    const twoNames = withTensors((t) => {
+      const out: Record<string, TensorToWrite> = {};
+      for (const [key, tensor] of Object.entries(t)) {
+        out[key.replace(/\.weight$/, '.default.weight')] = tensor;
+        out[key.replace(/\.weight$/, '.other.weight')] = tensor;
+      }
+      return out;
+    });
+    assert.throws(
+      () => loadPeftAdapter(twoNames, runtime.model),
+      /tensors "base_model\.model\.model\.layers\.0\.mlp\.down_proj\.lora_A\.default\.weight" and "base_model\.model\.model\.layers\.0\.mlp\.down_proj\.lora_A\.other\.weight" are both lora_A of model\.layers\.0\.mlp\.down_proj; allowed: one tensor per module and factor/,
+    );
+    const twoPrefixes = withTensors((t) => ({ ...t, [`base_model.model.${Q_A}`]: t[Q_A] }));
+    assert.throws(
+      () => loadPeftAdapter(twoPrefixes, runtime.model),
+      new RegExp(
+        `tensors "(base_model\\.model\\.)?${escape(Q_A)}" and ` +
+          `"(base_model\\.model\\.)?${escape(Q_A)}" are both lora_A of ` +
+          'model\\.layers\\.0\\.self_attn\\.q_proj;',
+      ),
+    );
   });
 
   it('reads use_rslora, use_dora, fan_in_fan_out and lora_bias as JSON booleans only', () => {
