@@ -80,8 +80,9 @@ export type ImportResult =
   | { problem: string };
 
 /**
- * Checks the adapter folder `dir` against the model in use and, if it fits, appends it to the
- * history as "imported" (not promoted: the gate never compared it) with the model's fingerprint.
+ * Checks the adapter folder `dir` (symlinks resolved) against the model in use and, if it fits,
+ * appends it to the history as "imported" (not promoted: the gate never compared it) with the
+ * model's fingerprint.
  * A folder the history already lists for this model and these weights (a run trained in the
  * editor, or an earlier import) is not added again: its entry is returned as it is, so a trained
  * run keeps its gate numbers in the list. The caller makes it the active adapter.
@@ -89,8 +90,15 @@ export type ImportResult =
 export async function importAdapter(dir: string, deps: ImportDeps): Promise<ImportResult> {
   const folderProblem = adapterFolderProblem(dir);
   if (folderProblem) return { problem: folderProblem };
-  // Trailing separators would give the entry an empty name and a second path for one folder.
-  const folder = path.resolve(dir);
+  // One folder, one path: a symlink to it, `..` or a trailing separator (which would also give
+  // the entry an empty name) would otherwise list it twice. The real path is what is checked and
+  // recorded, so the entry keeps naming the adapter that was read if a link is moved later.
+  let folder: string;
+  try {
+    folder = fs.realpathSync(dir);
+  } catch (error) {
+    return { problem: `adapter folder ${dir} cannot be read (${(error as Error).message})` };
+  }
   const modelDir = deps.modelDir();
   const fingerprint = deps.fingerprint(modelDir);
   let summary: CheckAdapterResult;
@@ -119,7 +127,7 @@ export async function importAdapter(dir: string, deps: ImportDeps): Promise<Impo
   // The latest line for a path is the one the list shows (unreadable lines are warned about by
   // the list itself).
   const listed = (await readAdapterHistory(deps.historyFile)).entries
-    .filter((e) => e.path === folder && e.modelDir === modelDir)
+    .filter((e) => e.modelDir === modelDir && realFolder(e.path) === folder)
     .at(-1);
   if (listed && listed.modelFingerprint === fingerprint) return { entry: listed, summary };
   const entry: AdapterEntry = {
@@ -144,4 +152,13 @@ export async function importAdapter(dir: string, deps: ImportDeps): Promise<Impo
     };
   }
   return { entry, summary };
+}
+
+/** `dir` with symlinks resolved, or as it is when it no longer exists. */
+function realFolder(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
 }

@@ -150,7 +150,8 @@ describe('loading an adapter folder (model host check)', () => {
   let host: ReturnType<typeof realHost>;
   let deps: ImportDeps;
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'adapter-import-'));
+    // Real path: entries record the folder with symlinks resolved (os.tmpdir() may hold one).
+    root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'adapter-import-')));
     model = path.join(root, 'tiny-llama');
     fs.cpSync(path.join(FIXTURES, 'tiny-llama'), model, { recursive: true });
     host = realHost();
@@ -250,6 +251,32 @@ describe('loading an adapter folder (model host check)', () => {
       trained,
       imported.entry,
     ]);
+  });
+
+  it('does not list a folder twice through a symlink: the real path is checked and recorded', async () => {
+    const dir = adapterCopy('dpo-7');
+    const first = await importAdapter(dir, deps);
+    assert.ok('entry' in first, JSON.stringify(first));
+    const link = path.join(root, 'latest-link');
+    fs.symlinkSync(dir, link);
+    const viaLink = await importAdapter(link, deps);
+    assert.ok('entry' in viaLink, JSON.stringify(viaLink));
+    assert.deepStrictEqual(viaLink.entry, first.entry);
+    assert.deepStrictEqual((await readAdapterHistory(historyFile)).entries, [first.entry]);
+
+    // A link imported first is recorded as the folder it points to, so loading that folder
+    // later, or the link once it points elsewhere, does not reuse or rename the entry.
+    const other = adapterCopy('dpo-8');
+    const otherLink = path.join(root, 'next-link');
+    fs.symlinkSync(other, otherLink);
+    const linked = await importAdapter(`${otherLink}${path.sep}`, deps);
+    assert.ok('entry' in linked, JSON.stringify(linked));
+    assert.strictEqual(linked.entry.path, other);
+    assert.strictEqual(linked.entry.runId, 'dpo-8');
+    const direct = await importAdapter(other, deps);
+    assert.ok('entry' in direct, JSON.stringify(direct));
+    assert.deepStrictEqual(direct.entry, linked.entry);
+    assert.strictEqual((await readAdapterHistory(historyFile)).entries.length, 2);
   });
 
   it('refuses a folder without adapter_model.safetensors or adapter_config.json', async () => {
