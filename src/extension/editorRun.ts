@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { writeFileAtomic } from '../data/atomicWrite';
-import { PPO_DEFAULTS } from '../rlhf/config';
+import { PPO_DEFAULTS, editorCanRestore } from '../rlhf/config';
 import { openStore } from '../data/store';
 import type { TrainDoneEvent, TrainingKind } from '../protocol/training';
 import type { TrainerKind, TrainingSettings } from './trainingSettings';
@@ -345,8 +345,15 @@ function recordedStatus(
 ): Pick<EditorRunRecord, 'status' | 'error'> {
   const error = result.resumeRefused ?? result.error;
   const withError = error ? { error } : {};
-  // A refused resume leaves the run as it was: with the checkpoint's settings back it resumes.
-  if (result.resumeRefused) return { status: 'interrupted', ...withError };
+  // A refused resume leaves the run as it was when the checkpoint's settings can be put back;
+  // otherwise (other data, a key the run sets itself) it can only start fresh, and is not
+  // offered again.
+  if (result.resumeRefused) {
+    return {
+      status: editorCanRestore(result.resumeRestore) ? 'interrupted' : 'failed',
+      ...withError,
+    };
+  }
   if (result.status === 'cancelled' && closing) return { status: 'interrupted' };
   if (result.status === 'failed' && error?.includes(JOB_LOST)) {
     return { status: 'interrupted', ...withError };

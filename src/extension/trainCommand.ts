@@ -453,10 +453,9 @@ export function registerTrainCommand(
         );
       } else if (result.resumeRefused) {
         void vscode.window
+          // The refusal ends with the advice (the values to put back, or "Start fresh").
           .showErrorMessage(
-            `Code RLHF: ${runId} was not resumed: ${result.resumeRefused} ` +
-              `To resume it later, set ${TRAINING_SETTINGS_KEY} back to the values it was ` +
-              'started with; or start a fresh run.',
+            `Code RLHF: ${runId} was not resumed: ${result.resumeRefused}`,
             'Start fresh',
             'Show log',
           )

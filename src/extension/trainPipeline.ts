@@ -224,9 +224,14 @@ export interface PipelineResult {
   /**
    * Set when a stage resumed from its checkpoints was refused by the trainer's resume check
    * (src/rlhf/resume.ts: its config or data differ from the checkpoint's): the trainer's
-   * message, which names each differing key with both values.
+   * message, which names each differing key with both values, and the job runner's advice.
    */
   resumeRefused?: string;
+  /**
+   * With resumeRefused: the checkpoint's value of each differing key of that stage, when setting
+   * them back is all it takes to resume; absent when not (the data changed).
+   */
+  resumeRestore?: Record<string, unknown>;
   /** How the whole run ended: the first stage that did not succeed decides. */
   status: TrainDoneEvent['status'];
   error?: string;
@@ -249,6 +254,7 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
   const stages: PipelineResult['stages'] = [];
   const reused: TrainingKind[] = [];
   let resumeRefused: string | undefined;
+  let resumeRestore: Record<string, unknown> | undefined;
   const base = { modelDir: options.modelDir, dataFile: options.dataFile };
   const run = async (kind: TrainingKind, config: Record<string, unknown>) => {
     const earlier = options.finished?.[kind];
@@ -281,9 +287,9 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
       log: options.log,
       onEvent: (event) => options.onEvent?.(kind, event),
     });
-    // The trainers' resume check (src/rlhf/resume.ts) words every refusal this way.
-    if (resume && done.status === 'failed' && /cannot resume from /.test(done.error ?? '')) {
+    if (resume && done.status === 'failed' && done.resumeRefused) {
       resumeRefused = done.error;
+      resumeRestore = done.resumeRefused.restore;
     }
     stages.push({ kind, done });
     await options.onStageDone?.(kind, done);
@@ -295,6 +301,7 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
     status: done.status,
     ...(done.error ? { error: done.error } : {}),
     ...(resumeRefused ? { resumeRefused } : {}),
+    ...(resumeRestore ? { resumeRestore } : {}),
   });
 
   const rm = await run('rm', base);

@@ -8,6 +8,7 @@
 import {
   DPO_DEFAULTS,
   DPO_SPEC,
+  EDITOR_RUN_KEYS,
   PPO_DEFAULTS,
   PPO_SPEC,
   RM_DEFAULTS,
@@ -34,7 +35,7 @@ const PARSERS: Record<TrainerKind, (input: Record<string, unknown>, where: strin
  * the judgments, PPO scores with the reward model of the same run, and PPO's KL target is the
  * promotion gate's KL budget (so the controller aims where the gate measures).
  */
-const PIPELINE_KEYS: Record<string, string> = {
+const PIPELINE_KEYS: Record<(typeof EDITOR_RUN_KEYS)[number], string> = {
   modelDir: 'the run trains the model in use (codeRlhf.modelPath)',
   dataFile: "the run trains on its own snapshot of the active preference store's judgments",
   rewardModelDir: 'PPO is scored by the reward model the same run trained',
@@ -76,8 +77,9 @@ export function readTrainingSettings(
     }
     for (const key of Object.keys(overrides)) {
       if (key in PIPELINE_KEYS) {
+        const why = PIPELINE_KEYS[key as keyof typeof PIPELINE_KEYS];
         return {
-          problem: `${where}: "${key}" cannot be set here; ${PIPELINE_KEYS[key]}`,
+          problem: `${where}: "${key}" cannot be set here; ${why}`,
         };
       }
     }

@@ -21,6 +21,7 @@ import {
 import type { TypedMessage } from '../protocol/modelHost';
 import { describeError } from './errorReport';
 import type { MessageLoop } from './loop';
+import { ResumeRefusedError } from '../rlhf/resume';
 import type { LogLevel as TrainerLogLevel } from '../rlhf/trainerContext';
 import { AbortError, type ModelScheduler } from './scheduler';
 
@@ -118,7 +119,16 @@ export async function runTrainingJob(
     } else {
       const err = error as Error;
       ctx.log('error', describeError(err, options.verbose));
-      done = { type: 'train/done', jobId, status: 'failed', error: err.message };
+      done = {
+        type: 'train/done',
+        jobId,
+        status: 'failed',
+        error: err.message,
+        // The caller may mend the config and resume, or only start afresh: it needs to know which.
+        ...(err instanceof ResumeRefusedError
+          ? { resumeRefused: err.restore ? { restore: { ...err.restore } } : {} }
+          : {}),
+      };
     }
   }
   emit(done);

@@ -22,6 +22,7 @@ import {
   PPO_SPEC,
   RM_DEFAULTS,
   RM_SPEC,
+  editorCanRestore,
   parseConfig,
 } from '../rlhf/config';
 import {
@@ -132,11 +133,11 @@ export interface RunnerAdvice extends RunFolderAdvice {
   /** Another run holds the folder's lock. */
   busy: string;
   /**
-   * Added to a trainer's refusal to resume (which names config keys only, see
-   * ResumeRefusedError): how to resume with the checkpoint's values `restore`, or to start
-   * afresh.
+   * A trainer's refusal to resume (which names config keys only, see ResumeRefusedError) as
+   * the caller words it: how to resume with the checkpoint's values `refusal.restore`, or to
+   * start afresh. `trainer` is the job's kind.
    */
-  resume?: (restore: Readonly<Record<string, unknown>> | undefined) => string;
+  resume?: (refusal: ResumeRefusedError, trainer: 'rm' | 'ppo' | 'dpo') => string;
 }
 
 /** A config value as a command-line argument, quoted when the shell would split or expand it. */
@@ -152,11 +153,13 @@ export const CLI_ADVICE: RunnerAdvice = {
     `to resume from one, write its name into ${pointer} and pass --resume; ` +
     'or choose a new --run-dir',
   busy: 'wait for it to end, or choose another --run-dir',
-  resume: (restore) => {
-    const flags = Object.entries(restore ?? {}).map(([key, v]) => `--${key} ${cliValue(v)}`);
+  resume: (refusal) => {
+    const flags = Object.entries(refusal.restore ?? {}).map(
+      ([key, v]) => `--${key} ${cliValue(v)}`,
+    );
     return flags.length > 0
-      ? `On the command line: --resume ${flags.join(' ')}, or a new --run-dir`
-      : 'On the command line: a new --run-dir';
+      ? `${refusal.message}. On the command line: --resume ${flags.join(' ')}, or a new --run-dir`
+      : `${refusal.message}. On the command line: a new --run-dir`;
   },
 };
 
@@ -168,10 +171,26 @@ export const EDITOR_ADVICE: RunnerAdvice = {
   fresh: NEW_EDITOR_RUN,
   noPointer: () => NEW_EDITOR_RUN,
   busy: `wait for that run to end, or ${NEW_EDITOR_RUN}`,
-  // The editor resumes a lost run with the current codeRlhf.trainingSettings (editorRun.ts).
-  resume: () =>
-    'To resume it, set codeRlhf.trainingSettings back to the values the run started with; ' +
-    'or choose "Start fresh"',
+  // The editor resumes a lost run with the current codeRlhf.trainingSettings (editorRun.ts): the
+  // trainer's own advice (its config keys, another run folder) is replaced by the setting's
+  // values and the "Start fresh" choice, said once.
+  resume: (refusal, trainer) => {
+    const { reason, restore } = refusal;
+    if (!editorCanRestore(restore)) {
+      const why = restore
+        ? `${Object.keys(restore).join(', ')} ${Object.keys(restore).length === 1 ? 'is' : 'are'} set by the run itself`
+        : 'what changed is not a setting';
+      return (
+        `${reason}. This run cannot be resumed (${why}): choose "Start fresh", which starts a ` +
+        'new run in a new folder (this one is left as it is).'
+      );
+    }
+    return (
+      `${reason}. To resume it, put these values back into codeRlhf.trainingSettings: ` +
+      `${JSON.stringify({ [trainer]: restore })}; or choose "Start fresh", which starts a new ` +
+      'run in a new folder (this one is left as it is).'
+    );
+  },
 };
 
 /**
@@ -201,9 +220,9 @@ async function inRunFolder(
     }
     return await work();
   } catch (error) {
-    if (error instanceof ResumeRefusedError && advice.resume) {
-      const message = `${error.message}. ${advice.resume(error.restore)}`;
-      throw new ResumeRefusedError(message, error.restore);
+    if (error instanceof ResumeRefusedError && advice.resume && ctx.command.kind !== 'gate') {
+      const message = advice.resume(error, ctx.command.kind);
+      throw new ResumeRefusedError(message, error.restore, error.reason);
     }
     throw error;
   } finally {

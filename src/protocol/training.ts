@@ -93,6 +93,12 @@ export interface TrainDoneEvent {
   summary?: Record<string, number>;
   /** The promotion gate's verdict on the tuned adapter ("gate" jobs that completed). */
   decision?: PromotionVerdict;
+  /**
+   * Present when the job failed because the trainer refused to resume from its checkpoint (its
+   * config or data differ). `restore`: the checkpoint's value of each differing key, when
+   * setting those is all it takes to resume; absent when not (the data changed).
+   */
+  resumeRefused?: { restore?: Record<string, unknown> };
 }
 
 /** Whether a tuned adapter may replace the current completion policy, and why. */
@@ -192,6 +198,18 @@ function verdict(message: Obj): PromotionVerdict | undefined {
   return { promote: value.promote, reason: value.reason };
 }
 
+function refusal(message: Obj): TrainDoneEvent['resumeRefused'] {
+  const value = message.resumeRefused;
+  if (value === undefined) return undefined;
+  if (!isObject(value) || (value.restore !== undefined && !isObject(value.restore))) {
+    throw new TrainingMessageError(
+      `${where(message)}: "resumeRefused" must be {"restore"?: an object of config values}, ` +
+        `got ${JSON.stringify(value)}`,
+    );
+  }
+  return value.restore === undefined ? {} : { restore: { ...value.restore } };
+}
+
 /** Validates a command arriving at the model host. */
 export function parseTrainingCommand(value: unknown): TrainingCommand {
   if (!isObject(value)) {
@@ -272,6 +290,7 @@ export function parseTrainingEvent(value: unknown): TrainingEvent {
       const outputPath = str(value, 'outputPath', true);
       const summary = numberMap(value, 'summary', true);
       const decision = verdict(value);
+      const resumeRefused = refusal(value);
       return {
         type: 'train/done',
         jobId,
@@ -280,6 +299,7 @@ export function parseTrainingEvent(value: unknown): TrainingEvent {
         ...(outputPath !== undefined ? { outputPath } : {}),
         ...(summary !== undefined ? { summary } : {}),
         ...(decision !== undefined ? { decision } : {}),
+        ...(resumeRefused !== undefined ? { resumeRefused } : {}),
       };
     }
     default:

@@ -346,6 +346,24 @@ export const DPO_DEFAULTS: DpoConfig = {
 };
 
 /**
+ * Keys "Train on my judgments" sets itself in every run (src/extension/trainingSettings.ts says
+ * why), which codeRlhf.trainingSettings therefore cannot set.
+ */
+export const EDITOR_RUN_KEYS = ['modelDir', 'dataFile', 'rewardModelDir', 'targetKl'] as const;
+
+/**
+ * Whether codeRlhf.trainingSettings can put back every value of `restore` (a refused resume's
+ * checkpoint values, see ResumeRefusedError): undefined (the data or a folder's contents
+ * changed) or a key of EDITOR_RUN_KEYS cannot be, so such a run can only start fresh.
+ */
+export function editorCanRestore(
+  restore: Readonly<Record<string, unknown>> | undefined,
+): restore is Readonly<Record<string, unknown>> {
+  if (!restore) return false;
+  return !Object.keys(restore).some((key) => (EDITOR_RUN_KEYS as readonly string[]).includes(key));
+}
+
+/**
  * A bad trainer config: an unknown key, or a value of the wrong type or out of range. A
  * SettingError, so error reports print its message (which names the key, the value and what is
  * allowed) without a stack trace.

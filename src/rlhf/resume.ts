@@ -183,6 +183,11 @@ export class ResumeRefusedError extends Error {
   constructor(
     message: string,
     readonly restore: Readonly<Record<string, unknown>> | undefined,
+    /**
+     * What differs, without the message's advice (resume with the checkpoint's values, or start
+     * afresh): for a caller that gives that advice in its own terms instead.
+     */
+    readonly reason: string = message,
   ) {
     super(message);
   }
@@ -221,14 +226,16 @@ export function checkResume<T extends object>(
     if (switched.length > 0) {
       const list = (values: (key: string, value: unknown) => string) =>
         switched.map(([key, value]) => values(key, value)).join(', ');
-      throw new ResumeRefusedError(
+      const reason =
         `${rules.trainer}: cannot resume from ${ck.dir}: it was written before checkpoints ` +
-          `recorded their config, by a version that trained with ` +
-          `${list((key, value) => `${key} ${show(value)}`)}; this run has ` +
-          `${list((key) => `${key} ${show(current[key])}`)}, which would train the rest of the ` +
-          'run another way (and run.json would claim it for all of it). Resume with ' +
-          `${list((key, value) => `${key} ${show(value)}`)}, ${FRESH_RUN}`,
+        `recorded their config, by a version that trained with ` +
+        `${list((key, value) => `${key} ${show(value)}`)}; this run has ` +
+        `${list((key) => `${key} ${show(current[key])}`)}, which would train the rest of the ` +
+        'run another way (and run.json would claim it for all of it)';
+      throw new ResumeRefusedError(
+        `${reason}. Resume with ${list((key, value) => `${key} ${show(value)}`)}, ${FRESH_RUN}`,
         Object.fromEntries(switched),
+        reason,
       );
     }
     warn(
@@ -314,11 +321,14 @@ export function checkResume<T extends object>(
     }
     return;
   }
-  throw new ResumeRefusedError(
+  const reason =
     `${rules.trainer}: cannot resume from ${ck.dir}: this run differs from the checkpoint's in ` +
-      `what is trained: ${changed.join('; ')}. Resume with the checkpoint's values (only ` +
-      `${rules.mayChange.join(', ')} may change on resume), ${FRESH_RUN}`,
+    `what is trained: ${changed.join('; ')}`;
+  throw new ResumeRefusedError(
+    `${reason}. Resume with the checkpoint's values (only ${rules.mayChange.join(', ')} may ` +
+      `change on resume), ${FRESH_RUN}`,
     restore,
+    reason,
   );
 }
 

@@ -233,12 +233,15 @@ describe('Train on my judgments: resuming a lost run', function () {
       refused.resumeRefused!,
       /^PPO: cannot resume from .*: this run differs from the checkpoint's in what is trained: learningRate \(checkpoint 0\.0003, now 0\.01\)/,
     );
-    // The advice is the editor's: its setting and its "Start fresh" choice, not CLI flags.
+    // The advice is the editor's, given once: the values to put back into its setting, or its
+    // "Start fresh" choice; not CLI flags, nor the trainer's own advice besides.
     assert.match(
       refused.resumeRefused!,
-      /set codeRlhf\.trainingSettings back to the values the run started with; or choose "Start fresh"$/,
+      /now 0\.01\)\. To resume it, put these values back into codeRlhf\.trainingSettings: \{"ppo":\{"learningRate":0\.0003\}\}; or choose "Start fresh", which starts a new run in a new folder \(this one is left as it is\)\.$/,
     );
-    assert.doesNotMatch(refused.resumeRefused!, /--/);
+    assert.strictEqual(refused.resumeRefused!.match(/fresh/gi)?.length, 1);
+    assert.doesNotMatch(refused.resumeRefused!, /--|another run folder/);
+    assert.deepStrictEqual(refused.resumeRestore, { learningRate: 0.0003 });
     assert.strictEqual(readRunRecord(lost.runDir)!.status, 'interrupted');
     assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, lost.runId);
 
@@ -294,6 +297,62 @@ describe('Train on my judgments: resuming a lost run', function () {
     assert.strictEqual(done.status, 'completed');
     assert.deepStrictEqual(Object.keys(done.finished).sort(), ['ppo', 'rm']);
     assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+  });
+
+  it('a resume the editor settings cannot mend says so once, and is not offered again', async () => {
+    // Interrupted by the window closing after PPO's first checkpoint.
+    const run = await start();
+    const controller = new AbortController();
+    const closed = await runEditorTraining({
+      client,
+      log,
+      run,
+      resumed: false,
+      settings: SETTINGS,
+      signal: controller.signal,
+      closing: () => true,
+      onEvent: (kind, event) => {
+        if (kind === 'ppo' && event.type === 'train/checkpoint') controller.abort();
+      },
+    });
+    assert.strictEqual(closed.status, 'cancelled', JSON.stringify(closed));
+    assert.strictEqual(readRunRecord(run.runDir)!.status, 'interrupted');
+    const resume = (overrides?: Record<string, Record<string, unknown>>) =>
+      runEditorTraining({
+        client,
+        log,
+        run: { ...run, record: readRunRecord(run.runDir)! },
+        resumed: true,
+        settings: SETTINGS,
+        signal: new AbortController().signal,
+        ...(overrides ? { overrides } : {}),
+      });
+    const refusedWith = async (result: Awaited<ReturnType<typeof resume>>, why: RegExp) => {
+      assert.strictEqual(result.status, 'failed', JSON.stringify(result));
+      assert.match(result.resumeRefused!, why);
+      assert.match(
+        result.resumeRefused!,
+        /This run cannot be resumed \(.*\): choose "Start fresh", which starts a new run in a new folder \(this one is left as it is\)\.$/,
+      );
+      assert.strictEqual(result.resumeRefused!.match(/fresh/gi)?.length, 1);
+      assert.doesNotMatch(result.resumeRefused!, /codeRlhf\.trainingSettings/);
+      const record = readRunRecord(run.runDir)!;
+      assert.strictEqual(record.status, 'failed');
+      assert.deepStrictEqual(record.settings, SETTINGS);
+      assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+    };
+    // A key the run sets itself (targetKl is the gate's KL budget).
+    await refusedWith(
+      await resume({ ppo: { targetKl: 3 } }),
+      /targetKl \(checkpoint 6, now 3\)\. This run cannot be resumed \(targetKl is set by the run itself\)/,
+    );
+    // Its judgments snapshot changed: nothing to put back.
+    const lines = fs.readFileSync(run.dataFile, 'utf8').trimEnd().split('\n');
+    fs.writeFileSync(run.dataFile, `${lines.slice(1).join('\n')}\n`);
+    await refusedWith(
+      await resume(),
+      /the data file changed since the checkpoint\)\. This run cannot be resumed \(what changed is not a setting\)/,
+    );
   });
 
   it('offers a run interrupted by the window closing, not one the user cancelled', async () => {
