@@ -368,7 +368,10 @@ function recordedStatus(
  */
 export async function runEditorTraining(options: EditorTrainingOptions): Promise<PipelineResult> {
   const { run, settings } = options;
-  let record: EditorRunRecord = { ...run.record, settings };
+  // The settings the run started with stay in its record until a resumed stage gets past the
+  // trainer's resume check (its first progress), so that a refused resume does not replace them.
+  let record: EditorRunRecord = run.record;
+  let settingsKept = !options.resumed;
   const finished: PipelineOptions['finished'] = {};
   for (const [kind, stage] of Object.entries(record.finished)) {
     if (stage) finished[kind as TrainerKind] = { outputPath: stage.outputPath };
@@ -378,15 +381,20 @@ export async function runEditorTraining(options: EditorTrainingOptions): Promise
     const merged = { ...(kind === 'gate' ? {} : settings[kind]), ...options.overrides?.[kind] };
     if (Object.keys(merged).length > 0) overrides[kind] = merged;
   }
-  const save = async (next: EditorRunRecord) => {
+  let saving = Promise.resolve();
+  /** Writes `next` after any write still under way, so that the last record written wins. */
+  const save = (next: EditorRunRecord) => {
     record = next;
-    try {
-      await saveRunRecord(run.runDir, record);
-    } catch (error) {
-      options.log.error(
-        `could not update ${path.join(run.runDir, RUN_RECORD_FILE)}: ${(error as Error).message}`,
-      );
-    }
+    saving = saving.then(async () => {
+      try {
+        await saveRunRecord(run.runDir, next);
+      } catch (error) {
+        options.log.error(
+          `could not update ${path.join(run.runDir, RUN_RECORD_FILE)}: ${(error as Error).message}`,
+        );
+      }
+    });
+    return saving;
   };
   let result: PipelineResult;
   try {
@@ -400,6 +408,13 @@ export async function runEditorTraining(options: EditorTrainingOptions): Promise
       finished,
       resume: options.resumed,
       overrides,
+      onEvent: (kind, event) => {
+        if (!settingsKept && event.type === 'train/progress') {
+          settingsKept = true;
+          void save({ ...record, settings });
+        }
+        options.onEvent?.(kind, event);
+      },
       onStageDone: async (kind, done) => {
         const stage = kind === 'gate' ? undefined : finishedStage(done);
         if (stage) await save({ ...record, finished: { ...record.finished, [kind]: stage } });

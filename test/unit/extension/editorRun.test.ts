@@ -243,6 +243,8 @@ describe('Train on my judgments: resuming a lost run', function () {
     assert.doesNotMatch(refused.resumeRefused!, /--|another run folder/);
     assert.deepStrictEqual(refused.resumeRestore, { learningRate: 0.0003 });
     assert.strictEqual(readRunRecord(lost.runDir)!.status, 'interrupted');
+    // The record keeps the settings the run started with, which the advice is about.
+    assert.deepStrictEqual(readRunRecord(lost.runDir)!.settings, SETTINGS);
     assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, lost.runId);
 
     const started: Array<[TrainingKind, TrainStartCommand]> = [];
