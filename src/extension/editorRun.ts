@@ -374,7 +374,7 @@ export async function runEditorTraining(options: EditorTrainingOptions): Promise
   let settingsKept = !options.resumed;
   const finished: PipelineOptions['finished'] = {};
   for (const [kind, stage] of Object.entries(record.finished)) {
-    if (stage) finished[kind as TrainerKind] = { outputPath: stage.outputPath };
+    if (stage) finished[kind as TrainerKind] = stage;
   }
   const overrides: PipelineOptions['overrides'] = {};
   for (const kind of ['rm', 'ppo', 'dpo', 'gate'] as const) {

@@ -203,7 +203,16 @@ export interface PipelineOptions {
    * Stages an earlier attempt of this run finished (a run resumed after it was lost): not run
    * again; their output is used as if they had just run.
    */
-  finished?: Partial<Record<TrainingKind, { outputPath: string }>>;
+  finished?: Partial<
+    Record<
+      TrainingKind,
+      {
+        outputPath: string;
+        status?: 'completed' | 'early-stopped';
+        summary?: Record<string, number>;
+      }
+    >
+  >;
   /**
    * Continue each stage that runs from the checkpoints its folder already holds (a lost run
    * resumed in its own folder); a stage without any starts from the beginning.
@@ -219,8 +228,11 @@ export interface PipelineOptions {
 export interface PipelineResult {
   /** The `train/done` of each stage that ran, in order. */
   stages: Array<{ kind: TrainingKind; done: TrainDoneEvent }>;
-  /** Stages not run again because an earlier attempt of the run finished them (see finished). */
-  reused?: TrainingKind[];
+  /**
+   * Stages not run again because an earlier attempt of the run finished them (see finished),
+   * with how they ended then.
+   */
+  reused?: Array<{ kind: TrainingKind; done: TrainDoneEvent }>;
   /**
    * Set when a stage resumed from its checkpoints was refused by the trainer's resume check
    * (src/rlhf/resume.ts: its config or data differ from the checkpoint's): the trainer's
@@ -252,7 +264,7 @@ const succeeded = (done: TrainDoneEvent) =>
  */
 export async function runTrainPipeline(options: PipelineOptions): Promise<PipelineResult> {
   const stages: PipelineResult['stages'] = [];
-  const reused: TrainingKind[] = [];
+  const reused: NonNullable<PipelineResult['reused']> = [];
   let resumeRefused: string | undefined;
   let resumeRestore: Record<string, unknown> | undefined;
   const base = { modelDir: options.modelDir, dataFile: options.dataFile };
@@ -262,13 +274,15 @@ export async function runTrainPipeline(options: PipelineOptions): Promise<Pipeli
       options.log.info(
         `${options.runId}: ${STAGE_NAMES[kind]} done earlier (${earlier.outputPath})`,
       );
-      reused.push(kind);
+      // As it ended then: an early stop is the run's status, and its numbers are reported.
       const done: TrainDoneEvent = {
         type: 'train/done',
         jobId: `${options.runId}-${kind}`,
-        status: 'completed',
+        status: earlier.status ?? 'completed',
         outputPath: earlier.outputPath,
+        ...(earlier.summary ? { summary: earlier.summary } : {}),
       };
+      reused.push({ kind, done });
       return done;
     }
     const runDir = path.join(options.runDir, kind);
@@ -409,24 +423,12 @@ export function readTrainingAlgorithm(value: unknown): {
 /** One line saying how a run ended, for the notification and the dashboard. */
 export function describeResult(result: PipelineResult): string {
   const parts: string[] = (result.reused ?? []).map(
-    (kind) => `${STAGE_NAMES[kind]} reused from the interrupted run`,
+    ({ kind, done }) =>
+      `${STAGE_NAMES[kind]} ${done.status}${stageNumbers(kind, done)}, reused from the ` +
+      'interrupted run',
   );
   for (const { kind, done } of result.stages) {
-    const s = done.summary ?? {};
-    let numbers = '';
-    if (kind === 'rm' && Number.isFinite(s.validationAccuracy)) {
-      numbers = ` (validation accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
-    } else if (kind === 'ppo' && Number.isFinite(s.heldOutRewardAfter)) {
-      numbers = ` (held-out reward ${s.heldOutRewardBefore?.toFixed(3)} -> ${s.heldOutRewardAfter.toFixed(3)}, KL ${s.kl?.toFixed(3)})`;
-    } else if (kind === 'dpo' && Number.isFinite(s.validationAccuracy)) {
-      numbers = ` (held-out accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
-    } else if (kind === 'gate' && Number.isFinite(s.prompts)) {
-      const k = Number.isFinite(s.comparisons) && s.prompts > 0 ? s.comparisons / s.prompts : 0;
-      numbers = k
-        ? ` (${s.prompts} held-out prompts x ${k} samples)`
-        : ` (${s.prompts} held-out prompts)`;
-    }
-    parts.push(`${STAGE_NAMES[kind]} ${done.status}${numbers}`);
+    parts.push(`${STAGE_NAMES[kind]} ${done.status}${stageNumbers(kind, done)}`);
   }
   if (result.error) parts.push(`error: ${result.error}`);
   if (result.promotion) {
@@ -437,4 +439,25 @@ export function describeResult(result: PipelineResult): string {
     );
   }
   return parts.join('; ');
+}
+
+/** A stage's headline numbers from its summary, e.g. " (validation accuracy 81.2%)". */
+function stageNumbers(kind: TrainingKind, done: TrainDoneEvent): string {
+  const s = done.summary ?? {};
+  if (kind === 'rm' && Number.isFinite(s.validationAccuracy)) {
+    return ` (validation accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
+  }
+  if (kind === 'ppo' && Number.isFinite(s.heldOutRewardAfter)) {
+    return ` (held-out reward ${s.heldOutRewardBefore?.toFixed(3)} -> ${s.heldOutRewardAfter.toFixed(3)}, KL ${s.kl?.toFixed(3)})`;
+  }
+  if (kind === 'dpo' && Number.isFinite(s.validationAccuracy)) {
+    return ` (held-out accuracy ${(100 * s.validationAccuracy).toFixed(1)}%)`;
+  }
+  if (kind === 'gate' && Number.isFinite(s.prompts)) {
+    const k = Number.isFinite(s.comparisons) && s.prompts > 0 ? s.comparisons / s.prompts : 0;
+    return k
+      ? ` (${s.prompts} held-out prompts x ${k} samples)`
+      : ` (${s.prompts} held-out prompts)`;
+  }
+  return '';
 }

@@ -268,7 +268,10 @@ describe('Train on my judgments: resuming a lost run', function () {
         ['gate', false],
       ],
     );
-    assert.deepStrictEqual(resumed.reused, ['rm']);
+    assert.deepStrictEqual(
+      resumed.reused?.map(({ kind, done }) => [kind, done.status, done.summary]),
+      [['rm', 'completed', afterCrash.finished.rm!.summary]],
+    );
     assert.strictEqual(started[0][1].config.rewardModelDir, rewardModel);
     assert.strictEqual(started[0][1].config.dataFile, lost.dataFile);
     assert.deepStrictEqual(hashTree(rewardModel), rewardModelFiles);
@@ -283,7 +286,7 @@ describe('Train on my judgments: resuming a lost run', function () {
     );
     assert.match(
       describeResult(resumed),
-      /^reward model reused from the interrupted run; PPO completed/,
+      /^reward model completed \(validation accuracy [\d.]+%\), reused from the interrupted run; PPO completed/,
     );
     // The trainers write what an uninterrupted run writes: the same adapter, byte for byte.
     const adapter = (result: typeof whole) => result.promotion!.adapterPath;

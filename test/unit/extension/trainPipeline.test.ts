@@ -362,6 +362,41 @@ describe('Train on my judgments against a real model host', function () {
     assert.strictEqual(stages[2][1].baselineAdapterDir, '');
     assert.strictEqual(stages[2][1].klBudget, KL_BUDGET);
     assert.match(describeResult(result), /promotion gate completed \(3 held-out prompts\)/);
+
+    // The same run resumed after its PPO had stopped early: only the gate runs, and the run
+    // ends as its stages did then, with their numbers.
+    const [rm, ppo] = result.stages.map((s) => s.done);
+    const ppoSummary = { ...ppo.summary, heldOutRewardBefore: 0.25, heldOutRewardAfter: 0.5 };
+    const reused = await runTrainPipeline({
+      client,
+      log,
+      algorithm: 'ppo',
+      modelDir: MODEL,
+      dataFile,
+      runDir: path.join(dir, 'run'),
+      runId: 'r3',
+      signal: new AbortController().signal,
+      finished: {
+        rm: { outputPath: rm.outputPath!, status: 'completed', summary: rm.summary! },
+        ppo: { outputPath: ppo.outputPath!, status: 'early-stopped', summary: ppoSummary },
+      },
+    });
+    assert.deepStrictEqual(
+      reused.stages.map((s) => s.kind),
+      ['gate'],
+    );
+    assert.strictEqual(reused.status, 'early-stopped', JSON.stringify(reused));
+    assert.deepStrictEqual(
+      reused.reused?.map(({ kind, done }) => [kind, done.status, done.summary]),
+      [
+        ['rm', 'completed', rm.summary],
+        ['ppo', 'early-stopped', ppoSummary],
+      ],
+    );
+    assert.match(
+      describeResult(reused),
+      /^reward model completed \(validation accuracy [\d.]+%\), reused from the interrupted run; PPO early-stopped \(held-out reward 0\.250 -> 0\.500, KL [\d.-]+\), reused from the interrupted run; promotion gate completed/,
+    );
   });
 
   it('cancel stops the running job in the model host, which stays up and skips the next stage', async () => {
