@@ -11,11 +11,31 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { fileURLToPath } from 'url';
 import type { CheckAdapterResult } from '../protocol/modelHost';
 import { appendAdapterEntry, readAdapterHistory, type AdapterEntry } from './adapterHistory';
 import { ModelUnavailableError } from './modelService';
 
 const PEFT_FILES = 'adapter_config.json and adapter_model.safetensors';
+const FILE_URI = 'file: URI (e.g. file:///team/adapters/dpo-7)';
+
+/**
+ * The folder a command argument names: an absolute path as it is, or a `file:` URI (a
+ * keybinding's args is always a string) as the path it encodes, percent-escapes decoded.
+ */
+export function adapterFolderPath(argument: string): string | { problem: string } {
+  if (!/^file:/i.test(argument)) return argument;
+  try {
+    return fileURLToPath(argument);
+  } catch (error) {
+    // Another host (file://server/...) on POSIX, an escaped separator (%2F), a malformed URI.
+    return {
+      problem:
+        `adapter folder ${JSON.stringify(argument)} is not a file: URI of a folder on this ` +
+        `machine (${(error as Error).message}); allowed: an absolute path or a ${FILE_URI}`,
+    };
+  }
+}
 
 /**
  * Why `dir` is not a PEFT adapter folder, from its files alone (no model needed), or undefined.
@@ -24,7 +44,10 @@ const PEFT_FILES = 'adapter_config.json and adapter_model.safetensors';
  */
 export function adapterFolderProblem(dir: string): string | undefined {
   if (!path.isAbsolute(dir)) {
-    return `adapter folder ${JSON.stringify(dir)} is not an absolute path; allowed: an absolute path`;
+    return (
+      `adapter folder ${JSON.stringify(dir)} is not an absolute path; allowed: an absolute ` +
+      `path or a ${FILE_URI}`
+    );
   }
   let stat: fs.Stats;
   try {
@@ -80,14 +103,16 @@ export type ImportResult =
   | { problem: string };
 
 /**
- * Checks the adapter folder `dir` (symlinks resolved) against the model in use and, if it fits,
- * appends it to the history as "imported" (not promoted: the gate never compared it) with the
- * model's fingerprint.
+ * Checks the adapter folder `argument` (an absolute path or a `file:` URI; symlinks resolved)
+ * against the model in use and, if it fits, appends it to the history as "imported" (not
+ * promoted: the gate never compared it) with the model's fingerprint.
  * A folder the history already lists for this model and these weights (a run trained in the
  * editor, or an earlier import) is not added again: its entry is returned as it is, so a trained
  * run keeps its gate numbers in the list. The caller makes it the active adapter.
  */
-export async function importAdapter(dir: string, deps: ImportDeps): Promise<ImportResult> {
+export async function importAdapter(argument: string, deps: ImportDeps): Promise<ImportResult> {
+  const dir = adapterFolderPath(argument);
+  if (typeof dir !== 'string') return dir;
   const folderProblem = adapterFolderProblem(dir);
   if (folderProblem) return { problem: folderProblem };
   // One folder, one path: a symlink to it, `..` or a trailing separator (which would also give

@@ -41,7 +41,7 @@ import {
   type SavedAdapter,
 } from './adapterHistory';
 import { modelFingerprint } from '../data/modelFingerprint';
-import { describeLoadedEntry, importAdapter } from './adapterImport';
+import { adapterFolderPath, describeLoadedEntry, importAdapter } from './adapterImport';
 import { TrainingDashboardFeed } from './trainingDashboardFeed';
 import {
   JUDGMENTS_SNAPSHOT,
@@ -619,9 +619,12 @@ export function registerTrainCommand(
   };
 }
 
-/** The adapter folder a command argument names: an absolute path, or a `file:` URI. */
+/**
+ * The adapter folder a command argument names: an absolute path, or a `file:` URI (a Uri, or a
+ * string as a keybinding's args must be).
+ */
 function folderArgument(value: unknown): string | { problem: string } {
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') return adapterFolderPath(value);
   if (value instanceof vscode.Uri && value.scheme === 'file') return value.fsPath;
   const shown =
     value instanceof vscode.Uri ? value.toString() : (JSON.stringify(value) ?? String(value));

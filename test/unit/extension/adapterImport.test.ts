@@ -15,6 +15,7 @@ import {
 } from '../../../src/extension/adapterHistory';
 import { modelFingerprint } from '../../../src/data/modelFingerprint';
 import {
+  adapterFolderPath,
   describeLoadedEntry,
   importAdapter,
   type ImportDeps,
@@ -277,6 +278,33 @@ describe('loading an adapter folder (model host check)', () => {
     assert.ok('entry' in direct, JSON.stringify(direct));
     assert.deepStrictEqual(direct.entry, linked.entry);
     assert.strictEqual((await readAdapterHistory(historyFile)).entries.length, 2);
+  });
+
+  it('takes a file: URI string (a keybinding argument), decoding its escapes', async () => {
+    const dir = adapterCopy('with space ü 😀');
+    const uri = `file://${dir.split(path.sep).map(encodeURIComponent).join('/')}`;
+    assert.match(uri, /with%20space%20%C3%BC%20%F0%9F%98%80$/);
+    assert.strictEqual(adapterFolderPath(uri), dir);
+    assert.strictEqual(adapterFolderPath(dir), dir);
+    const result = await importAdapter(uri, deps);
+    assert.ok('entry' in result, JSON.stringify(result));
+    assert.strictEqual(result.entry.path, dir);
+    assert.strictEqual(result.entry.runId, 'with space ü 😀');
+    const again = await importAdapter(`FILE://${dir.split(path.sep).join('/')}`, deps);
+    assert.ok('entry' in again, JSON.stringify(again));
+    assert.deepStrictEqual(again.entry, result.entry);
+    assert.strictEqual((await readAdapterHistory(historyFile)).entries.length, 1);
+    fs.rmSync(historyFile);
+    if (process.platform !== 'win32') {
+      await refused(
+        'file://server/team/adapters/dpo-7',
+        /^adapter folder "file:\/\/server\/team\/adapters\/dpo-7" is not a file: URI of a folder on this machine \(.+\); allowed: an absolute path or a file: URI \(e\.g\. file:\/\/\/team\/adapters\/dpo-7\)$/,
+      );
+    }
+    await refused(
+      'adapters/dpo-7',
+      /^adapter folder "adapters\/dpo-7" is not an absolute path; allowed: an absolute path or a file: URI \(e\.g\. file:\/\/\/team\/adapters\/dpo-7\)$/,
+    );
   });
 
   it('refuses a folder without adapter_model.safetensors or adapter_config.json', async () => {
