@@ -14,7 +14,9 @@ import {
   RM_DEFAULTS,
   RM_SPEC,
   parseConfig,
+  parseLoraTargets,
 } from '../rlhf/config';
+import { PROJECTIONS } from '../model/weights';
 import { KL_BUDGET } from './trainPipeline';
 
 export const TRAINING_SETTINGS_KEY = 'codeRlhf.trainingSettings';
@@ -24,11 +26,17 @@ export type TrainerKind = 'rm' | 'ppo' | 'dpo';
 /** Validated overrides per trainer, as given (only the keys the user set). */
 export type TrainingSettings = Partial<Record<TrainerKind, Record<string, unknown>>>;
 
-const PARSERS: Record<TrainerKind, (input: Record<string, unknown>, where: string) => unknown> = {
-  rm: (input, where) => parseConfig(input, RM_SPEC, RM_DEFAULTS, where),
-  ppo: (input, where) => parseConfig(input, PPO_SPEC, PPO_DEFAULTS, where),
-  dpo: (input, where) => parseConfig(input, DPO_SPEC, DPO_DEFAULTS, where),
+/** Each trainer's config spec and its parser, which also checks the LoRA target list. */
+const TRAINERS: Record<
+  TrainerKind,
+  { keys: readonly string[]; parse: (input: Record<string, unknown>, where: string) => unknown }
+> = {
+  rm: { keys: Object.keys(RM_SPEC), parse: (i, w) => parseConfig(i, RM_SPEC, RM_DEFAULTS, w) },
+  ppo: { keys: Object.keys(PPO_SPEC), parse: (i, w) => parseConfig(i, PPO_SPEC, PPO_DEFAULTS, w) },
+  dpo: { keys: Object.keys(DPO_SPEC), parse: (i, w) => parseConfig(i, DPO_SPEC, DPO_DEFAULTS, w) },
 };
+
+const own = (table: object, key: string) => Object.prototype.hasOwnProperty.call(table, key);
 
 /**
  * Keys the pipeline sets itself, with why: a run trains the model in use on its own snapshot of
@@ -66,27 +74,37 @@ export function readTrainingSettings(
   }
   const settings: TrainingSettings = {};
   for (const [kind, overrides] of Object.entries(value)) {
-    if (!(kind in PARSERS)) {
+    // Own keys only: "toString" or "constructor" would otherwise be found on Object.prototype.
+    if (!own(TRAINERS, kind)) {
       return {
         problem: `${TRAINING_SETTINGS_KEY}: unknown key "${kind}"; allowed: rm, ppo, dpo`,
       };
     }
+    const trainer = TRAINERS[kind as TrainerKind];
     const where = `${TRAINING_SETTINGS_KEY}.${kind}`;
     if (!isObject(overrides)) {
       return { problem: `${where} is ${show(overrides)}; allowed: an object of config keys` };
     }
     for (const key of Object.keys(overrides)) {
-      if (key in PIPELINE_KEYS) {
+      if (!trainer.keys.includes(key)) {
+        const allowed = trainer.keys.filter((k) => !own(PIPELINE_KEYS, k)).sort();
+        return { problem: `${where}: unknown key "${key}"; allowed: ${allowed.join(', ')}` };
+      }
+      if (own(PIPELINE_KEYS, key)) {
         const why = PIPELINE_KEYS[key as keyof typeof PIPELINE_KEYS];
-        return {
-          problem: `${where}: "${key}" cannot be set here; ${why}`,
-        };
+        return { problem: `${where}: "${key}" cannot be set here; ${why}` };
       }
     }
     try {
-      PARSERS[kind as TrainerKind](overrides, where);
+      trainer.parse(overrides, where);
+      // The trainers check the list only when they build the adapter, after the stages before
+      // them trained (PPO's after the reward model's): check it before anything runs.
+      if (overrides.loraTargets !== undefined) {
+        parseLoraTargets(overrides.loraTargets as string, PROJECTIONS);
+      }
     } catch (error) {
-      return { problem: (error as Error).message };
+      const message = (error as Error).message;
+      return { problem: message.startsWith(where) ? message : `${where}: ${message}` };
     }
     settings[kind as TrainerKind] = { ...overrides };
   }

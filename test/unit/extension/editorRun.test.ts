@@ -135,6 +135,46 @@ describe('codeRlhf.trainingSettings', () => {
       /"dataFile" cannot be set here; the run trains on its own snapshot/,
     );
   });
+
+  it("checks keys as the table's own, so Object's methods are unknown keys", () => {
+    for (const top of ['toString', 'constructor', '__proto__']) {
+      assert.strictEqual(
+        problem(JSON.parse(`{"${top}": {"a": 1}}`)),
+        `codeRlhf.trainingSettings: unknown key "${top}"; allowed: rm, ppo, dpo`,
+      );
+    }
+    for (const key of ['constructor', 'toString', '__proto__']) {
+      const message = problem(JSON.parse(`{"rm": {"${key}": 5}}`));
+      assert.match(
+        message,
+        new RegExp(`^codeRlhf\\.trainingSettings\\.rm: unknown key "${key}"; allowed: batchSize, `),
+      );
+      assert.doesNotMatch(message, /native code|object Object/);
+    }
+    // targetKl is PPO's: for the reward model it is not a key at all, and the list of what is
+    // allowed leaves out the keys the run sets itself.
+    const rm = problem({ rm: { targetKl: 3 } });
+    assert.match(
+      rm,
+      /^codeRlhf\.trainingSettings\.rm: unknown key "targetKl"; allowed: .*\bepochs\b/,
+    );
+    assert.doesNotMatch(rm.slice(rm.indexOf('allowed')), /modelDir|dataFile|targetKl/);
+  });
+
+  it('checks loraTargets as the trainers do, before a stage trains', () => {
+    assert.strictEqual(
+      problem({ ppo: { loraTargets: 'q_proj,foo' } }),
+      'codeRlhf.trainingSettings.ppo: "loraTargets" has "foo"; allowed: q_proj, k_proj, ' +
+        'v_proj, o_proj, gate_proj, up_proj, down_proj',
+    );
+    assert.strictEqual(
+      problem({ dpo: { loraTargets: '' } }),
+      'codeRlhf.trainingSettings.dpo: "loraTargets" is empty; name at least one projection',
+    );
+    assert.deepStrictEqual(readTrainingSettings({ rm: { loraTargets: 'q_proj, o_proj' } }), {
+      settings: { rm: { loraTargets: 'q_proj, o_proj' } },
+    });
+  });
 });
 
 describe('Train on my judgments: resuming a lost run', function () {
