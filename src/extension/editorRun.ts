@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../data/atomicWrite';
 import { PPO_DEFAULTS, editorCanRestore } from '../rlhf/config';
 import { openStore } from '../data/store';
 import type { TrainDoneEvent, TrainingKind } from '../protocol/training';
-import type { TrainerKind, TrainingSettings } from './trainingSettings';
+import { readTrainingSettings, type TrainerKind, type TrainingSettings } from './trainingSettings';
 import {
   JOB_LOST,
   STAGE_NAMES,
@@ -102,7 +102,94 @@ export async function saveRunRecord(runDir: string, record: EditorRunRecord): Pr
   await writeFileAtomic(path.join(runDir, RUN_RECORD_FILE), JSON.stringify(record, null, 2));
 }
 
-/** The run record of `runDir`, undefined when it has none (a run of an older version). */
+const STATUSES: readonly EditorRunStatus[] = [
+  'running',
+  'interrupted',
+  'completed',
+  'early-stopped',
+  'cancelled',
+  'failed',
+];
+const ALGORITHMS: readonly TuneAlgorithm[] = ['ppo', 'dpo'];
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Checks every field of a parsed record, so that a damaged or hand-edited one is refused here,
+ * naming the file and key, instead of throwing a bare TypeError where a field is used (which
+ * would stop "Train on my judgments" from starting at all) or resuming an unknown algorithm.
+ */
+function checkRecord(file: string, value: unknown): EditorRunRecord {
+  const bad = (key: string, got: unknown, allowed: string) =>
+    new Error(`${file}: "${key}" is ${JSON.stringify(got) ?? 'missing'}; allowed: ${allowed}`);
+  if (!isObject(value)) {
+    throw new Error(`${file}: not a run record (${JSON.stringify(value)}); allowed: an object`);
+  }
+  const r = value;
+  if (r.version !== 1) throw bad('version', r.version, '1 (a run record of this version)');
+  const text = (key: string, optional = false) => {
+    if (optional && r[key] === undefined) return;
+    if (typeof r[key] !== 'string' || r[key] === '') throw bad(key, r[key], 'a non-empty string');
+  };
+  text('runId');
+  text('modelDir');
+  text('modelFingerprint', true);
+  text('store');
+  text('error', true);
+  if (!ALGORITHMS.includes(r.algorithm as TuneAlgorithm)) {
+    throw bad('algorithm', r.algorithm, ALGORITHMS.map((a) => `"${a}"`).join(', '));
+  }
+  if (!STATUSES.includes(r.status as EditorRunStatus)) {
+    throw bad('status', r.status, STATUSES.map((a) => `"${a}"`).join(', '));
+  }
+  if (!Number.isSafeInteger(r.judgments) || (r.judgments as number) < 1) {
+    throw bad('judgments', r.judgments, 'an integer >= 1');
+  }
+  if (typeof r.startedAt !== 'string' || Number.isNaN(Date.parse(r.startedAt))) {
+    throw bad('startedAt', r.startedAt, 'an ISO date string');
+  }
+  const owner = r.owner;
+  if (!isObject(owner) || typeof owner.host !== 'string') {
+    throw bad('owner', owner, 'an object with "pid" and "host"');
+  }
+  // process.kill(0 or -1, 0) signals a process group and succeeds, so such a pid would look
+  // alive for ever and the run would never be offered.
+  if (!Number.isSafeInteger(owner.pid) || (owner.pid as number) < 1) {
+    throw bad('owner.pid', owner.pid, 'an integer >= 1');
+  }
+  if (!isObject(r.settings)) throw bad('settings', r.settings, 'an object');
+  const settings = readTrainingSettings(r.settings);
+  if ('problem' in settings) {
+    throw new Error(`${file}: "settings" is not valid as ${settings.problem}`);
+  }
+  if (!isObject(r.finished)) throw bad('finished', r.finished, 'an object');
+  for (const [kind, stage] of Object.entries(r.finished)) {
+    const key = `finished.${kind}`;
+    if (kind !== 'rm' && kind !== r.algorithm) {
+      throw bad(key, stage, `no such key; allowed: "rm", "${r.algorithm as string}"`);
+    }
+    if (!isObject(stage)) throw bad(key, stage, 'an object');
+    if (stage.status !== 'completed' && stage.status !== 'early-stopped') {
+      throw bad(`${key}.status`, stage.status, '"completed", "early-stopped"');
+    }
+    if (typeof stage.outputPath !== 'string' || stage.outputPath === '') {
+      throw bad(`${key}.outputPath`, stage.outputPath, 'a non-empty string');
+    }
+    if (
+      stage.summary !== undefined &&
+      (!isObject(stage.summary) || Object.values(stage.summary).some((v) => typeof v !== 'number'))
+    ) {
+      throw bad(`${key}.summary`, stage.summary, 'an object of numbers');
+    }
+  }
+  return r as unknown as EditorRunRecord;
+}
+
+/**
+ * The run record of `runDir`, undefined when it has none (a run of an older version). Throws,
+ * naming the file and key, when it is not JSON or a field is missing or of the wrong kind.
+ */
 export function readRunRecord(runDir: string): EditorRunRecord | undefined {
   const file = path.join(runDir, RUN_RECORD_FILE);
   let text: string;
@@ -112,11 +199,13 @@ export function readRunRecord(runDir: string): EditorRunRecord | undefined {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const record = JSON.parse(text) as EditorRunRecord;
-  if (record?.version !== 1 || typeof record.runId !== 'string' || !record.owner) {
-    throw new Error(`${file}: not a run record of this version (version ${record?.version})`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${file}: not JSON (${(error as Error).message})`);
   }
-  return record;
+  return checkRecord(file, value);
 }
 
 /**
@@ -197,8 +286,8 @@ export function findResumableRun(
       record = readRunRecord(runDir);
     } catch (error) {
       warn(
-        `no run offered for resuming: the record of the latest run ${runDir} cannot be read ` +
-          `(${(error as Error).message}), and older runs are not offered past it`,
+        `no run offered for resuming: ${(error as Error).message}; older runs are not offered ` +
+          'past the latest one, and a new run starts',
       );
       return undefined;
     }

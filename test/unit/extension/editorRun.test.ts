@@ -466,7 +466,10 @@ describe('Train on my judgments: resuming a lost run', function () {
       findResumableRun(trainingDir, MODEL, (m) => warnings.push(m)),
       undefined,
     );
-    assert.match(warnings.join('\n'), /the record of the latest run .* cannot be read/);
+    assert.match(
+      warnings.join('\n'),
+      /^no run offered for resuming: .*editor-run\.json: not JSON \(.*\); older runs are not/,
+    );
     // A newer run of another model does not hide this model's lost run.
     fs.rmSync(newer.runDir, { recursive: true });
     await pause();
@@ -478,6 +481,54 @@ describe('Train on my judgments: resuming a lost run', function () {
       settings: {},
     });
     assert.strictEqual(findResumableRun(trainingDir, MODEL)?.runId, older.runId);
+  });
+
+  it('does not offer a run whose record is damaged, naming the file and key, and starts a new one', async () => {
+    const cases: Array<[string, (r: Record<string, unknown>) => void, RegExp]> = [
+      ['finished null', (r) => (r.finished = null), /"finished" is null; allowed: an object/],
+      ['finished missing', (r) => delete r.finished, /"finished" is missing; allowed: an object/],
+      ['algorithm 7', (r) => (r.algorithm = 7), /"algorithm" is 7; allowed: "ppo", "dpo"/],
+      [
+        'algorithm sft',
+        (r) => (r.algorithm = 'sft'),
+        /"algorithm" is "sft"; allowed: "ppo", "dpo"/,
+      ],
+      // process.kill(0 or -1, 0) succeeds: such an owner would look alive for ever.
+      ['pid 0', (r) => (r.owner = { pid: 0, host: os.hostname() }), /"owner.pid" is 0; allowed/],
+      ['pid -1', (r) => (r.owner = { pid: -1, host: os.hostname() }), /"owner.pid" is -1;/],
+      ['pid 1.5', (r) => (r.owner = { pid: 1.5, host: os.hostname() }), /"owner.pid" is 1.5;/],
+      ['status', (r) => (r.status = 'paused'), /"status" is "paused"; allowed: "running", /],
+      ['judgments', (r) => (r.judgments = -3), /"judgments" is -3; allowed: an integer >= 1/],
+      ['finished.rm', (r) => (r.finished = { rm: 'x' }), /"finished\.rm" is "x"; allowed: an obj/],
+      [
+        'settings',
+        (r) => (r.settings = { sft: {} }),
+        /"settings" is not valid as .*unknown key "sft"/,
+      ],
+    ];
+    for (const [name, edit, expected] of cases) {
+      fs.rmSync(trainingDir, { recursive: true, force: true });
+      const run = await start();
+      const file = path.join(run.runDir, 'editor-run.json');
+      const record = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+      record.status = 'interrupted';
+      edit(record);
+      fs.writeFileSync(file, JSON.stringify(record));
+      const warnings: string[] = [];
+      const lost = findResumableRun(trainingDir, MODEL, (m) => warnings.push(m));
+      assert.strictEqual(lost, undefined, `${name}: offered`);
+      assert.strictEqual(warnings.length, 1, name);
+      assert.ok(warnings[0]!.includes(`${file}: `), `${name}: ${warnings[0]}`);
+      assert.match(warnings[0]!, expected, name);
+      const chosen = await chooseEditorRun({
+        lost,
+        ask: () => Promise.reject(new Error('nothing to ask about')),
+        signal: new AbortController().signal,
+        start,
+      });
+      assert.strictEqual(chosen?.resumed, false, name);
+      assert.notStrictEqual(chosen.run.runId, run.runId);
+    }
   });
 
   it('does not claim a run another live window took over while the question was open', async () => {
