@@ -13,6 +13,7 @@
  *
  * No `vscode` here: unit tests drive it with a real model host.
  */
+import { createHash } from 'crypto';
 import { promises as fsp } from 'fs';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -63,6 +64,13 @@ export interface EditorRunRecord {
   store: string;
   /** Records in the snapshot. */
   judgments: number;
+  /**
+   * The snapshot as written when the run started, so that a resume refuses one truncated or
+   * edited since: the stages that finished trained on the judgments as they were, and the trainer's
+   * own data check (src/rlhf/resume.ts) covers only the stage it resumes. Records written before
+   * it existed have none; their snapshot is checked against `judgments` only (see snapshotProblem).
+   */
+  snapshot?: SnapshotDigest;
   /** `codeRlhf.trainingSettings` when the run started (validated). */
   settings: TrainingSettings;
   startedAt: string;
@@ -71,6 +79,20 @@ export interface EditorRunRecord {
   owner: { pid: number; host: string };
   finished: Partial<Record<TrainerKind, FinishedStage>>;
   error?: string;
+}
+
+/** A judgments snapshot's sha256 (hex, of the file's bytes) and its number of lines. */
+export interface SnapshotDigest {
+  sha256: string;
+  lines: number;
+}
+
+export function digestSnapshot(bytes: Buffer | string): SnapshotDigest {
+  const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
+  return {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    lines: text.split('\n').filter((line) => line.trim() !== '').length,
+  };
 }
 
 export interface EditorRun {
@@ -158,6 +180,17 @@ function checkRecord(file: string, value: unknown): EditorRunRecord {
   if (!Number.isSafeInteger(owner.pid) || (owner.pid as number) < 1) {
     throw bad('owner.pid', owner.pid, 'an integer >= 1');
   }
+  const snapshot = r.snapshot;
+  if (
+    snapshot !== undefined &&
+    (!isObject(snapshot) ||
+      typeof snapshot.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(snapshot.sha256) ||
+      !Number.isSafeInteger(snapshot.lines) ||
+      (snapshot.lines as number) < 1)
+  ) {
+    throw bad('snapshot', snapshot, 'an object with "sha256" (64 hex digits) and "lines" >= 1');
+  }
   if (!isObject(r.settings)) throw bad('settings', r.settings, 'an object');
   const settings = readTrainingSettings(r.settings);
   if ('problem' in settings) {
@@ -228,10 +261,8 @@ export async function startEditorRun(options: {
       throw new Error(`${options.store} holds no judgments yet; judge some comparisons first`);
     }
     const dataFile = path.join(runDir, JUDGMENTS_SNAPSHOT);
-    await writeFileAtomic(
-      dataFile,
-      records.map((r) => `${JSON.stringify(r)}\n`),
-    );
+    const text = records.map((r) => `${JSON.stringify(r)}\n`).join('');
+    await writeFileAtomic(dataFile, text);
     const record: EditorRunRecord = {
       version: 1,
       runId,
@@ -240,6 +271,7 @@ export async function startEditorRun(options: {
       ...(options.modelFingerprint ? { modelFingerprint: options.modelFingerprint } : {}),
       store: options.store,
       judgments: records.length,
+      snapshot: digestSnapshot(text),
       settings: options.settings,
       startedAt: new Date().toISOString(),
       status: 'running',
@@ -367,6 +399,55 @@ export function finishedStage(done: TrainDoneEvent): FinishedStage | undefined {
 }
 
 /**
+ * Why `run`'s judgments snapshot cannot be resumed on, or undefined when it is the one the run
+ * started with: gone, or other bytes than the digest its record keeps. Limitation: a record
+ * written before the digest was kept is checked by its count of judgments only, so an edit that
+ * keeps the count is missed for it (the trainer's own data check then covers only the stage it
+ * resumes, not a reward model that finished).
+ */
+export function snapshotProblem(run: EditorRun): string | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(run.dataFile);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return `its judgments snapshot ${run.dataFile} is gone`;
+    }
+    return `its judgments snapshot ${run.dataFile} cannot be read (${(error as Error).message})`;
+  }
+  const now = digestSnapshot(bytes);
+  const then = run.record.snapshot;
+  if (
+    then
+      ? now.sha256 !== then.sha256 || now.lines !== then.lines
+      : now.lines !== run.record.judgments
+  ) {
+    const was = then
+      ? `${then.lines} lines, sha256 ${then.sha256}`
+      : `${run.record.judgments} judgments`;
+    return (
+      `its judgments snapshot ${run.dataFile} changed since the run started (${was}; ` +
+      `now ${now.lines} lines, sha256 ${now.sha256}), and the stages that finished trained ` +
+      'on it as it was'
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Records that `run` cannot be resumed (it then is not offered again), with `problem` as its
+ * error. Its folder stays as it is.
+ */
+export async function refuseResume(run: EditorRun, problem: string): Promise<void> {
+  const now = readRunRecord(run.runDir) ?? run.record;
+  await saveRunRecord(run.runDir, {
+    ...now,
+    status: 'failed',
+    error: `${run.runId} cannot be resumed: ${problem}`,
+  });
+}
+
+/**
  * Takes over a lost run for this process: its record says "running" here again. The record is
  * read again first, since the question whether to resume may have stayed open while another
  * window took the run over (or ended it). Limitation: two windows claiming within the same few
@@ -385,6 +466,11 @@ export async function claimRun(run: EditorRun): Promise<EditorRun> {
   }
   if (now.status !== 'running' && now.status !== 'interrupted') {
     throw new Error(`${run.runId} ended ${now.status} meanwhile; it is not resumed here`);
+  }
+  const problem = snapshotProblem({ ...run, record: now });
+  if (problem) {
+    await refuseResume(run, problem);
+    throw new Error(`${run.runId} cannot be resumed: ${problem}; start a fresh run`);
   }
   const record: EditorRunRecord = { ...now, status: 'running', owner: self };
   delete record.error;

@@ -47,7 +47,9 @@ import {
   JUDGMENTS_SNAPSHOT,
   chooseEditorRun,
   findResumableRun,
+  refuseResume,
   runEditorTraining,
+  snapshotProblem,
   startEditorRun,
   type EditorRun,
   type ResumableRun,
@@ -232,8 +234,14 @@ export function registerTrainCommand(
     let problem: string | undefined;
     if (record.modelFingerprint && fingerprint && record.modelFingerprint !== fingerprint) {
       problem = `the weights in ${record.modelDir} changed since it started`;
-    } else if (!fs.existsSync(lost.dataFile)) {
-      problem = `its judgments snapshot ${lost.dataFile} is gone`;
+    } else {
+      problem = snapshotProblem(lost);
+      // The snapshot does not come back: the run is not offered again. (Weights put back do.)
+      if (problem) {
+        await refuseResume(lost, problem).catch((error: Error) =>
+          deps.log.error(`could not record ${lost.runId} as not resumable: ${error.message}`),
+        );
+      }
     }
     if (problem) {
       deps.log.warn(`training run ${lost.runId} cannot be resumed: ${problem}`);

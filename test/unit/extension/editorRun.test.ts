@@ -14,6 +14,7 @@ import {
   findResumableRun,
   readRunRecord,
   runEditorTraining,
+  snapshotProblem,
   startEditorRun,
   type EditorRun,
 } from '../../../src/extension/editorRun';
@@ -529,6 +530,69 @@ describe('Train on my judgments: resuming a lost run', function () {
       assert.strictEqual(chosen?.resumed, false, name);
       assert.notStrictEqual(chosen.run.runId, run.runId);
     }
+  });
+
+  it('refuses to resume on a snapshot changed since the run started, and offers it no more', async () => {
+    const lose = (run: EditorRun, edit: (r: Record<string, unknown>) => void = () => undefined) => {
+      const file = path.join(run.runDir, 'editor-run.json');
+      const record = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+      record.status = 'interrupted';
+      edit(record);
+      fs.writeFileSync(file, JSON.stringify(record));
+    };
+    const lines = (run: EditorRun) => fs.readFileSync(run.dataFile, 'utf8').split('\n');
+    const run = await start();
+    assert.deepStrictEqual(readRunRecord(run.runDir)!.snapshot, {
+      sha256: hashFile(run.dataFile),
+      lines: 32,
+    });
+    lose(run);
+    // Truncated to 10 judgments: the reward model that finished trained on 32.
+    fs.writeFileSync(run.dataFile, `${lines(run).slice(0, 10).join('\n')}\n`);
+    const lost = findResumableRun(trainingDir, MODEL)!;
+    assert.strictEqual(lost.runId, run.runId);
+    const problem = snapshotProblem(lost)!;
+    assert.ok(problem.startsWith(`its judgments snapshot ${run.dataFile} changed since`), problem);
+    assert.match(problem, /\(32 lines, sha256 [0-9a-f]{64}; now 10 lines, sha256 [0-9a-f]{64}\)/);
+    await assert.rejects(claimRun(lost), (error: Error) => {
+      assert.ok(error.message.includes(run.dataFile), error.message);
+      assert.match(error.message, /cannot be resumed: .*; start a fresh run$/);
+      return true;
+    });
+    const refused = readRunRecord(run.runDir)!;
+    assert.strictEqual(refused.status, 'failed');
+    assert.ok(refused.error!.includes(run.dataFile), refused.error);
+    assert.strictEqual(findResumableRun(trainingDir, MODEL), undefined);
+
+    // Same number of lines, one judgment edited: only the digest tells.
+    fs.rmSync(trainingDir, { recursive: true });
+    const edited = await start();
+    lose(edited);
+    const all = lines(edited);
+    // The judgment flipped: the other candidate is the best one.
+    all[3] = all[3]!.replace(/"best":"c(\d)"/, (_, c: string) => `"best":"c${1 - Number(c)}"`);
+    assert.notStrictEqual(all.join('\n'), fs.readFileSync(edited.dataFile, 'utf8'));
+    fs.writeFileSync(edited.dataFile, all.join('\n'));
+    assert.match(
+      snapshotProblem(findResumableRun(trainingDir, MODEL)!)!,
+      /\(32 lines, .*; now 32 lines/,
+    );
+
+    // A record from before the digest was kept: checked by its count of judgments.
+    fs.rmSync(trainingDir, { recursive: true });
+    const old = await start();
+    lose(old, (r) => delete r.snapshot);
+    assert.strictEqual(snapshotProblem(findResumableRun(trainingDir, MODEL)!), undefined);
+    fs.writeFileSync(old.dataFile, `${lines(old).slice(0, 10).join('\n')}\n`);
+    assert.match(
+      snapshotProblem(findResumableRun(trainingDir, MODEL)!)!,
+      /changed since the run started \(32 judgments; now 10 lines/,
+    );
+    fs.rmSync(old.dataFile);
+    assert.strictEqual(
+      snapshotProblem(findResumableRun(trainingDir, MODEL)!),
+      `its judgments snapshot ${old.dataFile} is gone`,
+    );
   });
 
   it('does not claim a run another live window took over while the question was open', async () => {
