@@ -16,7 +16,6 @@ import {
   parseConfig,
   parseLoraTargets,
 } from '../rlhf/config';
-import { PROJECTIONS } from '../model/weights';
 import { KL_BUDGET } from './trainPipeline';
 
 export const TRAINING_SETTINGS_KEY = 'codeRlhf.trainingSettings';
@@ -100,7 +99,7 @@ export function readTrainingSettings(
       // The trainers check the list only when they build the adapter, after the stages before
       // them trained (PPO's after the reward model's): check it before anything runs.
       if (overrides.loraTargets !== undefined) {
-        parseLoraTargets(overrides.loraTargets as string, PROJECTIONS);
+        parseLoraTargets(overrides.loraTargets as string);
       }
     } catch (error) {
       const message = (error as Error).message;

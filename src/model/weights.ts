@@ -4,18 +4,9 @@
  */
 import type { Checkpoint, CheckpointTensor } from './checkpoint';
 import { ConfigError, type ModelConfig } from './config';
+import { PROJECTIONS, type Projection } from './projections';
 
-/** Projections LoRA can target, by their Hugging Face module names. */
-export const PROJECTIONS = [
-  'q_proj',
-  'k_proj',
-  'v_proj',
-  'o_proj',
-  'gate_proj',
-  'up_proj',
-  'down_proj',
-] as const;
-export type Projection = (typeof PROJECTIONS)[number];
+export { PROJECTIONS, type Projection };
 
 export interface LinearWeights {
   /** Module path, e.g. "model.layers.0.self_attn.q_proj". */

@@ -3,6 +3,7 @@
  * JSON object of a `train/start` command (or CLI flags) and names any unknown key or bad value.
  */
 import { MAX_COUNT } from '../generation/api';
+import { PROJECTIONS } from '../model/projections';
 import { SettingError } from '../model/settingError';
 
 /** A number setting's type and range. */
@@ -455,7 +456,10 @@ export function describeConfig<T extends object>(spec: ConfigSpec<T>, defaults: 
 }
 
 /** Parses the comma-separated LoRA target list, naming a bad entry. */
-export function parseLoraTargets(value: string, allowed: readonly string[]): string[] {
+export function parseLoraTargets(
+  value: string,
+  allowed: readonly string[] = PROJECTIONS,
+): string[] {
   const targets = value
     .split(',')
     .map((t) => t.trim())

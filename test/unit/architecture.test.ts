@@ -33,8 +33,9 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
  * Single files a module may import from a module the table does not allow: module ->
  * repository-relative files. `extension` checks `codeRlhf.trainingSettings` with the trainers'
  * own config parser before a run starts. What such a file brings along is pinned below
- * (`MAY_IMPORT_FILES_CLOSURE`): rlhf/config.ts imports only model/settingError.ts and
- * generation/api.ts (its sampling limit), which import nothing.
+ * (`MAY_IMPORT_FILES_CLOSURE`): rlhf/config.ts imports only model/settingError.ts,
+ * model/projections.ts (the LoRA targets) and generation/api.ts (its sampling limit), which
+ * import nothing.
  */
 const MAY_IMPORT_FILES: Readonly<Record<string, readonly string[]>> = {
   extension: ['src/rlhf/config.ts'],
@@ -42,7 +43,11 @@ const MAY_IMPORT_FILES: Readonly<Record<string, readonly string[]>> = {
 
 /** Every file each file of MAY_IMPORT_FILES imports, directly or through another. */
 const MAY_IMPORT_FILES_CLOSURE: Readonly<Record<string, readonly string[]>> = {
-  'src/rlhf/config.ts': ['src/generation/api.ts', 'src/model/settingError.ts'],
+  'src/rlhf/config.ts': [
+    'src/generation/api.ts',
+    'src/model/projections.ts',
+    'src/model/settingError.ts',
+  ],
 };
 
 /**
