@@ -6,6 +6,15 @@ import { MAX_COUNT } from '../generation/api';
 import { PROJECTIONS } from '../model/projections';
 import { SettingError } from '../model/settingError';
 
+// Upper bounds for counts, so that a typo (1e15 tokens, 2^53 pairs a batch) is refused at once
+// instead of running out of memory or for years. Token limits: the longest context of the
+// supported Llama-family models (131,072 tokens, Llama 3.1); a run's passes, rounds and batches:
+// far past any run this CPU trainer finishes, and past what a few thousand judgments can use.
+const MAX_TOKENS = 131072;
+const MAX_PASSES = 1000;
+const MAX_ROUNDS = 100000;
+const MAX_BATCH = 65536;
+
 /** A number setting's type and range. */
 export interface NumberFieldSpec {
   kind: 'number';
@@ -152,15 +161,23 @@ const common: ConfigSpec<CommonConfig> = {
     kind: 'number',
     integer: true,
     min: 1,
+    max: MAX_TOKENS,
     help: 'prompt tokens kept (left-truncated)',
   },
   maxSuffixTokens: {
     kind: 'number',
     integer: true,
     min: 0,
+    max: MAX_TOKENS,
     help: 'suffix tokens kept after the cursor (cut from the right; 0 = suffix not read)',
   },
-  maxCompletionTokens: { kind: 'number', integer: true, min: 1, help: 'completion tokens scored' },
+  maxCompletionTokens: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_TOKENS,
+    help: 'completion tokens scored',
+  },
   checkpointEvery: { kind: 'number', integer: true, min: 0, help: 'steps between checkpoints' },
 };
 
@@ -185,15 +202,28 @@ const COMMON_DEFAULTS: CommonConfig = {
 
 export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
   ...common,
-  epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
+  epochs: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_PASSES,
+    help: 'passes over the training pairs',
+  },
   batchSize: {
     kind: 'number',
     integer: true,
     min: 1,
+    max: MAX_BATCH,
     help: 'judgments (all their pairs) per optimizer step',
   },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
-  patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
+  patience: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_ROUNDS,
+    help: 'evaluations without improvement',
+  },
   evalEvery: {
     kind: 'number',
     integer: true,
@@ -234,18 +264,48 @@ export const SAMPLING_SPEC: ConfigSpec<{
     help: 'samples per prompt (K)',
   },
   temperature: { kind: 'number', min: 0.05, max: 5, help: 'sampling and log-prob temperature' },
-  maxNewTokens: { kind: 'number', integer: true, min: 1, help: 'generated tokens per sample' },
+  maxNewTokens: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_TOKENS,
+    help: 'generated tokens per sample',
+  },
   maxLines: { kind: 'number', integer: true, min: 0, help: 'lines per sample (0 = no limit)' },
 };
 
 export const PPO_SPEC: ConfigSpec<PpoConfig> = {
   ...common,
   rewardModelDir: { kind: 'string', help: 'trained reward model run folder' },
-  iterations: { kind: 'number', integer: true, min: 1, help: 'rollout + optimisation rounds' },
-  promptsPerBatch: { kind: 'number', integer: true, min: 1, help: 'prompts per rollout' },
+  iterations: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_ROUNDS,
+    help: 'rollout + optimisation rounds',
+  },
+  promptsPerBatch: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_BATCH,
+    help: 'prompts per rollout',
+  },
   ...SAMPLING_SPEC,
-  ppoEpochs: { kind: 'number', integer: true, min: 1, help: 'optimisation epochs per rollout' },
-  minibatchSize: { kind: 'number', integer: true, min: 1, help: 'sequences per minibatch' },
+  ppoEpochs: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_PASSES,
+    help: 'optimisation epochs per rollout',
+  },
+  minibatchSize: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_BATCH,
+    help: 'sequences per minibatch',
+  },
   // A clip range of 0 clips to the rollout's own ratio (or value), so the clipped objective lets
   // nothing move past it: the update could only undo itself.
   clipRange: { kind: 'number', above: 0, max: 1, help: 'policy ratio clip epsilon' },
@@ -325,15 +385,33 @@ export const PPO_DEFAULTS: PpoConfig = {
 
 export const DPO_SPEC: ConfigSpec<DpoConfig> = {
   ...common,
-  epochs: { kind: 'number', integer: true, min: 1, help: 'passes over the training pairs' },
-  batchSize: { kind: 'number', integer: true, min: 1, help: 'pairs per optimizer step' },
+  epochs: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_PASSES,
+    help: 'passes over the training pairs',
+  },
+  batchSize: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_BATCH,
+    help: 'pairs per optimizer step',
+  },
   // beta 0 makes the DPO loss log 2 whatever the policy does: no gradient. The loss is
   // -log sigmoid(beta x margin of log-ratios); published runs use 0.01 to about 1, and at 100 a
   // margin of 0.05 nats already saturates the sigmoid (sigmoid(5) = 0.993), so a larger beta
   // only makes the loss a test of the margin's sign (1e308 made the first loss NaN).
   beta: { kind: 'number', above: 0, max: 100, help: 'DPO beta' },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
-  patience: { kind: 'number', integer: true, min: 1, help: 'evaluations without improvement' },
+  patience: {
+    kind: 'number',
+    integer: true,
+    min: 1,
+    max: MAX_ROUNDS,
+    help: 'evaluations without improvement',
+  },
 };
 
 export const DPO_DEFAULTS: DpoConfig = {

@@ -99,7 +99,7 @@ describe('codeRlhf.trainingSettings', () => {
   it('refuses a bad value naming the setting key, the value and what is allowed', () => {
     assert.strictEqual(
       problem({ ppo: { iterations: 0 } }),
-      'codeRlhf.trainingSettings.ppo: "iterations" is 0; allowed: >= 1',
+      'codeRlhf.trainingSettings.ppo: "iterations" is 0; allowed: >= 1 and <= 100000',
     );
     assert.strictEqual(
       problem({ dpo: { beta: 0 } }),

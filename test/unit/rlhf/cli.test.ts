@@ -281,7 +281,7 @@ describe('code-rlhf train / eval CLI', function () {
       ];
       // The ranges of PPO's and the gate's sampling settings, checked as a bad command line.
       const cases: [string[], string][] = [
-        [['--max-new-tokens', '0'], '--max-new-tokens is 0; allowed: >= 1'],
+        [['--max-new-tokens', '0'], '--max-new-tokens is 0; allowed: >= 1 and <= 131072'],
         [['--temperature', '0'], '--temperature is 0; allowed: >= 0.05 and <= 5'],
         [['--temperature', '-1'], '--temperature is -1; allowed: >= 0.05 and <= 5'],
         [['--max-lines', '-1'], '--max-lines is -1; allowed: >= 0'],

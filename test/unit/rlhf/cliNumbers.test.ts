@@ -70,7 +70,7 @@ describe('number flags of train, eval and demo', function () {
     // Decimal spellings all pass this check and reach the range check (epochs >= 1).
     for (const value of ['-2', '+0', '0.0', ' 0 ', '.0', '0e3', '-0E-1']) {
       const train = await cli('train', 'rm', '--run-dir', path.join(dir, 'run'), '--epochs', value);
-      assert.match(train.err, /"epochs" is -?\d+; allowed: >= 1$/, value);
+      assert.match(train.err, /"epochs" is -?\d+; allowed: >= 1 and <= 1000$/, value);
     }
   });
 
@@ -85,7 +85,7 @@ describe('number flags of train, eval and demo', function () {
       [['--temperature', '0'], '--temperature is 0; allowed: >= 0.05 and <= 5'],
       [['--temperature', '-1'], '--temperature is -1; allowed: >= 0.05 and <= 5'],
       [['--temperature', '1e308'], '--temperature is 1e+308; allowed: >= 0.05 and <= 5'],
-      [['--max-new-tokens', '0'], '--max-new-tokens is 0; allowed: >= 1'],
+      [['--max-new-tokens', '0'], '--max-new-tokens is 0; allowed: >= 1 and <= 131072'],
       [['--max-lines', '-1'], '--max-lines is -1; allowed: >= 0'],
       [['--count', '1e9'], '--count is 1000000000; allowed: >= 1 and <= 10000'],
       [['--count', '0'], '--count is 0; allowed: >= 1 and <= 10000'],
@@ -124,7 +124,7 @@ describe('number flags of train, eval and demo', function () {
     // epochs 0: refused by the trainer's config check, so the file was read as JSON.
     fs.writeFileSync(bom, '\uFEFF{"epochs": 0}');
     const fromBom = await run(bom);
-    assert.match(fromBom.err, /reward model config: "epochs" is 0; allowed: >= 1$/m);
+    assert.match(fromBom.err, /reward model config: "epochs" is 0; allowed: >= 1 and <= 1000$/m);
     const huge = path.join(dir, 'huge.json');
     fs.writeFileSync(huge, '{"epochs": 1e400}');
     const fromHuge = await run(huge);

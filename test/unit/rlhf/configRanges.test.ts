@@ -143,8 +143,29 @@ describe('trainer configs refuse values that train nothing, naming key, value an
     assert.throws(() => parse('rm', { epochs: Number.NaN }), /"epochs" is NaN; allowed: a finite/);
   });
 
+  it('refuses counts past their upper bound (a typo, not a run this trainer can finish)', () => {
+    const cases: [Kind, string, number, string][] = [
+      ['rm', 'maxPromptTokens', 1e15, '>= 1 and <= 131072'],
+      ['rm', 'epochs', 1001, '>= 1 and <= 1000'],
+      ['dpo', 'batchSize', 2 ** 53, '>= 1 and <= 65536'],
+      ['ppo', 'iterations', 1e300, '>= 1 and <= 100000'],
+      ['ppo', 'maxNewTokens', 131073, '>= 1 and <= 131072'],
+    ];
+    for (const [kind, key, value, range] of cases) {
+      assert.throws(
+        () => parse(kind, { [key]: value }),
+        new RegExp(`"${key}" is ${String(value).replace('+', '\\+')}; allowed: ${range}$`),
+        `${kind} ${key}`,
+      );
+    }
+    assert.strictEqual(parse('ppo', { iterations: 100000 }).iterations, 100000);
+  });
+
   it('says the whole range when a count is not an integer', () => {
-    assert.throws(() => parse('rm', { epochs: 1.5 }), /"epochs" is 1.5; allowed: an integer >= 1$/);
+    assert.throws(
+      () => parse('rm', { epochs: 1.5 }),
+      /"epochs" is 1.5; allowed: an integer >= 1 and <= 1000$/,
+    );
     assert.throws(
       () => parse('ppo', { loraRank: 2.5 }),
       /"loraRank" is 2.5; allowed: an integer >= 1 and <= 256$/,
@@ -175,12 +196,15 @@ describe('trainer configs refuse values that train nothing, naming key, value an
       const cases: [string[], string][] = [
         [
           ['--rm-epochs', '0'],
-          '--rm-epochs (demo reward model config): "epochs" is 0; allowed: >= 1',
+          '--rm-epochs (demo reward model config): "epochs" is 0; allowed: >= 1 and <= 1000',
         ],
-        [['--iterations', '0'], '--iterations (demo PPO config): "iterations" is 0; allowed: >= 1'],
+        [
+          ['--iterations', '0'],
+          '--iterations (demo PPO config): "iterations" is 0; allowed: >= 1 and <= 100000',
+        ],
         [
           ['--max-new-tokens', '0'],
-          '--max-new-tokens (demo PPO config): "maxNewTokens" is 0; allowed: >= 1',
+          '--max-new-tokens (demo PPO config): "maxNewTokens" is 0; allowed: >= 1 and <= 131072',
         ],
       ];
       for (const [flags, message] of cases) {

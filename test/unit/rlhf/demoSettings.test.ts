@@ -34,10 +34,18 @@ describe('code-rlhf demo settings', function () {
       [
         '--max-new-tokens',
         '0',
-        '--max-new-tokens (demo PPO config): "maxNewTokens" is 0; allowed: >= 1',
+        '--max-new-tokens (demo PPO config): "maxNewTokens" is 0; allowed: >= 1 and <= 131072',
       ],
-      ['--iterations', '0', '--iterations (demo PPO config): "iterations" is 0; allowed: >= 1'],
-      ['--rm-epochs', '0', '--rm-epochs (demo reward model config): "epochs" is 0; allowed: >= 1'],
+      [
+        '--iterations',
+        '0',
+        '--iterations (demo PPO config): "iterations" is 0; allowed: >= 1 and <= 100000',
+      ],
+      [
+        '--rm-epochs',
+        '0',
+        '--rm-epochs (demo reward model config): "epochs" is 0; allowed: >= 1 and <= 1000',
+      ],
       [
         '--seed',
         '-1',
