@@ -129,7 +129,14 @@ export class ParameterOptimizer {
     try {
       metrics = await this.trainer.step([feeds]);
     } catch (error) {
-      if (error instanceof NonFiniteUpdateError) throw new Error(`${where}: ${error.message}`);
+      // The user can act on this only through the settings that size the steps (a diverged
+      // run), so the message names them; the engine's message says what was refused.
+      if (error instanceof NonFiniteUpdateError) {
+        throw new Error(
+          `${where}: ${error.message}. Training diverged: train again with a lower ` +
+            'learningRate or loraAlpha (PPO: also a lower klCoef, valueCoef or missingEosPenalty)',
+        );
+      }
       throw error;
     }
     for (const [name, p] of this.params)
