@@ -21,7 +21,7 @@ import {
   type ImportDeps,
 } from '../../../src/extension/adapterImport';
 import type { Logger } from '../../../src/extension/log';
-import type { ModelHostClient } from '../../../src/extension/modelHostClient';
+import { ModelHostError, type ModelHostClient } from '../../../src/extension/modelHostClient';
 import { ModelService } from '../../../src/extension/modelService';
 import { createGenerator } from '../../../src/generation';
 import { createModelHost } from '../../../src/host/modelHost';
@@ -130,7 +130,11 @@ function realHost() {
       const id = nextId++;
       waiting.set(id, (message) => {
         if (message.ok) resolve(message.result);
-        else reject(new Error((message.error as { message: string }).message));
+        else {
+          // As ModelHostClient does: the error keeps the model host's class name.
+          const { name, message: text } = message.error as { name: string; message: string };
+          reject(new ModelHostError(name, text));
+        }
       });
       listener({ type: 'request', id, method, params });
     });
@@ -399,7 +403,7 @@ describe('loading an adapter folder (model host check)', () => {
     deps.modelDir = () => other;
     await refused(
       dir,
-      /cannot be used with the model .*other-model: checkAdapter: model .*other-model is not loaded \(.*tiny-llama is\)/,
+      /^adapter .*elsewhere was not checked: checkAdapter: model .*other-model is not loaded \(.*tiny-llama is\)/,
     );
     let current = model;
     deps.modelDir = () => current;
