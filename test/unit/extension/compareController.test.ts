@@ -8,23 +8,11 @@ import {
   type GenerationResult,
 } from '../../../src/extension/compareController';
 import { DEFAULT_SETTINGS } from '../../../src/extension/config';
-import type { Logger } from '../../../src/extension/log';
+import { recordingLogger } from '../../support/recordingLogger';
 import { PendingComparisons, type MementoLike } from '../../../src/extension/pendingComparisons';
 import { WebviewChannel, type WebviewPort } from '../../../src/extension/webviewChannel';
 import type { JudgmentRecord } from '../../../src/protocol/records';
 import type { HostToCompare } from '../../../src/protocol/webviewMessages';
-
-const quietLog = (): Logger & { lines: string[] } => {
-  const lines: string[] = [];
-  const push = (level: string) => (m: string) => lines.push(`${level} ${m}`);
-  return {
-    lines,
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-    debug: push('debug'),
-  };
-};
 
 class FakeMemento implements MementoLike {
   readonly data = new Map<string, unknown>();
@@ -82,7 +70,7 @@ function snapshot(version: number, prefix: string, extra: Partial<EditorSnapshot
 const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function setup(options: { generate?: CompareDeps['generate'] } = {}) {
-  const log = quietLog();
+  const log = recordingLogger();
   const memento = new FakeMemento();
   const channel = new WebviewChannel<HostToCompare>(log);
   const port = new FakePort();
@@ -182,7 +170,7 @@ describe('compare controller', () => {
     const cmp2 = await t.controller.compare(snapshot(2, 'def two('));
     assert.strictEqual(cmp2?.id, 'cmp2');
     // Window reload: a new extension host (new controller and channel), same memento.
-    const log = quietLog();
+    const log = recordingLogger();
     const channel = new WebviewChannel<HostToCompare>(log);
     const port = new FakePort();
     await t.deps.pending.flushed();

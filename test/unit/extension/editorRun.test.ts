@@ -18,7 +18,7 @@ import {
   startEditorRun,
   type EditorRun,
 } from '../../../src/extension/editorRun';
-import type { Logger } from '../../../src/extension/log';
+import { recordingLogger } from '../../support/recordingLogger';
 import { ModelHostClient } from '../../../src/extension/modelHostClient';
 import { KL_BUDGET, describeResult } from '../../../src/extension/trainPipeline';
 import {
@@ -34,18 +34,6 @@ import { appendOracleJudgments } from '../../support/oracleJudgments';
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
-  return {
-    lines,
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-    debug: push('debug'),
-  };
-}
 
 const small = { loraRank: 2, maxPromptTokens: 12, maxCompletionTokens: 6, checkpointEvery: 0 };
 

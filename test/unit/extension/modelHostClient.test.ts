@@ -1,21 +1,9 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import { ModelHostClient } from '../../../src/extension/modelHostClient';
-import type { Logger } from '../../../src/extension/log';
+import { recordingLogger } from '../../support/recordingLogger';
 
 const hostScript = path.join(__dirname, '..', 'host', 'fixtures', 'testHost.ts');
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
-  return {
-    lines,
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-    debug: push('debug'),
-  };
-}
 
 const params = (prefix: string) => ({
   prefix,

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { appendOracleJudgments } from '../../support/oracleJudgments';
-import type { Logger } from '../../../src/extension/log';
+import { recordingLogger } from '../../support/recordingLogger';
 import { ModelHostClient } from '../../../src/extension/modelHostClient';
 import {
   decidePromotion,
@@ -26,18 +26,6 @@ import { decidePromotion as decideByRule } from '../../../src/rlhf/promotionRule
 
 const HOST = path.join(__dirname, '../../../src/host/main.ts');
 const MODEL = path.join(__dirname, '../../fixtures/model/tiny-llama');
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
-  return {
-    lines,
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-    debug: push('debug'),
-  };
-}
 
 async function judgments(dir: string): Promise<string> {
   const file = path.join(dir, 'prefs.jsonl');
