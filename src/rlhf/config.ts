@@ -200,15 +200,25 @@ const COMMON_DEFAULTS: CommonConfig = {
   checkpointEvery: 5,
 };
 
+// The pair trainers' (reward model and DPO) passes and early stopping, read alike.
+const EPOCHS_FIELD: FieldSpec = {
+  kind: 'number',
+  integer: true,
+  min: 1,
+  max: MAX_PASSES,
+  help: 'passes over the training pairs',
+};
+const PATIENCE_FIELD: FieldSpec = {
+  kind: 'number',
+  integer: true,
+  min: 1,
+  max: MAX_ROUNDS,
+  help: 'evaluations without improvement',
+};
+
 export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
   ...common,
-  epochs: {
-    kind: 'number',
-    integer: true,
-    min: 1,
-    max: MAX_PASSES,
-    help: 'passes over the training pairs',
-  },
+  epochs: EPOCHS_FIELD,
   batchSize: {
     kind: 'number',
     integer: true,
@@ -217,13 +227,7 @@ export const RM_SPEC: ConfigSpec<RewardModelConfig> = {
     help: 'judgments (all their pairs) per optimizer step',
   },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
-  patience: {
-    kind: 'number',
-    integer: true,
-    min: 1,
-    max: MAX_ROUNDS,
-    help: 'evaluations without improvement',
-  },
+  patience: PATIENCE_FIELD,
   evalEvery: {
     kind: 'number',
     integer: true,
@@ -385,13 +389,7 @@ export const PPO_DEFAULTS: PpoConfig = {
 
 export const DPO_SPEC: ConfigSpec<DpoConfig> = {
   ...common,
-  epochs: {
-    kind: 'number',
-    integer: true,
-    min: 1,
-    max: MAX_PASSES,
-    help: 'passes over the training pairs',
-  },
+  epochs: EPOCHS_FIELD,
   batchSize: {
     kind: 'number',
     integer: true,
@@ -405,13 +403,7 @@ export const DPO_SPEC: ConfigSpec<DpoConfig> = {
   // only makes the loss a test of the margin's sign (1e308 made the first loss NaN).
   beta: { kind: 'number', above: 0, max: 100, help: 'DPO beta' },
   validationFraction: { kind: 'number', min: 0.01, max: 0.9, help: 'held-out prompt fraction' },
-  patience: {
-    kind: 'number',
-    integer: true,
-    min: 1,
-    max: MAX_ROUNDS,
-    help: 'evaluations without improvement',
-  },
+  patience: PATIENCE_FIELD,
 };
 
 export const DPO_DEFAULTS: DpoConfig = {
