@@ -36,7 +36,11 @@ const EMPTY_LOCK_GRACE_MS = 2000;
 /** The breaker lock only guards a read-compare-unlink; older than this, its holder died. */
 const BREAKER_STALE_MS = 5000;
 
-function isAlive(pid: number): boolean {
+/**
+ * Whether process `pid` of this host exists (the store's locks, the run-folder lock and the
+ * editor's run records judge their holders by it). Limitation: a reused pid looks alive.
+ */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -19,6 +19,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { writeFileAtomic } from '../data/atomicWrite';
+import { isAlive } from '../data/fileLock';
 import { PPO_DEFAULTS, editorCanRestore } from '../rlhf/config';
 import { openStore } from '../data/store';
 import type { TrainDoneEvent, TrainingKind } from '../protocol/training';
@@ -111,13 +112,7 @@ const thisProcess = () => ({ pid: process.pid, host: os.hostname() });
  * another process since looks alive too.
  */
 export function ownerAlive(owner: EditorRunRecord['owner']): boolean {
-  if (owner.host !== os.hostname()) return true;
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return owner.host !== os.hostname() || isAlive(owner.pid);
 }
 
 export async function saveRunRecord(runDir: string, record: EditorRunRecord): Promise<void> {

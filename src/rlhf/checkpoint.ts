@@ -8,7 +8,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { isAlive } from './runFolder';
+import { isAlive } from '../data/fileLock';
 
 function fsyncPath(target: string): void {
   let fd: number | undefined;

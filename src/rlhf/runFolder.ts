@@ -17,6 +17,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { isAlive } from '../data/fileLock';
 
 export const LOCK_FILE = '.lock';
 
@@ -42,17 +43,6 @@ export interface RunFolderLock {
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code;
-}
-
-/** Whether process `pid` of this host exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to another user.
-    return errorCode(error) === 'EPERM';
-  }
 }
 
 function parseLock(raw: string): LockInfo | undefined {
