@@ -131,9 +131,7 @@ export async function importAdapter(argument: string, deps: ImportDeps): Promise
     summary = await deps.check(folder, modelDir);
   } catch (error) {
     const message = (error as Error).message;
-    // The model host answers NoModelLoadedError when another model (or none) is loaded there,
-    // as when the model was switched while the request travelled: not the adapter's fault.
-    if (error instanceof ModelUnavailableError || (error as Error).name === 'NoModelLoadedError') {
+    if (error instanceof ModelUnavailableError) {
       return { problem: `adapter ${folder} was not checked: ${message}` };
     }
     return { problem: `adapter ${folder} cannot be used with the model ${modelDir}: ${message}` };

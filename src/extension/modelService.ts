@@ -133,7 +133,16 @@ export class ModelService {
         `the model ${modelDir} failed to load: ${(error as Error).message}`,
       );
     }
-    return this.client.request('checkAdapter', { modelDir, adapterPath });
+    try {
+      return await this.client.request('checkAdapter', { modelDir, adapterPath });
+    } catch (error) {
+      // The model host has another model (or none) loaded: the model was switched while the
+      // request travelled. Not the adapter's fault.
+      if ((error as Error).name === 'NoModelLoadedError') {
+        throw new ModelUnavailableError((error as Error).message);
+      }
+      throw error;
+    }
   }
 
   private setState(state: ModelState): void {

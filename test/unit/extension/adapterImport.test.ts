@@ -400,7 +400,21 @@ describe('loading an adapter folder (model host check)', () => {
   it('refuses when another model is loaded, or the model changes during the check', async () => {
     const dir = adapterCopy('elsewhere');
     const other = path.join(root, 'other-model');
+    fs.cpSync(model, other, { recursive: true });
+    // The editor switched to `other` while the model host still has tiny-llama loaded (its
+    // "load" has not arrived): the host refuses, and the service says the adapter was not
+    // checked rather than that it does not fit.
+    const client = {
+      resetCrashCount: () => undefined,
+      request: (method: string, params: unknown) =>
+        method === 'load'
+          ? Promise.resolve({ model: 'other-model' })
+          : host.request(method, params),
+    } as unknown as ModelHostClient;
+    const service = new ModelService(client, { error: () => undefined } as unknown as Logger);
+    await service.use(other);
     deps.modelDir = () => other;
+    deps.check = (adapterDir, modelDir) => service.checkAdapter(adapterDir, modelDir);
     await refused(
       dir,
       /^adapter .*elsewhere was not checked: checkAdapter: model .*other-model is not loaded \(.*tiny-llama is\)/,
