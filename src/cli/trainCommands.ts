@@ -372,8 +372,8 @@ export const evalCommand: CliCommand = {
 const DEMO_HELP = `code-rlhf demo: the whole loop with a simulated annotator
 
 usage: code-rlhf demo [--model <dir>] [--prompts <corpus.jsonl | code dir>]
-         [--oracle <name | rule.js>] [--noise 0.1] [--position-bias 0] [--judgments 400] [--eval-prompts 200]
-         [--iterations N] [--rm-epochs N] [--work-dir <dir>] [--seed 1] [--json]
+         [--oracle <name | rule.js>] [--noise 0.1] [--position-bias 0] [--judgments 400]
+         [--eval-prompts 200] [--iterations N] [--rm-epochs N] [--work-dir <dir>] [--seed 1] [--json]
 Defaults: --model models/default, --prompts .corpus/validation.jsonl (held-out code), else src/.`;
 
 export const demoCommand: CliCommand = {
